@@ -1,0 +1,182 @@
+//! `sia`: index DICOM folders, print FHIR ImagingStudy, write a demo data set.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sia::index::{IndexOptions, IndexReport, Progress, StudyFilter};
+use sia::{Config, Engine};
+
+#[derive(Parser)]
+#[command(
+    name = "sia",
+    version,
+    about = "SMART Imaging Access: DICOM index, FHIR ImagingStudy, DICOMweb"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Index DICOM files and folders (recursively) into the index database.
+    Index {
+        /// Files and folders to index.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The index database.
+        #[arg(long, default_value = "sia.db")]
+        db: PathBuf,
+        /// Print the run's report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a FHIR R4 searchset Bundle of ImagingStudy resources.
+    Studies {
+        /// The index database.
+        #[arg(long, default_value = "sia.db")]
+        db: PathBuf,
+        /// Only studies of this DICOM Patient ID.
+        #[arg(long)]
+        patient_id: Option<String>,
+        /// With --patient-id: only this Issuer of Patient ID.
+        #[arg(long, requires = "patient_id")]
+        issuer: Option<String>,
+        /// The public base URL (FHIR at {base}/fhir, DICOMweb at {base}/dicom-web).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
+    /// Write a small synthetic DICOM data set to try sia on.
+    Demo {
+        /// Folder to write into (created if needed).
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sia: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sia studies | head` closes the pipe early; that is not an error.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let kind = e
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+        .or_else(|| {
+            e.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+        });
+    kind == Some(std::io::ErrorKind::BrokenPipe)
+}
+
+fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Index { paths, db, json } => index(paths, db, json),
+        Command::Studies {
+            db,
+            patient_id,
+            issuer,
+            base_url,
+        } => {
+            if !db.exists() {
+                return Err(format!(
+                    "no index at {} (run `sia index <folder> --db {}` first)",
+                    db.display(),
+                    db.display()
+                )
+                .into());
+            }
+            let engine = Engine::open(Config { db, base_url })?;
+            let bundle = engine.imaging_study_bundle(&StudyFilter {
+                patient_id,
+                issuer,
+                study_uid: None,
+            })?;
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &bundle)?;
+            writeln!(out)?;
+            Ok(())
+        }
+        Command::Demo { dir } => {
+            let files = sia::demo::write_demo(&dir)?;
+            println!("wrote {} DICOM files to {}", files.len(), dir.display());
+            println!("next: sia index {} && sia studies", dir.display());
+            Ok(())
+        }
+    }
+}
+
+fn index(paths: Vec<PathBuf>, db: PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let engine = Engine::open(Config {
+        db,
+        ..Config::default()
+    })?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files {binary_bytes_per_sec} {wide_msg}")
+                .expect("valid template"),
+        );
+        bar
+    });
+    let progress = |p: &Progress<'_>| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.files_total);
+            bar.set_position(p.files_done);
+            if p.files_done.is_multiple_of(64) || p.files_done == p.files_total {
+                bar.set_message(p.current.display().to_string());
+            }
+        }
+    };
+    let opts = IndexOptions {
+        progress: Some(&progress),
+        ..IndexOptions::default()
+    };
+    let report = engine.index(&paths, &opts)?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_report(&mut out, &report)?;
+    }
+    Ok(())
+}
+
+fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "indexed {}, unchanged {}, removed {}, duplicates {}, skipped {} in {:.3} s",
+        r.indexed,
+        r.unchanged,
+        r.removed,
+        r.duplicates.len(),
+        r.skipped.len(),
+        r.seconds
+    )?;
+    for d in &r.duplicates {
+        writeln!(
+            out,
+            "duplicate: {} (SOP Instance UID {})",
+            d.path, d.sop_instance_uid
+        )?;
+    }
+    for s in &r.skipped {
+        writeln!(out, "skipped: {}: {}", s.path, s.reason)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Reading DICOM files: the header scan, character sets, and the frame table.
+//!
+//! The scanner is sia's own, not dicom-rs: it works on byte offsets (which the frame
+//! table needs and dicom-object does not expose), checks every declared length against
+//! the file before touching it (dicom-rs allocates by declared length), decodes ISO 2022
+//! code extensions, and stops at Pixel Data without reading the payload.
+
+pub mod charset;
+pub mod frames;
+mod scan;
+pub mod source;
+pub mod tag;
+pub mod write;
+
+pub use frames::{Fragment, FrameBoundaries, FrameTable, ImagePixelInfo};
+pub use scan::{InstanceRecord, PatientInfo, Scanned, SeriesInfo, StudyInfo, scan, scan_file};
+
+use std::fmt;
+
+/// Why a file could not be indexed. The message names what was wrong and where, so a
+/// user can find the file's problem without a hex editor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanError {
+    kind: ScanErrorKind,
+    message: String,
+}
+
+/// The broad class of a [`ScanError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScanErrorKind {
+    /// The file is not DICOM at all.
+    NotDicom,
+    /// A declared length or structure runs past the end of the file.
+    Truncated,
+    /// The structure is inconsistent (bad lengths, missing required attributes, ...).
+    Malformed,
+    /// Valid DICOM that sia does not index (a DICOMDIR, a data set past a size limit).
+    Unsupported,
+    /// Reading the file failed.
+    Io,
+}
+
+impl ScanError {
+    pub(crate) fn new(kind: ScanErrorKind, message: impl Into<String>) -> Self {
+        ScanError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn malformed(message: impl Into<String>) -> Self {
+        Self::new(ScanErrorKind::Malformed, message)
+    }
+    pub(crate) fn truncated(message: impl Into<String>) -> Self {
+        Self::new(ScanErrorKind::Truncated, message)
+    }
+    pub(crate) fn io(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            return Self::truncated("file ended early (was it truncated while being read?)");
+        }
+        Self::new(ScanErrorKind::Io, e.to_string())
+    }
+    /// The class of error.
+    pub fn kind(&self) -> ScanErrorKind {
+        self.kind
+    }
+    /// The human-readable reason.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let class = match self.kind {
+            ScanErrorKind::NotDicom => "not DICOM",
+            ScanErrorKind::Truncated => "truncated",
+            ScanErrorKind::Malformed => "malformed",
+            ScanErrorKind::Unsupported => "not indexed",
+            ScanErrorKind::Io => "read error",
+        };
+        write!(f, "{class}: {}", self.message)
+    }
+}
+
+impl std::error::Error for ScanError {}

@@ -1,0 +1,918 @@
+//! The header scan: File Meta + data set up to Pixel Data -> [`InstanceRecord`].
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use super::charset::CharacterSet;
+use super::frames::{self, Fragment, FrameTable, ImagePixelInfo, OffsetTables};
+use super::source::{ByteSource, FileSource, SliceSource};
+use super::tag::{self, Encoding, Tag, Vr, tags};
+use super::{ScanError, ScanErrorKind};
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+/// Deepest sequence nesting walked; real files stay below 10.
+const MAX_DEPTH: usize = 64;
+/// Largest value of a scanned text attribute; larger ones are ignored (kept in the file).
+const MAX_TEXT_VALUE: u32 = 64 * 1024;
+/// Most a deflated data set may inflate to before Pixel Data.
+const MAX_INFLATED: u64 = 64 * 1024 * 1024;
+/// Most fragments in one Pixel Data element (180,000-frame slides have one per frame).
+const MAX_FRAGMENTS: usize = 1 << 22;
+/// How much one read of a file fetches; most headers fit in one.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Patient attributes of an instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatientInfo {
+    /// Patient ID (0010,0020).
+    pub id: String,
+    /// Issuer of Patient ID (0010,0021); empty when absent.
+    pub issuer: String,
+    /// Patient's Name (0010,0010), decoded.
+    pub name: String,
+    /// Patient's Birth Date (0010,0030).
+    pub birth_date: String,
+    /// Patient's Sex (0010,0040).
+    pub sex: String,
+}
+
+/// Study attributes of an instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StudyInfo {
+    /// Study Instance UID (0020,000D).
+    pub uid: String,
+    /// Study Date (0008,0020).
+    pub date: String,
+    /// Study Time (0008,0030).
+    pub time: String,
+    /// Timezone Offset From UTC (0008,0201).
+    pub timezone_offset: String,
+    /// Accession Number (0008,0050).
+    pub accession_number: String,
+    /// Study Description (0008,1030).
+    pub description: String,
+    /// Referring Physician's Name (0008,0090).
+    pub referring_physician: String,
+    /// Study ID (0020,0010).
+    pub study_id: String,
+}
+
+/// Series attributes of an instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeriesInfo {
+    /// Series Instance UID (0020,000E).
+    pub uid: String,
+    /// Modality (0008,0060).
+    pub modality: String,
+    /// Series Number (0020,0011).
+    pub number: Option<i64>,
+    /// Series Description (0008,103E).
+    pub description: String,
+    /// Body Part Examined (0018,0015).
+    pub body_part: String,
+    /// Laterality (0020,0060).
+    pub laterality: String,
+    /// Series Date (0008,0021).
+    pub date: String,
+    /// Series Time (0008,0031).
+    pub time: String,
+}
+
+/// What the index keeps of one DICOM instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceRecord {
+    /// SOP Instance UID (0008,0018).
+    pub sop_instance_uid: String,
+    /// SOP Class UID (0008,0016).
+    pub sop_class_uid: String,
+    /// Transfer Syntax UID of the data set (from File Meta, or as sniffed).
+    pub transfer_syntax: String,
+    /// Instance Number (0020,0013).
+    pub instance_number: Option<i64>,
+    /// A title for the instance: Document Title, else Image Type.
+    pub title: String,
+    /// Patient attributes.
+    pub patient: PatientInfo,
+    /// Study attributes.
+    pub study: StudyInfo,
+    /// Series attributes.
+    pub series: SeriesInfo,
+    /// Image pixel attributes, when the instance has Pixel Data.
+    pub image: Option<ImagePixelInfo>,
+    /// Where the frames are.
+    pub frames: FrameTable,
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scanned {
+    /// An instance to index.
+    Instance(Box<InstanceRecord>),
+    /// A DICOMDIR: valid DICOM, but a media directory, not an instance.
+    Dicomdir,
+}
+
+/// Scans the file at `path`.
+pub fn scan_file(path: &Path) -> Result<Scanned, ScanError> {
+    let file = File::open(path).map_err(ScanError::io)?;
+    let len = file.metadata().map_err(ScanError::io)?.len();
+    scan(&mut FileSource::new(file, len, READ_CHUNK))
+}
+
+/// Scans DICOM bytes from any source.
+pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
+    let total = src.len();
+    let mut w = Walker { src, total };
+    let mut found = Found::default();
+
+    // File Meta: after a 128-byte preamble + "DICM", after a bare "DICM", or absent.
+    let meta_start = if total >= 132 && w.bytes(128, 4)? == b"DICM" {
+        Some(132)
+    } else if total >= 4 && w.bytes(0, 4)? == b"DICM" {
+        Some(4)
+    } else if total >= 8 && w.bytes(0, 2)? == [0x02, 0x00] {
+        // Meta group without preamble or magic.
+        Some(0)
+    } else {
+        None
+    };
+    let mut pos = 0;
+    if let Some(start) = meta_start {
+        pos = w.meta_group(start, &mut found)?;
+    }
+    let ts = found
+        .text(tags::TRANSFER_SYNTAX_UID)
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
+    let (encoding, deflated, ts_uid) = match ts.filter(|t| !t.is_empty()) {
+        Some(uid) => {
+            let (enc, deflated) = tag::encoding_of(&uid);
+            (enc, deflated, uid)
+        }
+        None => {
+            let enc = w.sniff(pos, meta_start.is_some())?;
+            let uid = match (enc.explicit_vr, enc.big_endian) {
+                (false, _) => tag::ts::IMPLICIT_VR_LE,
+                (true, false) => tag::ts::EXPLICIT_VR_LE,
+                (true, true) => tag::ts::EXPLICIT_VR_BE,
+            };
+            (enc, false, uid.to_string())
+        }
+    };
+
+    let pixel = if deflated {
+        let inflated = inflate(w.src, pos, total)?;
+        let mut inner = Walker {
+            src: &mut SliceSource(&inflated),
+            total: inflated.len() as u64,
+        };
+        let pixel = inner.data_set(0, encoding, &mut found)?;
+        if pixel.is_none() && inflated.len() as u64 >= MAX_INFLATED {
+            return Err(ScanError::new(
+                ScanErrorKind::Unsupported,
+                format!("deflated data set inflates past {} MiB", MAX_INFLATED >> 20),
+            ));
+        }
+        pixel.map(|p| PixelData {
+            deflated: true,
+            ..p
+        })
+    } else {
+        w.data_set(pos, encoding, &mut found)?
+    };
+    found.into_record(ts_uid, encoding, pixel, w.src)
+}
+
+/// Inflates the deflated data set that starts at `pos`, up to [`MAX_INFLATED`] bytes.
+fn inflate<S: ByteSource>(src: &mut S, pos: u64, total: u64) -> Result<Vec<u8>, ScanError> {
+    let n = usize::try_from(total - pos).map_err(|_| ScanError::malformed("file too large"))?;
+    let compressed = src.get(pos, n).map_err(ScanError::io)?;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(compressed)
+        .take(MAX_INFLATED)
+        .read_to_end(&mut out)
+        .map_err(|e| ScanError::malformed(format!("deflated data set does not inflate: {e}")))?;
+    Ok(out)
+}
+
+/// One element header.
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    tag: Tag,
+    vr: Option<Vr>,
+    len: u32,
+    value_pos: u64,
+}
+
+/// Pixel Data as found at the end of the root data set.
+#[derive(Clone, Debug)]
+struct PixelData {
+    tag: Tag,
+    vr: Option<Vr>,
+    value_pos: u64,
+    /// Defined length (native), or the walked fragments (encapsulated).
+    layout: PixelLayout,
+    basic_offsets: Vec<u32>,
+    deflated: bool,
+}
+
+#[derive(Clone, Debug)]
+enum PixelLayout {
+    Native { len: u64 },
+    Encapsulated { fragments: Vec<Fragment> },
+}
+
+struct Walker<'a, S: ByteSource> {
+    src: &'a mut S,
+    total: u64,
+}
+
+impl<S: ByteSource> Walker<'_, S> {
+    fn bytes(&mut self, pos: u64, n: usize) -> Result<&[u8], ScanError> {
+        if pos.checked_add(n as u64).is_none_or(|end| end > self.total) {
+            return Err(ScanError::truncated(format!(
+                "file ends at byte {} inside data needed at {pos}",
+                self.total
+            )));
+        }
+        self.src.get(pos, n).map_err(ScanError::io)
+    }
+
+    fn header(&mut self, pos: u64, enc: Encoding) -> Result<Header, ScanError> {
+        let total = self.total;
+        let b = self.bytes(pos, 8).map_err(|_| {
+            ScanError::truncated(format!(
+                "element header at byte {pos} runs past the end of the file ({total} bytes)"
+            ))
+        })?;
+        let u16_at = |o: usize| {
+            if enc.big_endian {
+                u16::from_be_bytes([b[o], b[o + 1]])
+            } else {
+                u16::from_le_bytes([b[o], b[o + 1]])
+            }
+        };
+        let u32_at = |o: usize| {
+            let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+            if enc.big_endian {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
+        };
+        let tag = Tag(u16_at(0), u16_at(2));
+        if tag.0 == 0xFFFE {
+            return Ok(Header {
+                tag,
+                vr: None,
+                len: u32_at(4),
+                value_pos: pos + 8,
+            });
+        }
+        if enc.explicit_vr
+            && let Some(vr) = Vr::from_bytes([b[4], b[5]])
+        {
+            if !vr.has_long_length() {
+                return Ok(Header {
+                    tag,
+                    vr: Some(vr),
+                    len: u32::from(u16_at(6)),
+                    value_pos: pos + 8,
+                });
+            }
+            let b = self.bytes(pos + 8, 4).map_err(|_| {
+                ScanError::truncated(format!(
+                    "element {tag} at byte {pos} has no room for its length"
+                ))
+            })?;
+            let a = [b[0], b[1], b[2], b[3]];
+            let len = if enc.big_endian {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            };
+            return Ok(Header {
+                tag,
+                vr: Some(vr),
+                len,
+                value_pos: pos + 12,
+            });
+        }
+        // Implicit VR, or an explicit-VR file with an implicitly encoded element (found in
+        // the wild for private elements): the VR comes from the dictionary.
+        Ok(Header {
+            tag,
+            vr: tag::implicit_vr(tag),
+            len: u32_at(4),
+            value_pos: pos + 8,
+        })
+    }
+
+    /// Checks that a defined-length value fits in the file; returns where it ends.
+    fn value_end(&self, h: &Header, at: u64) -> Result<u64, ScanError> {
+        let end = h.value_pos + u64::from(h.len);
+        if end > self.total {
+            return Err(ScanError::truncated(format!(
+                "element {} at byte {at} declares {} bytes but only {} remain",
+                h.tag,
+                h.len,
+                self.total.saturating_sub(h.value_pos)
+            )));
+        }
+        Ok(end)
+    }
+
+    fn meta_group(&mut self, start: u64, found: &mut Found) -> Result<u64, ScanError> {
+        // The meta group is Explicit VR Little Endian; a few writers used big endian.
+        let enc = if self.total >= start + 2 && self.bytes(start, 2)? == [0x00, 0x02] {
+            Encoding::EXPLICIT_BE
+        } else {
+            Encoding::EXPLICIT_LE
+        };
+        let mut pos = start;
+        while pos + 8 <= self.total {
+            let h = self.header(pos, enc)?;
+            if h.tag.0 != 0x0002 {
+                break;
+            }
+            if h.len == UNDEFINED {
+                return Err(ScanError::malformed(format!(
+                    "File Meta element {} has undefined length",
+                    h.tag
+                )));
+            }
+            let end = self.value_end(&h, pos)?;
+            if matches!(
+                h.tag,
+                tags::TRANSFER_SYNTAX_UID
+                    | tags::MEDIA_STORAGE_SOP_CLASS_UID
+                    | tag::tags::FILE_META_GROUP_LENGTH
+            ) && h.len <= MAX_TEXT_VALUE
+            {
+                let v = self.bytes(h.value_pos, h.len as usize)?.to_vec();
+                found.put(h.tag, h.vr, v);
+            }
+            pos = end;
+        }
+        Ok(pos)
+    }
+
+    /// Guesses the encoding of a data set that has no transfer syntax, from its first element.
+    fn sniff(&mut self, pos: u64, had_meta: bool) -> Result<Encoding, ScanError> {
+        let b = match self.bytes(pos, 8) {
+            Ok(b) => b,
+            Err(_) if had_meta => {
+                return Err(ScanError::truncated("File Meta is followed by no data set"));
+            }
+            Err(_) => {
+                return Err(ScanError::new(
+                    ScanErrorKind::NotDicom,
+                    "too short to be DICOM",
+                ));
+            }
+        };
+        let big_endian = b[0] == 0 && b[1] != 0;
+        let group = if big_endian {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        };
+        let explicit_vr = Vr::from_bytes([b[4], b[5]]).is_some();
+        let plausible = matches!(group, 0x0000 | 0x0002 | 0x0004 | 0x0008);
+        if !had_meta && !plausible {
+            return Err(ScanError::new(
+                ScanErrorKind::NotDicom,
+                "no DICM marker, and the first bytes are not a DICOM element of group 0000-0008",
+            ));
+        }
+        if !had_meta && !explicit_vr {
+            // An implicit-VR first element must at least have a length that fits.
+            let len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            if len != UNDEFINED && pos + 8 + u64::from(len) > self.total {
+                return Err(ScanError::new(
+                    ScanErrorKind::NotDicom,
+                    "no DICM marker, and the first element's length runs past the end",
+                ));
+            }
+        }
+        Ok(Encoding {
+            explicit_vr,
+            big_endian,
+        })
+    }
+
+    /// Walks the root data set from `pos`, collecting wanted attributes, until Pixel Data
+    /// or the end of the data.
+    fn data_set(
+        &mut self,
+        mut pos: u64,
+        enc: Encoding,
+        found: &mut Found,
+    ) -> Result<Option<PixelData>, ScanError> {
+        while pos < self.total {
+            let h = self.header(pos, enc)?;
+            if h.tag.0 == 0xFFFE {
+                if h.tag == tags::SEQUENCE_DELIMITATION || h.tag == tags::ITEM_DELIMITATION {
+                    // A stray delimiter at the root (a writer bug seen in the wild): step over it.
+                    pos = h.value_pos;
+                    continue;
+                }
+                return Err(ScanError::malformed(format!(
+                    "item tag {} at byte {pos} outside any sequence",
+                    h.tag
+                )));
+            }
+            if h.tag == tags::PIXEL_DATA
+                || h.tag == tags::FLOAT_PIXEL_DATA
+                || h.tag == tags::DOUBLE_FLOAT_PIXEL_DATA
+            {
+                return self.pixel_data(pos, h, enc).map(Some);
+            }
+            if h.len == UNDEFINED {
+                let nested = match h.vr {
+                    Some(Vr::SQ) => enc,
+                    // Undefined-length UN is a sequence encoded Implicit VR Little Endian.
+                    Some(Vr::UN) => Encoding::IMPLICIT_LE,
+                    None => enc,
+                    Some(vr) => {
+                        return Err(ScanError::malformed(format!(
+                            "element {} (VR {}) at byte {pos} has undefined length",
+                            h.tag,
+                            vr.as_str()
+                        )));
+                    }
+                };
+                if h.tag == tags::DIRECTORY_RECORD_SEQUENCE {
+                    found.dicomdir = true;
+                }
+                pos = self.skip_sequence(h.value_pos, nested)?;
+                continue;
+            }
+            let end = self.value_end(&h, pos)?;
+            if h.tag == tags::DIRECTORY_RECORD_SEQUENCE {
+                found.dicomdir = true;
+            }
+            if Found::wants(h.tag) {
+                let limit = if matches!(
+                    h.tag,
+                    tags::EXTENDED_OFFSET_TABLE | tags::EXTENDED_OFFSET_TABLE_LENGTHS
+                ) {
+                    u32::MAX
+                } else {
+                    MAX_TEXT_VALUE
+                };
+                if h.len <= limit {
+                    let v = self.bytes(h.value_pos, h.len as usize)?.to_vec();
+                    found.put(h.tag, h.vr, v);
+                }
+            }
+            pos = end;
+        }
+        Ok(None)
+    }
+
+    /// Skips an undefined-length sequence whose first item starts at `pos`; returns the
+    /// position after its delimiter. Iterative, with a depth limit, so hostile nesting
+    /// neither overflows the stack nor loops: every step advances by at least 8 bytes.
+    fn skip_sequence(&mut self, mut pos: u64, enc: Encoding) -> Result<u64, ScanError> {
+        #[derive(Clone, Copy)]
+        enum Frame {
+            Sequence(Encoding),
+            Item(Encoding),
+        }
+        let mut stack = vec![Frame::Sequence(enc)];
+        while let Some(&top) = stack.last() {
+            if stack.len() > MAX_DEPTH {
+                return Err(ScanError::malformed(format!(
+                    "sequences nested deeper than {MAX_DEPTH} levels at byte {pos}"
+                )));
+            }
+            match top {
+                Frame::Sequence(enc) => {
+                    let h = self.header(pos, enc)?;
+                    match h.tag {
+                        tags::SEQUENCE_DELIMITATION => {
+                            stack.pop();
+                            pos = h.value_pos;
+                        }
+                        tags::ITEM if h.len == UNDEFINED => {
+                            stack.push(Frame::Item(enc));
+                            pos = h.value_pos;
+                        }
+                        tags::ITEM => pos = self.value_end(&h, pos)?,
+                        other => {
+                            return Err(ScanError::malformed(format!(
+                                "expected an item in a sequence at byte {pos}, found {other}"
+                            )));
+                        }
+                    }
+                }
+                Frame::Item(enc) => {
+                    let h = self.header(pos, enc)?;
+                    if h.tag == tags::ITEM_DELIMITATION {
+                        stack.pop();
+                        pos = h.value_pos;
+                    } else if h.tag.0 == 0xFFFE {
+                        return Err(ScanError::malformed(format!(
+                            "unexpected {} inside an item at byte {pos}",
+                            h.tag
+                        )));
+                    } else if h.len == UNDEFINED {
+                        let nested = match h.vr {
+                            Some(Vr::SQ) | None => enc,
+                            Some(Vr::UN) => Encoding::IMPLICIT_LE,
+                            Some(vr) => {
+                                return Err(ScanError::malformed(format!(
+                                    "element {} (VR {}) at byte {pos} has undefined length",
+                                    h.tag,
+                                    vr.as_str()
+                                )));
+                            }
+                        };
+                        stack.push(Frame::Sequence(nested));
+                        pos = h.value_pos;
+                    } else {
+                        pos = self.value_end(&h, pos)?;
+                    }
+                }
+            }
+        }
+        Ok(pos)
+    }
+
+    fn pixel_data(&mut self, pos: u64, h: Header, enc: Encoding) -> Result<PixelData, ScanError> {
+        let base = PixelData {
+            tag: h.tag,
+            vr: h.vr,
+            value_pos: h.value_pos,
+            layout: PixelLayout::Native { len: 0 },
+            basic_offsets: Vec::new(),
+            deflated: false,
+        };
+        if h.len != UNDEFINED {
+            self.value_end(&h, pos)?;
+            return Ok(PixelData {
+                layout: PixelLayout::Native {
+                    len: u64::from(h.len),
+                },
+                ..base
+            });
+        }
+        // Encapsulated: items walked by their lengths, never by searching for delimiter
+        // bytes (JPEG 2000 data can contain FFFE,E0DD).
+        let item_enc = Encoding {
+            explicit_vr: false,
+            big_endian: enc.big_endian,
+        };
+        let mut p = h.value_pos;
+        let bot = self.header(p, item_enc)?;
+        if bot.tag != tags::ITEM || bot.len == UNDEFINED {
+            return Err(ScanError::malformed(format!(
+                "encapsulated Pixel Data at byte {pos} does not start with a Basic Offset Table item"
+            )));
+        }
+        let bot_end = self.value_end(&bot, p)?;
+        if bot.len % 4 != 0 {
+            return Err(ScanError::malformed(format!(
+                "Basic Offset Table length {} is not a multiple of 4",
+                bot.len
+            )));
+        }
+        let raw = self.bytes(bot.value_pos, bot.len as usize)?;
+        let basic_offsets = raw
+            .chunks_exact(4)
+            .map(|c| {
+                let a = [c[0], c[1], c[2], c[3]];
+                if enc.big_endian {
+                    u32::from_be_bytes(a)
+                } else {
+                    u32::from_le_bytes(a)
+                }
+            })
+            .collect();
+        p = bot_end;
+        let mut fragments = Vec::new();
+        loop {
+            let item = self.header(p, item_enc).map_err(|_| {
+                ScanError::truncated(format!("encapsulated Pixel Data at byte {pos} has no sequence delimiter before the end of the file"))
+            })?;
+            match item.tag {
+                tags::SEQUENCE_DELIMITATION => break,
+                tags::ITEM if item.len != UNDEFINED => {
+                    let end = self.value_end(&item, p)?;
+                    if fragments.len() >= MAX_FRAGMENTS {
+                        return Err(ScanError::malformed(format!(
+                            "more than {MAX_FRAGMENTS} pixel data fragments"
+                        )));
+                    }
+                    fragments.push(Fragment {
+                        offset: item.value_pos,
+                        len: item.len,
+                    });
+                    p = end;
+                }
+                other => {
+                    return Err(ScanError::malformed(format!(
+                        "expected a pixel data fragment at byte {p}, found {other} with length {:#x}",
+                        item.len
+                    )));
+                }
+            }
+        }
+        Ok(PixelData {
+            layout: PixelLayout::Encapsulated { fragments },
+            basic_offsets,
+            ..base
+        })
+    }
+}
+
+/// Raw values of the wanted attributes, decoded once the character set is known.
+#[derive(Default)]
+struct Found {
+    values: Vec<(Tag, Option<Vr>, Vec<u8>)>,
+    dicomdir: bool,
+}
+
+impl Found {
+    fn wants(t: Tag) -> bool {
+        use tags::*;
+        matches!(
+            t,
+            SPECIFIC_CHARACTER_SET
+                | IMAGE_TYPE
+                | SOP_CLASS_UID
+                | SOP_INSTANCE_UID
+                | STUDY_DATE
+                | SERIES_DATE
+                | STUDY_TIME
+                | SERIES_TIME
+                | ACCESSION_NUMBER
+                | MODALITY
+                | REFERRING_PHYSICIAN_NAME
+                | TIMEZONE_OFFSET_FROM_UTC
+                | STUDY_DESCRIPTION
+                | SERIES_DESCRIPTION
+                | PATIENT_NAME
+                | PATIENT_ID
+                | ISSUER_OF_PATIENT_ID
+                | PATIENT_BIRTH_DATE
+                | PATIENT_SEX
+                | BODY_PART_EXAMINED
+                | STUDY_INSTANCE_UID
+                | SERIES_INSTANCE_UID
+                | STUDY_ID
+                | SERIES_NUMBER
+                | INSTANCE_NUMBER
+                | LATERALITY
+                | SAMPLES_PER_PIXEL
+                | PHOTOMETRIC_INTERPRETATION
+                | PLANAR_CONFIGURATION
+                | NUMBER_OF_FRAMES
+                | ROWS
+                | COLUMNS
+                | BITS_ALLOCATED
+                | BITS_STORED
+                | PIXEL_REPRESENTATION
+                | DOCUMENT_TITLE
+                | EXTENDED_OFFSET_TABLE
+                | EXTENDED_OFFSET_TABLE_LENGTHS
+        )
+    }
+
+    fn put(&mut self, t: Tag, vr: Option<Vr>, v: Vec<u8>) {
+        // Last one wins, as in a data set read front to back.
+        self.values.retain(|(k, _, _)| *k != t);
+        self.values.push((t, vr, v));
+    }
+
+    fn raw(&self, t: Tag) -> Option<(&Option<Vr>, &[u8])> {
+        self.values
+            .iter()
+            .find(|(k, _, _)| *k == t)
+            .map(|(_, vr, v)| (vr, v.as_slice()))
+    }
+
+    /// A default-repertoire value (UI, CS, DA, TM, IS, ...), trimmed of padding.
+    fn text(&self, t: Tag) -> Option<String> {
+        self.raw(t).map(|(_, v)| {
+            String::from_utf8_lossy(v)
+                .trim_matches([' ', '\0'])
+                .to_string()
+        })
+    }
+
+    /// A value in the data set's character set, trimmed of padding.
+    fn decoded(&self, t: Tag, cs: &CharacterSet, person_name: bool) -> String {
+        self.raw(t)
+            .map(|(_, v)| {
+                cs.decode(v, person_name)
+                    .trim_matches([' ', '\0'])
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A US value, or an IS value where a writer used IS (Number of Frames as US is seen too).
+    fn number(&self, t: Tag, big_endian: bool) -> Option<i64> {
+        let (vr, v) = self.raw(t)?;
+        match vr {
+            Some(Vr::US) | Some(Vr::SS) if v.len() >= 2 => {
+                let a = [v[0], v[1]];
+                Some(i64::from(if big_endian {
+                    u16::from_be_bytes(a)
+                } else {
+                    u16::from_le_bytes(a)
+                }))
+            }
+            Some(Vr::UL) | Some(Vr::SL) if v.len() >= 4 => {
+                let a = [v[0], v[1], v[2], v[3]];
+                Some(i64::from(if big_endian {
+                    u32::from_be_bytes(a)
+                } else {
+                    u32::from_le_bytes(a)
+                }))
+            }
+            _ => {
+                let s = String::from_utf8_lossy(v);
+                let first = s.split('\\').next().unwrap_or("").trim_matches([' ', '\0']);
+                first.parse::<i64>().ok().or_else(|| {
+                    first
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                        .map(|f| f as i64)
+                })
+            }
+        }
+    }
+
+    fn u64_list(&self, t: Tag, big_endian: bool) -> Option<Vec<u64>> {
+        let (_, v) = self.raw(t)?;
+        if v.len() % 8 != 0 {
+            return None;
+        }
+        Some(
+            v.chunks_exact(8)
+                .map(|c| {
+                    let a: [u8; 8] = c.try_into().expect("chunk of 8");
+                    if big_endian {
+                        u64::from_be_bytes(a)
+                    } else {
+                        u64::from_le_bytes(a)
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn into_record<S: ByteSource>(
+        self,
+        transfer_syntax: String,
+        enc: Encoding,
+        pixel: Option<PixelData>,
+        src: &mut S,
+    ) -> Result<Scanned, ScanError> {
+        use tags::*;
+        let media_class = self.text(MEDIA_STORAGE_SOP_CLASS_UID).unwrap_or_default();
+        if self.dicomdir || media_class == tag::MEDIA_STORAGE_DIRECTORY_SOP_CLASS {
+            return Ok(Scanned::Dicomdir);
+        }
+        let cs = self
+            .raw(SPECIFIC_CHARACTER_SET)
+            .map(|(_, v)| CharacterSet::from_value(v))
+            .unwrap_or_default();
+        let uid = |t: Tag, name: &str| -> Result<String, ScanError> {
+            let v = self.text(t).unwrap_or_default();
+            if v.is_empty() {
+                return Err(ScanError::malformed(format!(
+                    "{name} {t} is missing or empty"
+                )));
+            }
+            if v.len() > 64 || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                return Err(ScanError::malformed(format!(
+                    "{name} {t} is not a valid UID: {v:?}"
+                )));
+            }
+            Ok(v)
+        };
+        let sop_instance_uid = uid(SOP_INSTANCE_UID, "SOP Instance UID")?;
+        let study_uid = uid(STUDY_INSTANCE_UID, "Study Instance UID")?;
+        let series_uid = uid(SERIES_INSTANCE_UID, "Series Instance UID")?;
+        let sop_class_uid = self
+            .text(SOP_CLASS_UID)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(media_class);
+
+        let number = |t| {
+            self.number(t, enc.big_endian)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        let frames = match self.number(NUMBER_OF_FRAMES, enc.big_endian) {
+            None => 1,
+            Some(n) => u32::try_from(n).map_err(|_| {
+                ScanError::malformed(format!("Number of Frames {n} is out of range"))
+            })?,
+        };
+        let (image, frame_table) = match pixel {
+            None => (None, FrameTable::None),
+            Some(p) => {
+                let mut image = ImagePixelInfo {
+                    rows: number(ROWS),
+                    columns: number(COLUMNS),
+                    samples_per_pixel: number(SAMPLES_PER_PIXEL).max(1),
+                    bits_allocated: number(BITS_ALLOCATED),
+                    bits_stored: number(BITS_STORED),
+                    pixel_representation: number(PIXEL_REPRESENTATION),
+                    photometric: self.text(PHOTOMETRIC_INTERPRETATION).unwrap_or_default(),
+                    planar_configuration: number(PLANAR_CONFIGURATION),
+                    frames,
+                };
+                if p.tag == FLOAT_PIXEL_DATA {
+                    image.bits_allocated = 32;
+                } else if p.tag == DOUBLE_FLOAT_PIXEL_DATA {
+                    image.bits_allocated = 64;
+                }
+                let table = match (&p.layout, p.deflated) {
+                    (_, true) => FrameTable::Deflated { count: frames },
+                    (PixelLayout::Native { len }, false) => {
+                        // Big-endian words are swapped per allocated unit; OB is a byte stream.
+                        let swap_unit =
+                            if enc.big_endian && p.vr != Some(Vr::OB) && image.bits_allocated >= 16
+                            {
+                                (image.bits_allocated / 8) as u8
+                            } else {
+                                0
+                            };
+                        frames::native(&image, p.value_pos, *len, swap_unit)?
+                    }
+                    (PixelLayout::Encapsulated { fragments }, false) => {
+                        let extended =
+                            self.u64_list(EXTENDED_OFFSET_TABLE, enc.big_endian)
+                                .map(|offsets| {
+                                    (
+                                        offsets,
+                                        self.u64_list(
+                                            EXTENDED_OFFSET_TABLE_LENGTHS,
+                                            enc.big_endian,
+                                        ),
+                                    )
+                                });
+                        let tables = OffsetTables {
+                            basic: p.basic_offsets.clone(),
+                            extended,
+                        };
+                        frames::encapsulated(src, frames, fragments.clone(), &tables)?
+                    }
+                };
+                (Some(image), table)
+            }
+        };
+
+        let title = {
+            let doc = self.decoded(DOCUMENT_TITLE, &cs, false);
+            if doc.is_empty() {
+                self.text(IMAGE_TYPE).unwrap_or_default()
+            } else {
+                doc
+            }
+        };
+        Ok(Scanned::Instance(Box::new(InstanceRecord {
+            sop_instance_uid,
+            sop_class_uid,
+            transfer_syntax,
+            instance_number: self.number(INSTANCE_NUMBER, enc.big_endian),
+            title,
+            patient: PatientInfo {
+                id: self.decoded(PATIENT_ID, &cs, false),
+                issuer: self.decoded(ISSUER_OF_PATIENT_ID, &cs, false),
+                name: self.decoded(PATIENT_NAME, &cs, true),
+                birth_date: self.text(PATIENT_BIRTH_DATE).unwrap_or_default(),
+                sex: self.text(PATIENT_SEX).unwrap_or_default(),
+            },
+            study: StudyInfo {
+                uid: study_uid,
+                date: self.text(STUDY_DATE).unwrap_or_default(),
+                time: self.text(STUDY_TIME).unwrap_or_default(),
+                timezone_offset: self.text(TIMEZONE_OFFSET_FROM_UTC).unwrap_or_default(),
+                accession_number: self.decoded(ACCESSION_NUMBER, &cs, false),
+                description: self.decoded(STUDY_DESCRIPTION, &cs, false),
+                referring_physician: self.decoded(REFERRING_PHYSICIAN_NAME, &cs, true),
+                study_id: self.decoded(STUDY_ID, &cs, false),
+            },
+            series: SeriesInfo {
+                uid: series_uid,
+                modality: self.text(MODALITY).unwrap_or_default(),
+                number: self.number(SERIES_NUMBER, enc.big_endian),
+                description: self.decoded(SERIES_DESCRIPTION, &cs, false),
+                body_part: self.text(BODY_PART_EXAMINED).unwrap_or_default(),
+                laterality: self.text(LATERALITY).unwrap_or_default(),
+                date: self.text(SERIES_DATE).unwrap_or_default(),
+                time: self.text(SERIES_TIME).unwrap_or_default(),
+            },
+            image,
+            frames: frame_table,
+        })))
+    }
+}

@@ -1,0 +1,101 @@
+//! The engine: one value that hosts (the CLI, later the server, C and Python) hold.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::fhir::{self, FhirContext};
+use crate::index::{Index, IndexOptions, IndexReport, StudyFilter, StudyRow};
+
+/// What an engine needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The SQLite index file.
+    pub db: PathBuf,
+    /// Public base URL; FHIR is served at `{base_url}/fhir`, DICOMweb at `{base_url}/dicom-web`.
+    pub base_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            db: PathBuf::from("sia.db"),
+            base_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// The engine. `Send + Sync`: reads run concurrently, writes are serialised by SQLite.
+#[derive(Debug)]
+pub struct Engine {
+    index: Index,
+    fhir: FhirContext,
+}
+
+impl Engine {
+    /// Opens (or creates) the index named in `config`.
+    pub fn open(config: Config) -> Result<Engine> {
+        Ok(Engine {
+            index: Index::open(&config.db)?,
+            fhir: FhirContext::for_base_url(&config.base_url),
+        })
+    }
+
+    /// The index.
+    pub fn index_db(&self) -> &Index {
+        &self.index
+    }
+
+    /// How FHIR resources are addressed.
+    pub fn fhir_context(&self) -> &FhirContext {
+        &self.fhir
+    }
+
+    /// Indexes files and folders; see [`Index::index`].
+    pub fn index(
+        &self,
+        roots: &[impl AsRef<Path>],
+        opts: &IndexOptions<'_>,
+    ) -> Result<IndexReport> {
+        self.index.index(roots, opts)
+    }
+
+    /// Studies matching `filter`.
+    pub fn studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>> {
+        self.index.studies(filter)
+    }
+
+    /// A FHIR searchset Bundle of the ImagingStudy resources matching `filter`, with the
+    /// Endpoint included.
+    pub fn imaging_study_bundle(&self, filter: &StudyFilter) -> Result<Value> {
+        let studies = self.index.studies(filter)?;
+        let mut query = Vec::new();
+        if let Some(pid) = &filter.patient_id {
+            let value = match &filter.issuer {
+                Some(issuer) if !issuer.is_empty() => format!("{issuer}|{pid}"),
+                _ => pid.clone(),
+            };
+            query.push(format!("patient.identifier={}", percent_encode(&value)));
+        }
+        if let Some(uid) = &filter.study_uid {
+            query.push(format!("identifier=urn:oid:{uid}"));
+        }
+        query.push("_include=ImagingStudy:endpoint".into());
+        let self_link = format!("{}/ImagingStudy?{}", self.fhir.fhir_base, query.join("&"));
+        Ok(fhir::searchset(&studies, &self_link, true, &self.fhir))
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,116 @@
+//! The SQLite index: schema, ingest, and the readers the FHIR layer uses.
+//!
+//! One writer at a time (ingest holds a dedicated connection), many readers (a small
+//! pool of read connections). WAL mode lets readers run while an ingest commits.
+
+mod ingest;
+mod read;
+pub mod schema;
+
+pub use ingest::{Duplicate, IndexOptions, IndexReport, Progress, Skipped};
+pub use read::{InstanceRow, SeriesRow, StudyFilter, StudyRow};
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// An open index file.
+pub struct Index {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most idle read connections kept.
+const MAX_IDLE_READERS: usize = 8;
+
+impl Index {
+    /// Opens the index at `path`, creating it (and running migrations) if needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Index> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_writer(&path)?;
+        schema::migrate(&mut conn)?;
+        drop(conn);
+        Ok(Index {
+            path,
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with a read connection from the pool.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                c.busy_timeout(Duration::from_secs(10))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Adds a link from a FHIR Patient id to a DICOM (PatientID, IssuerOfPatientID).
+    pub fn link_patient(&self, fhir_patient: &str, patient_id: &str, issuer: &str) -> Result<()> {
+        if fhir_patient.is_empty() || patient_id.is_empty() {
+            return Err(Error::InvalidInput(
+                "a link needs a FHIR Patient id and a DICOM Patient ID".into(),
+            ));
+        }
+        let conn = open_writer(&self.path)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO patient_links (fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3)",
+            (fhir_patient, patient_id, issuer),
+        )?;
+        Ok(())
+    }
+}
+
+/// Opens the writing connection with the settings every writer uses.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        return Err(Error::io(
+            parent,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "folder of the index does not exist",
+            ),
+        ));
+    }
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // WAL: readers never block the writer; a crash loses at most the open transaction.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}

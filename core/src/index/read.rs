@@ -1,0 +1,211 @@
+//! Reading studies back out of the index, with their series and instances.
+
+use rusqlite::{Connection, Row, params_from_iter};
+
+use super::Index;
+use crate::dicom::PatientInfo;
+use crate::error::Result;
+
+/// Which studies to read.
+#[derive(Clone, Debug, Default)]
+pub struct StudyFilter {
+    /// Only studies of this DICOM Patient ID ...
+    pub patient_id: Option<String>,
+    /// ... with this Issuer of Patient ID (`None` = any issuer).
+    pub issuer: Option<String>,
+    /// Only the study with this Study Instance UID.
+    pub study_uid: Option<String>,
+}
+
+/// A study with its patient, series and instances.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StudyRow {
+    /// Study Instance UID.
+    pub uid: String,
+    /// The study's patient.
+    pub patient: PatientInfo,
+    /// Study Date.
+    pub date: String,
+    /// Study Time.
+    pub time: String,
+    /// Timezone Offset From UTC.
+    pub timezone_offset: String,
+    /// Accession Number.
+    pub accession_number: String,
+    /// Study Description.
+    pub description: String,
+    /// Referring Physician's Name.
+    pub referring_physician: String,
+    /// Study ID.
+    pub study_id: String,
+    /// ModalitiesInStudy, computed from the series.
+    pub modalities: Vec<String>,
+    /// NumberOfStudyRelatedSeries.
+    pub num_series: i64,
+    /// NumberOfStudyRelatedInstances.
+    pub num_instances: i64,
+    /// When the study was last written to the index (Unix milliseconds).
+    pub updated_ms: i64,
+    /// The FHIR Patient id the study's DICOM patient is linked to (the smallest, if
+    /// several are).
+    pub fhir_patient: Option<String>,
+    /// The series, by Series Number then UID.
+    pub series: Vec<SeriesRow>,
+}
+
+/// A series with its instances.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesRow {
+    /// Series Instance UID.
+    pub uid: String,
+    /// Series Number.
+    pub number: Option<i64>,
+    /// Modality.
+    pub modality: String,
+    /// Series Description.
+    pub description: String,
+    /// Body Part Examined.
+    pub body_part: String,
+    /// Laterality.
+    pub laterality: String,
+    /// Series Date.
+    pub date: String,
+    /// Series Time.
+    pub time: String,
+    /// NumberOfSeriesRelatedInstances.
+    pub num_instances: i64,
+    /// The instances, by Instance Number then UID.
+    pub instances: Vec<InstanceRow>,
+}
+
+/// An instance as the FHIR layer needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceRow {
+    /// SOP Instance UID.
+    pub uid: String,
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+    /// Instance Number.
+    pub number: Option<i64>,
+    /// Document Title or Image Type.
+    pub title: String,
+    /// Number of frames (0 for instances without Pixel Data).
+    pub frames: i64,
+}
+
+impl Index {
+    /// Studies matching `filter`, ordered by date, time and UID, with series and instances.
+    pub fn studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>> {
+        self.read(|conn| {
+            let mut sql = String::from(
+                "SELECT st.id, st.study_uid, p.patient_id, p.issuer, p.name, p.birth_date, p.sex,
+                        st.date, st.time, st.timezone_offset, st.accession_number, st.description,
+                        st.referring_physician, st.study_id, st.modalities, st.num_series, st.num_instances,
+                        st.updated_ms,
+                        (SELECT min(l.fhir_patient) FROM patient_links l
+                          WHERE l.patient_id = p.patient_id AND l.issuer = p.issuer)
+                 FROM studies st JOIN patients p ON p.id = st.patient WHERE 1 = 1",
+            );
+            let mut args: Vec<&str> = Vec::new();
+            if let Some(pid) = &filter.patient_id {
+                sql.push_str(" AND p.patient_id = ?");
+                args.push(pid);
+            }
+            if let Some(issuer) = &filter.issuer {
+                sql.push_str(" AND p.issuer = ?");
+                args.push(issuer);
+            }
+            if let Some(uid) = &filter.study_uid {
+                sql.push_str(" AND st.study_uid = ?");
+                args.push(uid);
+            }
+            sql.push_str(" ORDER BY st.date, st.time, st.study_uid");
+            let mut q = conn.prepare(&sql)?;
+            let rows = q.query_map(params_from_iter(args), |r| Ok((r.get::<_, i64>(0)?, study_row(r)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, mut study) = row?;
+                study.series = series_of(conn, id)?;
+                out.push(study);
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn study_row(r: &Row<'_>) -> rusqlite::Result<StudyRow> {
+    let modalities: String = r.get(14)?;
+    Ok(StudyRow {
+        uid: r.get(1)?,
+        patient: PatientInfo {
+            id: r.get(2)?,
+            issuer: r.get(3)?,
+            name: r.get(4)?,
+            birth_date: r.get(5)?,
+            sex: r.get(6)?,
+        },
+        date: r.get(7)?,
+        time: r.get(8)?,
+        timezone_offset: r.get(9)?,
+        accession_number: r.get(10)?,
+        description: r.get(11)?,
+        referring_physician: r.get(12)?,
+        study_id: r.get(13)?,
+        modalities: modalities
+            .split('\\')
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect(),
+        num_series: r.get(15)?,
+        num_instances: r.get(16)?,
+        updated_ms: r.get(17)?,
+        fhir_patient: r.get(18)?,
+        series: Vec::new(),
+    })
+}
+
+fn series_of(conn: &Connection, study: i64) -> Result<Vec<SeriesRow>> {
+    let mut q = conn.prepare_cached(
+        "SELECT id, series_uid, number, modality, description, body_part, laterality, date, time, num_instances
+         FROM series WHERE study = ?1 ORDER BY number IS NULL, number, series_uid",
+    )?;
+    let rows = q.query_map([study], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            SeriesRow {
+                uid: r.get(1)?,
+                number: r.get(2)?,
+                modality: r.get(3)?,
+                description: r.get(4)?,
+                body_part: r.get(5)?,
+                laterality: r.get(6)?,
+                date: r.get(7)?,
+                time: r.get(8)?,
+                num_instances: r.get(9)?,
+                instances: Vec::new(),
+            },
+        ))
+    })?;
+    let mut out = Vec::new();
+    let mut iq = conn.prepare_cached(
+        "SELECT sop_instance_uid, sop_class_uid, number, title, number_of_frames FROM instances
+         WHERE series = ?1 ORDER BY number IS NULL, number, sop_instance_uid",
+    )?;
+    for row in rows {
+        let (id, mut series) = row?;
+        let inst = iq.query_map([id], |r| {
+            Ok(InstanceRow {
+                uid: r.get(0)?,
+                sop_class_uid: r.get(1)?,
+                number: r.get(2)?,
+                title: r.get(3)?,
+                frames: r.get(4)?,
+            })
+        })?;
+        for i in inst {
+            series.instances.push(i?);
+        }
+        out.push(series);
+    }
+    Ok(out)
+}

@@ -1,0 +1,139 @@
+//! The index schema and its forward migrations.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Opening an index runs
+//! the missing ones in one transaction; an index from a newer sia is refused rather than
+//! misread.
+//!
+//! `instances.frame_table` holds [`crate::dicom::FrameTable::to_bytes`]; see there for
+//! the layout. `files.state` is one of the `STATE_*` constants.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// The file's instance is in the index.
+pub const STATE_INDEXED: i64 = 0;
+/// The file holds a SOP Instance UID that another file (with a smaller path) provides.
+pub const STATE_DUPLICATE: i64 = 1;
+/// The file could not be indexed; `reason` says why.
+pub const STATE_SKIPPED: i64 = 2;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        sop_instance_uid TEXT,
+        reason TEXT
+    );
+    CREATE INDEX files_sop ON files(sop_instance_uid);
+    CREATE TABLE patients (
+        id INTEGER PRIMARY KEY,
+        patient_id TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        name TEXT NOT NULL,
+        birth_date TEXT NOT NULL,
+        sex TEXT NOT NULL,
+        UNIQUE (patient_id, issuer)
+    );
+    CREATE TABLE studies (
+        id INTEGER PRIMARY KEY,
+        study_uid TEXT NOT NULL UNIQUE,
+        patient INTEGER NOT NULL REFERENCES patients(id),
+        date TEXT NOT NULL,
+        time TEXT NOT NULL,
+        timezone_offset TEXT NOT NULL,
+        accession_number TEXT NOT NULL,
+        description TEXT NOT NULL,
+        referring_physician TEXT NOT NULL,
+        study_id TEXT NOT NULL,
+        modalities TEXT NOT NULL DEFAULT '',
+        num_series INTEGER NOT NULL DEFAULT 0,
+        num_instances INTEGER NOT NULL DEFAULT 0,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX studies_patient ON studies(patient);
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        series_uid TEXT NOT NULL UNIQUE,
+        study INTEGER NOT NULL REFERENCES studies(id),
+        modality TEXT NOT NULL,
+        number INTEGER,
+        description TEXT NOT NULL,
+        body_part TEXT NOT NULL,
+        laterality TEXT NOT NULL,
+        date TEXT NOT NULL,
+        time TEXT NOT NULL,
+        num_instances INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX series_study ON series(study);
+    CREATE TABLE instances (
+        id INTEGER PRIMARY KEY,
+        sop_instance_uid TEXT NOT NULL UNIQUE,
+        series INTEGER NOT NULL REFERENCES series(id),
+        file INTEGER NOT NULL UNIQUE REFERENCES files(id),
+        sop_class_uid TEXT NOT NULL,
+        transfer_syntax TEXT NOT NULL,
+        number INTEGER,
+        title TEXT NOT NULL,
+        rows INTEGER,
+        columns INTEGER,
+        samples_per_pixel INTEGER,
+        bits_allocated INTEGER,
+        bits_stored INTEGER,
+        pixel_representation INTEGER,
+        photometric TEXT,
+        planar_configuration INTEGER,
+        number_of_frames INTEGER NOT NULL,
+        frame_table BLOB NOT NULL
+    );
+    CREATE INDEX instances_series ON instances(series);
+    CREATE TABLE patient_links (
+        fhir_patient TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        PRIMARY KEY (fhir_patient, patient_id, issuer)
+    );
+    CREATE INDEX patient_links_dicom ON patient_links(patient_id, issuer);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema of `conn` up to [`SCHEMA_VERSION`].
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::Schema(format!(
+            "the index has schema version {version}, newer than this sia ({SCHEMA_VERSION}); use a newer sia"
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    if version == 0 {
+        let tables: i64 = tx.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 {
+            return Err(Error::Schema(
+                "the file is an SQLite database but not a sia index".into(),
+            ));
+        }
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

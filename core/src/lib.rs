@@ -1,0 +1,17 @@
+//! sia — SMART Imaging Access: the engine.
+//!
+//! Index folders of DICOM files into SQLite ([`index`]), read them back as FHIR R4
+//! `ImagingStudy` ([`fhir`]), with every file parsed by sia's own bounded scanner
+//! ([`dicom`]). The C ABI, the Python package and the `sia` command all call this crate.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod demo;
+pub mod dicom;
+mod engine;
+pub mod error;
+pub mod fhir;
+pub mod index;
+
+pub use engine::{Config, Engine};
+pub use error::{Error, Result};
