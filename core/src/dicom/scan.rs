@@ -702,13 +702,19 @@ impl Found {
         })
     }
 
-    /// A value in the data set's character set, trimmed of padding.
+    /// A value in the data set's character set, trimmed of padding. Person names also
+    /// lose empty trailing component groups (`Doe^John=` is `Doe^John`).
     fn decoded(&self, t: Tag, cs: &CharacterSet, person_name: bool) -> String {
         self.raw(t)
             .map(|(_, v)| {
-                cs.decode(v, person_name)
-                    .trim_matches([' ', '\0'])
-                    .to_string()
+                let text = cs.decode(v, person_name);
+                let text = text.trim_matches([' ', '\0']);
+                if person_name {
+                    text.trim_end_matches('=')
+                } else {
+                    text
+                }
+                .to_string()
             })
             .unwrap_or_default()
     }

@@ -271,6 +271,7 @@ impl Index {
                 }
                 writer.touched.settle(&tx, updated_ms)?;
                 tx.commit()?;
+                report.indexed = writer.indexed.len() as u64;
                 Ok(())
             })();
             if outcome.is_err() {
@@ -492,6 +493,9 @@ struct Writer {
     patients: HashMap<(String, String), (i64, [String; 3])>,
     studies: HashMap<String, (i64, i64)>,
     series: HashMap<String, (i64, i64)>,
+    /// Files indexed by this run and still holding their instance (a file indexed early
+    /// in the run can be displaced by a duplicate with a smaller path).
+    indexed: HashSet<i64>,
 }
 
 impl Writer {
@@ -502,6 +506,7 @@ impl Writer {
             patients: HashMap::new(),
             studies: HashMap::new(),
             series: HashMap::new(),
+            indexed: HashSet::new(),
         }
     }
 
@@ -596,6 +601,7 @@ impl Writer {
                     "UPDATE files SET state = ?2 WHERE id = ?1",
                     params![other_file, STATE_DUPLICATE],
                 )?;
+                self.indexed.remove(&other_file);
                 report.duplicates.push(Duplicate {
                     path: other_path,
                     sop_instance_uid: sop.to_string(),
@@ -638,7 +644,7 @@ impl Writer {
             record.frames.to_bytes(),
         ])?;
         self.touched.series.insert(series_id);
-        report.indexed += 1;
+        self.indexed.insert(file_id);
         Ok(())
     }
 

@@ -1,0 +1,104 @@
+"""Shared fixtures for the cross-language tests: the `sia` binary, an index reader,
+and pydicom's test files."""
+
+import json
+import os
+import pathlib
+import sqlite3
+import struct
+import subprocess
+
+import pydicom
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def sia_binary() -> pathlib.Path:
+    explicit = os.environ.get("SIA_BIN")
+    if explicit:
+        return pathlib.Path(explicit)
+    return ROOT / "target" / "debug" / "sia"
+
+
+@pytest.fixture(scope="session")
+def sia():
+    binary = sia_binary()
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-p", "sia-cli"], cwd=ROOT, check=True)
+    return binary
+
+
+def run_sia(sia, *args, check=True, **kw):
+    proc = subprocess.run([str(sia), *map(str, args)], capture_output=True, text=True, timeout=600, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"sia {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def index_json(sia, db, *paths):
+    proc = run_sia(sia, "index", "--db", db, "--json", *paths)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def pydicom_test_files() -> pathlib.Path:
+    return pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def read_frames(db, sop_instance_uid):
+    """The frames of one instance as the index describes them: a list of bytes, cut from
+    the file with the stored frame table (the same arithmetic the server will do)."""
+    con = sqlite3.connect(db)
+    try:
+        row = con.execute(
+            "SELECT f.path, i.frame_table FROM instances i JOIN files f ON f.id = i.file"
+            " WHERE i.sop_instance_uid = ?",
+            (sop_instance_uid,),
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None, f"{sop_instance_uid} not in index"
+    path, table = row
+    data = pathlib.Path(path).read_bytes()
+    return decode_frame_table(table, data)
+
+
+def decode_frame_table(table: bytes, data: bytes):
+    if not table:
+        return None
+    kind = table[0]
+    if kind == 1:
+        swap, count, offset, frame_bits = table[1], *struct.unpack_from("<IQQ", table, 4)
+        frames = []
+        for i in range(count):
+            start_bit = i * frame_bits
+            if frame_bits % 8 == 0:
+                start = offset + start_bit // 8
+                frames.append(data[start : start + frame_bits // 8])
+            else:
+                # Bits Allocated 1: frames are not byte aligned.
+                bits = int.from_bytes(data[offset : offset + (count * frame_bits + 7) // 8], "little")
+                value = (bits >> start_bit) & ((1 << frame_bits) - 1)
+                frames.append(value.to_bytes((frame_bits + 7) // 8, "little"))
+        return ("native", swap, frames)
+    if kind == 2:
+        count, nfrag = struct.unpack_from("<II", table, 4)
+        frags = [struct.unpack_from("<QI", table, 12 + 12 * k) for k in range(nfrag)]
+        base = 12 + 12 * nfrag
+        starts = [struct.unpack_from("<I", table, base + 4 * k)[0] for k in range(count + 1)]
+        frames = []
+        for a, b in zip(starts, starts[1:]):
+            frames.append(b"".join(data[o : o + n] for o, n in frags[a:b]))
+        return ("encapsulated", table[1], frames)
+    if kind == 3:
+        return ("deflated", 0, struct.unpack_from("<I", table, 4)[0])
+    raise AssertionError(f"unknown frame table kind {kind}")
+
+
+def db_rows(db, sql, *args):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
