@@ -1,1 +1,9 @@
+//! Integration tests, one binary (faster to link). Files are built by the tests with
+//! `sia::dicom::write` (and raw bytes where a case needs to be malformed).
 
+mod alloc_meter;
+mod bad_input;
+mod common;
+mod fhir_output;
+mod reindex;
+mod scan_cases;

@@ -294,13 +294,23 @@ pub(crate) fn encapsulated<S: ByteSource>(
     fragments: Vec<Fragment>,
     tables: &OffsetTables,
 ) -> Result<FrameTable, ScanError> {
+    let (frame_starts, boundaries) = frame_starts(src, frames, &fragments, tables)?;
+    Ok(FrameTable::Encapsulated {
+        fragments,
+        frame_starts,
+        boundaries,
+    })
+}
+
+fn frame_starts<S: ByteSource>(
+    src: &mut S,
+    frames: u32,
+    fragments: &[Fragment],
+    tables: &OffsetTables,
+) -> Result<(Vec<u32>, FrameBoundaries), ScanError> {
     let n = fragments.len();
     if frames == 0 {
-        return Ok(FrameTable::Encapsulated {
-            fragments,
-            frame_starts: vec![n as u32],
-            boundaries: FrameBoundaries::SingleFrame,
-        });
+        return Ok((vec![n as u32], FrameBoundaries::SingleFrame));
     }
     if n == 0 {
         return Err(ScanError::malformed(
@@ -310,13 +320,6 @@ pub(crate) fn encapsulated<S: ByteSource>(
     if n > u32::MAX as usize - 1 {
         return Err(ScanError::malformed("too many fragments".to_string()));
     }
-    let done = |starts: Vec<u32>, how| {
-        Ok(FrameTable::Encapsulated {
-            fragments: fragments.clone(),
-            frame_starts: starts,
-            boundaries: how,
-        })
-    };
 
     // Offsets in both tables count from the first byte of the first fragment's item tag.
     let first_item = fragments[0].offset - 8;
@@ -358,23 +361,23 @@ pub(crate) fn encapsulated<S: ByteSource>(
                 })
         });
         if lengths_agree {
-            return done(starts, FrameBoundaries::ExtendedOffsetTable);
+            return Ok((starts, FrameBoundaries::ExtendedOffsetTable));
         }
     }
     if !tables.basic.is_empty()
         && tables.basic.len() == frames as usize
         && let Some(starts) = from_offsets(&mut tables.basic.iter().map(|&o| u64::from(o)))
     {
-        return done(starts, FrameBoundaries::BasicOffsetTable);
+        return Ok((starts, FrameBoundaries::BasicOffsetTable));
     }
     if n == frames as usize {
-        return done(
+        return Ok((
             (0..=n as u32).collect(),
             FrameBoundaries::OneFragmentPerFrame,
-        );
+        ));
     }
     if frames == 1 {
-        return done(vec![0, n as u32], FrameBoundaries::SingleFrame);
+        return Ok((vec![0, n as u32], FrameBoundaries::SingleFrame));
     }
     if n > frames as usize {
         let mut starts = Vec::with_capacity(frames as usize + 1);
@@ -389,7 +392,7 @@ pub(crate) fn encapsulated<S: ByteSource>(
         }
         if starts.len() == frames as usize && starts[0] == 0 {
             starts.push(n as u32);
-            return done(starts, FrameBoundaries::MarkerScan);
+            return Ok((starts, FrameBoundaries::MarkerScan));
         }
     }
     Err(ScanError::malformed(format!(

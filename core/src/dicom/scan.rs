@@ -15,8 +15,9 @@ const UNDEFINED: u32 = 0xFFFF_FFFF;
 const MAX_DEPTH: usize = 64;
 /// Largest value of a scanned text attribute; larger ones are ignored (kept in the file).
 const MAX_TEXT_VALUE: u32 = 64 * 1024;
-/// Most a deflated data set may inflate to before Pixel Data.
-const MAX_INFLATED: u64 = 64 * 1024 * 1024;
+/// Most a deflated data set may inflate to before Pixel Data (a bound against
+/// decompression bombs; real headers are far smaller).
+const MAX_INFLATED: usize = 16 * 1024 * 1024;
 /// Most fragments in one Pixel Data element (180,000-frame slides have one per frame).
 const MAX_FRAGMENTS: usize = 1 << 22;
 /// How much one read of a file fetches; most headers fit in one.
@@ -123,7 +124,11 @@ pub fn scan_file(path: &Path) -> Result<Scanned, ScanError> {
 /// Scans DICOM bytes from any source.
 pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
     let total = src.len();
-    let mut w = Walker { src, total };
+    let mut w = Walker {
+        src,
+        total,
+        deflated: false,
+    };
     let mut found = Found::default();
 
     // File Meta: after a 128-byte preamble + "DICM", after a bare "DICM", or absent.
@@ -162,17 +167,25 @@ pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
 
     let pixel = if deflated {
         let inflated = inflate(w.src, pos, total)?;
+        let capped = inflated.len() >= MAX_INFLATED;
         let mut inner = Walker {
             src: &mut SliceSource(&inflated),
             total: inflated.len() as u64,
+            deflated: true,
         };
-        let pixel = inner.data_set(0, encoding, &mut found)?;
-        if pixel.is_none() && inflated.len() as u64 >= MAX_INFLATED {
-            return Err(ScanError::new(
-                ScanErrorKind::Unsupported,
-                format!("deflated data set inflates past {} MiB", MAX_INFLATED >> 20),
-            ));
-        }
+        let pixel = inner.data_set(0, encoding, &mut found).map_err(|e| {
+            if capped && e.kind() == ScanErrorKind::Truncated {
+                ScanError::new(
+                    ScanErrorKind::Unsupported,
+                    format!(
+                        "deflated data set is larger than {} MiB before Pixel Data",
+                        MAX_INFLATED >> 20
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         pixel.map(|p| PixelData {
             deflated: true,
             ..p
@@ -183,16 +196,53 @@ pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
     found.into_record(ts_uid, encoding, pixel, w.src)
 }
 
-/// Inflates the deflated data set that starts at `pos`, up to [`MAX_INFLATED`] bytes.
+/// Inflates the deflated data set that starts at `pos`, reading the file in chunks and
+/// stopping at [`MAX_INFLATED`] bytes.
 fn inflate<S: ByteSource>(src: &mut S, pos: u64, total: u64) -> Result<Vec<u8>, ScanError> {
-    let n = usize::try_from(total - pos).map_err(|_| ScanError::malformed("file too large"))?;
-    let compressed = src.get(pos, n).map_err(ScanError::io)?;
-    let mut out = Vec::new();
-    flate2::read::DeflateDecoder::new(compressed)
-        .take(MAX_INFLATED)
-        .read_to_end(&mut out)
-        .map_err(|e| ScanError::malformed(format!("deflated data set does not inflate: {e}")))?;
+    let reader = SourceReader {
+        src,
+        pos,
+        end: total,
+    };
+    let mut z =
+        flate2::read::DeflateDecoder::new(std::io::BufReader::with_capacity(READ_CHUNK, reader));
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    while out.len() < MAX_INFLATED {
+        let want = chunk.len().min(MAX_INFLATED - out.len());
+        let n = z.read(&mut chunk[..want]).map_err(|e| {
+            ScanError::malformed(format!("deflated data set does not inflate: {e}"))
+        })?;
+        if n == 0 {
+            break;
+        }
+        if out.capacity() - out.len() < n {
+            // Grow by doubling, but never past the cap.
+            let target = (out.capacity() * 2).clamp(READ_CHUNK, MAX_INFLATED);
+            out.reserve_exact(target - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
     Ok(out)
+}
+
+/// `Read` over a byte range of a [`ByteSource`].
+struct SourceReader<'a, S: ByteSource> {
+    src: &'a mut S,
+    pos: u64,
+    end: u64,
+}
+
+impl<S: ByteSource> Read for SourceReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        buf[..n].copy_from_slice(self.src.get(self.pos, n)?);
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// One element header.
@@ -225,6 +275,9 @@ enum PixelLayout {
 struct Walker<'a, S: ByteSource> {
     src: &'a mut S,
     total: u64,
+    /// Walking an inflated data set: Pixel Data is noted but not checked or walked,
+    /// since its frames are never served from the file's bytes.
+    deflated: bool,
 }
 
 impl<S: ByteSource> Walker<'_, S> {
@@ -549,6 +602,9 @@ impl<S: ByteSource> Walker<'_, S> {
             basic_offsets: Vec::new(),
             deflated: false,
         };
+        if self.deflated {
+            return Ok(base);
+        }
         if h.len != UNDEFINED {
             self.value_end(&h, pos)?;
             return Ok(PixelData {
@@ -558,13 +614,12 @@ impl<S: ByteSource> Walker<'_, S> {
                 ..base
             });
         }
-        // Encapsulated: items walked by their lengths, never by searching for delimiter
-        // bytes (JPEG 2000 data can contain FFFE,E0DD).
+        // Encapsulated: a Basic Offset Table item, then fragment items.
         let item_enc = Encoding {
             explicit_vr: false,
             big_endian: enc.big_endian,
         };
-        let mut p = h.value_pos;
+        let p = h.value_pos;
         let bot = self.header(p, item_enc)?;
         if bot.tag != tags::ITEM || bot.len == UNDEFINED {
             return Err(ScanError::malformed(format!(
@@ -590,25 +645,48 @@ impl<S: ByteSource> Walker<'_, S> {
                 }
             })
             .collect();
-        p = bot_end;
-        let mut fragments = Vec::new();
+        // Two passes: count, then fill an exact allocation, so hostile runs of empty
+        // items cost 16 bytes per 8-byte item and nothing for doubling.
+        let count = self.fragments(pos, bot_end, item_enc, |_| {})?;
+        let mut fragments = Vec::with_capacity(count);
+        self.fragments(pos, bot_end, item_enc, |f| fragments.push(f))?;
+        Ok(PixelData {
+            layout: PixelLayout::Encapsulated { fragments },
+            basic_offsets,
+            ..base
+        })
+    }
+
+    /// Walks the fragment items from `p` to the sequence delimiter, by their lengths
+    /// (never by searching for delimiter bytes: JPEG 2000 data can contain FFFE,E0DD).
+    fn fragments(
+        &mut self,
+        pixel_pos: u64,
+        mut p: u64,
+        item_enc: Encoding,
+        mut each: impl FnMut(Fragment),
+    ) -> Result<usize, ScanError> {
+        let mut n = 0;
         loop {
             let item = self.header(p, item_enc).map_err(|_| {
-                ScanError::truncated(format!("encapsulated Pixel Data at byte {pos} has no sequence delimiter before the end of the file"))
+                ScanError::truncated(format!(
+                    "encapsulated Pixel Data at byte {pixel_pos} has no sequence delimiter before the end of the file"
+                ))
             })?;
             match item.tag {
-                tags::SEQUENCE_DELIMITATION => break,
+                tags::SEQUENCE_DELIMITATION => return Ok(n),
                 tags::ITEM if item.len != UNDEFINED => {
                     let end = self.value_end(&item, p)?;
-                    if fragments.len() >= MAX_FRAGMENTS {
+                    if n >= MAX_FRAGMENTS {
                         return Err(ScanError::malformed(format!(
                             "more than {MAX_FRAGMENTS} pixel data fragments"
                         )));
                     }
-                    fragments.push(Fragment {
+                    each(Fragment {
                         offset: item.value_pos,
                         len: item.len,
                     });
+                    n += 1;
                     p = end;
                 }
                 other => {
@@ -619,11 +697,6 @@ impl<S: ByteSource> Walker<'_, S> {
                 }
             }
         }
-        Ok(PixelData {
-            layout: PixelLayout::Encapsulated { fragments },
-            basic_offsets,
-            ..base
-        })
     }
 }
 
@@ -840,7 +913,7 @@ impl Found {
                 } else if p.tag == DOUBLE_FLOAT_PIXEL_DATA {
                     image.bits_allocated = 64;
                 }
-                let table = match (&p.layout, p.deflated) {
+                let table = match (p.layout, p.deflated) {
                     (_, true) => FrameTable::Deflated { count: frames },
                     (PixelLayout::Native { len }, false) => {
                         // Big-endian words are swapped per allocated unit; OB is a byte stream.
@@ -851,7 +924,7 @@ impl Found {
                             } else {
                                 0
                             };
-                        frames::native(&image, p.value_pos, *len, swap_unit)?
+                        frames::native(&image, p.value_pos, len, swap_unit)?
                     }
                     (PixelLayout::Encapsulated { fragments }, false) => {
                         let extended =
@@ -866,10 +939,10 @@ impl Found {
                                     )
                                 });
                         let tables = OffsetTables {
-                            basic: p.basic_offsets.clone(),
+                            basic: p.basic_offsets,
                             extended,
                         };
-                        frames::encapsulated(src, frames, fragments.clone(), &tables)?
+                        frames::encapsulated(src, frames, fragments, &tables)?
                     }
                 };
                 (Some(image), table)

@@ -1,0 +1,160 @@
+//! Incremental re-index: unchanged, modified, added, deleted, duplicates.
+
+use std::path::Path;
+
+use sia::dicom::tag::{Encoding, ts};
+use sia::dicom::write::DataSetWriter;
+use sia::index::{Index, StudyFilter};
+
+use crate::common::*;
+
+fn instance_file(sop: &str, series: &str, patient: &str) -> Vec<u8> {
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    use sia::dicom::tag::{Vr, tags};
+    w.str(tags::SOP_CLASS_UID, Vr::UI, CT)
+        .str(tags::SOP_INSTANCE_UID, Vr::UI, sop)
+        .str(tags::MODALITY, Vr::CS, "CT")
+        .str(tags::PATIENT_NAME, Vr::PN, "Doe^Jane")
+        .str(tags::PATIENT_ID, Vr::LO, patient)
+        .str(tags::STUDY_INSTANCE_UID, Vr::UI, STUDY)
+        .str(tags::SERIES_INSTANCE_UID, Vr::UI, series);
+    with_meta(ts::EXPLICIT_VR_LE, w.as_bytes())
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn counts(index: &Index) -> (usize, i64, i64) {
+    let studies = index.studies(&StudyFilter::default()).unwrap();
+    let s = studies.first();
+    (
+        studies.len(),
+        s.map_or(0, |s| s.num_series),
+        s.map_or(0, |s| s.num_instances),
+    )
+}
+
+#[test]
+fn add_modify_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "a.dcm", &instance_file("1.1", "9.1", "P1"));
+    write(&data, "b.dcm", &instance_file("1.2", "9.1", "P1"));
+    write(&data, "c.dcm", &instance_file("1.3", "9.2", "P1"));
+    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!((r.indexed, r.unchanged, r.removed), (3, 0, 0));
+    assert_eq!(counts(&index), (1, 2, 3));
+
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!((r.indexed, r.unchanged, r.removed), (0, 3, 0));
+
+    // Modify: same path, new content (different SOP and series).
+    write(&data, "b.dcm", &instance_file("1.22", "9.3", "P1"));
+    // Add.
+    write(&data, "d.dcm", &instance_file("1.4", "9.3", "P1"));
+    // Delete the only instance of series 9.2.
+    std::fs::remove_file(data.join("c.dcm")).unwrap();
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!((r.indexed, r.unchanged, r.removed), (2, 1, 1));
+    let studies = index.studies(&StudyFilter::default()).unwrap();
+    let uids: Vec<Vec<&str>> = studies[0]
+        .series
+        .iter()
+        .map(|s| s.instances.iter().map(|i| i.uid.as_str()).collect())
+        .collect();
+    assert_eq!(uids, vec![vec!["1.1"], vec!["1.22", "1.4"]]);
+    assert_eq!(counts(&index), (1, 2, 3));
+
+    // Delete everything: the study and the patient go too.
+    for f in ["a.dcm", "b.dcm", "d.dcm"] {
+        std::fs::remove_file(data.join(f)).unwrap();
+    }
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(r.removed, 3);
+    assert_eq!(counts(&index), (0, 0, 0));
+}
+
+#[test]
+fn a_file_turned_bad_is_skipped_and_its_instance_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "a.dcm", &instance_file("1.1", "9.1", "P1"));
+    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    index.index(&[&data], &Default::default()).unwrap();
+    let good = instance_file("1.1", "9.1", "P1");
+    write(&data, "a.dcm", &good[..good.len() - 5]);
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(r.skipped.len(), 1, "{r:?}");
+    assert_eq!(counts(&index), (0, 0, 0));
+}
+
+#[test]
+fn duplicates_keep_the_smallest_path_and_promote_on_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bytes = instance_file("1.1", "9.1", "P1");
+    for name in ["m.dcm", "z.dcm", "a.dcm"] {
+        write(&data, name, &bytes);
+    }
+    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(r.indexed, 1);
+    let dups: Vec<String> = r
+        .duplicates
+        .iter()
+        .map(|d| {
+            Path::new(&d.path)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into()
+        })
+        .collect();
+    assert_eq!(dups, ["m.dcm", "z.dcm"]);
+
+    // Deleting the kept file promotes the next one in the same run.
+    std::fs::remove_file(data.join("a.dcm")).unwrap();
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!((r.removed, r.indexed), (1, 1), "{r:?}");
+    assert_eq!(counts(&index), (1, 1, 1));
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!((r.indexed, r.unchanged), (0, 2));
+}
+
+#[test]
+fn index_of_a_newer_schema_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("i.db");
+    Index::open(&db).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let err = Index::open(&db).unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("other.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = Index::open(&db).unwrap_err();
+    assert!(err.to_string().contains("not a sia index"), "{err}");
+}
+
+#[test]
+fn the_index_file_inside_the_indexed_folder_is_not_scanned() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "a.dcm", &instance_file("1.1", "9.1", "P1"));
+    let index = Index::open(tmp.path().join("sia.db")).unwrap();
+    let r = index.index(&[tmp.path()], &Default::default()).unwrap();
+    assert_eq!((r.indexed, r.skipped.len()), (1, 0), "{r:?}");
+}
