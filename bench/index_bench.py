@@ -51,7 +51,9 @@ def main():
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
 
-    sh("cargo", "build", "--release", "-q", "-p", "sia-cli", "-p", "sia", "--example", "synth_corpus", cwd=ROOT)
+    # Two builds: with --example, cargo builds only the example, not the binary.
+    sh("cargo", "build", "--release", "-q", "-p", "sia-cli", cwd=ROOT)
+    sh("cargo", "build", "--release", "-q", "-p", "sia", "--example", "synth_corpus", cwd=ROOT)
     sia = ROOT / "target" / "release" / "sia"
     expected = args.patients * 100
     files = corpus_files(args.corpus) if args.corpus.exists() else []

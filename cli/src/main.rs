@@ -125,16 +125,18 @@ fn index(paths: Vec<PathBuf>, db: PathBuf, json: bool) -> Result<(), Box<dyn std
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files {binary_bytes_per_sec} {wide_msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files {per_sec} {wide_msg}",
+            )
+            .expect("valid template"),
         );
         bar
     });
     let progress = |p: &Progress<'_>| {
         if let Some(bar) = &bar {
-            bar.set_length(p.files_total);
+            bar.set_length(p.files_found);
             bar.set_position(p.files_done);
-            if p.files_done.is_multiple_of(64) || p.files_done == p.files_total {
+            if p.files_done.is_multiple_of(64) || (p.walk_done && p.files_done == p.files_found) {
                 bar.set_message(p.current.display().to_string());
             }
         }

@@ -1,7 +1,8 @@
 //! Writes the benchmark corpus: single-frame CT instances of about 40 KB.
 //!
-//! `cargo run --release --example synth_corpus -- DIR [PATIENTS]` writes
-//! PATIENTS x 2 studies x 5 series x 10 instances (default 200 patients: 20,000 files).
+//! `cargo run --release --example synth_corpus -- DIR [PATIENTS [SIZE]]` writes
+//! PATIENTS x 2 studies x 5 series x 10 instances (default 200 patients: 20,000 files)
+//! of SIZE x SIZE pixels (default 140: about 40 KB a file).
 
 use std::path::PathBuf;
 
@@ -13,12 +14,19 @@ const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(args.next().expect("usage: synth_corpus DIR [PATIENTS]"));
+    let dir = PathBuf::from(
+        args.next()
+            .expect("usage: synth_corpus DIR [PATIENTS [SIZE]]"),
+    );
     let patients: u32 = args
         .next()
         .map(|p| p.parse().expect("PATIENTS is a number"))
         .unwrap_or(200);
-    let pixels: Vec<u8> = (0..140u32 * 140)
+    let size: u16 = args
+        .next()
+        .map(|p| p.parse().expect("SIZE is a number"))
+        .unwrap_or(140);
+    let pixels: Vec<u8> = (0..u32::from(size) * u32::from(size))
         .flat_map(|i| ((i % 4096) as u16).to_le_bytes())
         .collect();
     let mut n = 0u64;
@@ -57,8 +65,8 @@ fn main() {
                         .str(tags::INSTANCE_NUMBER, Vr::IS, &i.to_string())
                         .us(tags::SAMPLES_PER_PIXEL, 1)
                         .str(tags::PHOTOMETRIC_INTERPRETATION, Vr::CS, "MONOCHROME2")
-                        .us(tags::ROWS, 140)
-                        .us(tags::COLUMNS, 140)
+                        .us(tags::ROWS, size)
+                        .us(tags::COLUMNS, size)
                         .us(tags::BITS_ALLOCATED, 16)
                         .us(tags::BITS_STORED, 12)
                         .us(tags::PIXEL_REPRESENTATION, 0)

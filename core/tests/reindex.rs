@@ -158,3 +158,62 @@ fn the_index_file_inside_the_indexed_folder_is_not_scanned() {
     let r = index.index(&[tmp.path()], &Default::default()).unwrap();
     assert_eq!((r.indexed, r.skipped.len()), (1, 0), "{r:?}");
 }
+
+#[test]
+fn walk_order_merge_with_names_that_sort_around_the_separator() {
+    // '/' sorts after '-', ' ' and '.', so a plain path order would disagree with the
+    // walk's order; the merge must still pair every file with its row.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let names = [
+        "x/1.dcm",
+        "x/y/2.dcm",
+        "x.dcm",
+        "x-y/3.dcm",
+        "x y.dcm",
+        "x0.dcm",
+        "x/z.dcm",
+        "w.dcm",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let path = data.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, instance_file(&format!("1.{i}"), "9.1", "P1")).unwrap();
+    }
+    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(r.indexed, names.len() as u64);
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(
+        (r.indexed, r.unchanged, r.removed),
+        (0, names.len() as u64, 0),
+        "{r:?}"
+    );
+    std::fs::remove_file(data.join("x/y/2.dcm")).unwrap();
+    std::fs::remove_file(data.join("x0.dcm")).unwrap();
+    let r = index.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(
+        (r.indexed, r.unchanged, r.removed),
+        (0, names.len() as u64 - 2, 2),
+        "{r:?}"
+    );
+    assert_eq!(counts(&index), (1, 1, names.len() as i64 - 2));
+}
+
+#[test]
+fn indexing_a_subfolder_does_not_remove_its_siblings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    for (i, name) in ["a/1.dcm", "b/2.dcm"].iter().enumerate() {
+        let path = data.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, instance_file(&format!("1.{i}"), "9.1", "P1")).unwrap();
+    }
+    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    index.index(&[&data], &Default::default()).unwrap();
+    let r = index
+        .index(&[data.join("a"), data.join("a/1.dcm")], &Default::default())
+        .unwrap();
+    assert_eq!((r.unchanged, r.removed), (1, 0), "{r:?}");
+    assert_eq!(counts(&index), (1, 1, 2));
+}

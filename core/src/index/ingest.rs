@@ -1,18 +1,26 @@
 //! Ingest: walk folders, scan changed files in parallel, write them with one writer.
 //!
+//! Three stages joined by bounded channels, so memory does not grow with the corpus:
+//! 1. the walker lists each folder in name order and merges it with the index's file
+//!    rows read in the same order (`files.walk_key`), emitting only new, changed and
+//!    vanished files;
+//! 2. rayon scans the new and changed files;
+//! 3. one writer applies the results in batched transactions.
+//!
 //! Crash consistency: a file's row and its instance are written in the same transaction,
-//! so a run killed at any moment leaves an index where every file row tells the truth
-//! about what is indexed; the next run skips what was committed and redoes the rest.
+//! and so are a removal and the promotion of the removed instance's duplicate, so a run
+//! killed at any moment leaves an index where every file row tells the truth; the next
+//! run skips what was committed and redoes the rest.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rayon::prelude::*;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rayon::iter::{ParallelBridge, ParallelIterator};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use super::schema::{STATE_DUPLICATE, STATE_INDEXED, STATE_SKIPPED};
@@ -59,14 +67,15 @@ pub struct Skipped {
 /// Where an index run is.
 #[derive(Clone, Copy, Debug)]
 pub struct Progress<'a> {
-    /// Files read so far in this run.
+    /// Files read and written so far in this run.
     pub files_done: u64,
-    /// Files this run reads (changed and new ones).
-    pub files_total: u64,
+    /// Files found so far that this run reads (new and changed ones); final once
+    /// `walk_done` is true.
+    pub files_found: u64,
+    /// Whether the walk has finished, so `files_found` is the total.
+    pub walk_done: bool,
     /// Bytes of the files read so far.
     pub bytes_done: u64,
-    /// Bytes of all files this run reads.
-    pub bytes_total: u64,
     /// The file just written.
     pub current: &'a Path,
 }
@@ -75,8 +84,10 @@ pub struct Progress<'a> {
 pub struct IndexOptions<'a> {
     /// Called after each file is written.
     pub progress: Option<&'a (dyn Fn(&Progress<'_>) + Sync)>,
-    /// Files per transaction.
+    /// Most files per transaction.
     pub batch_size: usize,
+    /// Longest time between commits, so a killed run loses little work.
+    pub commit_interval: Duration,
 }
 
 impl Default for IndexOptions<'_> {
@@ -84,6 +95,7 @@ impl Default for IndexOptions<'_> {
         IndexOptions {
             progress: None,
             batch_size: 2000,
+            commit_interval: Duration::from_secs(1),
         }
     }
 }
@@ -92,19 +104,60 @@ impl Default for IndexOptions<'_> {
 #[derive(Clone, Debug)]
 struct Entry {
     path: String,
+    key: Vec<u8>,
     size: u64,
     mtime_ns: i64,
     inode: u64,
 }
 
 /// A file row already in the index.
+#[derive(Clone, Debug)]
 struct Known {
     id: i64,
+    key: Vec<u8>,
     size: i64,
     mtime_ns: i64,
     inode: i64,
     state: i64,
     sop: Option<String>,
+}
+
+impl Known {
+    fn same_stat(&self, e: &Entry) -> bool {
+        self.size == e.size as i64 && self.mtime_ns == e.mtime_ns && self.inode == e.inode as i64
+    }
+}
+
+/// What the walker asks of the later stages.
+enum Work {
+    /// A new (`known` is `None`) or changed file to read.
+    Scan { entry: Entry, known: Option<Known> },
+    /// A file in the index that is no longer there.
+    Vanished(Known),
+}
+
+/// What reaches the writer.
+enum Done {
+    Scanned {
+        entry: Entry,
+        known: Option<Known>,
+        result: Result<Scanned, ScanError>,
+    },
+    Vanished(Known),
+}
+
+/// The walk's own findings.
+#[derive(Default)]
+struct WalkSummary {
+    unchanged: u64,
+    skipped: Vec<Skipped>,
+}
+
+/// The key that orders file rows like a name-sorted depth-first walk.
+fn walk_key(path: &str) -> Vec<u8> {
+    path.bytes()
+        .map(|b| if b == b'/' { 0 } else { b })
+        .collect()
 }
 
 impl Index {
@@ -117,168 +170,87 @@ impl Index {
         opts: &IndexOptions<'_>,
     ) -> Result<IndexReport> {
         let started = Instant::now();
-        let mut report = IndexReport::default();
         let mut canonical = Vec::with_capacity(roots.len());
         for root in roots {
             let root = root.as_ref();
             canonical.push(root.canonicalize().map_err(|e| Error::io(root, e))?);
         }
-        let own_files = own_files(self.path());
-        let found = walk(&canonical, &own_files, &mut report.skipped);
-
-        let mut conn = open_writer(self.path())?;
-        let known = known_files(&conn, &canonical)?;
-
-        // Classify.
-        let mut to_scan: Vec<(Entry, Option<i64>)> = Vec::new();
-        let mut seen: HashSet<&str> = HashSet::with_capacity(found.len());
-        for e in &found {
-            seen.insert(e.path.as_str());
-            match known.get(&e.path) {
-                Some(k)
-                    if k.size == e.size as i64
-                        && k.mtime_ns == e.mtime_ns
-                        && k.inode == e.inode as i64 =>
-                {
-                    report.unchanged += 1;
-                }
-                Some(k) => to_scan.push((e.clone(), Some(k.id))),
-                None => to_scan.push((e.clone(), None)),
-            }
-        }
-        let vanished: Vec<(&String, &Known)> = known
+        // A root inside another root would be walked twice.
+        canonical.sort();
+        canonical.dedup();
+        let roots: Vec<PathBuf> = canonical
             .iter()
-            .filter(|(p, _)| !seen.contains(p.as_str()))
+            .filter(|r| {
+                !canonical
+                    .iter()
+                    .any(|other| *r != other && r.starts_with(other))
+            })
+            .cloned()
             .collect();
+        let own = own_files(self.path());
+        let mut conn = open_writer(self.path())?;
 
-        // SOP Instance UIDs whose indexed file vanishes or changes: their duplicates must be
-        // read again so one of them takes over. Marking them stale in the same transaction
-        // as the removal keeps that true even if this run is killed.
-        let mut released: HashSet<String> = HashSet::new();
-        for (_, k) in &vanished {
-            if k.state == STATE_INDEXED
-                && let Some(s) = &k.sop
-            {
-                released.insert(s.clone());
-            }
-        }
-        for (e, id) in &to_scan {
-            if id.is_some()
-                && let Some(k) = known.get(&e.path)
-                && k.state == STATE_INDEXED
-                && let Some(s) = &k.sop
-            {
-                released.insert(s.clone());
-            }
-        }
-        {
-            let tx = conn.transaction()?;
-            let mut touched = Touched::default();
-            for (_, k) in &vanished {
-                delete_instance_of_file(&tx, k.id, &mut touched)?;
-                tx.execute("DELETE FROM files WHERE id = ?1", [k.id])?;
-                report.removed += 1;
-            }
-            touched.settle(&tx, now_ms())?;
-            let mut stale = Vec::new();
-            {
-                let mut q = tx.prepare(
-                    "SELECT id, path FROM files WHERE state = ?1 AND sop_instance_uid = ?2",
-                )?;
-                for sop in &released {
-                    let rows = q.query_map(params![STATE_DUPLICATE, sop], |r| {
-                        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                    })?;
-                    for row in rows {
-                        stale.push(row?);
-                    }
+        let cancel = AtomicBool::new(false);
+        let found = AtomicU64::new(0);
+        let walk_done = AtomicBool::new(false);
+        let mut report = IndexReport::default();
+        let mut writer = Writer::new(now_ms(), &roots);
+        let (walked, written) = std::thread::scope(|s| {
+            let (work_tx, work_rx) = sync_channel::<Work>(4096);
+            let (done_tx, done_rx) = sync_channel::<Done>(1024);
+            let (cancel, found, walk_done, own, roots) =
+                (&cancel, &found, &walk_done, &own, &roots);
+            let db = self.path();
+            let walker = s.spawn(move || {
+                let r = walk_and_diff(db, roots, own, &work_tx, found, cancel);
+                walk_done.store(true, Ordering::Release);
+                if r.is_err() {
+                    cancel.store(true, Ordering::Relaxed);
                 }
+                r
+            });
+            s.spawn(move || {
+                work_rx
+                    .into_iter()
+                    .par_bridge()
+                    .for_each_with(done_tx, |tx, work| {
+                        let done = match work {
+                            Work::Vanished(k) => Done::Vanished(k),
+                            Work::Scan { entry, known } => {
+                                let result = if cancel.load(Ordering::Relaxed) {
+                                    Err(ScanError::io(std::io::Error::other("run cancelled")))
+                                } else {
+                                    scan_file(Path::new(&entry.path))
+                                };
+                                Done::Scanned {
+                                    entry,
+                                    known,
+                                    result,
+                                }
+                            }
+                        };
+                        if tx.send(done).is_err() {
+                            cancel.store(true, Ordering::Relaxed);
+                        }
+                    });
+            });
+            let written = writer.run(&mut conn, done_rx, opts, found, walk_done, &mut report);
+            if written.is_err() {
+                cancel.store(true, Ordering::Relaxed);
             }
-            let queued: HashSet<String> = to_scan.iter().map(|(e, _)| e.path.clone()).collect();
-            for (id, path) in stale {
-                tx.execute("UPDATE files SET size = -1 WHERE id = ?1", [id])?;
-                if !queued.contains(&path)
-                    && let Some(e) = stat_entry(Path::new(&path))
-                {
-                    if known.contains_key(&path) {
-                        report.unchanged = report.unchanged.saturating_sub(1);
-                    }
-                    to_scan.push((e, Some(id)));
-                }
-            }
-            tx.commit()?;
-        }
-
-        self.scan_and_write(&mut conn, to_scan, opts, &mut report)?;
+            let walked = walker
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidInput("the walk panicked".into())));
+            (walked, written)
+        });
+        written?;
+        let walked = walked?;
+        report.unchanged = walked.unchanged.saturating_sub(writer.promoted_unchanged);
+        report.skipped.extend(walked.skipped);
         report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         report.duplicates.sort_by(|a, b| a.path.cmp(&b.path));
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
-    }
-
-    fn scan_and_write(
-        &self,
-        conn: &mut Connection,
-        to_scan: Vec<(Entry, Option<i64>)>,
-        opts: &IndexOptions<'_>,
-        report: &mut IndexReport,
-    ) -> Result<()> {
-        let files_total = to_scan.len() as u64;
-        let bytes_total: u64 = to_scan.iter().map(|(e, _)| e.size).sum();
-        let cancel = AtomicBool::new(false);
-        let updated_ms = now_ms();
-        std::thread::scope(|s| -> Result<()> {
-            let (tx, rx) = sync_channel::<((Entry, Option<i64>), Result<Scanned, ScanError>)>(1024);
-            let cancel = &cancel;
-            let to_scan = &to_scan;
-            s.spawn(move || {
-                to_scan.par_iter().for_each_with(tx, |tx, item| {
-                    if cancel.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let result = scan_file(Path::new(&item.0.path));
-                    if tx.send((item.clone(), result)).is_err() {
-                        cancel.store(true, Ordering::Relaxed);
-                    }
-                });
-            });
-            let outcome = (|| -> Result<()> {
-                let mut writer = Writer::new(updated_ms);
-                let mut batch = 0usize;
-                let (mut files_done, mut bytes_done) = (0u64, 0u64);
-                let mut tx = conn.transaction()?;
-                for ((entry, id), result) in rx.iter() {
-                    writer.apply(&tx, &entry, id, result, report)?;
-                    files_done += 1;
-                    bytes_done += entry.size;
-                    batch += 1;
-                    if batch >= opts.batch_size.max(1) {
-                        writer.touched.settle(&tx, updated_ms)?;
-                        writer.after_commit();
-                        tx.commit()?;
-                        tx = conn.transaction()?;
-                        batch = 0;
-                    }
-                    if let Some(cb) = opts.progress {
-                        cb(&Progress {
-                            files_done,
-                            files_total,
-                            bytes_done,
-                            bytes_total,
-                            current: Path::new(&entry.path),
-                        });
-                    }
-                }
-                writer.touched.settle(&tx, updated_ms)?;
-                tx.commit()?;
-                report.indexed = writer.indexed.len() as u64;
-                Ok(())
-            })();
-            if outcome.is_err() {
-                cancel.store(true, Ordering::Relaxed);
-            }
-            outcome
-        })
     }
 }
 
@@ -295,25 +267,83 @@ fn own_files(db: &Path) -> HashSet<PathBuf> {
         .collect()
 }
 
-fn stat_entry(path: &Path) -> Option<Entry> {
-    let md = std::fs::metadata(path).ok()?;
-    if !md.is_file() {
-        return None;
-    }
-    Some(Entry {
-        path: path.to_str()?.to_string(),
+fn entry_from(path: &str, md: &std::fs::Metadata) -> Entry {
+    Entry {
+        path: path.to_string(),
+        key: walk_key(path),
         size: md.len(),
         mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
         inode: md.ino(),
+    }
+}
+
+fn known_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Known> {
+    Ok(Known {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        size: r.get(2)?,
+        mtime_ns: r.get(3)?,
+        inode: r.get(4)?,
+        state: r.get(5)?,
+        sop: r.get(6)?,
     })
 }
 
-/// Lists the regular files under `roots` (following links, with loop detection).
-fn walk(roots: &[PathBuf], own: &HashSet<PathBuf>, skipped: &mut Vec<Skipped>) -> Vec<Entry> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
+const KNOWN_COLUMNS: &str = "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid";
+
+/// Walks each root in name order and merges it with the index rows under that root,
+/// read in the same order from a snapshot, sending what changed.
+fn walk_and_diff(
+    db: &Path,
+    roots: &[PathBuf],
+    own: &HashSet<PathBuf>,
+    tx: &SyncSender<Work>,
+    found: &AtomicU64,
+    cancel: &AtomicBool,
+) -> Result<WalkSummary> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let mut summary = WalkSummary::default();
+    let send = |w: Work| {
+        tx.send(w)
+            .map_err(|_| Error::InvalidInput("index run cancelled".into()))
+    };
     for root in roots {
-        for item in walkdir::WalkDir::new(root).follow_links(true) {
+        let Some(root_str) = root.to_str() else {
+            summary.skipped.push(Skipped {
+                path: root.display().to_string(),
+                reason: "path is not valid UTF-8".into(),
+            });
+            continue;
+        };
+        let root_key = walk_key(root_str.trim_end_matches('/'));
+        let (mut lo, mut hi) = (root_key.clone(), root_key.clone());
+        lo.push(0);
+        hi.push(1);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {KNOWN_COLUMNS} FROM files WHERE walk_key = ?1 OR (walk_key > ?2 AND walk_key < ?3) ORDER BY walk_key"
+        ))?;
+        let mut rows = stmt.query(params![root_key, lo, hi])?;
+        let mut next_known =
+            || -> Result<Option<Known>> { Ok(rows.next()?.map(known_from).transpose()?) };
+        let mut pending = next_known()?;
+        // Folders that could not be listed: their index rows are kept, not removed.
+        let mut unlisted: Vec<Vec<u8>> = Vec::new();
+        let keep = |k: &Known, unlisted: &[Vec<u8>]| {
+            unlisted
+                .iter()
+                .any(|u| k.key.starts_with(u) && k.key.get(u.len()).is_none_or(|&b| b == 0))
+        };
+        for item in walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::InvalidInput("index run cancelled".into()));
+            }
             let item = match item {
                 Ok(i) => i,
                 Err(e) => {
@@ -321,7 +351,8 @@ fn walk(roots: &[PathBuf], own: &HashSet<PathBuf>, skipped: &mut Vec<Skipped>) -
                         .path()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| root.display().to_string());
-                    skipped.push(Skipped {
+                    unlisted.push(walk_key(&path));
+                    summary.skipped.push(Skipped {
                         path,
                         reason: format!("cannot list: {e}"),
                     });
@@ -332,7 +363,7 @@ fn walk(roots: &[PathBuf], own: &HashSet<PathBuf>, skipped: &mut Vec<Skipped>) -
                 continue;
             }
             let Some(path) = item.path().to_str() else {
-                skipped.push(Skipped {
+                summary.skipped.push(Skipped {
                     path: item.path().display().to_string(),
                     reason: "path is not valid UTF-8".into(),
                 });
@@ -341,57 +372,53 @@ fn walk(roots: &[PathBuf], own: &HashSet<PathBuf>, skipped: &mut Vec<Skipped>) -
             let md = match item.metadata() {
                 Ok(m) => m,
                 Err(e) => {
-                    skipped.push(Skipped {
+                    unlisted.push(walk_key(path));
+                    summary.skipped.push(Skipped {
                         path: path.to_string(),
                         reason: format!("cannot stat: {e}"),
                     });
                     continue;
                 }
             };
-            if !seen.insert(path.to_string()) {
-                continue;
+            let entry = entry_from(path, &md);
+            while let Some(k) = pending.take_if(|k| k.key < entry.key) {
+                if !keep(&k, &unlisted) {
+                    send(Work::Vanished(k))?;
+                }
+                pending = next_known()?;
             }
-            out.push(Entry {
-                path: path.to_string(),
-                size: md.len(),
-                mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-                inode: md.ino(),
-            });
+            match pending.take_if(|k| k.key == entry.key) {
+                Some(k) => {
+                    pending = next_known()?;
+                    if k.same_stat(&entry) {
+                        summary.unchanged += 1;
+                    } else {
+                        found.fetch_add(1, Ordering::Relaxed);
+                        send(Work::Scan {
+                            entry,
+                            known: Some(k),
+                        })?;
+                    }
+                }
+                None => {
+                    found.fetch_add(1, Ordering::Relaxed);
+                    send(Work::Scan { entry, known: None })?;
+                }
+            }
+        }
+        while let Some(k) = pending.take() {
+            if !keep(&k, &unlisted) {
+                send(Work::Vanished(k))?;
+            }
+            pending = next_known()?;
         }
     }
-    out
+    Ok(summary)
 }
 
-/// File rows at or under any of `roots`.
-fn known_files(conn: &Connection, roots: &[PathBuf]) -> Result<HashMap<String, Known>> {
-    let mut out = HashMap::new();
-    let mut q = conn.prepare(
-        "SELECT id, path, size, mtime_ns, inode, state, sop_instance_uid FROM files
-         WHERE path = ?1 OR (path >= ?2 AND path < ?3)",
-    )?;
-    for root in roots {
-        let root = root.to_string_lossy();
-        let root = root.trim_end_matches('/');
-        // Every path under "root/" sorts between "root/" and "root0" ('0' follows '/').
-        let rows = q.query_map(params![root, format!("{root}/"), format!("{root}0")], |r| {
-            Ok((
-                r.get::<_, String>(1)?,
-                Known {
-                    id: r.get(0)?,
-                    size: r.get(2)?,
-                    mtime_ns: r.get(3)?,
-                    inode: r.get(4)?,
-                    state: r.get(5)?,
-                    sop: r.get(6)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (path, k) = row?;
-            out.insert(path, k);
-        }
-    }
-    Ok(out)
+fn stat_entry(path: &str) -> Option<Entry> {
+    let md = std::fs::metadata(path).ok()?;
+    md.is_file().then(|| entry_from(path, &md))
 }
 
 fn now_ms() -> i64 {
@@ -407,7 +434,6 @@ struct Touched {
     series: HashSet<i64>,
     studies: HashSet<i64>,
     patients: HashSet<i64>,
-    deleted_any: bool,
 }
 
 impl Touched {
@@ -419,13 +445,13 @@ impl Touched {
                 [id],
                 |r| r.get(0),
             )?;
+            // Whether the series shrank or went, its study's counts change too.
+            let study: Option<i64> = tx
+                .query_row("SELECT study FROM series WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            self.studies.extend(study);
             if n == 0 {
-                let study: Option<i64> = tx
-                    .query_row("SELECT study FROM series WHERE id = ?1", [id], |r| r.get(0))
-                    .optional()?;
                 tx.execute("DELETE FROM series WHERE id = ?1", [id])?;
-                self.studies.extend(study);
-                self.deleted_any = true;
             } else {
                 tx.execute(
                     "UPDATE series SET num_instances = ?2 WHERE id = ?1",
@@ -447,7 +473,6 @@ impl Touched {
             if series == 0 {
                 tx.execute("DELETE FROM studies WHERE id = ?1", [id])?;
                 self.patients.extend(patient);
-                self.deleted_any = true;
                 continue;
             }
             let modalities: String = tx.query_row(
@@ -462,8 +487,10 @@ impl Touched {
             )?;
         }
         for id in self.patients.drain() {
-            let n = tx.execute("DELETE FROM patients WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM studies WHERE patient = ?1)", [id])?;
-            self.deleted_any |= n > 0;
+            tx.execute(
+                "DELETE FROM patients WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM studies WHERE patient = ?1)",
+                [id],
+            )?;
         }
         Ok(())
     }
@@ -487,8 +514,9 @@ fn delete_instance_of_file(
 }
 
 /// The single writer: applies scan results inside the current batch transaction.
-struct Writer {
+struct Writer<'r> {
     updated_ms: i64,
+    roots: &'r [PathBuf],
     touched: Touched,
     patients: HashMap<(String, String), (i64, [String; 3])>,
     studies: HashMap<String, (i64, i64)>,
@@ -496,28 +524,84 @@ struct Writer {
     /// Files indexed by this run and still holding their instance (a file indexed early
     /// in the run can be displaced by a duplicate with a smaller path).
     indexed: HashSet<i64>,
+    /// Promoted duplicates that the walk also counted as unchanged.
+    promoted_unchanged: u64,
 }
 
-impl Writer {
-    fn new(updated_ms: i64) -> Self {
+impl<'r> Writer<'r> {
+    fn new(updated_ms: i64, roots: &'r [PathBuf]) -> Self {
         Writer {
             updated_ms,
+            roots,
             touched: Touched::default(),
             patients: HashMap::new(),
             studies: HashMap::new(),
             series: HashMap::new(),
             indexed: HashSet::new(),
+            promoted_unchanged: 0,
         }
     }
 
-    /// Forgets cached row ids once rows may have been deleted.
-    fn after_commit(&mut self) {
-        if self.touched.deleted_any {
-            self.patients.clear();
-            self.studies.clear();
-            self.series.clear();
-            self.touched.deleted_any = false;
+    /// Applies everything that arrives on `rx`, committing every `batch_size` files or
+    /// `commit_interval`, whichever comes first.
+    fn run(
+        &mut self,
+        conn: &mut Connection,
+        rx: std::sync::mpsc::Receiver<Done>,
+        opts: &IndexOptions<'_>,
+        found: &AtomicU64,
+        walk_done: &AtomicBool,
+        report: &mut IndexReport,
+    ) -> Result<()> {
+        let (mut files_done, mut bytes_done, mut batch) = (0u64, 0u64, 0usize);
+        let mut last_commit = Instant::now();
+        let mut tx = conn.transaction()?;
+        for done in rx {
+            match done {
+                Done::Vanished(k) => {
+                    self.remove(&tx, &k, report)?;
+                    batch += 1;
+                }
+                Done::Scanned {
+                    entry,
+                    known,
+                    result,
+                } => {
+                    self.apply(&tx, &entry, known.as_ref(), result, report)?;
+                    files_done += 1;
+                    bytes_done += entry.size;
+                    batch += 1;
+                    if let Some(cb) = opts.progress {
+                        cb(&Progress {
+                            files_done,
+                            files_found: found.load(Ordering::Relaxed),
+                            walk_done: walk_done.load(Ordering::Acquire),
+                            bytes_done,
+                            current: Path::new(&entry.path),
+                        });
+                    }
+                }
+            }
+            if batch >= opts.batch_size.max(1) || last_commit.elapsed() >= opts.commit_interval {
+                self.touched.settle(&tx, self.updated_ms)?;
+                tx.commit()?;
+                self.after_commit();
+                tx = conn.transaction()?;
+                batch = 0;
+                last_commit = Instant::now();
+            }
         }
+        self.touched.settle(&tx, self.updated_ms)?;
+        tx.commit()?;
+        report.indexed = self.indexed.len() as u64;
+        Ok(())
+    }
+
+    /// Forgets cached row ids: rows may have been deleted, and the caches stay small.
+    fn after_commit(&mut self) {
+        self.patients.clear();
+        self.studies.clear();
+        self.series.clear();
     }
 
     fn file_row(
@@ -529,16 +613,17 @@ impl Writer {
         reason: Option<&str>,
     ) -> Result<i64> {
         let mut q = tx.prepare_cached(
-            "INSERT INTO files (path, size, mtime_ns, inode, state, sop_instance_uid, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
-               inode = excluded.inode, state = excluded.state, sop_instance_uid = excluded.sop_instance_uid,
-               reason = excluded.reason
+            "INSERT INTO files (path, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reason)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, size = excluded.size,
+               mtime_ns = excluded.mtime_ns, inode = excluded.inode, state = excluded.state,
+               sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason
              RETURNING id",
         )?;
         Ok(q.query_row(
             params![
                 e.path,
+                e.key,
                 e.size as i64,
                 e.mtime_ns,
                 e.inode as i64,
@@ -550,17 +635,83 @@ impl Writer {
         )?)
     }
 
+    /// Removes a vanished file and, if it held an instance, lets a duplicate take over.
+    fn remove(&mut self, tx: &Transaction<'_>, k: &Known, report: &mut IndexReport) -> Result<()> {
+        delete_instance_of_file(tx, k.id, &mut self.touched)?;
+        tx.execute("DELETE FROM files WHERE id = ?1", [k.id])?;
+        report.removed += 1;
+        if k.state == STATE_INDEXED
+            && let Some(sop) = &k.sop
+        {
+            self.promote(tx, sop, report)?;
+        }
+        Ok(())
+    }
+
+    /// When no file holds `sop` any more, re-reads the files that were its duplicates (in
+    /// path order, so the smallest path that still has it wins), in this transaction.
+    fn promote(&mut self, tx: &Transaction<'_>, sop: &str, report: &mut IndexReport) -> Result<()> {
+        let held: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
+                [sop],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if held.is_some() {
+            return Ok(());
+        }
+        let candidates: Vec<(Known, String)> = {
+            let mut q = tx.prepare_cached(&format!(
+                "SELECT {KNOWN_COLUMNS}, path FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
+            ))?;
+            let rows = q.query_map(params![STATE_DUPLICATE, sop], |r| {
+                Ok((known_from(r)?, r.get::<_, String>(7)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (k, path) in candidates {
+            let Some(entry) = stat_entry(&path) else {
+                continue;
+            };
+            if k.same_stat(&entry) && self.roots.iter().any(|r| Path::new(&path).starts_with(r)) {
+                self.promoted_unchanged += 1;
+            }
+            let result = scan_file(Path::new(&path));
+            self.apply(tx, &entry, Some(&k), result, report)?;
+        }
+        Ok(())
+    }
+
     fn apply(
         &mut self,
         tx: &Transaction<'_>,
         e: &Entry,
-        existing: Option<i64>,
+        known: Option<&Known>,
         result: Result<Scanned, ScanError>,
         report: &mut IndexReport,
     ) -> Result<()> {
-        if let Some(id) = existing {
-            delete_instance_of_file(tx, id, &mut self.touched)?;
+        let released = match known {
+            Some(k) => {
+                delete_instance_of_file(tx, k.id, &mut self.touched)?;
+                k.sop.as_deref().filter(|_| k.state == STATE_INDEXED)
+            }
+            None => None,
+        };
+        self.write_result(tx, e, result, report)?;
+        if let Some(sop) = released {
+            self.promote(tx, sop, report)?;
         }
+        Ok(())
+    }
+
+    fn write_result(
+        &mut self,
+        tx: &Transaction<'_>,
+        e: &Entry,
+        result: Result<Scanned, ScanError>,
+        report: &mut IndexReport,
+    ) -> Result<()> {
         let record = match result {
             Ok(Scanned::Instance(r)) => r,
             Ok(Scanned::Dicomdir) => {
@@ -583,14 +734,17 @@ impl Writer {
             }
         };
         let sop = record.sop_instance_uid.as_str();
-        let holder: Option<(i64, i64, String)> = tx
-            .prepare_cached("SELECT i.id, f.id, f.path FROM instances i JOIN files f ON f.id = i.file WHERE i.sop_instance_uid = ?1")?
-            .query_row([sop], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        let holder: Option<(i64, i64, String, Vec<u8>)> = tx
+            .prepare_cached(
+                "SELECT i.id, f.id, f.path, f.walk_key FROM instances i JOIN files f ON f.id = i.file
+                 WHERE i.sop_instance_uid = ?1",
+            )?
+            .query_row([sop], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .optional()?;
-        if let Some((instance_id, other_file, other_path)) = holder {
-            // Keep the file with the smaller path, so the outcome does not depend on the
-            // order in which parallel scans finish.
-            if e.path < other_path {
+        if let Some((instance_id, other_file, other_path, other_key)) = holder {
+            // Keep the file that comes first in walk order, so the outcome does not
+            // depend on the order in which parallel scans finish.
+            if e.key < other_key {
                 let series: i64 = tx.query_row(
                     "DELETE FROM instances WHERE id = ?1 RETURNING series",
                     [instance_id],
@@ -617,6 +771,19 @@ impl Writer {
         }
         let file_id = self.file_row(tx, e, STATE_INDEXED, Some(sop), None)?;
         let series_id = self.upsert_hierarchy(tx, &record)?;
+        self.insert_instance(tx, &record, series_id, file_id)?;
+        self.touched.series.insert(series_id);
+        self.indexed.insert(file_id);
+        Ok(())
+    }
+
+    fn insert_instance(
+        &self,
+        tx: &Transaction<'_>,
+        record: &InstanceRecord,
+        series_id: i64,
+        file_id: i64,
+    ) -> Result<()> {
         let image = record.image.as_ref();
         tx.prepare_cached(
             "INSERT INTO instances (sop_instance_uid, series, file, sop_class_uid, transfer_syntax, number, title,
@@ -625,7 +792,7 @@ impl Writer {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?
         .execute(params![
-            sop,
+            record.sop_instance_uid,
             series_id,
             file_id,
             record.sop_class_uid,
@@ -643,8 +810,6 @@ impl Writer {
             record.frames.count(),
             record.frames.to_bytes(),
         ])?;
-        self.touched.series.insert(series_id);
-        self.indexed.insert(file_id);
         Ok(())
     }
 

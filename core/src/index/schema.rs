@@ -4,7 +4,10 @@
 //! the missing ones in one transaction; an index from a newer sia is refused rather than
 //! misread.
 //!
-//! `instances.frame_table` holds [`crate::dicom::FrameTable::to_bytes`]; see there for
+//! `files.walk_key` is the path with each `/` replaced by a NUL byte: ordered by it, the
+//! rows come in the order of a depth-first walk that sorts each folder by name, so a
+//! re-index merges the walk with the index in one pass instead of holding either in
+//! memory. `instances.frame_table` holds [`crate::dicom::FrameTable::to_bytes`]; see there for
 //! the layout. `files.state` is one of the `STATE_*` constants.
 
 use rusqlite::Connection;
@@ -23,7 +26,8 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE files (
         id INTEGER PRIMARY KEY,
-        path TEXT NOT NULL UNIQUE,
+        path TEXT NOT NULL,
+        walk_key BLOB NOT NULL UNIQUE,
         size INTEGER NOT NULL,
         mtime_ns INTEGER NOT NULL,
         inode INTEGER NOT NULL,
