@@ -5,5 +5,6 @@ mod alloc_meter;
 mod bad_input;
 mod common;
 mod fhir_output;
+mod fuzz_regressions;
 mod reindex;
 mod scan_cases;

@@ -156,8 +156,12 @@ impl FrameTable {
                 .map(|s| u64::from_le_bytes(s.try_into().unwrap()))
                 .ok_or_else(bad)
         };
+        // Reserved bytes must be zero, so that a table that reads back writes the same bytes.
+        if b.len() < 4 || b[2] != 0 || b[3] != 0 {
+            return Err(bad());
+        }
         match b[0] {
-            1 if b.len() == 24 => Ok(FrameTable::Native {
+            1 if b.len() == 24 && matches!(b[1], 0 | 2 | 4 | 8) => Ok(FrameTable::Native {
                 swap_unit: b[1],
                 count: u32_at(4)?,
                 offset: u64_at(8)?,
@@ -200,7 +204,7 @@ impl FrameTable {
                     boundaries,
                 })
             }
-            3 if b.len() == 8 => Ok(FrameTable::Deflated { count: u32_at(4)? }),
+            3 if b.len() == 8 && b[1] == 0 => Ok(FrameTable::Deflated { count: u32_at(4)? }),
             _ => Err(bad()),
         }
     }

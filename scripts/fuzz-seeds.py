@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Writes seed corpora for the fuzz targets into fuzz/corpus/<target>/.
+
+Seeds: the demo set written by `sia demo`, pydicom's test files when pydicom is
+installed (files up to 256 KiB), frame-table blobs from an index of those, and a few
+hand-made inputs for the locator and the character-set decoder. Corpora are not
+committed; this script rebuilds them.
+
+    python scripts/fuzz-seeds.py [path/to/sia]
+"""
+
+import hashlib
+import pathlib
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "fuzz" / "corpus"
+MAX_SEED = 256 * 1024
+
+
+def put(target, data: bytes):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def dicom_sources(tmp: pathlib.Path, sia: pathlib.Path):
+    subprocess.run([str(sia), "demo", str(tmp / "demo")], check=True, stdout=subprocess.DEVNULL)
+    files = sorted((tmp / "demo").rglob("*.dcm"))
+    try:
+        import pydicom
+
+        data = pathlib.Path(pydicom.__file__).parent / "data"
+        files += sorted(p for p in data.rglob("*") if p.is_file() and p.suffix in ("", ".dcm"))
+    except ImportError:
+        print("pydicom not installed: seeding from the demo set only", file=sys.stderr)
+    return [f for f in files if f.stat().st_size <= MAX_SEED]
+
+
+def locator_seed(frames, flags, items, eot=b""):
+    return struct.pack("<HBB", frames, flags, len(eot) // 8) + eot + items
+
+
+def item(payload: bytes) -> bytes:
+    return b"\xfe\xff\x00\xe0" + struct.pack("<I", len(payload)) + payload
+
+
+DELIM = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+def main():
+    sia = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "target" / "debug" / "sia"
+    with tempfile.TemporaryDirectory() as t:
+        tmp = pathlib.Path(t)
+        files = dicom_sources(tmp, sia)
+        for f in files:
+            put("scan", f.read_bytes())
+        db = tmp / "seed.db"
+        subprocess.run([str(sia), "index", "--db", str(db), "--json", *map(str, files)], check=True,
+                       stdout=subprocess.DEVNULL)
+        con = sqlite3.connect(db)
+        for (blob,) in con.execute("SELECT DISTINCT frame_table FROM instances"):
+            put("frame_table_blob", bytes(blob))
+        con.close()
+
+    frag_a, frag_b = b"\xff\xd8ab\xff\xd9", b"\xff\xd8cd\xff\xd9"
+    put("frame_locator", locator_seed(2, 1, item(b"") + item(frag_a) + item(frag_b) + DELIM))
+    put("frame_locator", locator_seed(2, 1, item(struct.pack("<II", 0, 14)) + item(frag_a) + item(frag_b) + DELIM))
+    put("frame_locator", locator_seed(2, 5, item(b"") + item(frag_a) + item(frag_b) + DELIM, struct.pack("<QQ", 0, 14)))
+    put("frame_locator", locator_seed(2, 1, item(b"") + item(b"\xff\xd8a") + item(b"b") + item(b"\xff\xd8c") + DELIM))
+    put("frame_locator", locator_seed(3, 0, bytes(48)))
+    put("frame_locator", locator_seed(3, 2, bytes(6)))
+
+    jis = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B"
+    korean = b"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7"
+    for selector, text in [(4, jis), (6, korean), (1, b"Buc^J\xe9r\xf4me"), (3, "王^小东".encode("gb18030")),
+                           (2, "Wang^XiaoDong=王^小東".encode())]:
+        put("charset", bytes([selector]) + text)
+    put("charset", b"\xff\\ISO 2022 IR 87`" + jis)
+    counts = {d.name: len(list(d.iterdir())) for d in sorted(CORPUS.iterdir())}
+    print("seeds:", ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
