@@ -1,4 +1,5 @@
-//! `sia`: index DICOM folders, print FHIR ImagingStudy, write a demo data set.
+//! `sia`: index DICOM folders, print FHIR ImagingStudy, answer DICOMweb requests
+//! in-process, write a demo data set.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use sia::http::Request;
 use sia::index::{IndexOptions, IndexReport, Progress, StudyFilter};
 use sia::{Config, Engine};
 
@@ -46,6 +48,22 @@ enum Command {
         #[arg(long, requires = "patient_id")]
         issuer: Option<String>,
         /// The public base URL (FHIR at {base}/fhir, DICOMweb at {base}/dicom-web).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
+    /// Send one request through the engine in-process (no network) and print the answer:
+    /// the body on stdout, the status line and headers on stderr. Exits 1 for a status
+    /// of 400 or more. Runs as the local administrator: no token is needed.
+    Get {
+        /// The request target, e.g. /dicom-web/studies/{uid}/series/{uid}/instances/{uid}/frames/1
+        target: String,
+        /// The index database.
+        #[arg(long, default_value = "sia.db")]
+        db: PathBuf,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The public base URL used in Content-Location and links.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
     },
@@ -97,7 +115,11 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .into());
             }
-            let engine = Engine::open(Config { db, base_url })?;
+            let engine = Engine::open(Config {
+                db,
+                base_url,
+                ..Config::default()
+            })?;
             let bundle = engine.imaging_study_bundle(&StudyFilter {
                 patient_id,
                 issuer,
@@ -108,6 +130,12 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             writeln!(out)?;
             Ok(())
         }
+        Command::Get {
+            target,
+            db,
+            headers,
+            base_url,
+        } => get(target, db, headers, base_url),
         Command::Demo { dir } => {
             let files = sia::demo::write_demo(&dir)?;
             println!("wrote {} DICOM files to {}", files.len(), dir.display());
@@ -115,6 +143,49 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+fn get(
+    target: String,
+    db: PathBuf,
+    headers: Vec<String>,
+    base_url: String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if !db.exists() {
+        return Err(format!(
+            "no index at {} (run `sia index <folder> --db {}` first)",
+            db.display(),
+            db.display()
+        )
+        .into());
+    }
+    let engine = Engine::open(Config {
+        db,
+        base_url,
+        ..Config::default()
+    })?;
+    let mut request = Request::get(&target);
+    for h in &headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| format!("header {h:?} is not `Name: value`"))?;
+        request = request.with_header(name.trim(), value.trim());
+    }
+    let response = engine.handle(&request);
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "HTTP/1.1 {} {}", response.status, response.reason())?;
+    for (name, value) in &response.headers {
+        writeln!(err, "{name}: {value}")?;
+    }
+    let mut out = std::io::stdout().lock();
+    for chunk in response.body.chunks() {
+        out.write_all(chunk.as_bytes())?;
+    }
+    out.flush()?;
+    if response.status >= 400 {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn index(paths: Vec<PathBuf>, db: PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>> {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::fhir::{self, FhirContext};
 use crate::index::{Index, IndexOptions, IndexReport, StudyFilter, StudyRow};
+use crate::storage::{FileCache, ReadMode};
 
 /// What an engine needs to start.
 #[derive(Clone, Debug)]
@@ -15,6 +16,10 @@ pub struct Config {
     pub db: PathBuf,
     /// Public base URL; FHIR is served at `{base_url}/fhir`, DICOMweb at `{base_url}/dicom-web`.
     pub base_url: String,
+    /// How frames are read from files.
+    pub read_mode: ReadMode,
+    /// Most memory mappings kept open at once.
+    pub mapped_files: usize,
 }
 
 impl Default for Config {
@@ -22,6 +27,8 @@ impl Default for Config {
         Config {
             db: PathBuf::from("sia.db"),
             base_url: "http://127.0.0.1:8080".into(),
+            read_mode: ReadMode::Mmap,
+            mapped_files: 256,
         }
     }
 }
@@ -29,16 +36,24 @@ impl Default for Config {
 /// The engine. `Send + Sync`: reads run concurrently, writes are serialised by SQLite.
 #[derive(Debug)]
 pub struct Engine {
-    index: Index,
-    fhir: FhirContext,
+    pub(crate) index: Index,
+    pub(crate) fhir: FhirContext,
+    pub(crate) files: FileCache,
+    /// Path prefix of DICOMweb requests (`/dicom-web`, or `/x/dicom-web` when the base
+    /// URL has a path).
+    pub(crate) dicomweb_path: String,
 }
 
 impl Engine {
     /// Opens (or creates) the index named in `config`.
     pub fn open(config: Config) -> Result<Engine> {
+        let fhir = FhirContext::for_base_url(&config.base_url);
+        let dicomweb_path = url_path(&fhir.dicomweb_base);
         Ok(Engine {
             index: Index::open(&config.db)?,
-            fhir: FhirContext::for_base_url(&config.base_url),
+            fhir,
+            files: FileCache::new(config.read_mode, config.mapped_files),
+            dicomweb_path,
         })
     }
 
@@ -84,6 +99,15 @@ impl Engine {
         query.push("_include=ImagingStudy:endpoint".into());
         let self_link = format!("{}/ImagingStudy?{}", self.fhir.fhir_base, query.join("&"));
         Ok(fhir::searchset(&studies, &self_link, true, &self.fhir))
+    }
+}
+
+/// The path of an absolute URL (`http://h:1/a/b` -> `/a/b`).
+fn url_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(i) => after_scheme[i..].trim_end_matches('/').to_string(),
+        None => String::new(),
     }
 }
 

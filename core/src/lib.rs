@@ -3,7 +3,7 @@
 //! Index folders of DICOM files into SQLite ([`index`]), read them back as FHIR R4
 //! `ImagingStudy` ([`fhir`]), with every file parsed by sia's own bounded scanner
 //! ([`dicom`]). The C ABI, the Python package and the `sia` command all call this crate.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod demo;
@@ -11,7 +11,11 @@ pub mod dicom;
 mod engine;
 pub mod error;
 pub mod fhir;
+pub mod http;
 pub mod index;
+mod router;
+pub mod storage;
+pub mod wado;
 
 pub use engine::{Config, Engine};
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ fn demo_bundle_maps_dicom_to_imaging_study() {
     let engine = Engine::open(Config {
         db: dir.path().join("i.db"),
         base_url: "https://pacs.example/".into(),
+        ..Config::default()
     })
     .unwrap();
     let report = engine

@@ -6,5 +6,7 @@ mod bad_input;
 mod common;
 mod fhir_output;
 mod fuzz_regressions;
+mod properties;
 mod reindex;
 mod scan_cases;
+mod wado_frames;

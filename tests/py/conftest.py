@@ -10,6 +10,7 @@ import subprocess
 
 import pydicom
 import pytest
+from pydicom.encaps import generate_frames
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -102,3 +103,56 @@ def db_rows(db, sql, *args):
         return con.execute(sql, args).fetchall()
     finally:
         con.close()
+
+
+def all_files(root: pathlib.Path):
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def per_file_index(sia, pydicom_test_files, tmp_path_factory):
+    """Each file indexed into its own database, so files sharing a SOP Instance UID
+    (pydicom has many re-encodings of one image) are each checked."""
+    out = {}
+    base = tmp_path_factory.mktemp("perfile")
+    files = all_files(pydicom_test_files) + all_files(pydicom_test_files.parent / "charset_files")
+    for i, path in enumerate(files):
+        db = base / f"{i}.db"
+        out[path] = (db, index_json(sia, db, path))
+    return out
+
+
+
+
+def transfer_syntax(ds):
+    """The file's transfer syntax; files without File Meta are native by definition."""
+    uid = getattr(ds, "file_meta", None) and ds.file_meta.get("TransferSyntaxUID")
+    if uid:
+        return uid
+    return pydicom.uid.ImplicitVRLittleEndian if ds.original_encoding[0] is False else pydicom.uid.ExplicitVRLittleEndian
+
+
+def reference_frames(ds):
+    """pydicom's frames, or None when pydicom cannot tell how many there are."""
+    try:
+        n = int(ds.get("NumberOfFrames", 1) or 1)
+    except ValueError:
+        return None, None  # e.g. badVR.dcm: Number of Frames "1A"
+    if transfer_syntax(ds).is_compressed:
+        eot = None
+        if "ExtendedOffsetTable" in ds:
+            eot = (ds.ExtendedOffsetTable, ds.get("ExtendedOffsetTableLengths"))
+        return "encapsulated", list(generate_frames(ds.PixelData, number_of_frames=n, extended_offsets=eot))
+    data = ds.PixelData
+    rows, cols, spp, bits = ds.Rows, ds.Columns, ds.get("SamplesPerPixel", 1), ds.BitsAllocated
+    if ds.get("PhotometricInterpretation") in ("YBR_FULL_422", "YBR_PARTIAL_422"):
+        spp = 2
+    frame_bits = rows * cols * spp * bits
+    if frame_bits % 8 == 0:
+        size = frame_bits // 8
+        return "native", [data[i * size : (i + 1) * size] for i in range(n)]
+    bits_all = int.from_bytes(data, "little")
+    return "native", [
+        ((bits_all >> (i * frame_bits)) & ((1 << frame_bits) - 1)).to_bytes((frame_bits + 7) // 8, "little")
+        for i in range(n)
+    ]

@@ -1,6 +1,6 @@
 //! Reading studies back out of the index, with their series and instances.
 
-use rusqlite::{Connection, Row, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
 use super::Index;
 use crate::dicom::PatientInfo;
@@ -208,4 +208,58 @@ fn series_of(conn: &Connection, study: i64) -> Result<Vec<SeriesRow>> {
         out.push(series);
     }
     Ok(out)
+}
+
+/// Where an instance's bytes are, for serving frames without parsing.
+#[derive(Clone, Debug)]
+pub struct InstanceLocation {
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// Series Instance UID.
+    pub series_uid: String,
+    /// Transfer Syntax UID of the file.
+    pub transfer_syntax: String,
+    /// Bits Allocated (for big-endian swapping and 1-bit frames).
+    pub bits_allocated: u32,
+    /// The frame table.
+    pub frames: crate::dicom::FrameTable,
+    /// The file as indexed.
+    pub file: crate::storage::FileIdentity,
+}
+
+impl Index {
+    /// Locates an instance by SOP Instance UID.
+    pub fn instance_location(&self, sop_instance_uid: &str) -> Result<Option<InstanceLocation>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT st.study_uid, se.series_uid, i.transfer_syntax, coalesce(i.bits_allocated, 0), i.frame_table,
+                            f.id, f.path, f.size, f.mtime_ns, f.inode
+                     FROM instances i JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study
+                     JOIN files f ON f.id = i.file WHERE i.sop_instance_uid = ?1",
+                )?
+                .query_row([sop_instance_uid], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, u32>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        crate::storage::FileIdentity {
+                            id: r.get(5)?,
+                            path: r.get(6)?,
+                            size: r.get::<_, i64>(7)? as u64,
+                            mtime_ns: r.get(8)?,
+                            inode: r.get::<_, i64>(9)? as u64,
+                        },
+                    ))
+                })
+                .optional()?;
+            let Some((study_uid, series_uid, transfer_syntax, bits_allocated, blob, file)) = row else {
+                return Ok(None);
+            };
+            let frames = crate::dicom::FrameTable::from_bytes(&blob).map_err(crate::Error::Schema)?;
+            Ok(Some(InstanceLocation { study_uid, series_uid, transfer_syntax, bits_allocated, frames, file }))
+        })
+    }
 }

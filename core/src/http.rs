@@ -1,0 +1,184 @@
+//! Transport-neutral HTTP: the [`Request`] a host hands to [`crate::Engine::handle`] and
+//! the [`Response`] it gets back. Every HTTP detail (status, headers, multipart
+//! boundaries, 406) is decided here once, for the server, the C ABI and Python alike.
+
+use std::sync::Arc;
+
+use crate::storage::MappedFile;
+
+/// An HTTP request as the host received it.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// `GET`, `HEAD`, ...
+    pub method: String,
+    /// The path as sent (still percent-encoded), without the query.
+    pub path: String,
+    /// The query string without the `?`.
+    pub query: String,
+    /// Header fields in order; names compare case-insensitively.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// A `GET` of `target` (`/path?query`) with no headers.
+    pub fn get(target: &str) -> Request {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: query.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header field.
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Every value of header `name`.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A piece of a response body: owned bytes, or a range of a memory-mapped file that the
+/// host can write without copying.
+#[derive(Clone, Debug)]
+pub enum Chunk {
+    /// Bytes made for this response (headers of multipart parts, swapped frames).
+    Owned(Vec<u8>),
+    /// Bytes known at compile time.
+    Static(&'static [u8]),
+    /// A range of a mapped file; the `Arc` keeps the mapping alive while the host writes.
+    Mapped {
+        /// The mapping.
+        file: Arc<MappedFile>,
+        /// First byte.
+        start: usize,
+        /// Length.
+        len: usize,
+    },
+}
+
+impl Chunk {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Static(s) => s,
+            Chunk::Mapped { file, start, len } => &file.bytes()[*start..*start + *len],
+        }
+    }
+}
+
+/// A response body as a list of chunks.
+#[derive(Clone, Debug, Default)]
+pub struct Body {
+    chunks: Vec<Chunk>,
+}
+
+impl Body {
+    /// An empty body.
+    pub fn new() -> Body {
+        Body::default()
+    }
+    /// A body of one owned chunk.
+    pub fn from_vec(v: Vec<u8>) -> Body {
+        Body {
+            chunks: vec![Chunk::Owned(v)],
+        }
+    }
+    /// Appends a chunk (empty ones are dropped).
+    pub fn push(&mut self, c: Chunk) {
+        if !c.as_bytes().is_empty() {
+            self.chunks.push(c);
+        }
+    }
+    /// The chunks, in order.
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(|c| c.as_bytes().len()).sum()
+    }
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+    /// The body as one buffer (copies; for tests and small bodies).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for c in &self.chunks {
+            out.extend_from_slice(c.as_bytes());
+        }
+        out
+    }
+}
+
+/// An HTTP response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header fields (`Content-Length` included).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl Response {
+    /// A response with `body` and its `Content-Type` and `Content-Length`.
+    pub fn with_body(status: u16, content_type: &str, body: Body) -> Response {
+        let headers = vec![
+            ("Content-Type".into(), content_type.into()),
+            ("Content-Length".into(), body.len().to_string()),
+        ];
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A plain-text error (DICOMweb errors carry a human-readable reason).
+    pub fn error(status: u16, message: &str) -> Response {
+        Response::with_body(
+            status,
+            "text/plain; charset=utf-8",
+            Body::from_vec(format!("{message}\n").into_bytes()),
+        )
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The standard reason phrase of the status.
+    pub fn reason(&self) -> &'static str {
+        match self.status {
+            200 => "OK",
+            206 => "Partial Content",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            406 => "Not Acceptable",
+            410 => "Gone",
+            500 => "Internal Server Error",
+            501 => "Not Implemented",
+            503 => "Service Unavailable",
+            _ => "",
+        }
+    }
+}

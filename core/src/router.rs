@@ -1,0 +1,252 @@
+//! `Engine::handle`: the one router every host uses.
+
+use crate::Engine;
+use crate::dicom::FrameTable;
+use crate::http::{Body, Chunk, Request, Response};
+use crate::storage::{FileError, OpenFile};
+use crate::wado::{self, AcceptHeader, Multipart, Route};
+
+impl Engine {
+    /// Answers one HTTP request: status, headers and body, with every DICOMweb rule
+    /// applied here so that hosts only move bytes. Never panics on any input; failures
+    /// inside the engine become 500 responses with a message.
+    pub fn handle(&self, req: &Request) -> Response {
+        let head = req.method == "HEAD";
+        if req.method != "GET" && !head {
+            let mut r = Response::error(
+                405,
+                &format!("method {} is not allowed; use GET", req.method),
+            );
+            r.headers.push(("Allow".into(), "GET, HEAD".into()));
+            return r;
+        }
+        let mut resp = self.route(req);
+        if head {
+            resp.body = Body::new();
+        }
+        resp
+    }
+
+    fn route(&self, req: &Request) -> Response {
+        let prefix = format!("{}/", self.dicomweb_path.trim_end_matches('/'));
+        let Some(rest) = req.path.strip_prefix(prefix.as_str()) else {
+            return Response::error(404, &format!("no resource at {}", req.path));
+        };
+        match wado::parse_path(rest.trim_end_matches('/')) {
+            Err(e) => Response::error(e.status, &e.message),
+            Ok(Route::Frames {
+                study,
+                series,
+                instance,
+                frames,
+            }) => self.frames(req, &study, &series, &instance, &frames),
+            Ok(Route::Retrieve(p) | Route::Metadata(p) | Route::Search(p) | Route::Other(p)) => {
+                Response::error(
+                    501,
+                    &format!("{p}: this DICOMweb resource is not served yet (frames are)"),
+                )
+            }
+        }
+    }
+
+    fn frames(
+        &self,
+        req: &Request,
+        study: &str,
+        series: &str,
+        instance: &str,
+        wanted: &[u32],
+    ) -> Response {
+        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+            Ok(a) => a,
+            Err(e) => return Response::error(400, &e.to_string()),
+        };
+        let loc = match self.index.instance_location(instance) {
+            Ok(Some(l)) if l.study_uid == study && l.series_uid == series => l,
+            Ok(_) => {
+                return Response::error(
+                    404,
+                    &format!("no instance {instance} in series {series} of study {study}"),
+                );
+            }
+            Err(e) => return Response::error(500, &format!("index: {e}")),
+        };
+        let count = loc.frames.count();
+        match &loc.frames {
+            FrameTable::None => {
+                return Response::error(404, &format!("instance {instance} has no pixel data"));
+            }
+            FrameTable::Deflated { .. } => {
+                return Response::error(
+                    406,
+                    &format!(
+                        "instance {instance} is stored deflated; its frames cannot be served as stored"
+                    ),
+                );
+            }
+            _ => {}
+        }
+        let present: Vec<u32> = wanted.iter().copied().filter(|&n| n <= count).collect();
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|&&n| n > count)
+            .map(u32::to_string)
+            .collect();
+        if present.is_empty() {
+            return Response::error(
+                404,
+                &format!(
+                    "instance {instance} has {count} frame(s); asked for {}",
+                    missing.join(",")
+                ),
+            );
+        }
+        let native = matches!(loc.frames, FrameTable::Native { .. });
+        let Some(rep) =
+            wado::negotiate_frames(&accept, native, &loc.transfer_syntax, present.len())
+        else {
+            let offer = if native {
+                "multipart/related; type=\"application/octet-stream\"".to_string()
+            } else {
+                format!(
+                    "multipart/related; type=\"{}\"; transfer-syntax={} (sia does not decompress)",
+                    wado::frame_media_type(&loc.transfer_syntax),
+                    loc.transfer_syntax
+                )
+            };
+            return Response::error(
+                406,
+                &format!("none of the accepted media types can be sent; available: {offer}"),
+            );
+        };
+        let file = match self.files.open(&loc.file) {
+            Ok(f) => f,
+            Err(e) => return file_error(e),
+        };
+        let part_type = format!(
+            "{}; transfer-syntax={}",
+            rep.media_type, rep.transfer_syntax
+        );
+        let location = |n: u32| {
+            format!(
+                "{}/studies/{study}/series/{series}/instances/{instance}/frames/{n}",
+                self.fhir.dicomweb_base
+            )
+        };
+        let mut resp = if rep.multipart {
+            let mut mp = Multipart::new();
+            for &n in &present {
+                let chunks = match frame_chunks(&file, &loc.frames, n) {
+                    Ok(c) => c,
+                    Err(e) => return file_error(e),
+                };
+                mp.part(
+                    &[
+                        ("Content-Type", &part_type),
+                        ("Content-Location", &location(n)),
+                    ],
+                    chunks,
+                );
+            }
+            let (boundary, body) = mp.finish();
+            let ct = format!(
+                "multipart/related; type=\"{}\"; boundary={boundary}",
+                rep.media_type
+            );
+            Response::with_body(200, &ct, body)
+        } else {
+            let mut body = Body::new();
+            match frame_chunks(&file, &loc.frames, present[0]) {
+                Ok(chunks) => chunks.into_iter().for_each(|c| body.push(c)),
+                Err(e) => return file_error(e),
+            }
+            let mut r = Response::with_body(200, &part_type, body);
+            r.headers
+                .push(("Content-Location".into(), location(present[0])));
+            r
+        };
+        if !missing.is_empty() {
+            resp.status = 206;
+            resp.headers.push((
+                "Warning".into(),
+                format!(
+                    "299 sia \"frames {} do not exist; the instance has {count}\"",
+                    missing.join(",")
+                ),
+            ));
+        }
+        resp
+    }
+}
+
+fn file_error(e: FileError) -> Response {
+    match e {
+        FileError::Gone(m) | FileError::Changed(m) => Response::error(410, &m),
+        FileError::Io(m) => Response::error(500, &m),
+    }
+}
+
+/// The bytes of frame `n` (1-based): ranges of the file where they can be sent as they
+/// are, owned buffers where they must change (big-endian swap, 1-bit realignment).
+fn frame_chunks(file: &OpenFile, table: &FrameTable, n: u32) -> Result<Vec<Chunk>, FileError> {
+    let i = u64::from(n - 1);
+    match table {
+        FrameTable::Native {
+            offset,
+            frame_bits,
+            swap_unit,
+            ..
+        } => {
+            let start_bit = i * frame_bits;
+            if frame_bits % 8 == 0 {
+                let (start, len) = (offset + start_bit / 8, frame_bits / 8);
+                if *swap_unit == 0 {
+                    return Ok(vec![file.chunk(start, len)?]);
+                }
+                let mut bytes = file.read(start, len)?;
+                for unit in bytes.chunks_exact_mut(usize::from(*swap_unit)) {
+                    unit.reverse();
+                }
+                return Ok(vec![Chunk::Owned(bytes)]);
+            }
+            // Bits Allocated 1: frames are not padded, so frame n may start inside a
+            // byte. Shift it to start at bit 0 of its first byte (pixels fill bytes from
+            // the least significant bit, PS3.5 8.1.1).
+            let first = offset + start_bit / 8;
+            let last = offset + (start_bit + frame_bits - 1) / 8;
+            let src = file.read(first, last - first + 1)?;
+            let shift = (start_bit % 8) as u32;
+            let out_len = frame_bits.div_ceil(8) as usize;
+            let mut out = vec![0u8; out_len];
+            for (k, byte) in out.iter_mut().enumerate() {
+                let lo = src.get(k).copied().unwrap_or(0) >> shift;
+                let hi = if shift == 0 {
+                    0
+                } else {
+                    src.get(k + 1).copied().unwrap_or(0) << (8 - shift)
+                };
+                *byte = lo | hi;
+            }
+            let tail = (frame_bits % 8) as u32;
+            if tail != 0 {
+                out[out_len - 1] &= (1u8 << tail) - 1;
+            }
+            Ok(vec![Chunk::Owned(out)])
+        }
+        FrameTable::Encapsulated {
+            fragments,
+            frame_starts,
+            ..
+        } => {
+            let (a, b) = (
+                frame_starts[i as usize] as usize,
+                frame_starts[i as usize + 1] as usize,
+            );
+            fragments[a..b]
+                .iter()
+                .map(|f| file.chunk(f.offset, u64::from(f.len)))
+                .collect()
+        }
+        FrameTable::None | FrameTable::Deflated { .. } => Ok(Vec::new()),
+    }
+}

@@ -1,0 +1,251 @@
+//! Access to indexed files at request time: a bounded cache of memory mappings, or
+//! `pread` for storage where files may be truncated in place.
+//!
+//! Before a file is used its identity (size, mtime, inode) is checked against the index,
+//! and a cached mapping is re-checked with `fstat` on every use, so a file changed or
+//! removed since indexing gives [`FileError::Changed`] / [`FileError::Gone`] (410 to
+//! clients), not stale bytes. A mapped file truncated by another process *between* that
+//! check and the host's write can still raise SIGBUS; `ReadMode::Pread` rules that out at
+//! the cost of a copy.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::{Arc, Mutex};
+
+use crate::http::Chunk;
+
+/// How frames are read from files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Memory-map files and hand out ranges without copying (the default).
+    #[default]
+    Mmap,
+    /// Read ranges with `pread` into owned buffers.
+    Pread,
+}
+
+/// What the index says a file is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// Row id in `files`.
+    pub id: i64,
+    /// Absolute path.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Inode number.
+    pub inode: u64,
+}
+
+/// Why a file cannot be served.
+#[derive(Debug)]
+pub enum FileError {
+    /// The file no longer exists.
+    Gone(String),
+    /// The file exists but is not the one that was indexed.
+    Changed(String),
+    /// Reading failed.
+    Io(String),
+}
+
+/// A read-only memory mapping of an indexed file.
+pub struct MappedFile {
+    map: memmap2::Mmap,
+    file: File,
+    identity: FileIdentity,
+}
+
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedFile")
+            .field("path", &self.identity.path)
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+impl MappedFile {
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+fn check(file: &File, id: &FileIdentity) -> Result<(), FileError> {
+    let md = file
+        .metadata()
+        .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
+    let mtime = md.mtime() * 1_000_000_000 + md.mtime_nsec();
+    if md.len() != id.size || mtime != id.mtime_ns || md.ino() != id.inode {
+        return Err(FileError::Changed(format!(
+            "{} changed since it was indexed (size {} -> {}); run `sia index` again",
+            id.path,
+            id.size,
+            md.len()
+        )));
+    }
+    Ok(())
+}
+
+fn open(id: &FileIdentity) -> Result<File, FileError> {
+    File::open(&id.path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            FileError::Gone(format!("{} was removed since it was indexed", id.path))
+        }
+        _ => FileError::Io(format!("{}: {e}", id.path)),
+    })
+}
+
+/// An opened file a request reads from.
+pub enum OpenFile {
+    /// A checked mapping.
+    Mapped(Arc<MappedFile>),
+    /// A checked file for `pread`.
+    Pread(File, FileIdentity),
+}
+
+impl OpenFile {
+    /// `len` bytes at `start` as a body chunk (zero-copy when mapped). The caller took
+    /// the range from the frame table, which was validated against the indexed size;
+    /// the size was re-checked when the file was opened.
+    pub fn chunk(&self, start: u64, len: u64) -> Result<Chunk, FileError> {
+        match self {
+            OpenFile::Mapped(m) => {
+                let end = start.checked_add(len).filter(|&e| e <= m.map.len() as u64);
+                if end.is_none() {
+                    return Err(FileError::Changed(format!(
+                        "{}: range beyond the end of the file",
+                        m.identity.path
+                    )));
+                }
+                Ok(Chunk::Mapped {
+                    file: m.clone(),
+                    start: start as usize,
+                    len: len as usize,
+                })
+            }
+            OpenFile::Pread(f, id) => {
+                let mut buf = vec![
+                    0u8;
+                    usize::try_from(len)
+                        .map_err(|_| FileError::Io("range too large".into()))?
+                ];
+                f.read_exact_at(&mut buf, start)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => {
+                            FileError::Changed(format!("{} is shorter than when indexed", id.path))
+                        }
+                        _ => FileError::Io(format!("{}: {e}", id.path)),
+                    })?;
+                Ok(Chunk::Owned(buf))
+            }
+        }
+    }
+
+    /// The bytes of a range, copied (for frames that must be transformed).
+    pub fn read(&self, start: u64, len: u64) -> Result<Vec<u8>, FileError> {
+        Ok(self.chunk(start, len)?.as_bytes().to_vec())
+    }
+}
+
+/// Least-recently-used mappings, keyed by file row id.
+#[derive(Default)]
+struct MappingLru {
+    maps: HashMap<i64, (Arc<MappedFile>, u64)>,
+    tick: u64,
+}
+
+impl MappingLru {
+    fn get(&mut self, id: &FileIdentity) -> Option<Arc<MappedFile>> {
+        self.tick += 1;
+        let now = self.tick;
+        let (m, used) = self
+            .maps
+            .get_mut(&id.id)
+            .filter(|(m, _)| m.identity == *id)?;
+        *used = now;
+        Some(m.clone())
+    }
+
+    fn insert(&mut self, id: i64, m: Arc<MappedFile>, capacity: usize) {
+        if self.maps.len() >= capacity
+            && let Some((&oldest, _)) = self.maps.iter().min_by_key(|(_, (_, used))| *used)
+        {
+            // A linear scan: capacity is a few hundred and misses are rare.
+            self.maps.remove(&oldest);
+        }
+        self.tick += 1;
+        self.maps.insert(id, (m, self.tick));
+    }
+}
+
+/// A bounded cache of mappings.
+pub struct FileCache {
+    mode: ReadMode,
+    capacity: usize,
+    lru: Mutex<MappingLru>,
+}
+
+impl std::fmt::Debug for FileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCache")
+            .field("mode", &self.mode)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl FileCache {
+    /// A cache holding at most `capacity` mappings.
+    pub fn new(mode: ReadMode, capacity: usize) -> FileCache {
+        FileCache {
+            mode,
+            capacity: capacity.max(1),
+            lru: Mutex::new(MappingLru::default()),
+        }
+    }
+
+    fn lru(&self) -> std::sync::MutexGuard<'_, MappingLru> {
+        self.lru.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens (or reuses) the file, checking it is still the one that was indexed.
+    pub fn open(&self, id: &FileIdentity) -> Result<OpenFile, FileError> {
+        if self.mode == ReadMode::Pread {
+            let f = open(id)?;
+            check(&f, id)?;
+            return Ok(OpenFile::Pread(f, id.clone()));
+        }
+        let cached = self.lru().get(id);
+        if let Some(m) = cached {
+            // The mapped file may have been rewritten, or the path may now name another file.
+            if check(&m.file, id).is_ok()
+                && std::fs::metadata(&id.path).is_ok_and(|md| md.ino() == id.inode)
+            {
+                return Ok(OpenFile::Mapped(m));
+            }
+            // Stale: drop it and open afresh, which reports what changed.
+            self.lru().maps.remove(&id.id);
+        }
+        let file = open(id)?;
+        check(&file, id)?;
+        // SAFETY: the mapping is read-only and private to this process. Its contents can
+        // change if another process writes the file; sia checks size, mtime and inode
+        // before every use and never relies on the bytes for memory safety (they are
+        // copied out or handed to the host as plain bytes). Truncation by another process
+        // after the check can fault; ReadMode::Pread exists for storage where that happens.
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
+        let mapped = Arc::new(MappedFile {
+            map,
+            file,
+            identity: id.clone(),
+        });
+        self.lru().insert(id.id, mapped.clone(), self.capacity);
+        Ok(OpenFile::Mapped(mapped))
+    }
+}
