@@ -81,6 +81,22 @@ def main():
                            (2, "Wang^XiaoDong=王^小東".encode())]:
         put("charset", bytes([selector]) + text)
     put("charset", b"\xff\\ISO 2022 IR 87`" + jis)
+    for accept in [
+        "*/*",
+        'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+        'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.50;q=0.9, */*;q=0.1',
+        "multipart/related; type=image/x-dicom-rle, application/octet-stream",
+    ]:
+        put("accept", b"\x80" + accept.encode())
+        put("accept", b"\x01" + accept.encode())
+    for path in ["studies", "studies/1.2.3/series/4.5/instances/6.7/frames/1,2", "studies/1.2/metadata",
+                 "studies/1.2/series/3.4/instances/5.6/frames/1%2C3", "studies/1.2/../x"]:
+        put("path", path.encode())
+    for req in ["GET frames/1", "GET frames/3,1,2\nAccept: */*", "HEAD frames/1\nAccept: image/jpeg",
+                "GET frames/1\nAccept: multipart/related; type=application/octet-stream; transfer-syntax=*",
+                "POST frames/1", "GET metadata", "GET frames/1,99\nAccept: application/octet-stream"]:
+        for sel in range(5):
+            put("router", bytes([sel]) + req.encode())
     counts = {d.name: len(list(d.iterdir())) for d in sorted(CORPUS.iterdir())}
     print("seeds:", ", ".join(f"{k} {v}" for k, v in counts.items()))
 
