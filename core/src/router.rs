@@ -40,13 +40,82 @@ impl Engine {
                 instance,
                 frames,
             }) => self.frames(req, &study, &series, &instance, &frames),
-            Ok(Route::Retrieve(p) | Route::Metadata(p) | Route::Search(p) | Route::Other(p)) => {
-                Response::error(
-                    501,
-                    &format!("{p}: this DICOMweb resource is not served yet (frames are)"),
-                )
+            Ok(Route::Metadata {
+                study,
+                series,
+                instance,
+            }) => self.metadata(req, &study, series.as_deref(), instance.as_deref()),
+            Ok(Route::Retrieve(p) | Route::Search(p) | Route::Other(p)) => Response::error(
+                501,
+                &format!("{p}: this DICOMweb resource is not served yet (frames and metadata are)"),
+            ),
+        }
+    }
+
+    /// Study, series or instance metadata: a JSON array of DICOM JSON objects, written
+    /// from each file's header at request time.
+    fn metadata(
+        &self,
+        req: &Request,
+        study: &str,
+        series: Option<&str>,
+        instance: Option<&str>,
+    ) -> Response {
+        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+            Ok(a) => a,
+            Err(e) => return Response::error(400, &e.to_string()),
+        };
+        let acceptable = accept.ranges.iter().any(|r| {
+            r.q > 0 && (r.matches("application/dicom+json") || r.matches("application/json"))
+        });
+        if !acceptable {
+            return Response::error(406, "metadata is sent as application/dicom+json");
+        }
+        let instances = match self.index.instance_files(study, series, instance) {
+            Ok(v) => v,
+            Err(e) => return Response::error(500, &format!("index: {e}")),
+        };
+        if instances.is_empty() {
+            let what = match (series, instance) {
+                (_, Some(i)) => format!("instance {i}"),
+                (Some(se), None) => format!("series {se}"),
+                _ => format!("study {study}"),
+            };
+            return Response::error(404, &format!("no {what} in the index"));
+        }
+        let mut out = Vec::with_capacity(instances.len() * 4096);
+        out.push(b'[');
+        for (k, inst) in instances.iter().enumerate() {
+            let file = match self.files.open(&inst.file) {
+                Ok(f) => f,
+                Err(e) => return file_error(e),
+            };
+            let bytes = match file.whole() {
+                Ok(b) => b,
+                Err(e) => return file_error(e),
+            };
+            let url = format!(
+                "{}/studies/{}/series/{}/instances/{}",
+                self.fhir.dicomweb_base, inst.study_uid, inst.series_uid, inst.sop_instance_uid
+            );
+            let ctx = crate::dicom::json::JsonContext { instance_url: &url };
+            match crate::dicom::json::instance_json(&bytes, &ctx) {
+                Ok(json) => {
+                    if k > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&json);
+                }
+                Err(e) => {
+                    return Response::error(
+                        500,
+                        &format!("{}: cannot read the header again: {e}", inst.file.path),
+                    );
+                }
             }
         }
+        out.push(b']');
+        Response::with_body(200, "application/dicom+json", Body::from_vec(out))
     }
 
     fn frames(

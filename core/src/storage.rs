@@ -146,6 +146,14 @@ impl OpenFile {
         }
     }
 
+    /// The whole file: borrowed from the mapping, or read (pread mode).
+    pub fn whole(&self) -> Result<std::borrow::Cow<'_, [u8]>, FileError> {
+        match self {
+            OpenFile::Mapped(m) => Ok(std::borrow::Cow::Borrowed(m.bytes())),
+            OpenFile::Pread(_, id) => Ok(std::borrow::Cow::Owned(self.read(0, id.size)?)),
+        }
+    }
+
     /// The bytes of a range, copied (for frames that must be transformed).
     pub fn read(&self, start: u64, len: u64) -> Result<Vec<u8>, FileError> {
         Ok(self.chunk(start, len)?.as_bytes().to_vec())

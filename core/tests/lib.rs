@@ -10,3 +10,4 @@ mod properties;
 mod reindex;
 mod scan_cases;
 mod wado_frames;
+mod wado_metadata;

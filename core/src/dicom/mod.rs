@@ -6,7 +6,9 @@
 //! code extensions, and stops at Pixel Data without reading the payload.
 
 pub mod charset;
+mod dictionary;
 pub mod frames;
+pub mod json;
 mod scan;
 pub mod source;
 pub mod tag;

@@ -10,9 +10,9 @@ use super::source::{ByteSource, FileSource, SliceSource};
 use super::tag::{self, Encoding, Tag, Vr, tags};
 use super::{ScanError, ScanErrorKind};
 
-const UNDEFINED: u32 = 0xFFFF_FFFF;
+pub(crate) const UNDEFINED: u32 = 0xFFFF_FFFF;
 /// Deepest sequence nesting walked; real files stay below 10.
-const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 /// Largest value of a scanned text attribute; larger ones are ignored (kept in the file).
 const MAX_TEXT_VALUE: u32 = 64 * 1024;
 /// Most a deflated data set may inflate to before Pixel Data (a bound against
@@ -131,39 +131,12 @@ pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
     };
     let mut found = Found::default();
 
-    // File Meta: after a 128-byte preamble + "DICM", after a bare "DICM", or absent.
-    let meta_start = if total >= 132 && w.bytes(128, 4)? == b"DICM" {
-        Some(132)
-    } else if total >= 4 && w.bytes(0, 4)? == b"DICM" {
-        Some(4)
-    } else if total >= 8 && w.bytes(0, 2)? == [0x02, 0x00] {
-        // Meta group without preamble or magic.
-        Some(0)
-    } else {
-        None
-    };
-    let mut pos = 0;
-    if let Some(start) = meta_start {
-        pos = w.meta_group(start, &mut found)?;
-    }
-    let ts = found
-        .text(tags::TRANSFER_SYNTAX_UID)
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
-    let (encoding, deflated, ts_uid) = match ts.filter(|t| !t.is_empty()) {
-        Some(uid) => {
-            let (enc, deflated) = tag::encoding_of(&uid);
-            (enc, deflated, uid)
-        }
-        None => {
-            let enc = w.sniff(pos, meta_start.is_some())?;
-            let uid = match (enc.explicit_vr, enc.big_endian) {
-                (false, _) => tag::ts::IMPLICIT_VR_LE,
-                (true, false) => tag::ts::EXPLICIT_VR_LE,
-                (true, true) => tag::ts::EXPLICIT_VR_BE,
-            };
-            (enc, false, uid.to_string())
-        }
-    };
+    let DataSetStart {
+        pos,
+        encoding,
+        deflated,
+        transfer_syntax: ts_uid,
+    } = w.locate(&mut found)?;
 
     let pixel = if deflated {
         let inflated = inflate(w.src, pos, total)?;
@@ -198,7 +171,11 @@ pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
 
 /// Inflates the deflated data set that starts at `pos`, reading the file in chunks and
 /// stopping at [`MAX_INFLATED`] bytes.
-fn inflate<S: ByteSource>(src: &mut S, pos: u64, total: u64) -> Result<Vec<u8>, ScanError> {
+pub(crate) fn inflate<S: ByteSource>(
+    src: &mut S,
+    pos: u64,
+    total: u64,
+) -> Result<Vec<u8>, ScanError> {
     let reader = SourceReader {
         src,
         pos,
@@ -247,11 +224,13 @@ impl<S: ByteSource> Read for SourceReader<'_, S> {
 
 /// One element header.
 #[derive(Clone, Copy, Debug)]
-struct Header {
-    tag: Tag,
-    vr: Option<Vr>,
-    len: u32,
-    value_pos: u64,
+pub(crate) struct Header {
+    pub(crate) tag: Tag,
+    pub(crate) vr: Option<Vr>,
+    pub(crate) len: u32,
+    pub(crate) value_pos: u64,
+    /// The VR was read from the element (else it came from the dictionary).
+    pub(crate) explicit: bool,
 }
 
 /// Pixel Data as found at the end of the root data set.
@@ -272,6 +251,79 @@ enum PixelLayout {
     Encapsulated { fragments: Vec<Fragment> },
 }
 
+/// Decodes the element header at the start of `b` (the bytes from `pos` on; 8 are
+/// needed, 12 for an explicit-VR element with a 32-bit length).
+pub(crate) fn decode_header(b: &[u8], pos: u64, enc: Encoding) -> Result<Header, ScanError> {
+    let short = || {
+        ScanError::truncated(format!(
+            "element header at byte {pos} runs past the end of the data"
+        ))
+    };
+    if b.len() < 8 {
+        return Err(short());
+    }
+    let u16_at = |o: usize| {
+        let a = [b[o], b[o + 1]];
+        if enc.big_endian {
+            u16::from_be_bytes(a)
+        } else {
+            u16::from_le_bytes(a)
+        }
+    };
+    let u32_at = |o: usize| {
+        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if enc.big_endian {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
+    };
+    let tag = Tag(u16_at(0), u16_at(2));
+    if tag.0 == 0xFFFE {
+        return Ok(Header {
+            tag,
+            vr: None,
+            len: u32_at(4),
+            value_pos: pos + 8,
+            explicit: false,
+        });
+    }
+    if enc.explicit_vr
+        && let Some(vr) = Vr::from_bytes([b[4], b[5]])
+    {
+        if !vr.has_long_length() {
+            return Ok(Header {
+                tag,
+                vr: Some(vr),
+                len: u32::from(u16_at(6)),
+                value_pos: pos + 8,
+                explicit: true,
+            });
+        }
+        if b.len() < 12 {
+            return Err(ScanError::truncated(format!(
+                "element {tag} at byte {pos} has no room for its length"
+            )));
+        }
+        return Ok(Header {
+            tag,
+            vr: Some(vr),
+            len: u32_at(8),
+            value_pos: pos + 12,
+            explicit: true,
+        });
+    }
+    // Implicit VR, or an explicit-VR file with an implicitly encoded element (found in
+    // the wild for private elements): the VR comes from the dictionary.
+    Ok(Header {
+        tag,
+        vr: tag::dictionary_vr(tag),
+        len: u32_at(4),
+        value_pos: pos + 8,
+        explicit: false,
+    })
+}
+
 struct Walker<'a, S: ByteSource> {
     src: &'a mut S,
     total: u64,
@@ -280,7 +332,75 @@ struct Walker<'a, S: ByteSource> {
     deflated: bool,
 }
 
+/// Where a file's data set starts and how it is encoded.
+pub(crate) struct DataSetStart {
+    /// Offset of the first data-set element (of the deflated stream when `deflated`).
+    pub(crate) pos: u64,
+    pub(crate) encoding: Encoding,
+    pub(crate) deflated: bool,
+    pub(crate) transfer_syntax: String,
+}
+
+/// Finds the data set of the DICOM bytes in `src`: reads the File Meta group if there
+/// is one and takes the encoding from its transfer syntax, else sniffs it.
+pub(crate) fn locate_data_set<S: ByteSource>(src: &mut S) -> Result<DataSetStart, ScanError> {
+    let total = src.len();
+    Walker {
+        src,
+        total,
+        deflated: false,
+    }
+    .locate(&mut Found::default())
+}
+
 impl<S: ByteSource> Walker<'_, S> {
+    fn locate(&mut self, found: &mut Found) -> Result<DataSetStart, ScanError> {
+        let total = self.total;
+        // File Meta: after a 128-byte preamble + "DICM", after a bare "DICM", or absent.
+        let meta_start = if total >= 132 && self.bytes(128, 4)? == b"DICM" {
+            Some(132)
+        } else if total >= 4 && self.bytes(0, 4)? == b"DICM" {
+            Some(4)
+        } else if total >= 8 && self.bytes(0, 2)? == [0x02, 0x00] {
+            // Meta group without preamble or magic.
+            Some(0)
+        } else {
+            None
+        };
+        let mut pos = 0;
+        if let Some(start) = meta_start {
+            pos = self.meta_group(start, found)?;
+        }
+        let ts = found
+            .text(tags::TRANSFER_SYNTAX_UID)
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
+        Ok(match ts.filter(|t| !t.is_empty()) {
+            Some(uid) => {
+                let (encoding, deflated) = tag::encoding_of(&uid);
+                DataSetStart {
+                    pos,
+                    encoding,
+                    deflated,
+                    transfer_syntax: uid,
+                }
+            }
+            None => {
+                let encoding = self.sniff(pos, meta_start.is_some())?;
+                let uid = match (encoding.explicit_vr, encoding.big_endian) {
+                    (false, _) => tag::ts::IMPLICIT_VR_LE,
+                    (true, false) => tag::ts::EXPLICIT_VR_LE,
+                    (true, true) => tag::ts::EXPLICIT_VR_BE,
+                };
+                DataSetStart {
+                    pos,
+                    encoding,
+                    deflated: false,
+                    transfer_syntax: uid.to_string(),
+                }
+            }
+        })
+    }
+
     fn bytes(&mut self, pos: u64, n: usize) -> Result<&[u8], ScanError> {
         if pos.checked_add(n as u64).is_none_or(|end| end > self.total) {
             return Err(ScanError::truncated(format!(
@@ -292,73 +412,14 @@ impl<S: ByteSource> Walker<'_, S> {
     }
 
     fn header(&mut self, pos: u64, enc: Encoding) -> Result<Header, ScanError> {
+        let n = self.total.saturating_sub(pos).min(12) as usize;
         let total = self.total;
-        let b = self.bytes(pos, 8).map_err(|_| {
+        let b = self.bytes(pos, n).map_err(|_| {
             ScanError::truncated(format!(
                 "element header at byte {pos} runs past the end of the file ({total} bytes)"
             ))
         })?;
-        let u16_at = |o: usize| {
-            if enc.big_endian {
-                u16::from_be_bytes([b[o], b[o + 1]])
-            } else {
-                u16::from_le_bytes([b[o], b[o + 1]])
-            }
-        };
-        let u32_at = |o: usize| {
-            let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-            if enc.big_endian {
-                u32::from_be_bytes(a)
-            } else {
-                u32::from_le_bytes(a)
-            }
-        };
-        let tag = Tag(u16_at(0), u16_at(2));
-        if tag.0 == 0xFFFE {
-            return Ok(Header {
-                tag,
-                vr: None,
-                len: u32_at(4),
-                value_pos: pos + 8,
-            });
-        }
-        if enc.explicit_vr
-            && let Some(vr) = Vr::from_bytes([b[4], b[5]])
-        {
-            if !vr.has_long_length() {
-                return Ok(Header {
-                    tag,
-                    vr: Some(vr),
-                    len: u32::from(u16_at(6)),
-                    value_pos: pos + 8,
-                });
-            }
-            let b = self.bytes(pos + 8, 4).map_err(|_| {
-                ScanError::truncated(format!(
-                    "element {tag} at byte {pos} has no room for its length"
-                ))
-            })?;
-            let a = [b[0], b[1], b[2], b[3]];
-            let len = if enc.big_endian {
-                u32::from_be_bytes(a)
-            } else {
-                u32::from_le_bytes(a)
-            };
-            return Ok(Header {
-                tag,
-                vr: Some(vr),
-                len,
-                value_pos: pos + 12,
-            });
-        }
-        // Implicit VR, or an explicit-VR file with an implicitly encoded element (found in
-        // the wild for private elements): the VR comes from the dictionary.
-        Ok(Header {
-            tag,
-            vr: tag::implicit_vr(tag),
-            len: u32_at(4),
-            value_pos: pos + 8,
-        })
+        decode_header(b, pos, enc)
     }
 
     /// Checks that a defined-length value fits in the file; returns where it ends.

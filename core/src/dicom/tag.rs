@@ -134,39 +134,32 @@ impl Vr {
     }
 }
 
-/// The VR of the tags the scanner reads, for implicit-VR data sets.
-pub fn implicit_vr(tag: Tag) -> Option<Vr> {
-    use tags::*;
-    Some(match tag {
-        SPECIFIC_CHARACTER_SET
-        | IMAGE_TYPE
-        | MODALITY
-        | BODY_PART_EXAMINED
-        | LATERALITY
-        | PHOTOMETRIC_INTERPRETATION
-        | PATIENT_SEX => Vr::CS,
-        SOP_CLASS_UID
-        | SOP_INSTANCE_UID
-        | STUDY_INSTANCE_UID
-        | SERIES_INSTANCE_UID
-        | MEDIA_STORAGE_SOP_CLASS_UID
-        | TRANSFER_SYNTAX_UID => Vr::UI,
-        STUDY_DATE | SERIES_DATE | PATIENT_BIRTH_DATE => Vr::DA,
-        STUDY_TIME | SERIES_TIME => Vr::TM,
-        ACCESSION_NUMBER | STUDY_ID | TIMEZONE_OFFSET_FROM_UTC => Vr::SH,
-        REFERRING_PHYSICIAN_NAME | PATIENT_NAME => Vr::PN,
-        STUDY_DESCRIPTION | SERIES_DESCRIPTION | PATIENT_ID | ISSUER_OF_PATIENT_ID
-        | DOCUMENT_TITLE => Vr::LO,
-        SERIES_NUMBER | INSTANCE_NUMBER | NUMBER_OF_FRAMES => Vr::IS,
-        SAMPLES_PER_PIXEL | PLANAR_CONFIGURATION | ROWS | COLUMNS | BITS_ALLOCATED
-        | BITS_STORED | PIXEL_REPRESENTATION => Vr::US,
-        EXTENDED_OFFSET_TABLE | EXTENDED_OFFSET_TABLE_LENGTHS => Vr::OV,
-        DIRECTORY_RECORD_SEQUENCE => Vr::SQ,
-        FLOAT_PIXEL_DATA => Vr::OF,
-        DOUBLE_FLOAT_PIXEL_DATA => Vr::OD,
-        PIXEL_DATA => Vr::OW,
-        _ => return None,
-    })
+/// The VR of `tag` in the standard data dictionary (PS3.6), for Implicit VR data
+/// sets: group lengths are UL, private creators LO, other private attributes unknown
+/// (`None`, read as UN).
+pub fn dictionary_vr(tag: Tag) -> Option<Vr> {
+    use super::dictionary::{REPEATING, STANDARD};
+    if tag.1 == 0x0000 {
+        return Some(Vr::UL);
+    }
+    if tag.0 % 2 == 1 {
+        return (0x0010..=0x00FF).contains(&tag.1).then_some(Vr::LO);
+    }
+    let t = tag.as_u32();
+    if let Ok(i) = STANDARD.binary_search_by_key(&t, |&(k, _)| k) {
+        return Some(STANDARD[i].1);
+    }
+    REPEATING
+        .iter()
+        .find(|&&(mask, value, _)| t & mask == value)
+        .map(|&(_, _, vr)| vr)
+}
+
+/// Whether the dictionary VR of `tag` is "US or SS" (signed when Pixel Representation is 1).
+pub fn is_us_or_ss(tag: Tag) -> bool {
+    super::dictionary::US_OR_SS
+        .binary_search(&tag.as_u32())
+        .is_ok()
 }
 
 /// How a data set's elements are encoded.

@@ -8,7 +8,7 @@ mod read;
 pub mod schema;
 
 pub use ingest::{Duplicate, IndexOptions, IndexReport, Progress, Skipped};
-pub use read::{InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};
+pub use read::{InstanceFile, InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

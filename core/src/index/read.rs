@@ -263,3 +263,53 @@ impl Index {
         })
     }
 }
+
+/// An instance's place in the hierarchy and its file, for retrieval routes.
+#[derive(Clone, Debug)]
+pub struct InstanceFile {
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// Series Instance UID.
+    pub series_uid: String,
+    /// SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// The file as indexed.
+    pub file: crate::storage::FileIdentity,
+}
+
+impl Index {
+    /// The instances of a study, or of one series, or one instance (by series number,
+    /// instance number and UID).
+    pub fn instance_files(
+        &self,
+        study: &str,
+        series: Option<&str>,
+        instance: Option<&str>,
+    ) -> Result<Vec<InstanceFile>> {
+        self.read(|conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT st.study_uid, se.series_uid, i.sop_instance_uid, f.id, f.path, f.size, f.mtime_ns, f.inode
+                 FROM studies st JOIN series se ON se.study = st.id JOIN instances i ON i.series = se.id
+                 JOIN files f ON f.id = i.file
+                 WHERE st.study_uid = ?1 AND (?2 IS NULL OR se.series_uid = ?2)
+                   AND (?3 IS NULL OR i.sop_instance_uid = ?3)
+                 ORDER BY se.number IS NULL, se.number, se.series_uid, i.number IS NULL, i.number, i.sop_instance_uid",
+            )?;
+            let rows = q.query_map(rusqlite::params![study, series, instance], |r| {
+                Ok(InstanceFile {
+                    study_uid: r.get(0)?,
+                    series_uid: r.get(1)?,
+                    sop_instance_uid: r.get(2)?,
+                    file: crate::storage::FileIdentity {
+                        id: r.get(3)?,
+                        path: r.get(4)?,
+                        size: r.get::<_, i64>(5)? as u64,
+                        mtime_ns: r.get(6)?,
+                        inode: r.get::<_, i64>(7)? as u64,
+                    },
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}

@@ -13,8 +13,15 @@ use crate::dicom::tag::ts;
 pub enum Route {
     /// `studies/{s}` and deeper instance-retrieval paths (not served yet).
     Retrieve(String),
-    /// `.../metadata` at any level (not served yet).
-    Metadata(String),
+    /// `.../metadata` of a study, a series or an instance.
+    Metadata {
+        /// Study Instance UID.
+        study: String,
+        /// Series Instance UID, for series and instance metadata.
+        series: Option<String>,
+        /// SOP Instance UID, for instance metadata.
+        instance: Option<String>,
+    },
     /// `studies/{s}/series/{se}/instances/{i}/frames/{list}`.
     Frames {
         /// Study Instance UID.
@@ -111,7 +118,11 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
             uid(s, "Study Instance UID")?;
             match rest_ {
                 [] => Ok(Route::Retrieve(rest.into())),
-                ["metadata"] => Ok(Route::Metadata(rest.into())),
+                ["metadata"] => Ok(Route::Metadata {
+                    study: s.to_string(),
+                    series: None,
+                    instance: None,
+                }),
                 ["series"] | ["instances"] => Ok(Route::Search(rest.into())),
                 ["rendered"] | ["thumbnail"] | ["bulkdata", ..] | ["pixeldata"] => {
                     Ok(Route::Other(rest.into()))
@@ -120,7 +131,11 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
                     uid(se, "Series Instance UID")?;
                     match more {
                         [] => Ok(Route::Retrieve(rest.into())),
-                        ["metadata"] => Ok(Route::Metadata(rest.into())),
+                        ["metadata"] => Ok(Route::Metadata {
+                            study: s.to_string(),
+                            series: Some(se.to_string()),
+                            instance: None,
+                        }),
                         ["instances"] => Ok(Route::Search(rest.into())),
                         ["rendered"] | ["thumbnail"] | ["bulkdata", ..] | ["pixeldata"] => {
                             Ok(Route::Other(rest.into()))
@@ -129,7 +144,11 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
                             uid(i, "SOP Instance UID")?;
                             match tail {
                                 [] => Ok(Route::Retrieve(rest.into())),
-                                ["metadata"] => Ok(Route::Metadata(rest.into())),
+                                ["metadata"] => Ok(Route::Metadata {
+                                    study: s.to_string(),
+                                    series: Some(se.to_string()),
+                                    instance: Some(i.to_string()),
+                                }),
                                 ["frames", list] => Ok(Route::Frames {
                                     study: s.to_string(),
                                     series: se.to_string(),

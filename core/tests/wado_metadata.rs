@@ -1,0 +1,168 @@
+//! Metadata (DICOM JSON) through `Engine::handle`.
+
+use sia::dicom::tag::{Encoding, Tag, Vr, tags, ts};
+use sia::dicom::write::DataSetWriter;
+use sia::http::Request;
+use sia::{Config, Engine};
+
+use crate::common::*;
+
+fn demo_engine(dir: &std::path::Path) -> Engine {
+    sia::demo::write_demo(&dir.join("data")).unwrap();
+    let engine = Engine::open(Config {
+        db: dir.join("i.db"),
+        ..Config::default()
+    })
+    .unwrap();
+    engine
+        .index(&[dir.join("data")], &Default::default())
+        .unwrap();
+    engine
+}
+
+fn json(engine: &Engine, target: &str) -> serde_json::Value {
+    let resp = engine.handle(&Request::get(target));
+    assert_eq!(
+        resp.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&resp.body.to_vec())
+    );
+    assert_eq!(resp.header("Content-Type"), Some("application/dicom+json"));
+    serde_json::from_slice(&resp.body.to_vec()).unwrap()
+}
+
+#[test]
+fn study_series_and_instance_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = demo_engine(dir.path());
+    let root = sia::demo::DEMO_UID_ROOT;
+    let study = json(&engine, &format!("/dicom-web/studies/{root}.3/metadata"));
+    assert_eq!(study.as_array().unwrap().len(), 24);
+    let series = json(
+        &engine,
+        &format!("/dicom-web/studies/{root}.3/series/{root}.3.2/metadata"),
+    );
+    let series = series.as_array().unwrap();
+    assert_eq!(series.len(), 12);
+    // Ordered by Instance Number; the big-endian series reads back the same values.
+    let numbers: Vec<i64> = series
+        .iter()
+        .map(|i| i["00200013"]["Value"][0].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, (1..=12).collect::<Vec<_>>());
+    let first = &series[0];
+    assert_eq!(
+        first["00280010"],
+        serde_json::json!({"vr": "US", "Value": [64]})
+    );
+    assert_eq!(
+        first["00100010"]["Value"][0]["Alphabetic"],
+        "Smith^John^A^Dr."
+    );
+    let pixels = first["7FE00010"]["BulkDataURI"].as_str().unwrap();
+    assert!(
+        pixels.ends_with(&format!("/instances/{root}.3.2.1/bulkdata/7FE00010")),
+        "{pixels}"
+    );
+    // Keys are sorted and carry no group lengths or File Meta.
+    let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        keys.iter()
+            .all(|k| !k.starts_with("0002") && !k.ends_with("0000"))
+    );
+
+    let instance = json(
+        &engine,
+        &format!("/dicom-web/studies/{root}.4/series/{root}.4.2/instances/{root}.4.2.1/metadata"),
+    );
+    assert_eq!(
+        instance[0]["00100010"]["Value"][0],
+        serde_json::json!({"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎"})
+    );
+    assert_eq!(instance[0]["00081030"]["Value"][0], "心臓カテーテル");
+}
+
+#[test]
+fn metadata_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = demo_engine(dir.path());
+    let root = sia::demo::DEMO_UID_ROOT;
+    let target = format!("/dicom-web/studies/{root}.3/metadata");
+    let resp = engine.handle(&Request::get(&target).with_header("Accept", "image/jpeg"));
+    assert_eq!(resp.status, 406);
+    let resp = engine.handle(&Request::get(&target).with_header("Accept", "application/json"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        engine
+            .handle(&Request::get("/dicom-web/studies/1.2.3/metadata"))
+            .status,
+        404
+    );
+}
+
+#[test]
+fn values_follow_ps3_18_f2() {
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    w.str(tags::IMAGE_TYPE, Vr::CS, "ORIGINAL\\\\AXIAL");
+    identity(&mut w, SOP, "P1", "");
+    w.str(Tag(0x0018, 0x0050), Vr::DS, "0.123456789012345678901");
+    w.str(Tag(0x0018, 0x1020), Vr::LO, "");
+    w.element(Tag(0x0020, 0x0013), Vr::IS, b"+007");
+    let at: Vec<u8> = [0x0018u16, 0x1063]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    w.element(Tag(0x0028, 0x0009), Vr::AT, &at);
+    w.element(Tag(0x0029, 0x0010), Vr::LO, b"ACME 1.0");
+    w.element(Tag(0x0029, 0x1001), Vr::OB, &[1, 2, 3, 4]);
+    w.sequence_start(Tag(0x0040, 0x0260))
+        .item_start()
+        .item_end()
+        .sequence_end();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("a.dcm"),
+        with_meta(ts::EXPLICIT_VR_LE, w.as_bytes()),
+    )
+    .unwrap();
+    let engine = Engine::open(Config {
+        db: dir.path().join("i.db"),
+        ..Config::default()
+    })
+    .unwrap();
+    engine.index(&[&data], &Default::default()).unwrap();
+    let body = engine.handle(&Request::get(&format!(
+        "/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{SOP}/metadata"
+    )));
+    let text = String::from_utf8(body.body.to_vec()).unwrap();
+    // The DS keeps all its digits (a float would not).
+    assert!(
+        text.contains(r#""00180050":{"vr":"DS","Value":[0.123456789012345678901]}"#),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let i = &v[0];
+    assert_eq!(
+        i["00080008"]["Value"],
+        serde_json::json!(["ORIGINAL", null, "AXIAL"])
+    );
+    assert_eq!(i["00100010"], serde_json::json!({"vr": "PN"}));
+    assert_eq!(i["00181020"], serde_json::json!({"vr": "LO"}));
+    assert_eq!(i["00200013"]["Value"], serde_json::json!([7]));
+    assert_eq!(i["00280009"]["Value"], serde_json::json!(["00181063"]));
+    assert_eq!(i["00290010"]["Value"], serde_json::json!(["ACME 1.0"]));
+    assert!(
+        i["00291001"]["BulkDataURI"]
+            .as_str()
+            .unwrap()
+            .ends_with("/bulkdata/00291001")
+    );
+    assert_eq!(
+        i["00400260"],
+        serde_json::json!({"vr": "SQ", "Value": [{}]})
+    );
+}
