@@ -3,8 +3,9 @@
 use crate::Engine;
 use crate::dicom::FrameTable;
 use crate::http::{Body, Chunk, Request, Response};
+use crate::index::search::Level;
 use crate::storage::{FileError, OpenFile};
-use crate::wado::{self, AcceptHeader, Multipart, Route};
+use crate::wado::{self, AcceptHeader, Multipart, Route, qido};
 
 impl Engine {
     /// Answers one HTTP request: status, headers and body, with every DICOMweb rule
@@ -45,11 +46,81 @@ impl Engine {
                 series,
                 instance,
             }) => self.metadata(req, &study, series.as_deref(), instance.as_deref()),
-            Ok(Route::Retrieve(p) | Route::Search(p) | Route::Other(p)) => Response::error(
+            Ok(Route::Search {
+                level,
+                study,
+                series,
+            }) => self.search(req, level, study.as_deref(), series.as_deref()),
+            Ok(Route::Retrieve(p) | Route::Other(p)) => Response::error(
                 501,
-                &format!("{p}: this DICOMweb resource is not served yet (frames and metadata are)"),
+                &format!(
+                    "{p}: this DICOMweb resource is not served yet (frames, metadata and search are)"
+                ),
             ),
         }
+    }
+
+    /// QIDO-RS: a JSON array of matches (an empty array when nothing matches, PS3.18 as
+    /// amended by CP-2473).
+    fn search(
+        &self,
+        req: &Request,
+        level: Level,
+        study: Option<&str>,
+        series: Option<&str>,
+    ) -> Response {
+        if let Some(r) = self.require_json(req) {
+            return r;
+        }
+        let q = match qido::parse(level, study, series, &req.query) {
+            Ok(q) => q,
+            Err((status, m)) => return Response::error(status, &m),
+        };
+        let mut rows = match self.index.search(&q.search) {
+            Ok(r) => r,
+            Err(e) => return Response::error(500, &format!("index: {e}")),
+        };
+        let more = rows.len() as u64 > q.search.limit;
+        rows.truncate(q.search.limit as usize);
+        let mut out = Vec::with_capacity(rows.len() * 1024 + 2);
+        out.push(b'[');
+        for (k, row) in rows.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            qido::row_json(row, &q.returned, &self.fhir.dicomweb_base, &mut out);
+        }
+        out.push(b']');
+        let mut resp = Response::with_body(200, "application/dicom+json", Body::from_vec(out));
+        let mut warnings = Vec::new();
+        if more && q.asked_limit.is_none_or(|l| l > qido::MAX_RESULTS) {
+            warnings.push(format!(
+                "299 sia \"The number of results exceeded the maximum supported by the server ({}). Additional results can be requested.\"",
+                qido::MAX_RESULTS
+            ));
+        }
+        if !q.ignored_fields.is_empty() {
+            warnings.push(format!(
+                "299 sia \"The fields {} are not supported and were not returned.\"",
+                q.ignored_fields.join(",")
+            ));
+        }
+        for w in warnings {
+            resp.headers.push(("Warning".into(), w));
+        }
+        resp
+    }
+
+    /// `None` when the client accepts DICOM JSON, else the 400 or 406 to send.
+    fn require_json(&self, req: &Request) -> Option<Response> {
+        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+            Ok(a) => a,
+            Err(e) => return Some(Response::error(400, &e.to_string())),
+        };
+        let ok = accept.ranges.iter().any(|r| {
+            r.q > 0 && (r.matches("application/dicom+json") || r.matches("application/json"))
+        });
+        (!ok).then(|| Response::error(406, "this resource is sent as application/dicom+json"))
     }
 
     /// Study, series or instance metadata: a JSON array of DICOM JSON objects, written

@@ -11,3 +11,4 @@ mod reindex;
 mod scan_cases;
 mod wado_frames;
 mod wado_metadata;
+mod wado_search;

@@ -218,7 +218,7 @@ fn methods_head_and_unknown_paths() {
     assert!(resp.body.is_empty() && resp.header("Content-Length").unwrap() != "0");
     assert_eq!(get(&engine, "/elsewhere", None).status, 404);
     assert_eq!(
-        get(&engine, "/dicom-web/studies/1.2.3.4/metadata", None).status,
+        get(&engine, "/dicom-web/studies/1.2.3.4/rendered", None).status,
         501
     );
     assert_eq!(

@@ -464,7 +464,8 @@ fn text_values(value: &[u8], vr: Vr, cs: &CharacterSet) -> Vec<Option<String>> {
         .collect()
 }
 
-fn person_name_json(out: &mut Vec<u8>, pn: &str) {
+/// Appends a PN value as a DICOM JSON person-name object.
+pub(crate) fn person_name_json(out: &mut Vec<u8>, pn: &str) {
     let groups: Vec<&str> = pn.splitn(3, '=').collect();
     let mut first = true;
     out.push(b'{');
@@ -546,7 +547,7 @@ pub fn json_number(s: &str) -> Option<String> {
 }
 
 /// Appends `s` as a JSON string.
-fn json_string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     for c in s.chars() {
         match c {

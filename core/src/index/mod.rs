@@ -6,6 +6,7 @@
 mod ingest;
 mod read;
 pub mod schema;
+pub mod search;
 
 pub use ingest::{Duplicate, IndexOptions, IndexReport, Progress, Skipped};
 pub use read::{InstanceFile, InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};

@@ -2,11 +2,13 @@
 
 pub mod accept;
 mod multipart;
+pub mod qido;
 
 pub use accept::{AcceptError, AcceptHeader, MediaRange};
 pub use multipart::Multipart;
 
 use crate::dicom::tag::ts;
+use crate::index::search::Level;
 
 /// A DICOMweb resource named by a path under the DICOMweb base.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +35,15 @@ pub enum Route {
         /// Frame numbers, 1-based, in the order asked.
         frames: Vec<u32>,
     },
-    /// Search (`studies`, `series`, `instances` at any level; not served yet).
-    Search(String),
+    /// QIDO-RS search at a level, within a study or series given in the path.
+    Search {
+        /// What is searched for.
+        level: crate::index::search::Level,
+        /// Study from the path.
+        study: Option<String>,
+        /// Series from the path.
+        series: Option<String>,
+    },
     /// Rendered, thumbnail and bulkdata resources (not served yet).
     Other(String),
 }
@@ -92,6 +101,14 @@ pub fn parse_frame_list(s: &str) -> Result<Vec<u32>, RouteError> {
     Ok(out)
 }
 
+fn search(level: Level, study: Option<&str>, series: Option<&str>) -> Route {
+    Route::Search {
+        level,
+        study: study.map(str::to_string),
+        series: series.map(str::to_string),
+    }
+}
+
 /// Parses a path relative to the DICOMweb base (no leading slash). Only digits, dots and
 /// the fixed keywords can appear, so no request can name a file.
 pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
@@ -113,7 +130,9 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
         message: format!("no DICOMweb resource at {rest:?}"),
     };
     match segs.as_slice() {
-        ["studies"] | ["series"] | ["instances"] => Ok(Route::Search(rest.into())),
+        ["studies"] => Ok(search(Level::Study, None, None)),
+        ["series"] => Ok(search(Level::Series, None, None)),
+        ["instances"] => Ok(search(Level::Instance, None, None)),
         ["studies", s, rest_ @ ..] => {
             uid(s, "Study Instance UID")?;
             match rest_ {
@@ -123,7 +142,8 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
                     series: None,
                     instance: None,
                 }),
-                ["series"] | ["instances"] => Ok(Route::Search(rest.into())),
+                ["series"] => Ok(search(Level::Series, Some(s), None)),
+                ["instances"] => Ok(search(Level::Instance, Some(s), None)),
                 ["rendered"] | ["thumbnail"] | ["bulkdata", ..] | ["pixeldata"] => {
                     Ok(Route::Other(rest.into()))
                 }
@@ -136,7 +156,7 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
                             series: Some(se.to_string()),
                             instance: None,
                         }),
-                        ["instances"] => Ok(Route::Search(rest.into())),
+                        ["instances"] => Ok(search(Level::Instance, Some(s), Some(se))),
                         ["rendered"] | ["thumbnail"] | ["bulkdata", ..] | ["pixeldata"] => {
                             Ok(Route::Other(rest.into()))
                         }

@@ -1,0 +1,190 @@
+//! QIDO-RS searches over the index: conditions in, rows out. The conditions are built
+//! by `crate::wado::qido` from the query string; values only ever reach SQLite as bound
+//! parameters.
+
+use rusqlite::types::Value;
+
+use super::Index;
+use crate::error::Result;
+
+/// Level of a search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// `studies`.
+    Study,
+    /// `series` (of all studies, or of one).
+    Series,
+    /// `instances` (of all, one study, or one series).
+    Instance,
+}
+
+/// One condition, already in SQL with `?` placeholders.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    /// A boolean SQL expression over `st`, `p`, `se`, `i`.
+    pub sql: String,
+    /// Its bound values.
+    pub params: Vec<Value>,
+}
+
+/// A search: level, conditions, paging.
+#[derive(Clone, Debug)]
+pub struct Search {
+    /// The level.
+    pub level: Level,
+    /// All must hold.
+    pub conditions: Vec<Condition>,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Most rows to return.
+    pub limit: u64,
+}
+
+/// A row of a search result: study and patient always, series and instance at their
+/// levels.
+#[derive(Clone, Debug, Default)]
+pub struct SearchRow {
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// Study Date.
+    pub study_date: String,
+    /// Study Time.
+    pub study_time: String,
+    /// Timezone Offset From UTC.
+    pub timezone_offset: String,
+    /// Accession Number.
+    pub accession_number: String,
+    /// Study Description.
+    pub study_description: String,
+    /// Referring Physician's Name.
+    pub referring_physician: String,
+    /// Study ID.
+    pub study_id: String,
+    /// ModalitiesInStudy.
+    pub modalities: String,
+    /// NumberOfStudyRelatedSeries.
+    pub study_series: i64,
+    /// NumberOfStudyRelatedInstances.
+    pub study_instances: i64,
+    /// Patient ID.
+    pub patient_id: String,
+    /// Issuer of Patient ID.
+    pub issuer: String,
+    /// Patient's Name.
+    pub patient_name: String,
+    /// Patient's Birth Date.
+    pub birth_date: String,
+    /// Patient's Sex.
+    pub sex: String,
+    /// Series Instance UID (series and instance levels).
+    pub series_uid: String,
+    /// Modality.
+    pub modality: String,
+    /// Series Number.
+    pub series_number: Option<i64>,
+    /// Series Description.
+    pub series_description: String,
+    /// Body Part Examined.
+    pub body_part: String,
+    /// NumberOfSeriesRelatedInstances.
+    pub series_instances: i64,
+    /// SOP Instance UID (instance level).
+    pub sop_instance_uid: String,
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+    /// Instance Number.
+    pub instance_number: Option<i64>,
+    /// Rows.
+    pub rows: Option<i64>,
+    /// Columns.
+    pub columns: Option<i64>,
+    /// Bits Allocated.
+    pub bits_allocated: Option<i64>,
+    /// Number of Frames (0 without Pixel Data).
+    pub frames: i64,
+}
+
+const STUDY_COLUMNS: &str =
+    "st.study_uid, st.date, st.time, st.timezone_offset, st.accession_number, st.description,
+    st.referring_physician, st.study_id, st.modalities, st.num_series, st.num_instances,
+    p.patient_id, p.issuer, p.name, p.birth_date, p.sex";
+
+impl Index {
+    /// Runs a search; returns at most `limit + 1` rows so the caller can tell whether
+    /// more matched.
+    pub fn search(&self, s: &Search) -> Result<Vec<SearchRow>> {
+        let (select, from, order) = match s.level {
+            Level::Study => (STUDY_COLUMNS.to_string(), "studies st JOIN patients p ON p.id = st.patient", "st.date, st.time, st.study_uid"),
+            Level::Series => (
+                format!("{STUDY_COLUMNS}, se.series_uid, se.modality, se.number, se.description, se.body_part, se.num_instances"),
+                "series se JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient",
+                "st.date, st.time, st.study_uid, se.number IS NULL, se.number, se.series_uid",
+            ),
+            Level::Instance => (
+                format!(
+                    "{STUDY_COLUMNS}, se.series_uid, se.modality, se.number, se.description, se.body_part, se.num_instances,
+                     i.sop_instance_uid, i.sop_class_uid, i.number, i.rows, i.columns, i.bits_allocated, i.number_of_frames"
+                ),
+                "instances i JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient",
+                "st.date, st.time, st.study_uid, se.number IS NULL, se.number, se.series_uid, i.number IS NULL, i.number, i.sop_instance_uid",
+            ),
+        };
+        let mut sql = format!("SELECT {select} FROM {from}");
+        let mut params: Vec<Value> = Vec::new();
+        for (k, c) in s.conditions.iter().enumerate() {
+            sql.push_str(if k == 0 { " WHERE (" } else { " AND (" });
+            sql.push_str(&c.sql);
+            sql.push(')');
+            params.extend(c.params.iter().cloned());
+        }
+        sql.push_str(&format!(" ORDER BY {order} LIMIT ? OFFSET ?"));
+        params.push(Value::Integer(
+            i64::try_from(s.limit.saturating_add(1)).unwrap_or(i64::MAX),
+        ));
+        params.push(Value::Integer(i64::try_from(s.offset).unwrap_or(i64::MAX)));
+        let level = s.level;
+        self.read(|conn| {
+            let mut q = conn.prepare(&sql)?;
+            let rows = q.query_map(rusqlite::params_from_iter(params), |r| {
+                let mut row = SearchRow {
+                    study_uid: r.get(0)?,
+                    study_date: r.get(1)?,
+                    study_time: r.get(2)?,
+                    timezone_offset: r.get(3)?,
+                    accession_number: r.get(4)?,
+                    study_description: r.get(5)?,
+                    referring_physician: r.get(6)?,
+                    study_id: r.get(7)?,
+                    modalities: r.get(8)?,
+                    study_series: r.get(9)?,
+                    study_instances: r.get(10)?,
+                    patient_id: r.get(11)?,
+                    issuer: r.get(12)?,
+                    patient_name: r.get(13)?,
+                    birth_date: r.get(14)?,
+                    sex: r.get(15)?,
+                    ..SearchRow::default()
+                };
+                if level != Level::Study {
+                    row.series_uid = r.get(16)?;
+                    row.modality = r.get(17)?;
+                    row.series_number = r.get(18)?;
+                    row.series_description = r.get(19)?;
+                    row.body_part = r.get(20)?;
+                    row.series_instances = r.get(21)?;
+                }
+                if level == Level::Instance {
+                    row.sop_instance_uid = r.get(22)?;
+                    row.sop_class_uid = r.get(23)?;
+                    row.instance_number = r.get(24)?;
+                    row.rows = r.get(25)?;
+                    row.columns = r.get(26)?;
+                    row.bits_allocated = r.get(27)?;
+                    row.frames = r.get(28)?;
+                }
+                Ok(row)
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}

@@ -1,0 +1,638 @@
+//! QIDO-RS: the query string, matching (PS3.4 C.2.2.2: wildcards, ranges, UID lists,
+//! fuzzy person names), `includefield`, paging, and the DICOM JSON of the results.
+
+use rusqlite::types::Value;
+
+use crate::dicom::json::{json_string, person_name_json};
+use crate::index::search::{Condition, Level, Search, SearchRow};
+
+/// How an attribute is matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// UID list matching.
+    Uid,
+    /// Single value, `*`/`?` wildcards, case-sensitive.
+    Text,
+    /// Person name: wildcards, case-insensitive, `fuzzymatching`.
+    Name,
+    /// Date or date range.
+    Date,
+    /// Time or time range.
+    Time,
+    /// Code or list of codes.
+    Code,
+    /// Integer.
+    Int,
+    /// A study with a series of any of these modalities.
+    Modalities,
+    /// Returned, not matchable.
+    ReturnOnly,
+}
+
+struct Attr {
+    tag: u32,
+    keyword: &'static str,
+    vr: &'static str,
+    level: Level,
+    kind: Kind,
+    column: &'static str,
+}
+
+#[rustfmt::skip]
+static ATTRS: &[Attr] = &[
+    Attr { tag: 0x0008_0005, keyword: "SpecificCharacterSet", vr: "CS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0008_0016, keyword: "SOPClassUID", vr: "UI", level: Level::Instance, kind: Kind::Uid, column: "i.sop_class_uid" },
+    Attr { tag: 0x0008_0018, keyword: "SOPInstanceUID", vr: "UI", level: Level::Instance, kind: Kind::Uid, column: "i.sop_instance_uid" },
+    Attr { tag: 0x0008_0020, keyword: "StudyDate", vr: "DA", level: Level::Study, kind: Kind::Date, column: "st.date" },
+    Attr { tag: 0x0008_0030, keyword: "StudyTime", vr: "TM", level: Level::Study, kind: Kind::Time, column: "st.time" },
+    Attr { tag: 0x0008_0050, keyword: "AccessionNumber", vr: "SH", level: Level::Study, kind: Kind::Text, column: "st.accession_number" },
+    Attr { tag: 0x0008_0056, keyword: "InstanceAvailability", vr: "CS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0008_0060, keyword: "Modality", vr: "CS", level: Level::Series, kind: Kind::Code, column: "se.modality" },
+    Attr { tag: 0x0008_0061, keyword: "ModalitiesInStudy", vr: "CS", level: Level::Study, kind: Kind::Modalities, column: "" },
+    Attr { tag: 0x0008_0090, keyword: "ReferringPhysicianName", vr: "PN", level: Level::Study, kind: Kind::Name, column: "st.referring_physician" },
+    Attr { tag: 0x0008_0201, keyword: "TimezoneOffsetFromUTC", vr: "SH", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0008_1030, keyword: "StudyDescription", vr: "LO", level: Level::Study, kind: Kind::Text, column: "st.description" },
+    Attr { tag: 0x0008_103E, keyword: "SeriesDescription", vr: "LO", level: Level::Series, kind: Kind::Text, column: "se.description" },
+    Attr { tag: 0x0008_1190, keyword: "RetrieveURL", vr: "UR", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0010_0010, keyword: "PatientName", vr: "PN", level: Level::Study, kind: Kind::Name, column: "p.name" },
+    Attr { tag: 0x0010_0020, keyword: "PatientID", vr: "LO", level: Level::Study, kind: Kind::Text, column: "p.patient_id" },
+    Attr { tag: 0x0010_0021, keyword: "IssuerOfPatientID", vr: "LO", level: Level::Study, kind: Kind::Text, column: "p.issuer" },
+    Attr { tag: 0x0010_0030, keyword: "PatientBirthDate", vr: "DA", level: Level::Study, kind: Kind::Date, column: "p.birth_date" },
+    Attr { tag: 0x0010_0040, keyword: "PatientSex", vr: "CS", level: Level::Study, kind: Kind::Code, column: "p.sex" },
+    Attr { tag: 0x0018_0015, keyword: "BodyPartExamined", vr: "CS", level: Level::Series, kind: Kind::Code, column: "se.body_part" },
+    Attr { tag: 0x0020_000D, keyword: "StudyInstanceUID", vr: "UI", level: Level::Study, kind: Kind::Uid, column: "st.study_uid" },
+    Attr { tag: 0x0020_000E, keyword: "SeriesInstanceUID", vr: "UI", level: Level::Series, kind: Kind::Uid, column: "se.series_uid" },
+    Attr { tag: 0x0020_0010, keyword: "StudyID", vr: "SH", level: Level::Study, kind: Kind::Text, column: "st.study_id" },
+    Attr { tag: 0x0020_0011, keyword: "SeriesNumber", vr: "IS", level: Level::Series, kind: Kind::Int, column: "se.number" },
+    Attr { tag: 0x0020_0013, keyword: "InstanceNumber", vr: "IS", level: Level::Instance, kind: Kind::Int, column: "i.number" },
+    Attr { tag: 0x0020_1206, keyword: "NumberOfStudyRelatedSeries", vr: "IS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0020_1208, keyword: "NumberOfStudyRelatedInstances", vr: "IS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0020_1209, keyword: "NumberOfSeriesRelatedInstances", vr: "IS", level: Level::Series, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0028_0008, keyword: "NumberOfFrames", vr: "IS", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0028_0010, keyword: "Rows", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0028_0011, keyword: "Columns", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0028_0100, keyword: "BitsAllocated", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
+];
+
+/// Attributes returned whatever was asked (PS3.18 Tables 10.6.3-3..5, plus the study
+/// and series descriptions viewers show).
+const STUDY_DEFAULT: &[u32] = &[
+    0x0008_0005,
+    0x0008_0020,
+    0x0008_0030,
+    0x0008_0050,
+    0x0008_0056,
+    0x0008_0061,
+    0x0008_0090,
+    0x0008_0201,
+    0x0008_1030,
+    0x0008_1190,
+    0x0010_0010,
+    0x0010_0020,
+    0x0010_0030,
+    0x0010_0040,
+    0x0020_000D,
+    0x0020_0010,
+    0x0020_1206,
+    0x0020_1208,
+];
+const SERIES_DEFAULT: &[u32] = &[
+    0x0008_0005,
+    0x0008_0060,
+    0x0008_103E,
+    0x0008_1190,
+    0x0020_000D,
+    0x0020_000E,
+    0x0020_0011,
+    0x0020_1209,
+];
+const INSTANCE_DEFAULT: &[u32] = &[
+    0x0008_0005,
+    0x0008_0016,
+    0x0008_0018,
+    0x0008_1190,
+    0x0020_000D,
+    0x0020_000E,
+    0x0020_0013,
+    0x0028_0008,
+    0x0028_0010,
+    0x0028_0011,
+    0x0028_0100,
+];
+
+/// Most results of one search when the client sets no lower `limit`.
+pub const MAX_RESULTS: u64 = 1000;
+
+/// A parsed QIDO-RS request.
+#[derive(Debug)]
+pub struct Qido {
+    /// The search to run.
+    pub search: Search,
+    /// Tags to return, sorted.
+    pub returned: Vec<u32>,
+    /// `includefield` names that are not supported (reported in a Warning).
+    pub ignored_fields: Vec<String>,
+    /// The limit the client asked for, if any.
+    pub asked_limit: Option<u64>,
+}
+
+fn bad(m: impl Into<String>) -> (u16, String) {
+    (400, m.into())
+}
+
+/// Percent-decodes a query component (`+` is a space, as form encoding writes it).
+fn decode(s: &str) -> Result<String, (u16, String)> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(hex.ok_or_else(|| bad(format!("bad percent-encoding in {s:?}")))?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| bad(format!("{s:?} is not UTF-8")))
+}
+
+fn attr_by_name(name: &str) -> Option<&'static Attr> {
+    let by_tag = (name.len() == 8)
+        .then(|| u32::from_str_radix(name, 16).ok())
+        .flatten();
+    ATTRS
+        .iter()
+        .find(|a| Some(a.tag) == by_tag || a.keyword.eq_ignore_ascii_case(name))
+}
+
+fn rank(l: Level) -> u8 {
+    match l {
+        Level::Study => 0,
+        Level::Series => 1,
+        Level::Instance => 2,
+    }
+}
+
+fn is_uid(s: &str) -> bool {
+    super::is_uid(s)
+}
+
+/// Parses the query string of a search at `level`, restricted to a study and series
+/// given in the path.
+pub fn parse(
+    level: Level,
+    study: Option<&str>,
+    series: Option<&str>,
+    query: &str,
+) -> Result<Qido, (u16, String)> {
+    let mut conditions = Vec::new();
+    if let Some(s) = study {
+        conditions.push(Condition {
+            sql: "st.study_uid = ?".into(),
+            params: vec![Value::Text(s.into())],
+        });
+    }
+    if let Some(s) = series {
+        conditions.push(Condition {
+            sql: "se.series_uid = ?".into(),
+            params: vec![Value::Text(s.into())],
+        });
+    }
+    let mut fuzzy = false;
+    let (mut limit, mut offset) = (None, 0u64);
+    let mut include: Vec<u32> = Vec::new();
+    let mut include_all = false;
+    let mut ignored = Vec::new();
+    let mut matches: Vec<(&'static Attr, String)> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (decode(k)?, decode(v)?);
+        match key.as_str() {
+            "limit" => {
+                limit = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| bad(format!("limit={value:?} is not a number")))?,
+                )
+            }
+            "offset" => {
+                offset = value
+                    .parse::<u64>()
+                    .map_err(|_| bad(format!("offset={value:?} is not a number")))?
+            }
+            "fuzzymatching" => {
+                fuzzy = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("fuzzymatching is true or false")),
+                }
+            }
+            "emptyvaluematching" | "multiplevaluematching" => {}
+            "includefield" => {
+                for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    if name == "all" {
+                        include_all = true;
+                    } else if let Some(a) = attr_by_name(name) {
+                        include.push(a.tag);
+                    } else {
+                        ignored.push(name.to_string());
+                    }
+                }
+            }
+            name => {
+                let attr = attr_by_name(name)
+                    .ok_or_else(|| bad(format!("{name} is not a supported search attribute")))?;
+                if attr.kind == Kind::ReturnOnly {
+                    return Err(bad(format!(
+                        "{} can be returned but not matched",
+                        attr.keyword
+                    )));
+                }
+                if rank(attr.level) > rank(level) {
+                    return Err(bad(format!(
+                        "{} is not an attribute of this search level",
+                        attr.keyword
+                    )));
+                }
+                if matches.iter().any(|(a, _)| a.tag == attr.tag) {
+                    return Err(bad(format!("{} is given twice", attr.keyword)));
+                }
+                matches.push((attr, value));
+            }
+        }
+    }
+    for (attr, value) in &matches {
+        if let Some(c) = condition(attr, value, fuzzy)? {
+            conditions.push(c);
+        }
+    }
+    let defaults: &[u32] = match level {
+        Level::Study => STUDY_DEFAULT,
+        Level::Series => SERIES_DEFAULT,
+        Level::Instance => INSTANCE_DEFAULT,
+    };
+    let mut returned: Vec<u32> = defaults.to_vec();
+    // A search over all series or instances also returns the attributes of the levels
+    // above (PS3.18 10.6.3.3.2/3).
+    if level == Level::Series && study.is_none() {
+        returned.extend_from_slice(STUDY_DEFAULT);
+    }
+    if level == Level::Instance {
+        if series.is_none() {
+            returned.extend_from_slice(SERIES_DEFAULT);
+        }
+        if study.is_none() {
+            returned.extend_from_slice(STUDY_DEFAULT);
+        }
+    }
+    if include_all {
+        returned.extend(
+            ATTRS
+                .iter()
+                .filter(|a| rank(a.level) <= rank(level))
+                .map(|a| a.tag),
+        );
+    }
+    returned.extend(include.iter().copied().filter(|t| {
+        ATTRS
+            .iter()
+            .any(|a| a.tag == *t && rank(a.level) <= rank(level))
+    }));
+    returned.extend(matches.iter().map(|(a, _)| a.tag));
+    returned.sort_unstable();
+    returned.dedup();
+    let effective = limit.unwrap_or(MAX_RESULTS).min(MAX_RESULTS);
+    Ok(Qido {
+        search: Search {
+            level,
+            conditions,
+            offset,
+            limit: effective,
+        },
+        returned,
+        ignored_fields: ignored,
+        asked_limit: limit,
+    })
+}
+
+/// DICOM `*`/`?` wildcards to a GLOB pattern (case-sensitive), escaping `[`.
+fn glob(v: &str) -> String {
+    v.replace('[', "[[]")
+}
+
+/// DICOM wildcards to a LIKE pattern (ASCII case-insensitive) with `\` as escape.
+fn like(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    for c in v.chars() {
+        match c {
+            '*' => out.push('%'),
+            '?' => out.push('_'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split([',', '\\'])
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn range(
+    value: &str,
+    check: fn(&str) -> bool,
+    what: &str,
+) -> Result<(Option<String>, Option<String>), (u16, String)> {
+    let (lo, hi) = match value.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => (value.trim(), value.trim()),
+    };
+    if lo.is_empty() && hi.is_empty() {
+        return Err(bad(format!("{what} range {value:?} has no bound")));
+    }
+    for b in [lo, hi] {
+        if !b.is_empty() && !check(b) {
+            return Err(bad(format!("{b:?} is not a valid {what}")));
+        }
+    }
+    Ok((
+        (!lo.is_empty()).then(|| lo.to_string()),
+        (!hi.is_empty()).then(|| hi.to_string()),
+    ))
+}
+
+fn is_date(s: &str) -> bool {
+    s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_time(s: &str) -> bool {
+    let whole = s.split('.').next().unwrap_or("");
+    (2..=6).contains(&whole.len())
+        && whole.len().is_multiple_of(2)
+        && whole.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>, (u16, String)> {
+    let col = attr.column;
+    let text = |s: &str| Value::Text(s.to_string());
+    if value == "*" {
+        return Ok(None); // universal matching
+    }
+    Ok(Some(match attr.kind {
+        Kind::Uid => {
+            let uids = list(value);
+            if uids.is_empty() || !uids.iter().all(|u| is_uid(u)) {
+                return Err(bad(format!(
+                    "{}={value:?} is not a list of UIDs",
+                    attr.keyword
+                )));
+            }
+            let marks = vec!["?"; uids.len()].join(",");
+            Condition {
+                sql: format!("{col} IN ({marks})"),
+                params: uids.iter().map(|u| text(u)).collect(),
+            }
+        }
+        Kind::Text if value.contains(['*', '?']) => Condition {
+            sql: format!("{col} GLOB ?"),
+            params: vec![text(&glob(value))],
+        },
+        Kind::Text => Condition {
+            sql: format!("{col} = ?"),
+            params: vec![text(value)],
+        },
+        Kind::Name if fuzzy => {
+            // Any name component starting with the value, ignoring case.
+            let words =
+                format!("(' ' || replace(replace(replace({col}, '^', ' '), '=', ' '), ',', ' '))");
+            Condition {
+                sql: format!("{words} LIKE ? ESCAPE '\\'"),
+                params: vec![text(&format!("% {}%", like(value)))],
+            }
+        }
+        Kind::Name => Condition {
+            sql: format!("{col} LIKE ? ESCAPE '\\'"),
+            params: vec![text(&like(value))],
+        },
+        Kind::Code => {
+            let codes = list(value);
+            let marks = vec!["?"; codes.len().max(1)].join(",");
+            Condition {
+                sql: format!("{col} IN ({marks})"),
+                params: codes.iter().map(|c| text(c)).collect(),
+            }
+        }
+        Kind::Int => {
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("{}={value:?} is not a number", attr.keyword)))?;
+            Condition {
+                sql: format!("{col} = ?"),
+                params: vec![Value::Integer(n)],
+            }
+        }
+        Kind::Modalities => {
+            let codes = list(value);
+            let marks = vec!["?"; codes.len().max(1)].join(",");
+            Condition {
+                sql: format!(
+                    "EXISTS (SELECT 1 FROM series s2 WHERE s2.study = st.id AND s2.modality IN ({marks}))"
+                ),
+                params: codes.iter().map(|c| text(c)).collect(),
+            }
+        }
+        Kind::Date => {
+            let (lo, hi) = range(value, is_date, "date")?;
+            let mut sql = format!("{col} != ''");
+            let mut params = Vec::new();
+            if let Some(lo) = lo {
+                sql.push_str(&format!(" AND {col} >= ?"));
+                params.push(text(&lo));
+            }
+            if let Some(hi) = hi {
+                sql.push_str(&format!(" AND {col} <= ?"));
+                params.push(text(&hi));
+            }
+            Condition { sql, params }
+        }
+        Kind::Time => {
+            let (lo, hi) = range(value, is_time, "time")?;
+            // Times are compared on HHMMSS; a bound's missing digits widen it.
+            let hhmmss = format!("substr({col} || '000000', 1, 6)");
+            let mut sql = format!("{col} != ''");
+            let mut params = Vec::new();
+            let digits = |t: &str| t.split('.').next().unwrap_or("").to_string();
+            if let Some(lo) = lo {
+                sql.push_str(&format!(" AND {hhmmss} >= ?"));
+                params.push(text(&format!("{:0<6}", digits(&lo))));
+            }
+            if let Some(hi) = hi {
+                sql.push_str(&format!(" AND {hhmmss} <= ?"));
+                params.push(text(&format!("{:9<6}", digits(&hi))));
+            }
+            Condition { sql, params }
+        }
+        Kind::ReturnOnly => return Ok(None),
+    }))
+}
+
+/// The DICOM JSON object of one result row.
+pub fn row_json(row: &SearchRow, returned: &[u32], dicomweb_base: &str, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    for &tag in returned {
+        let Some(attr) = ATTRS.iter().find(|a| a.tag == tag) else {
+            continue;
+        };
+        let retrieve = match (row.sop_instance_uid.is_empty(), row.series_uid.is_empty()) {
+            (false, _) => format!(
+                "{dicomweb_base}/studies/{}/series/{}/instances/{}",
+                row.study_uid, row.series_uid, row.sop_instance_uid
+            ),
+            (true, false) => format!(
+                "{dicomweb_base}/studies/{}/series/{}",
+                row.study_uid, row.series_uid
+            ),
+            (true, true) => format!("{dicomweb_base}/studies/{}", row.study_uid),
+        };
+        let text_value: Option<String> = match tag {
+            0x0008_0005 => Some("ISO_IR 192".into()),
+            0x0008_0016 => Some(row.sop_class_uid.clone()),
+            0x0008_0018 => Some(row.sop_instance_uid.clone()),
+            0x0008_0020 => Some(row.study_date.clone()),
+            0x0008_0030 => Some(row.study_time.clone()),
+            0x0008_0050 => Some(row.accession_number.clone()),
+            0x0008_0056 => Some("ONLINE".into()),
+            0x0008_0060 => Some(row.modality.clone()),
+            0x0008_0201 => Some(row.timezone_offset.clone()),
+            0x0008_1030 => Some(row.study_description.clone()),
+            0x0008_103E => Some(row.series_description.clone()),
+            0x0008_1190 => Some(retrieve),
+            0x0010_0020 => Some(row.patient_id.clone()),
+            0x0010_0021 => Some(row.issuer.clone()),
+            0x0010_0030 => Some(row.birth_date.clone()),
+            0x0010_0040 => Some(row.sex.clone()),
+            0x0018_0015 => Some(row.body_part.clone()),
+            0x0020_000D => Some(row.study_uid.clone()),
+            0x0020_000E => Some(row.series_uid.clone()),
+            0x0020_0010 => Some(row.study_id.clone()),
+            _ => None,
+        };
+        // Timezone Offset is conditional: only when the study has one.
+        if tag == 0x0008_0201 && row.timezone_offset.is_empty() {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(format!("\"{tag:08X}\":{{\"vr\":\"{}\"", attr.vr).as_bytes());
+        let number = |n: Option<i64>| n.map(|v| v.to_string());
+        let values: Vec<Vec<u8>> = match tag {
+            0x0010_0010 | 0x0008_0090 => {
+                let pn = if tag == 0x0010_0010 {
+                    &row.patient_name
+                } else {
+                    &row.referring_physician
+                };
+                if pn.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut v = Vec::new();
+                    person_name_json(&mut v, pn);
+                    vec![v]
+                }
+            }
+            0x0008_0061 => row
+                .modalities
+                .split('\\')
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    let mut v = Vec::new();
+                    json_string(&mut v, m);
+                    v
+                })
+                .collect(),
+            0x0020_0011 | 0x0020_0013 | 0x0020_1206 | 0x0020_1208 | 0x0020_1209 | 0x0028_0008
+            | 0x0028_0010 | 0x0028_0011 | 0x0028_0100 => {
+                let n = match tag {
+                    0x0020_0011 => row.series_number,
+                    0x0020_0013 => row.instance_number,
+                    0x0020_1206 => Some(row.study_series),
+                    0x0020_1208 => Some(row.study_instances),
+                    0x0020_1209 => Some(row.series_instances),
+                    0x0028_0008 => (row.frames > 0).then_some(row.frames),
+                    0x0028_0010 => row.rows,
+                    0x0028_0011 => row.columns,
+                    _ => row.bits_allocated,
+                };
+                number(n).map(|s| vec![s.into_bytes()]).unwrap_or_default()
+            }
+            _ => match text_value {
+                Some(t) if !t.is_empty() => {
+                    let mut v = Vec::new();
+                    json_string(&mut v, &t);
+                    vec![v]
+                }
+                _ => Vec::new(),
+            },
+        };
+        if !values.is_empty() {
+            out.extend_from_slice(b",\"Value\":[");
+            out.extend_from_slice(&values.join(&b','));
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        let q = parse(
+            Level::Study,
+            None,
+            None,
+            "PatientID=ABC*&StudyDate=20200101-&limit=5&includefield=00081030,Bogus",
+        )
+        .unwrap();
+        assert_eq!(q.search.conditions.len(), 2);
+        assert_eq!(q.search.limit, 5);
+        assert_eq!(q.ignored_fields, vec!["Bogus".to_string()]);
+        assert!(
+            parse(Level::Study, None, None, "Modality=CT").is_err(),
+            "series attribute at study level"
+        );
+        assert!(parse(Level::Study, None, None, "StudyDate=2020").is_err());
+        assert!(parse(Level::Study, None, None, "StudyInstanceUID=1.2,abc").is_err());
+        assert!(parse(Level::Study, None, None, "Nonsense=1").is_err());
+        assert!(parse(Level::Study, None, None, "PatientID=%zz").is_err());
+        assert!(parse(Level::Series, None, None, "Modality=CT&00080060=MR").is_err());
+    }
+
+    #[test]
+    fn patterns() {
+        assert_eq!(like("Doe*_x?"), "Doe%\\_x_");
+        assert_eq!(glob("a[b*"), "a[[]b*");
+        assert_eq!(decode("Doe%5EJ+x").unwrap(), "Doe^J x");
+    }
+}
