@@ -42,6 +42,8 @@ pub struct Engine {
     /// Path prefix of DICOMweb requests (`/dicom-web`, or `/x/dicom-web` when the base
     /// URL has a path).
     pub(crate) dicomweb_path: String,
+    /// Path of WADO-URI requests (`/wado` under the base URL's path).
+    pub(crate) wado_uri_path: String,
 }
 
 impl Engine {
@@ -49,11 +51,13 @@ impl Engine {
     pub fn open(config: Config) -> Result<Engine> {
         let fhir = FhirContext::for_base_url(&config.base_url);
         let dicomweb_path = url_path(&fhir.dicomweb_base);
+        let wado_uri_path = format!("{}/wado", url_path(config.base_url.trim_end_matches('/')));
         Ok(Engine {
             index: Index::open(&config.db)?,
             fhir,
             files: FileCache::new(config.read_mode, config.mapped_files),
             dicomweb_path,
+            wado_uri_path,
         })
     }
 

@@ -29,6 +29,9 @@ impl Engine {
     }
 
     fn route(&self, req: &Request) -> Response {
+        if req.path == self.wado_uri_path || req.path == format!("{}/", self.wado_uri_path) {
+            return self.wado_uri(req);
+        }
         let prefix = format!("{}/", self.dicomweb_path.trim_end_matches('/'));
         let Some(rest) = req.path.strip_prefix(prefix.as_str()) else {
             return Response::error(404, &format!("no resource at {}", req.path));
@@ -51,13 +54,214 @@ impl Engine {
                 study,
                 series,
             }) => self.search(req, level, study.as_deref(), series.as_deref()),
-            Ok(Route::Retrieve(p) | Route::Other(p)) => Response::error(
+            Ok(Route::Retrieve {
+                study,
+                series,
+                instance,
+            }) => self.retrieve(req, &study, series.as_deref(), instance.as_deref()),
+            Ok(Route::Other(p)) => Response::error(
                 501,
-                &format!(
-                    "{p}: this DICOMweb resource is not served yet (frames, metadata and search are)"
-                ),
+                &format!("{p}: rendered, thumbnail and bulkdata resources are not served yet"),
             ),
         }
+    }
+
+    /// Instances as DICOM files: `multipart/related; type="application/dicom"`, one part
+    /// per instance. Files in Explicit VR Little Endian (or compressed) go out as they
+    /// are, without copying; Implicit VR, big-endian and deflated files are rewritten.
+    fn retrieve(
+        &self,
+        req: &Request,
+        study: &str,
+        series: Option<&str>,
+        instance: Option<&str>,
+    ) -> Response {
+        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+            Ok(a) => a,
+            Err(e) => return Response::error(400, &e.to_string()),
+        };
+        let instances = match self.index.instance_files(study, series, instance) {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => return Response::error(404, &format!("nothing at {}", req.path)),
+            Err(e) => return Response::error(500, &format!("index: {e}")),
+        };
+        let mut parts: Vec<(String, String, Vec<Chunk>)> = Vec::new();
+        let mut refused: Vec<String> = Vec::new();
+        let mut single_only = true;
+        for inst in &instances {
+            let (ts, body) = match self.dicom_file(&inst.file) {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            match wado::accepts_dicom(&accept, &ts) {
+                Some(multipart) => {
+                    single_only &= !multipart;
+                    let url = format!(
+                        "{}/studies/{}/series/{}/instances/{}",
+                        self.fhir.dicomweb_base,
+                        inst.study_uid,
+                        inst.series_uid,
+                        inst.sop_instance_uid
+                    );
+                    parts.push((ts, url, body));
+                }
+                None => refused.push(format!("{} ({ts})", inst.sop_instance_uid)),
+            }
+        }
+        if parts.is_empty() {
+            return Response::error(
+                406,
+                &format!(
+                    "no instance can be sent in an accepted form (sia does not decompress): {}",
+                    refused.join(", ")
+                ),
+            );
+        }
+        let mut resp = if single_only && parts.len() == 1 {
+            // Only a bare `application/dicom` was accepted, for one instance.
+            let (ts, url, chunks) = parts.pop().expect("one part");
+            let mut body = Body::new();
+            chunks.into_iter().for_each(|c| body.push(c));
+            let mut r = Response::with_body(
+                200,
+                &format!("application/dicom; transfer-syntax={ts}"),
+                body,
+            );
+            r.headers.push(("Content-Location".into(), url));
+            r
+        } else if single_only {
+            return Response::error(406, "several instances are sent only as multipart/related");
+        } else {
+            let mut mp = Multipart::new();
+            for (ts, url, chunks) in parts {
+                let ct = format!("application/dicom; transfer-syntax={ts}");
+                mp.part(&[("Content-Type", &ct), ("Content-Location", &url)], chunks);
+            }
+            let (boundary, body) = mp.finish();
+            Response::with_body(
+                200,
+                &format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+                body,
+            )
+        };
+        if !refused.is_empty() {
+            resp.status = 206;
+            resp.headers.push((
+                "Warning".into(),
+                format!(
+                    "299 sia \"not in an accepted transfer syntax: {}\"",
+                    refused.join(", ")
+                ),
+            ));
+        }
+        resp
+    }
+
+    /// A file ready to send as `application/dicom`: its transfer syntax and body chunks.
+    fn dicom_file(
+        &self,
+        id: &crate::storage::FileIdentity,
+    ) -> Result<(String, Vec<Chunk>), Response> {
+        let file = self.files.open(id).map_err(file_error)?;
+        let bytes = file.whole().map_err(file_error)?;
+        match crate::dicom::transcode::for_web(&bytes) {
+            Ok(crate::dicom::transcode::Output::AsStored(ts)) => {
+                Ok((ts, vec![file.chunk(0, id.size).map_err(file_error)?]))
+            }
+            Ok(crate::dicom::transcode::Output::Rewritten(v)) => Ok((
+                crate::dicom::tag::ts::EXPLICIT_VR_LE.to_string(),
+                vec![Chunk::Owned(v)],
+            )),
+            Err(e) => Err(Response::error(
+                500,
+                &format!("{}: cannot read the file again: {e}", id.path),
+            )),
+        }
+    }
+
+    /// WADO-URI (PS3.18 chapter 9): `requestType=WADO` with study, series and object UIDs;
+    /// `application/dicom` only (rendered images answer 406 until rendering exists).
+    fn wado_uri(&self, req: &Request) -> Response {
+        let mut params: Vec<(String, String)> = Vec::new();
+        for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match (qido::decode(k), qido::decode(v)) {
+                (Ok(k), Ok(v)) => params.push((k, v)),
+                _ => return Response::error(400, "bad percent-encoding in the query"),
+            }
+        }
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if get("requestType") != Some("WADO") {
+            return Response::error(400, "requestType=WADO is required");
+        }
+        let mut uids = Vec::new();
+        for name in ["studyUID", "seriesUID", "objectUID"] {
+            match get(name) {
+                Some(u) if wado::is_uid(u) => uids.push(u.to_string()),
+                Some(u) => {
+                    return Response::error(400, &format!("{name} {u:?} is not a valid UID"));
+                }
+                None => return Response::error(400, &format!("{name} is required")),
+            }
+        }
+        if get("anonymize") == Some("yes") {
+            return Response::error(406, "anonymize=yes is not supported");
+        }
+        let content_type = match get("contentType") {
+            Some(ct) => ct
+                .split(',')
+                .map(|t| t.split(';').next().unwrap_or("").trim())
+                .any(|t| t == "application/dicom"),
+            // Without contentType, the default is a rendered image/jpeg unless the Accept
+            // header asks for application/dicom (PS3.18 9.4.1).
+            None => req
+                .header_values("accept")
+                .any(|a| a.contains("application/dicom")),
+        };
+        if !content_type {
+            return Response::error(
+                406,
+                "only contentType=application/dicom is served; rendered images are not yet",
+            );
+        }
+        let instances = match self
+            .index
+            .instance_files(&uids[0], Some(&uids[1]), Some(&uids[2]))
+        {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => {
+                return Response::error(
+                    404,
+                    &format!(
+                        "no object {} in series {} of study {}",
+                        uids[2], uids[1], uids[0]
+                    ),
+                );
+            }
+            Err(e) => return Response::error(500, &format!("index: {e}")),
+        };
+        let (ts, chunks) = match self.dicom_file(&instances[0].file) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+        if let Some(wanted) = get("transferSyntax")
+            && wanted != ts
+        {
+            return Response::error(
+                406,
+                &format!(
+                    "the object is available in {ts}, not {wanted} (sia does not transcode pixel data)"
+                ),
+            );
+        }
+        let mut body = Body::new();
+        chunks.into_iter().for_each(|c| body.push(c));
+        Response::with_body(200, "application/dicom", body)
     }
 
     /// QIDO-RS: a JSON array of matches (an empty array when nothing matches, PS3.18 as
@@ -338,23 +542,37 @@ fn frame_chunks(file: &OpenFile, table: &FrameTable, n: u32) -> Result<Vec<Chunk
             ..
         } => {
             let start_bit = i * frame_bits;
+            let unit = u64::from(*swap_unit);
+            if frame_bits % 8 == 0 && unit == 0 {
+                return Ok(vec![file.chunk(offset + start_bit / 8, frame_bits / 8)?]);
+            }
+            // Read whole swap units around the frame (relative to the start of Pixel
+            // Data: a frame of 8-bit samples in big-endian OW may start inside a word),
+            // swap them, then cut the frame out.
+            let first = start_bit / 8;
+            let last = (start_bit + frame_bits).div_ceil(8);
+            let (lo, hi) = if unit > 1 {
+                (first - first % unit, last.div_ceil(unit) * unit)
+            } else {
+                (first, last)
+            };
+            let mut src = file.read(offset + lo, hi - lo)?;
+            if unit > 1 {
+                for u in src.chunks_exact_mut(unit as usize) {
+                    u.reverse();
+                }
+            }
+            let skip = (first - lo) as usize;
             if frame_bits % 8 == 0 {
-                let (start, len) = (offset + start_bit / 8, frame_bits / 8);
-                if *swap_unit == 0 {
-                    return Ok(vec![file.chunk(start, len)?]);
-                }
-                let mut bytes = file.read(start, len)?;
-                for unit in bytes.chunks_exact_mut(usize::from(*swap_unit)) {
-                    unit.reverse();
-                }
-                return Ok(vec![Chunk::Owned(bytes)]);
+                let len = (frame_bits / 8) as usize;
+                src.truncate(skip + len);
+                src.drain(..skip);
+                return Ok(vec![Chunk::Owned(src)]);
             }
             // Bits Allocated 1: frames are not padded, so frame n may start inside a
             // byte. Shift it to start at bit 0 of its first byte (pixels fill bytes from
             // the least significant bit, PS3.5 8.1.1).
-            let first = offset + start_bit / 8;
-            let last = offset + (start_bit + frame_bits - 1) / 8;
-            let src = file.read(first, last - first + 1)?;
+            let src = &src[skip..];
             let shift = (start_bit % 8) as u32;
             let out_len = frame_bits.div_ceil(8) as usize;
             let mut out = vec![0u8; out_len];

@@ -55,7 +55,6 @@ pub enum FileError {
 /// A read-only memory mapping of an indexed file.
 pub struct MappedFile {
     map: memmap2::Mmap,
-    file: File,
     identity: FileIdentity,
 }
 
@@ -75,10 +74,7 @@ impl MappedFile {
     }
 }
 
-fn check(file: &File, id: &FileIdentity) -> Result<(), FileError> {
-    let md = file
-        .metadata()
-        .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
+fn check_metadata(md: &std::fs::Metadata, id: &FileIdentity) -> Result<(), FileError> {
     let mtime = md.mtime() * 1_000_000_000 + md.mtime_nsec();
     if md.len() != id.size || mtime != id.mtime_ns || md.ino() != id.inode {
         return Err(FileError::Changed(format!(
@@ -89,6 +85,15 @@ fn check(file: &File, id: &FileIdentity) -> Result<(), FileError> {
         )));
     }
     Ok(())
+}
+
+fn check(file: &File, id: &FileIdentity) -> Result<(), FileError> {
+    check_metadata(
+        &file
+            .metadata()
+            .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?,
+        id,
+    )
 }
 
 fn open(id: &FileIdentity) -> Result<File, FileError> {
@@ -230,10 +235,10 @@ impl FileCache {
         }
         let cached = self.lru().get(id);
         if let Some(m) = cached {
-            // The mapped file may have been rewritten, or the path may now name another file.
-            if check(&m.file, id).is_ok()
-                && std::fs::metadata(&id.path).is_ok_and(|md| md.ino() == id.inode)
-            {
+            // The mapped file may have been rewritten, or the path may now name another
+            // file. (The mapping keeps no descriptor open, so a study of thousands of
+            // instances does not run into the descriptor limit.)
+            if std::fs::metadata(&id.path).is_ok_and(|md| check_metadata(&md, id).is_ok()) {
                 return Ok(OpenFile::Mapped(m));
             }
             // Stale: drop it and open afresh, which reports what changed.
@@ -248,9 +253,9 @@ impl FileCache {
         // after the check can fault; ReadMode::Pread exists for storage where that happens.
         let map = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
+        drop(file);
         let mapped = Arc::new(MappedFile {
             map,
-            file,
             identity: id.clone(),
         });
         self.lru().insert(id.id, mapped.clone(), self.capacity);

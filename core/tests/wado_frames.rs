@@ -245,3 +245,67 @@ fn instance_without_pixel_data_has_no_frames() {
     );
     assert_eq!(get(&engine, &format!("{FRAMES}/1"), None).status, 404);
 }
+
+#[test]
+fn eight_bit_samples_in_big_endian_ow_are_swapped_in_words_across_frame_boundaries() {
+    // 3 frames of 3x3 8-bit samples = 27 bytes in OW (padded to 28): frames 2 and 3
+    // start inside a 16-bit word.
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_BE);
+    identity(&mut w, SOP, "P1", "Doe^Jane");
+    image(&mut w, 3, 3, 8, 3);
+    let stored: Vec<u8> = (0..28u8).collect();
+    w.native_pixel_data(Vr::OW, &stored);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(
+        dir.path(),
+        &[("be8.dcm", with_meta(ts::EXPLICIT_VR_BE, w.as_bytes()))],
+        ReadMode::Mmap,
+    );
+    let le: Vec<u8> = stored.chunks(2).flat_map(|p| [p[1], p[0]]).collect();
+    let got = parts(&get(&engine, &format!("{FRAMES}/3,1,2"), None));
+    assert_eq!(
+        got,
+        vec![le[18..27].to_vec(), le[0..9].to_vec(), le[9..18].to_vec()]
+    );
+}
+
+#[test]
+fn instance_retrieval_of_an_explicit_le_file_is_the_file_itself_without_copying() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = explicit_le_file(2);
+    let engine = engine_with(dir.path(), &[("a.dcm", file.clone())], ReadMode::Mmap);
+    let resp = get(
+        &engine,
+        "/dicom-web/studies/1.2.3.4/series/1.2.3.4.5/instances/1.2.3.4.5.6",
+        None,
+    );
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.body
+            .chunks()
+            .iter()
+            .any(|c| matches!(c, Chunk::Mapped { start: 0, len, .. } if *len == file.len()))
+    );
+    assert_eq!(parts(&resp), vec![file]);
+}
+
+#[test]
+fn implicit_vr_instances_are_rewritten_to_explicit_vr_little_endian() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, pixels) = native16(Encoding::IMPLICIT_LE, 2);
+    let engine = engine_with(
+        dir.path(),
+        &[("i.dcm", with_meta(ts::IMPLICIT_VR_LE, &ds))],
+        ReadMode::Mmap,
+    );
+    let resp = get(
+        &engine,
+        "/dicom-web/studies/1.2.3.4/series/1.2.3.4.5/instances/1.2.3.4.5.6",
+        None,
+    );
+    let out = parts(&resp).pop().unwrap();
+    let r = record(&out);
+    assert_eq!(r.transfer_syntax, ts::EXPLICIT_VR_LE);
+    assert_eq!(r.patient.name, "Doe^Jane");
+    assert_eq!(frames_of(&out, &r).concat(), pixels);
+}

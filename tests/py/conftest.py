@@ -143,16 +143,20 @@ def reference_frames(ds):
         if "ExtendedOffsetTable" in ds:
             eot = (ds.ExtendedOffsetTable, ds.get("ExtendedOffsetTableLengths"))
         return "encapsulated", list(generate_frames(ds.PixelData, number_of_frames=n, extended_offsets=eot))
-    data = ds.PixelData
+    return "native", native_frames(ds, ds.PixelData, n)
+
+
+def native_frames(ds, data, n):
+    """Cuts native pixel data into frames (not padded; 1-bit frames realigned)."""
     rows, cols, spp, bits = ds.Rows, ds.Columns, ds.get("SamplesPerPixel", 1), ds.BitsAllocated
     if ds.get("PhotometricInterpretation") in ("YBR_FULL_422", "YBR_PARTIAL_422"):
         spp = 2
     frame_bits = rows * cols * spp * bits
     if frame_bits % 8 == 0:
         size = frame_bits // 8
-        return "native", [data[i * size : (i + 1) * size] for i in range(n)]
+        return [data[i * size : (i + 1) * size] for i in range(n)]
     bits_all = int.from_bytes(data, "little")
-    return "native", [
+    return [
         ((bits_all >> (i * frame_bits)) & ((1 << frame_bits) - 1)).to_bytes((frame_bits + 7) // 8, "little")
         for i in range(n)
     ]

@@ -12,6 +12,7 @@ pub mod json;
 mod scan;
 pub mod source;
 pub mod tag;
+pub mod transcode;
 pub mod write;
 
 pub use frames::{Fragment, FrameBoundaries, FrameTable, ImagePixelInfo};

@@ -17,7 +17,7 @@ pub(crate) const MAX_DEPTH: usize = 64;
 const MAX_TEXT_VALUE: u32 = 64 * 1024;
 /// Most a deflated data set may inflate to before Pixel Data (a bound against
 /// decompression bombs; real headers are far smaller).
-const MAX_INFLATED: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_INFLATED: usize = 16 * 1024 * 1024;
 /// Most fragments in one Pixel Data element (180,000-frame slides have one per frame).
 const MAX_FRAGMENTS: usize = 1 << 22;
 /// How much one read of a file fetches; most headers fit in one.
@@ -176,6 +176,16 @@ pub(crate) fn inflate<S: ByteSource>(
     pos: u64,
     total: u64,
 ) -> Result<Vec<u8>, ScanError> {
+    inflate_up_to(src, pos, total, MAX_INFLATED)
+}
+
+/// Inflates at most `limit` bytes of the deflated data set at `pos`.
+pub(crate) fn inflate_up_to<S: ByteSource>(
+    src: &mut S,
+    pos: u64,
+    total: u64,
+    limit: usize,
+) -> Result<Vec<u8>, ScanError> {
     let reader = SourceReader {
         src,
         pos,
@@ -185,8 +195,8 @@ pub(crate) fn inflate<S: ByteSource>(
         flate2::read::DeflateDecoder::new(std::io::BufReader::with_capacity(READ_CHUNK, reader));
     let mut out: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK];
-    while out.len() < MAX_INFLATED {
-        let want = chunk.len().min(MAX_INFLATED - out.len());
+    while out.len() < limit {
+        let want = chunk.len().min(limit - out.len());
         let n = z.read(&mut chunk[..want]).map_err(|e| {
             ScanError::malformed(format!("deflated data set does not inflate: {e}"))
         })?;
@@ -195,7 +205,7 @@ pub(crate) fn inflate<S: ByteSource>(
         }
         if out.capacity() - out.len() < n {
             // Grow by doubling, but never past the cap.
-            let target = (out.capacity() * 2).clamp(READ_CHUNK, MAX_INFLATED);
+            let target = (out.capacity() * 2).clamp(READ_CHUNK, limit);
             out.reserve_exact(target - out.len());
         }
         out.extend_from_slice(&chunk[..n]);
@@ -249,6 +259,14 @@ struct PixelData {
 enum PixelLayout {
     Native { len: u64 },
     Encapsulated { fragments: Vec<Fragment> },
+}
+
+/// The byte-swap unit of big-endian OW/OF/OD Pixel Data: 16-bit words at least (so
+/// 8-bit samples in OW are swapped in pairs), whole samples beyond 16 bits. Checked
+/// against pydicom on MR_small_bigendian (16), rtdose_expb (32) and
+/// SC_rgb_small_odd_big_endian (8 in OW).
+pub(crate) fn big_endian_pixel_unit(bits_allocated: u32) -> usize {
+    (bits_allocated as usize / 8).max(2)
 }
 
 /// Decodes the element header at the start of `b` (the bytes from `pos` on; 8 are
@@ -977,14 +995,11 @@ impl Found {
                 let table = match (p.layout, p.deflated) {
                     (_, true) => FrameTable::Deflated { count: frames },
                     (PixelLayout::Native { len }, false) => {
-                        // Big-endian words are swapped per allocated unit; OB is a byte stream.
-                        let swap_unit =
-                            if enc.big_endian && p.vr != Some(Vr::OB) && image.bits_allocated >= 16
-                            {
-                                (image.bits_allocated / 8) as u8
-                            } else {
-                                0
-                            };
+                        let swap_unit = if enc.big_endian && p.vr != Some(Vr::OB) {
+                            big_endian_pixel_unit(image.bits_allocated) as u8
+                        } else {
+                            0
+                        };
                         frames::native(&image, p.value_pos, len, swap_unit)?
                     }
                     (PixelLayout::Encapsulated { fragments }, false) => {

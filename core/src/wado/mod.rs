@@ -13,8 +13,15 @@ use crate::index::search::Level;
 /// A DICOMweb resource named by a path under the DICOMweb base.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    /// `studies/{s}` and deeper instance-retrieval paths (not served yet).
-    Retrieve(String),
+    /// A study, series or instance as `multipart/related; type="application/dicom"`.
+    Retrieve {
+        /// Study Instance UID.
+        study: String,
+        /// Series Instance UID, for series and instance retrieval.
+        series: Option<String>,
+        /// SOP Instance UID, for instance retrieval.
+        instance: Option<String>,
+    },
     /// `.../metadata` of a study, a series or an instance.
     Metadata {
         /// Study Instance UID.
@@ -136,7 +143,11 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
         ["studies", s, rest_ @ ..] => {
             uid(s, "Study Instance UID")?;
             match rest_ {
-                [] => Ok(Route::Retrieve(rest.into())),
+                [] => Ok(Route::Retrieve {
+                    study: s.to_string(),
+                    series: None,
+                    instance: None,
+                }),
                 ["metadata"] => Ok(Route::Metadata {
                     study: s.to_string(),
                     series: None,
@@ -150,7 +161,11 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
                 ["series", se, more @ ..] => {
                     uid(se, "Series Instance UID")?;
                     match more {
-                        [] => Ok(Route::Retrieve(rest.into())),
+                        [] => Ok(Route::Retrieve {
+                            study: s.to_string(),
+                            series: Some(se.to_string()),
+                            instance: None,
+                        }),
                         ["metadata"] => Ok(Route::Metadata {
                             study: s.to_string(),
                             series: Some(se.to_string()),
@@ -163,7 +178,11 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
                         ["instances", i, tail @ ..] => {
                             uid(i, "SOP Instance UID")?;
                             match tail {
-                                [] => Ok(Route::Retrieve(rest.into())),
+                                [] => Ok(Route::Retrieve {
+                                    study: s.to_string(),
+                                    series: Some(se.to_string()),
+                                    instance: Some(i.to_string()),
+                                }),
                                 ["metadata"] => Ok(Route::Metadata {
                                     study: s.to_string(),
                                     series: Some(se.to_string()),
@@ -221,6 +240,44 @@ pub fn frame_media_type(transfer_syntax: &str) -> &'static str {
         "1.2.840.10008.1.2.4.107" | "1.2.840.10008.1.2.4.108" => "video/H265",
         _ => "application/octet-stream",
     }
+}
+
+/// How a client accepts whole instances (`application/dicom`) in `transfer_syntax`:
+/// `Some(true)` inside `multipart/related`, `Some(false)` as a single part, `None` not at
+/// all. Without a transfer-syntax parameter, a compressed instance is accepted as it is
+/// stored (sia does not decompress; PS3.18 8.7.3.3 allows that for lossy data and
+/// viewers expect it for the rest).
+pub fn accepts_dicom(accept: &AcceptHeader, transfer_syntax: &str) -> Option<bool> {
+    let mut best: Option<(u16, bool)> = None;
+    for r in accept.ranges.iter().filter(|r| r.q > 0) {
+        let multipart = r.kind == "multipart" && (r.subtype == "related" || r.subtype == "*");
+        let single = !multipart && r.kind != "*" && r.matches("application/dicom");
+        let any = r.kind == "*";
+        if !(multipart || single || any) {
+            continue;
+        }
+        if multipart {
+            let t = r.param("type").unwrap_or("application/dicom");
+            let (k, sub) = t.split_once('/').unwrap_or((t, ""));
+            let range = MediaRange {
+                kind: k.into(),
+                subtype: sub.into(),
+                params: Vec::new(),
+                q: 0,
+            };
+            if !range.matches("application/dicom") {
+                continue;
+            }
+        }
+        let ts_ok = match r.param("transfer-syntax") {
+            None | Some("*") => true,
+            Some(uid) => uid == transfer_syntax,
+        };
+        if ts_ok && best.is_none_or(|(q, _)| r.q > q) {
+            best = Some((r.q, !single));
+        }
+    }
+    best.map(|(_, multipart)| multipart)
 }
 
 /// A representation the server can send for frames.
@@ -337,6 +394,37 @@ mod tests {
         for bad in ["0", "1,1", "", "1,", "a", "-1", "99999999999", "1 ,2"] {
             assert_eq!(parse_frame_list(bad).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    #[test]
+    fn retrieve_paths_name_their_level() {
+        let r = parse_path("studies/1.2/series/1.3/instances/1.4").unwrap();
+        assert_eq!(
+            r,
+            Route::Retrieve {
+                study: "1.2".into(),
+                series: Some("1.3".into()),
+                instance: Some("1.4".into())
+            }
+        );
+        let r = parse_path("studies/1.2/series/1.3").unwrap();
+        assert_eq!(
+            r,
+            Route::Retrieve {
+                study: "1.2".into(),
+                series: Some("1.3".into()),
+                instance: None
+            }
+        );
+        let r = parse_path("studies/1.2/series/1.3/instances/1.4/metadata").unwrap();
+        assert_eq!(
+            r,
+            Route::Metadata {
+                study: "1.2".into(),
+                series: Some("1.3".into()),
+                instance: Some("1.4".into())
+            }
+        );
     }
 
     #[test]

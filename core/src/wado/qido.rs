@@ -141,7 +141,7 @@ fn bad(m: impl Into<String>) -> (u16, String) {
 }
 
 /// Percent-decodes a query component (`+` is a space, as form encoding writes it).
-fn decode(s: &str) -> Result<String, (u16, String)> {
+pub fn decode(s: &str) -> Result<String, (u16, String)> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
