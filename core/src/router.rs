@@ -59,6 +59,12 @@ impl Engine {
                 series,
                 instance,
             }) => self.retrieve(req, &study, series.as_deref(), instance.as_deref()),
+            Ok(Route::Bulkdata {
+                study,
+                series,
+                instance,
+                path,
+            }) => self.bulkdata(req, &study, &series, &instance, &path),
             Ok(Route::Other(p)) => Response::error(
                 501,
                 &format!("{p}: rendered, thumbnail and bulkdata resources are not served yet"),
@@ -155,6 +161,103 @@ impl Engine {
             ));
         }
         resp
+    }
+
+    /// The value a `BulkDataURI` names, as `application/octet-stream` (little endian);
+    /// encapsulated Pixel Data is sent as its frames.
+    fn bulkdata(
+        &self,
+        req: &Request,
+        study: &str,
+        series: &str,
+        instance: &str,
+        path: &[crate::dicom::bulk::Step],
+    ) -> Response {
+        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+            Ok(a) => a,
+            Err(e) => return Response::error(400, &e.to_string()),
+        };
+        let loc = match self.index.instance_location(instance) {
+            Ok(Some(l)) if l.study_uid == study && l.series_uid == series => l,
+            Ok(_) => {
+                return Response::error(
+                    404,
+                    &format!("no instance {instance} in series {series} of study {study}"),
+                );
+            }
+            Err(e) => return Response::error(500, &format!("index: {e}")),
+        };
+        let file = match self.files.open(&loc.file) {
+            Ok(f) => f,
+            Err(e) => return file_error(e),
+        };
+        let bytes = match file.whole() {
+            Ok(b) => b,
+            Err(e) => return file_error(e),
+        };
+        let value = match crate::dicom::bulk::find(&bytes, path, loc.bits_allocated) {
+            Ok(Some(v)) => v,
+            Ok(None) => return Response::error(404, &format!("no bulk data at {}", req.path)),
+            Err(e) => return Response::error(500, &format!("{}: {e}", loc.file.path)),
+        };
+        let chunk = match value {
+            crate::dicom::bulk::BulkValue::EncapsulatedPixelData => {
+                let all: Vec<u32> = (1..=loc.frames.count()).collect();
+                return self.frames(req, study, series, instance, &all);
+            }
+            crate::dicom::bulk::BulkValue::Bytes {
+                data,
+                file_offset: Some(at),
+            } if matches!(file, OpenFile::Mapped(_)) => match file.chunk(at, data.len() as u64) {
+                Ok(c) => c,
+                Err(e) => return file_error(e),
+            },
+            crate::dicom::bulk::BulkValue::Bytes { data, .. } => Chunk::Owned(data.into_owned()),
+        };
+        drop(bytes);
+        let location = format!(
+            "{}{}",
+            self.fhir.dicomweb_base,
+            req.path
+                .strip_prefix(self.dicomweb_path.as_str())
+                .unwrap_or(&req.path)
+        );
+        let ranges: Vec<_> = accept.ranges.iter().filter(|r| r.q > 0).collect();
+        let multipart = ranges.iter().any(|r| {
+            (r.kind == "multipart"
+                && r.param("type")
+                    .is_none_or(|t| t == "application/octet-stream" || t == "*/*"))
+                || r.kind == "*"
+        });
+        let single = ranges.iter().any(|r| {
+            r.kind != "multipart" && r.kind != "*" && r.matches("application/octet-stream")
+        });
+        if multipart {
+            let mut mp = Multipart::new();
+            mp.part(
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Location", &location),
+                ],
+                [chunk],
+            );
+            let (boundary, body) = mp.finish();
+            Response::with_body(
+                200,
+                &format!(
+                    "multipart/related; type=\"application/octet-stream\"; boundary={boundary}"
+                ),
+                body,
+            )
+        } else if single {
+            let mut body = Body::new();
+            body.push(chunk);
+            let mut r = Response::with_body(200, "application/octet-stream", body);
+            r.headers.push(("Content-Location".into(), location));
+            r
+        } else {
+            Response::error(406, "bulk data is sent as application/octet-stream")
+        }
     }
 
     /// A file ready to send as `application/dicom`: its transfer syntax and body chunks.

@@ -166,3 +166,90 @@ fn values_follow_ps3_18_f2() {
         serde_json::json!({"vr": "SQ", "Value": [{}]})
     );
 }
+
+#[test]
+fn bulkdata_uris_resolve_to_their_values() {
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_BE);
+    identity(&mut w, SOP, "P1", "Doe^Jane");
+    w.element(Tag(0x0029, 0x0010), Vr::LO, b"ACME");
+    w.element(Tag(0x0029, 0x1001), Vr::OB, &[9, 8, 7, 6]);
+    w.sequence_start(Tag(0x0040, 0x0260))
+        .item_start()
+        .item_end()
+        .item_start();
+    w.element(Tag(0x0066, 0x0023), Vr::OW, &[0x01, 0x02, 0x03, 0x04]);
+    w.item_end().sequence_end();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("a.dcm"),
+        with_meta(ts::EXPLICIT_VR_BE, w.as_bytes()),
+    )
+    .unwrap();
+    let engine = Engine::open(Config {
+        db: dir.path().join("i.db"),
+        ..Config::default()
+    })
+    .unwrap();
+    engine.index(&[&data], &Default::default()).unwrap();
+    let instance = format!("/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{SOP}");
+    let meta = json(&engine, &format!("{instance}/metadata"));
+    let nested = meta[0]["00400260"]["Value"][1]["00660023"]["BulkDataURI"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        nested.ends_with("/bulkdata/00400260/1/00660023"),
+        "{nested}"
+    );
+    let get = |uri: &str| {
+        let path = uri.strip_prefix("http://127.0.0.1:8080").unwrap();
+        engine.handle(&Request::get(path).with_header("Accept", "application/octet-stream"))
+    };
+    let resp = get(&nested);
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        resp.body.to_vec(),
+        vec![0x02, 0x01, 0x04, 0x03],
+        "OW swapped to little endian"
+    );
+    let private = meta[0]["00291001"]["BulkDataURI"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        get(&private).body.to_vec(),
+        vec![9, 8, 7, 6],
+        "OB unchanged"
+    );
+    let multipart = engine.handle(&Request::get(
+        private.strip_prefix("http://127.0.0.1:8080").unwrap(),
+    ));
+    assert!(
+        multipart
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("multipart/related; type=\"application/octet-stream\"")
+    );
+    assert_eq!(
+        engine
+            .handle(&Request::get(&format!(
+                "{instance}/bulkdata/00400260/5/00660023"
+            )))
+            .status,
+        404
+    );
+    assert_eq!(
+        engine
+            .handle(&Request::get(&format!("{instance}/bulkdata/00400260/1")))
+            .status,
+        400
+    );
+    assert_eq!(
+        engine
+            .handle(&Request::get(&format!("{instance}/bulkdata/zz")))
+            .status,
+        400
+    );
+}

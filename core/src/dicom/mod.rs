@@ -5,6 +5,7 @@
 //! the file before touching it (dicom-rs allocates by declared length), decodes ISO 2022
 //! code extensions, and stops at Pixel Data without reading the payload.
 
+pub mod bulk;
 pub mod charset;
 mod dictionary;
 pub mod frames;

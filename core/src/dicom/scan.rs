@@ -1071,3 +1071,20 @@ impl Found {
         })))
     }
 }
+
+/// Skips the undefined-length sequence whose first item is at `pos` in `bytes`; returns
+/// the position after its delimiter.
+pub(crate) fn skip_undefined_sequence(
+    bytes: &[u8],
+    pos: u64,
+    enc: Encoding,
+) -> Result<u64, ScanError> {
+    let mut src = SliceSource(bytes);
+    let total = bytes.len() as u64;
+    Walker {
+        src: &mut src,
+        total,
+        deflated: false,
+    }
+    .skip_sequence(pos, enc)
+}

@@ -51,7 +51,19 @@ pub enum Route {
         /// Series from the path.
         series: Option<String>,
     },
-    /// Rendered, thumbnail and bulkdata resources (not served yet).
+    /// `.../instances/{i}/bulkdata/{tag}[/{item}/{tag}...]`, as named by `BulkDataURI`s.
+    Bulkdata {
+        /// Study Instance UID.
+        study: String,
+        /// Series Instance UID.
+        series: String,
+        /// SOP Instance UID.
+        instance: String,
+        /// The path to the value.
+        path: Vec<crate::dicom::bulk::Step>,
+    },
+    /// Rendered and thumbnail resources, and bulkdata above the instance level (not
+    /// served yet).
     Other(String),
 }
 
@@ -197,7 +209,20 @@ pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
                                 ["frames", _, "rendered"] | ["frames", _, "thumbnail"] => {
                                     Ok(Route::Other(rest.into()))
                                 }
-                                ["rendered"] | ["thumbnail"] | ["bulkdata", ..] | ["pixeldata"] => {
+                                ["bulkdata", steps @ ..] => {
+                                    match crate::dicom::bulk::parse_path(steps) {
+                                        Some(path) => Ok(Route::Bulkdata {
+                                            study: s.to_string(),
+                                            series: se.to_string(),
+                                            instance: i.to_string(),
+                                            path,
+                                        }),
+                                        None => Err(bad(
+                                            "a bulkdata path is 8-hex-digit tags separated by item numbers",
+                                        )),
+                                    }
+                                }
+                                ["rendered"] | ["thumbnail"] | ["pixeldata"] => {
                                     Ok(Route::Other(rest.into()))
                                 }
                                 _ => Err(not_found()),
