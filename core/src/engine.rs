@@ -6,7 +6,10 @@ use serde_json::Value;
 
 use crate::error::Result;
 use crate::fhir::{self, FhirContext};
-use crate::index::{Index, IndexOptions, IndexReport, StudyFilter, StudyRow};
+use std::sync::Arc;
+
+use crate::index::{Index, IndexOptions, IndexReport, InstanceLocation, StudyFilter, StudyRow};
+use crate::locations::LocationCache;
 use crate::storage::{FileCache, ReadMode};
 
 /// What an engine needs to start.
@@ -28,7 +31,7 @@ impl Default for Config {
             db: PathBuf::from("sia.db"),
             base_url: "http://127.0.0.1:8080".into(),
             read_mode: ReadMode::Mmap,
-            mapped_files: 256,
+            mapped_files: 1024,
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct Engine {
     pub(crate) dicomweb_path: String,
     /// Path of WADO-URI requests (`/wado` under the base URL's path).
     pub(crate) wado_uri_path: String,
+    /// Recently used instance locations.
+    pub(crate) locations: LocationCache,
 }
 
 impl Engine {
@@ -58,6 +63,7 @@ impl Engine {
             files: FileCache::new(config.read_mode, config.mapped_files),
             dicomweb_path,
             wado_uri_path,
+            locations: LocationCache::new(4096),
         })
     }
 
@@ -77,7 +83,22 @@ impl Engine {
         roots: &[impl AsRef<Path>],
         opts: &IndexOptions<'_>,
     ) -> Result<IndexReport> {
-        self.index.index(roots, opts)
+        let report = self.index.index(roots, opts);
+        self.locations.clear();
+        report
+    }
+
+    /// Where an instance is, from the cache or the index.
+    pub(crate) fn instance_location(&self, sop: &str) -> Result<Option<Arc<InstanceLocation>>> {
+        if let Some(l) = self.locations.get(sop) {
+            return Ok(Some(l));
+        }
+        let Some(loc) = self.index.instance_location(sop)? else {
+            return Ok(None);
+        };
+        let loc = Arc::new(loc);
+        self.locations.put(sop, loc.clone());
+        Ok(Some(loc))
     }
 
     /// Studies matching `filter`.

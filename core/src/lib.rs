@@ -13,6 +13,7 @@ pub mod error;
 pub mod fhir;
 pub mod http;
 pub mod index;
+mod locations;
 mod router;
 pub mod storage;
 pub mod wado;

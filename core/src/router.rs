@@ -177,7 +177,7 @@ impl Engine {
             Ok(a) => a,
             Err(e) => return Response::error(400, &e.to_string()),
         };
-        let loc = match self.index.instance_location(instance) {
+        let loc = match self.instance_location(instance) {
             Ok(Some(l)) if l.study_uid == study && l.series_uid == series => l,
             Ok(_) => {
                 return Response::error(
@@ -508,7 +508,7 @@ impl Engine {
             Ok(a) => a,
             Err(e) => return Response::error(400, &e.to_string()),
         };
-        let loc = match self.index.instance_location(instance) {
+        let loc = match self.instance_location(instance) {
             Ok(Some(l)) if l.study_uid == study && l.series_uid == series => l,
             Ok(_) => {
                 return Response::error(

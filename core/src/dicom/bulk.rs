@@ -23,7 +23,8 @@ pub enum Step {
 /// Parses `7FE00010` or `00540016/0/00181072`: tags of 8 hex digits alternating with item
 /// numbers, ending with a tag.
 pub fn parse_path(segments: &[&str]) -> Option<Vec<Step>> {
-    if segments.is_empty() || segments.len().is_multiple_of(2) || segments.len() > 2 * MAX_DEPTH + 1 {
+    if segments.is_empty() || segments.len().is_multiple_of(2) || segments.len() > 2 * MAX_DEPTH + 1
+    {
         return None;
     }
     segments
