@@ -57,15 +57,35 @@ enum Command {
     Get {
         /// The request target, e.g. /dicom-web/studies/{uid}/series/{uid}/instances/{uid}/frames/1
         target: String,
-        /// The index database.
-        #[arg(long, default_value = "sia.db")]
-        db: PathBuf,
+        /// The index database (default: the configuration's, else ./sia.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// A configuration file: authorization is then enforced exactly as the server
+        /// will (send the token with -H 'Authorization: Bearer ...').
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// A request header, `Name: value` (repeatable).
         #[arg(short = 'H', long = "header")]
         headers: Vec<String>,
         /// The public base URL used in Content-Location and links.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
+    },
+    /// Link a FHIR Patient id to a DICOM patient (Patient ID + Issuer of Patient ID), so
+    /// tokens for that FHIR patient can see the DICOM patient's studies.
+    Link {
+        /// The index database.
+        #[arg(long, default_value = "sia.db")]
+        db: PathBuf,
+        /// The FHIR Patient id (as in the token's patient claim).
+        #[arg(long)]
+        patient: String,
+        /// The DICOM Patient ID (0010,0020).
+        #[arg(long)]
+        identifier: String,
+        /// The DICOM Issuer of Patient ID (0010,0021); empty when absent.
+        #[arg(long, default_value = "")]
+        issuer: String,
     },
     /// Write a small synthetic DICOM data set to try sia on.
     Demo {
@@ -133,9 +153,29 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         Command::Get {
             target,
             db,
+            config,
             headers,
             base_url,
-        } => get(target, db, headers, base_url),
+        } => get(target, db, config, headers, base_url),
+        Command::Link {
+            db,
+            patient,
+            identifier,
+            issuer,
+        } => {
+            if !db.exists() {
+                let db = db.display();
+                return Err(
+                    format!("no index at {db} (run `sia index <folder> --db {db}` first)").into(),
+                );
+            }
+            let index = sia::index::Index::open(&db)?;
+            index.link_patient(&patient, &identifier, &issuer)?;
+            println!(
+                "linked FHIR Patient/{patient} to DICOM patient {identifier:?} (issuer {issuer:?})"
+            );
+            Ok(())
+        }
         Command::Demo { dir } => {
             let files = sia::demo::write_demo(&dir)?;
             println!("wrote {} DICOM files to {}", files.len(), dir.display());
@@ -147,23 +187,26 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
 
 fn get(
     target: String,
-    db: PathBuf,
+    db: Option<PathBuf>,
+    config: Option<PathBuf>,
     headers: Vec<String>,
     base_url: String,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    if !db.exists() {
-        return Err(format!(
-            "no index at {} (run `sia index <folder> --db {}` first)",
-            db.display(),
-            db.display()
-        )
-        .into());
+    let mut cfg = match &config {
+        Some(path) => Config::from_file(path)?,
+        None => Config {
+            base_url,
+            ..Config::default()
+        },
+    };
+    if let Some(db) = db {
+        cfg.db = db;
     }
-    let engine = Engine::open(Config {
-        db,
-        base_url,
-        ..Config::default()
-    })?;
+    if !cfg.db.exists() {
+        let db = cfg.db.display();
+        return Err(format!("no index at {db} (run `sia index <folder> --db {db}` first)").into());
+    }
+    let engine = Engine::open(cfg)?;
     let mut request = Request::get(&target);
     for h in &headers {
         let (name, value) = h

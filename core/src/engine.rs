@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::fhir::{self, FhirContext};
 use std::sync::Arc;
 
+use crate::auth::Authorizer;
 use crate::index::{Index, IndexOptions, IndexReport, InstanceLocation, StudyFilter, StudyRow};
 use crate::locations::LocationCache;
 use crate::storage::{FileCache, ReadMode};
@@ -23,6 +24,9 @@ pub struct Config {
     pub read_mode: ReadMode,
     /// Most memory mappings kept open at once.
     pub mapped_files: usize,
+    /// Token checks; `None` serves everything to the caller (the local administrator,
+    /// as `sia get` without `--config`).
+    pub auth: Option<Arc<Authorizer>>,
 }
 
 impl Default for Config {
@@ -32,6 +36,7 @@ impl Default for Config {
             base_url: "http://127.0.0.1:8080".into(),
             read_mode: ReadMode::Mmap,
             mapped_files: 1024,
+            auth: None,
         }
     }
 }
@@ -49,6 +54,8 @@ pub struct Engine {
     pub(crate) wado_uri_path: String,
     /// Recently used instance locations.
     pub(crate) locations: LocationCache,
+    /// Token checks, when configured.
+    pub(crate) auth: Option<Arc<Authorizer>>,
 }
 
 impl Engine {
@@ -64,6 +71,7 @@ impl Engine {
             dicomweb_path,
             wado_uri_path,
             locations: LocationCache::new(4096),
+            auth: config.auth,
         })
     }
 

@@ -6,9 +6,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
+mod config;
 pub mod demo;
 pub mod dicom;
-mod engine;
+pub(crate) mod engine;
 pub mod error;
 pub mod fhir;
 pub mod http;

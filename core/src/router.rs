@@ -1,6 +1,7 @@
 //! `Engine::handle`: the one router every host uses.
 
 use crate::Engine;
+use crate::auth::{Denial, Interaction, PatientPolicy, Restriction};
 use crate::dicom::FrameTable;
 use crate::http::{Body, Chunk, Request, Response};
 use crate::index::search::Level;
@@ -36,7 +37,32 @@ impl Engine {
         let Some(rest) = req.path.strip_prefix(prefix.as_str()) else {
             return Response::error(404, &format!("no resource at {}", req.path));
         };
-        match wado::parse_path(rest.trim_end_matches('/')) {
+        let route = match wado::parse_path(rest.trim_end_matches('/')) {
+            Ok(r) => r,
+            Err(e) => return Response::error(e.status, &e.message),
+        };
+        // Every DICOMweb resource is checked: retrieval (frames, metadata and bulk data
+        // included) needs `r` on the study's patient, search needs `s` and is filtered.
+        let mut filter = Vec::new();
+        let study = match &route {
+            Route::Frames { study, .. }
+            | Route::Metadata { study, .. }
+            | Route::Retrieve { study, .. }
+            | Route::Bulkdata { study, .. } => Some(study.clone()),
+            _ => None,
+        };
+        if let Some(study) = &study
+            && let Some(denied) = self.guard_study(req, study)
+        {
+            return denied;
+        }
+        if let Route::Search { .. } = &route {
+            match self.search_filter(req) {
+                Ok(f) => filter = f,
+                Err(denied) => return denied,
+            }
+        }
+        match Ok::<Route, wado::RouteError>(route) {
             Err(e) => Response::error(e.status, &e.message),
             Ok(Route::Frames {
                 study,
@@ -53,7 +79,7 @@ impl Engine {
                 level,
                 study,
                 series,
-            }) => self.search(req, level, study.as_deref(), series.as_deref()),
+            }) => self.search(req, level, study.as_deref(), series.as_deref(), filter),
             Ok(Route::Retrieve {
                 study,
                 series,
@@ -312,6 +338,9 @@ impl Engine {
                 None => return Response::error(400, &format!("{name} is required")),
             }
         }
+        if let Some(denied) = self.guard_study(req, &uids[0]) {
+            return denied;
+        }
         if get("anonymize") == Some("yes") {
             return Response::error(406, "anonymize=yes is not supported");
         }
@@ -375,14 +404,16 @@ impl Engine {
         level: Level,
         study: Option<&str>,
         series: Option<&str>,
+        filter: Vec<crate::index::search::Condition>,
     ) -> Response {
         if let Some(r) = self.require_json(req) {
             return r;
         }
-        let q = match qido::parse(level, study, series, &req.query) {
+        let mut q = match qido::parse(level, study, series, &req.query) {
             Ok(q) => q,
             Err((status, m)) => return Response::error(status, &m),
         };
+        q.search.conditions.extend(filter);
         let mut rows = match self.index.search(&q.search) {
             Ok(r) => r,
             Err(e) => return Response::error(500, &format!("index: {e}")),
@@ -416,6 +447,97 @@ impl Engine {
             resp.headers.push(("Warning".into(), w));
         }
         resp
+    }
+
+    /// Checks the token for reading `study`: `None` to go on, else the refusal. Without
+    /// an authorizer (no configuration) everything is allowed.
+    fn guard_study(&self, req: &Request, study: &str) -> Option<Response> {
+        let auth = self.auth.as_ref()?;
+        let grant = match auth.authorize(req, Interaction::Read) {
+            Ok(g) => g,
+            Err(d) => return Some(d.response()),
+        };
+        let owner = match self.index.study_owner(study) {
+            Ok(Some(o)) => o,
+            Ok(None) => return None, // nothing there: the route answers 404
+            Err(e) => return Some(Response::error(500, &format!("index: {e}"))),
+        };
+        let (pid, issuer, modalities) = owner;
+        let linked = match auth.patients {
+            PatientPolicy::Identity => Ok(pid == grant.patient),
+            PatientPolicy::Links => self.index.is_linked(&grant.patient, &pid, &issuer),
+        };
+        match linked {
+            Ok(true) => {}
+            Ok(false) => {
+                return Some(
+                    Denial::patient_mismatch(format!(
+                        "study {study} does not belong to the token's patient"
+                    ))
+                    .response(),
+                );
+            }
+            Err(e) => return Some(Response::error(500, &format!("index: {e}"))),
+        }
+        if let Some(sets) = &grant.restrictions {
+            let ok = sets.iter().any(|set| {
+                set.iter().all(|r| match r {
+                    Restriction::Modality(m) => modalities.iter().any(|x| x == m),
+                })
+            });
+            if !ok {
+                return Some(
+                    Denial::patient_mismatch(format!(
+                        "study {study} is outside the token's granular scopes"
+                    ))
+                    .response(),
+                );
+            }
+        }
+        None
+    }
+
+    /// The conditions that limit a search to the token's patient (and granular scopes).
+    fn search_filter(
+        &self,
+        req: &Request,
+    ) -> Result<Vec<crate::index::search::Condition>, Response> {
+        use crate::index::search::Condition;
+        use rusqlite::types::Value;
+        let Some(auth) = self.auth.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let grant = auth
+            .authorize(req, Interaction::Search)
+            .map_err(|d| d.response())?;
+        let mut out = vec![match auth.patients {
+            PatientPolicy::Identity => Condition { sql: "p.patient_id = ?".into(), params: vec![Value::Text(grant.patient.clone())] },
+            PatientPolicy::Links => Condition {
+                sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                params: vec![Value::Text(grant.patient.clone())],
+            },
+        }];
+        if let Some(sets) = &grant.restrictions {
+            let mut alternatives = Vec::new();
+            let mut params = Vec::new();
+            for set in sets {
+                let mut all = Vec::new();
+                for r in set {
+                    match r {
+                        Restriction::Modality(m) => {
+                            all.push("EXISTS (SELECT 1 FROM series s4 WHERE s4.study = st.id AND s4.modality = ?)".to_string());
+                            params.push(Value::Text(m.clone()));
+                        }
+                    }
+                }
+                alternatives.push(format!("({})", all.join(" AND ")));
+            }
+            out.push(Condition {
+                sql: alternatives.join(" OR "),
+                params,
+            });
+        }
+        Ok(out)
     }
 
     /// `None` when the client accepts DICOM JSON, else the 400 or 406 to send.

@@ -313,3 +313,32 @@ impl Index {
         })
     }
 }
+
+impl Index {
+    /// The DICOM patient (Patient ID, Issuer) and ModalitiesInStudy of a study.
+    pub fn study_owner(&self, study_uid: &str) -> Result<Option<(String, String, Vec<String>)>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT p.patient_id, p.issuer, st.modalities FROM studies st JOIN patients p ON p.id = st.patient
+                     WHERE st.study_uid = ?1",
+                )?
+                .query_row([study_uid], |r| {
+                    let m: String = r.get(2)?;
+                    Ok((r.get(0)?, r.get(1)?, m.split('\\').filter(|s| !s.is_empty()).map(str::to_string).collect()))
+                })
+                .optional()?)
+        })
+    }
+
+    /// Whether DICOM patient (`patient_id`, `issuer`) is linked to FHIR Patient `fhir_id`.
+    pub fn is_linked(&self, fhir_id: &str, patient_id: &str, issuer: &str) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT 1 FROM patient_links WHERE fhir_patient = ?1 AND patient_id = ?2 AND issuer = ?3",
+                )?
+                .exists([fhir_id, patient_id, issuer])?)
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! Offline verification of JWT access tokens against configured issuers.
+//!
+//! The checks follow RFC 8725 and the sia design: the algorithm must be on the issuer's
+//! allow-list (never `none`, HMAC only for an issuer configured with a shared secret);
+//! `kid` selects exactly one key whose `kty` (and curve) fits the algorithm and whose
+//! own `alg`, if present, is the same; keys named in the header (`jwk`, `jku`, `x5u`,
+//! `x5c`) are never used; `exp` is required and numeric; `nbf`/`iat` are numeric and not
+//! in the future; `iss` is exact; `aud` (string or array of strings) must contain a
+//! configured audience; a malformed standard claim rejects the token. jsonwebtoken
+//! checks only the signature: every claim rule is here, typed strictly (its older
+//! releases skipped wrongly typed `exp`, CVE-2026-25537).
+
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+/// How an issuer's tokens are checked.
+#[derive(Clone)]
+pub struct IssuerPolicy {
+    /// `iss`, exactly.
+    pub iss: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// Allowed algorithms.
+    pub algorithms: Vec<Algorithm>,
+    /// Clock skew allowed, seconds.
+    pub leeway: i64,
+    /// Required `typ` (e.g. `at+jwt`), if any.
+    pub require_typ: Option<String>,
+    /// Claim holding the FHIR Patient id.
+    pub patient_claim: String,
+    /// Claim holding the scopes.
+    pub scope_claim: String,
+    /// Verification keys.
+    pub keys: Keys,
+}
+
+/// Where an issuer's verification keys come from.
+#[derive(Clone)]
+pub enum Keys {
+    /// A JWKS (from a file, or handed over by the host for `jwks_url`).
+    Jwks(JwkSet),
+    /// An HMAC shared secret (HS256/384/512 only).
+    Secret(Vec<u8>),
+}
+
+/// What a verified access token says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// `iss`.
+    pub iss: String,
+    /// `sub`, if present.
+    pub sub: Option<String>,
+    /// `client_id`, if present.
+    pub client_id: Option<String>,
+    /// The scope string.
+    pub scope: String,
+    /// The FHIR Patient id in context, if any.
+    pub patient: Option<String>,
+    /// `fhirUser`, if present.
+    pub fhir_user: Option<String>,
+    /// `exp`, seconds since the epoch.
+    pub exp: i64,
+}
+
+fn b64(part: &str) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| "token part is not base64url".to_string())
+}
+
+fn number(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && f.abs() < 1e15)
+            .map(|f| f as i64)
+    })
+}
+
+fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
+    use Algorithm::*;
+    let kty_ok = match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::RSA(_), RS256 | RS384 | RS512 | PS256 | PS384 | PS512) => true,
+        (AlgorithmParameters::EllipticCurve(ec), ES256) => ec.curve == EllipticCurve::P256,
+        (AlgorithmParameters::EllipticCurve(ec), ES384) => ec.curve == EllipticCurve::P384,
+        (AlgorithmParameters::OctetKeyPair(okp), EdDSA) => okp.curve == EllipticCurve::Ed25519,
+        _ => false,
+    };
+    // The JWK's own alg, when stated, pins the algorithm (jsonwebtoken does not check it).
+    let alg_ok = match jwk.common.key_algorithm {
+        None => true,
+        Some(ka) => key_algorithm_name(ka) == Some(alg),
+    };
+    let use_ok = jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_none_or(|u| matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature));
+    kty_ok && alg_ok && use_ok
+}
+
+fn key_algorithm_name(ka: KeyAlgorithm) -> Option<Algorithm> {
+    use Algorithm::*;
+    Some(match ka {
+        KeyAlgorithm::RS256 => RS256,
+        KeyAlgorithm::RS384 => RS384,
+        KeyAlgorithm::RS512 => RS512,
+        KeyAlgorithm::PS256 => PS256,
+        KeyAlgorithm::PS384 => PS384,
+        KeyAlgorithm::PS512 => PS512,
+        KeyAlgorithm::ES256 => ES256,
+        KeyAlgorithm::ES384 => ES384,
+        KeyAlgorithm::EdDSA => EdDSA,
+        KeyAlgorithm::HS256 => HS256,
+        KeyAlgorithm::HS384 => HS384,
+        KeyAlgorithm::HS512 => HS512,
+        _ => return None,
+    })
+}
+
+/// Verifies `token` against the issuer it names; the error is the reason, for the
+/// `error_description` of a 401.
+pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<VerifiedToken, String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err("not a signed JWT (three base64url parts)".into());
+    }
+    let header: Value =
+        serde_json::from_slice(&b64(parts[0])?).map_err(|_| "token header is not JSON")?;
+    let claims: Value =
+        serde_json::from_slice(&b64(parts[1])?).map_err(|_| "token claims are not JSON")?;
+    let (Some(header), Some(claims)) = (header.as_object(), claims.as_object()) else {
+        return Err("token header and claims must be JSON objects".into());
+    };
+    // The issuer is read before the signature is checked, only to pick whose keys check it.
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or("token has no iss")?;
+    let policy = issuers
+        .iter()
+        .find(|p| p.iss == iss)
+        .ok_or_else(|| format!("issuer {iss:?} is not trusted"))?;
+    let alg_name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or("token header has no alg")?;
+    let alg: Algorithm = alg_name
+        .parse()
+        .map_err(|_| format!("algorithm {alg_name:?} is not accepted"))?;
+    if !policy.algorithms.contains(&alg) {
+        return Err(format!(
+            "algorithm {alg_name} is not allowed for this issuer"
+        ));
+    }
+    if let Some(want) = &policy.require_typ {
+        let typ = header.get("typ").and_then(Value::as_str).unwrap_or("");
+        let typ = typ.strip_prefix("application/").unwrap_or(typ);
+        if !typ.eq_ignore_ascii_case(want) {
+            return Err(format!("token typ must be {want}"));
+        }
+    }
+    let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+    let key = match (&policy.keys, hmac) {
+        (Keys::Secret(secret), true) => {
+            DecodingKey::from_secret(secret).map_err(|_| "empty shared secret")?
+        }
+        (Keys::Jwks(set), false) => {
+            let kid = header
+                .get("kid")
+                .and_then(Value::as_str)
+                .ok_or("token header has no kid")?;
+            let matching: Vec<&Jwk> = set
+                .keys
+                .iter()
+                .filter(|k| k.common.key_id.as_deref() == Some(kid) && key_fits(k, alg))
+                .collect();
+            match matching.as_slice() {
+                [one] => {
+                    DecodingKey::from_jwk(one).map_err(|_| "the issuer's key cannot be used")?
+                }
+                [] => return Err(format!("no key {kid:?} of this issuer fits {alg_name}")),
+                _ => return Err(format!("several keys {kid:?} fit {alg_name}")),
+            }
+        }
+        // HMAC with a public key, or a signature where a shared secret is configured.
+        _ => {
+            return Err(format!(
+                "algorithm {alg_name} does not fit this issuer's keys"
+            ));
+        }
+    };
+    let mut validation = Validation::new(alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .map_err(|_| "signature does not verify")?;
+
+    let leeway = policy.leeway;
+    let exp = claims.get("exp").ok_or("token has no exp")?;
+    let exp = number(exp).ok_or("exp is not a number")?;
+    if exp + leeway < now {
+        return Err("token has expired".into());
+    }
+    for name in ["nbf", "iat"] {
+        if let Some(v) = claims.get(name) {
+            let t = number(v).ok_or_else(|| format!("{name} is not a number"))?;
+            if t - leeway > now {
+                return Err(format!("{name} is in the future"));
+            }
+        }
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => policy.audiences.iter().any(|x| x == a),
+        Some(Value::Array(list)) => {
+            if !list.iter().all(Value::is_string) {
+                return Err("aud must be a string or an array of strings".into());
+            }
+            list.iter()
+                .filter_map(Value::as_str)
+                .any(|a| policy.audiences.iter().any(|x| x == a))
+        }
+        Some(_) => return Err("aud must be a string or an array of strings".into()),
+        None => false,
+    };
+    if !aud_ok {
+        return Err("token is not for this server (aud)".into());
+    }
+    let string = |name: &str| -> Result<Option<String>, String> {
+        match claims.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("{name} is not a string")),
+        }
+    };
+    let scope = match claims.get(&policy.scope_claim) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(list)) if list.iter().all(Value::is_string) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        // An id_token or a client assertion has no scope: never an access token.
+        _ => return Err("token has no scope claim".into()),
+    };
+    Ok(VerifiedToken {
+        iss: iss.to_string(),
+        sub: string("sub")?,
+        client_id: string("client_id")?,
+        scope,
+        patient: string(&policy.patient_claim)?,
+        fhir_user: string("fhirUser")?,
+        exp,
+    })
+}

@@ -1,0 +1,196 @@
+//! The configuration file (TOML), in exactly this shape:
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8080"
+//! base_url = "http://127.0.0.1:8080"   # FHIR at {base_url}/fhir, DICOMweb at {base_url}/dicom-web
+//! db = "sia.db"
+//! [[issuers]]
+//! iss = "https://ehr.example.org"
+//! audiences = ["https://ehr.example.org/fhir"]
+//! jwks_file = "ehr-jwks.json"          # or jwks_url = "...", or hs256_secret_file = "..."
+//! algorithms = ["RS256", "ES256"]
+//! leeway_seconds = 30
+//! [patients]
+//! policy = "links"                     # or "identity" (development only)
+//! ```
+//!
+//! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
+//! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
+//! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
+use crate::engine::Config;
+use crate::error::{Error, Result};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    server: Server,
+    #[serde(default)]
+    issuers: Vec<Issuer>,
+    #[serde(default)]
+    patients: Patients,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Server {
+    #[serde(default)]
+    listen: Option<String>,
+    base_url: String,
+    db: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Issuer {
+    iss: String,
+    audiences: Vec<String>,
+    jwks_file: Option<PathBuf>,
+    jwks_url: Option<String>,
+    hs256_secret_file: Option<PathBuf>,
+    algorithms: Vec<String>,
+    #[serde(default = "default_leeway")]
+    leeway_seconds: u32,
+    require_typ: Option<String>,
+    patient_claim: Option<String>,
+    scope_claim: Option<String>,
+}
+
+fn default_leeway() -> u32 {
+    30
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Patients {
+    #[serde(default)]
+    policy: Option<String>,
+}
+
+fn invalid(path: &Path, m: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!("{}: {m}", path.display()))
+}
+
+impl Config {
+    /// Reads a configuration file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| invalid(path, e))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            }
+        };
+        let mut issuers = Vec::new();
+        for i in file.issuers {
+            if i.audiences.is_empty() {
+                return Err(invalid(
+                    path,
+                    format!("issuer {}: audiences must not be empty", i.iss),
+                ));
+            }
+            let mut algorithms = Vec::new();
+            for a in &i.algorithms {
+                let alg: jsonwebtoken::Algorithm = a
+                    .parse()
+                    .map_err(|_| invalid(path, format!("unknown algorithm {a}")))?;
+                algorithms.push(alg);
+            }
+            if algorithms.is_empty() {
+                return Err(invalid(
+                    path,
+                    format!("issuer {}: algorithms must not be empty", i.iss),
+                ));
+            }
+            let hmac = |a: &jsonwebtoken::Algorithm| {
+                matches!(
+                    a,
+                    jsonwebtoken::Algorithm::HS256
+                        | jsonwebtoken::Algorithm::HS384
+                        | jsonwebtoken::Algorithm::HS512
+                )
+            };
+            let keys = match (&i.jwks_file, &i.jwks_url, &i.hs256_secret_file) {
+                (Some(f), None, None) => {
+                    if algorithms.iter().any(hmac) {
+                        return Err(invalid(
+                            path,
+                            format!("issuer {}: HMAC algorithms need hs256_secret_file", i.iss),
+                        ));
+                    }
+                    let f = resolve(f);
+                    let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+                    Keys::Jwks(
+                        serde_json::from_str(&text)
+                            .map_err(|e| invalid(&f, format!("not a JWKS: {e}")))?,
+                    )
+                }
+                (None, Some(_), None) => Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: Vec::new() }),
+                (None, None, Some(f)) => {
+                    if !algorithms.iter().all(hmac) {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "issuer {}: a shared secret allows HS256/384/512 only",
+                                i.iss
+                            ),
+                        ));
+                    }
+                    let f = resolve(f);
+                    let secret = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
+                    let secret = secret.strip_suffix(b"\n").unwrap_or(&secret).to_vec();
+                    if secret.len() < 32 {
+                        return Err(invalid(&f, "a shared secret must be at least 32 bytes"));
+                    }
+                    Keys::Secret(secret)
+                }
+                _ => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "issuer {}: give exactly one of jwks_file, jwks_url, hs256_secret_file",
+                            i.iss
+                        ),
+                    ));
+                }
+            };
+            issuers.push(IssuerPolicy {
+                iss: i.iss,
+                audiences: i.audiences,
+                algorithms,
+                leeway: i64::from(i.leeway_seconds),
+                require_typ: i.require_typ,
+                patient_claim: i.patient_claim.unwrap_or_else(|| "patient".into()),
+                scope_claim: i.scope_claim.unwrap_or_else(|| "scope".into()),
+                keys,
+            });
+        }
+        let patients = match file.patients.policy.as_deref() {
+            None | Some("links") => PatientPolicy::Links,
+            Some("identity") => PatientPolicy::Identity,
+            Some(other) => {
+                return Err(invalid(
+                    path,
+                    format!("patients.policy {other:?} is not links or identity"),
+                ));
+            }
+        };
+        let _ = file.server.listen;
+        Ok(Config {
+            db: resolve(&file.server.db),
+            base_url: file.server.base_url,
+            auth: Some(std::sync::Arc::new(Authorizer::new(issuers, patients))),
+            ..Config::default()
+        })
+    }
+}

@@ -1,0 +1,220 @@
+"""The authorization decision table (sia design, "Authorization decision"), each row with
+its exact expected status, through `sia get --config` against the demo set. Keys and
+tokens are generated here with PyJWT and cryptography."""
+
+import base64
+import hashlib
+import hmac
+import json
+import subprocess
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from conftest import run_sia
+
+ISS = "https://ehr.example.org"
+AUD = "https://ehr.example.org/fhir"
+ROOT = "2.25.228146457203842916711418316839742735"
+OWN_STUDY = f"/dicom-web/studies/{ROOT}.1/metadata"        # DEMO-001, linked to Patient/123
+OTHER_STUDY = f"/dicom-web/studies/{ROOT}.3/metadata"      # DEMO-002
+OWN_FRAME = f"/dicom-web/studies/{ROOT}.2/series/{ROOT}.2.1/instances/{ROOT}.2.1.1/frames/1"
+SEARCH = "/dicom-web/studies"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Keys:
+    def __init__(self):
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.rsa384 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.ed = ed25519.Ed25519PrivateKey.generate()
+
+    def jwks(self):
+        def jwk(alg_cls, key, kid, alg=None):
+            d = json.loads(alg_cls.to_jwk(key.public_key()))
+            d["kid"] = kid
+            if alg:
+                d["alg"] = alg
+            return d
+
+        return {"keys": [
+            jwk(jwt.algorithms.RSAAlgorithm, self.rsa, "rsa1", "RS256"),
+            jwk(jwt.algorithms.RSAAlgorithm, self.rsa384, "rsa384", "RS384"),
+            jwk(jwt.algorithms.ECAlgorithm, self.ec, "ec1"),
+            jwk(jwt.algorithms.OKPAlgorithm, self.ed, "ed1"),
+        ]}
+
+
+@pytest.fixture(scope="module")
+def env(sia, tmp_path_factory):
+    base = tmp_path_factory.mktemp("auth")
+    run_sia(sia, "demo", base / "d")
+    run_sia(sia, "index", "--db", base / "sia.db", base / "d")
+    run_sia(sia, "link", "--db", base / "sia.db", "--patient", "123", "--identifier", "DEMO-001", "--issuer", "SIA_DEMO")
+    keys = Keys()
+    (base / "jwks.json").write_text(json.dumps(keys.jwks()))
+    (base / "sia.toml").write_text(f"""
+[server]
+listen = "127.0.0.1:8080"
+base_url = "http://127.0.0.1:8080"
+db = "sia.db"
+[[issuers]]
+iss = "{ISS}"
+audiences = ["{AUD}", "http://127.0.0.1:8080/fhir"]
+jwks_file = "jwks.json"
+algorithms = ["RS256", "ES256", "EdDSA", "PS256"]
+leeway_seconds = 30
+[patients]
+policy = "links"
+""")
+    return base, keys
+
+
+def claims(**over):
+    now = int(time.time())
+    c = {"iss": ISS, "aud": AUD, "exp": now + 300, "iat": now, "sub": "user1", "client_id": "app",
+         "scope": "launch/patient patient/ImagingStudy.rs openid", "patient": "123"}
+    for k, v in over.items():
+        if v is None:
+            c.pop(k, None)
+        else:
+            c[k] = v
+    return c
+
+
+def sign(keys, alg="RS256", kid="rsa1", **over):
+    key = {"RS256": keys.rsa, "PS256": keys.rsa, "ES256": keys.ec, "EdDSA": keys.ed}[alg]
+    if kid == "rsa384":
+        key = keys.rsa384
+    return jwt.encode(claims(**over), key, algorithm=alg, headers={"kid": kid})
+
+
+def get(sia, env, target, token=None, raw_header=None):
+    base, _ = env
+    args = [str(sia), "get", "--config", str(base / "sia.toml"), target]
+    if token is not None:
+        args += ["-H", f"Authorization: Bearer {token}"]
+    if raw_header is not None:
+        args += ["-H", raw_header]
+    proc = subprocess.run(args, capture_output=True, timeout=60)
+    lines = proc.stderr.decode().splitlines()
+    status = int(lines[0].split()[1])
+    fields = dict(l.split(": ", 1) for l in lines[1:] if ": " in l)
+    return status, fields, proc.stdout
+
+
+def tamper_payload(token):
+    h, p, s = token.split(".")
+    body = json.loads(base64.urlsafe_b64decode(p + "=="))
+    body["patient"] = "456"
+    return ".".join([h, b64(json.dumps(body).encode()), s])
+
+
+def tamper_signature(token):
+    h, p, s = token.split(".")
+    sig = bytearray(base64.urlsafe_b64decode(s + "=="))
+    sig[10] ^= 0x01
+    return ".".join([h, p, b64(bytes(sig))])
+
+
+def unsigned(alg="none"):
+    return ".".join([b64(json.dumps({"alg": alg, "typ": "JWT"}).encode()), b64(json.dumps(claims()).encode()), ""])
+
+
+def hs256_with_rsa_public_key(keys):
+    pem = keys.rsa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    head = b64(json.dumps({"alg": "HS256", "kid": "rsa1"}).encode())
+    body = b64(json.dumps(claims()).encode())
+    mac = hmac.new(pem, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(mac)}"
+
+
+def ecdsa_zero(keys):
+    head = b64(json.dumps({"alg": "ES256", "kid": "ec1"}).encode())
+    body = b64(json.dumps(claims()).encode())
+    return f"{head}.{body}.{b64(bytes(64))}"
+
+
+def rows(keys):
+    now = int(time.time())
+    return [
+        # name, token, target, expected status
+        ("valid v2 scope, own study", sign(keys), OWN_STUDY, 200),
+        ("valid v1 scope", sign(keys, scope="patient/ImagingStudy.read"), OWN_STUDY, 200),
+        ("wildcard scope", sign(keys, scope="patient/*.rs"), OWN_STUDY, 200),
+        ("ES256", sign(keys, alg="ES256", kid="ec1"), OWN_STUDY, 200),
+        ("EdDSA", sign(keys, alg="EdDSA", kid="ed1"), OWN_STUDY, 200),
+        ("frames need the same check", sign(keys), OWN_FRAME, 200),
+        ("another patient's study", sign(keys), OTHER_STUDY, 403),
+        ("token for an unlinked patient", sign(keys, patient="456"), OWN_STUDY, 403),
+        ("patient scope without patient context", sign(keys, patient=None), OWN_STUDY, 403),
+        ("system scope without backend mode", sign(keys, scope="system/ImagingStudy.rs"), OWN_STUDY, 403),
+        (".r without s on search", sign(keys, scope="patient/ImagingStudy.r"), SEARCH, 403),
+        (".r is enough to read", sign(keys, scope="patient/ImagingStudy.r"), OWN_STUDY, 200),
+        ("granular scope with an unsupported parameter", sign(keys, scope="patient/ImagingStudy.rs?started=gt2020"), OWN_STUDY, 403),
+        ("granular modality scope that fits", sign(keys, scope="patient/ImagingStudy.rs?modality=CT"), OWN_STUDY, 200),
+        ("granular modality scope that does not fit", sign(keys, scope="patient/ImagingStudy.rs?modality=MR"), OWN_STUDY, 403),
+        ("expired", sign(keys, exp=now - 120), OWN_STUDY, 401),
+        ("exp as a string", sign(keys, exp=str(now + 300)), OWN_STUDY, 401),
+        ("exp missing", sign(keys, exp=None), OWN_STUDY, 401),
+        ("nbf in the future", sign(keys, nbf=now + 600), OWN_STUDY, 401),
+        ("wrong iss", sign(keys, iss="https://evil.example"), OWN_STUDY, 401),
+        ("aud mismatch", sign(keys, aud="https://other.example/fhir"), OWN_STUDY, 401),
+        ("aud array with a match", sign(keys, aud=["x", AUD]), OWN_STUDY, 200),
+        ("aud array without a match", sign(keys, aud=["x", "y"]), OWN_STUDY, 401),
+        ("aud of the wrong type", sign(keys, aud=123), OWN_STUDY, 401),
+        ("alg none", unsigned("none"), OWN_STUDY, 401),
+        ("alg none with a signature part", unsigned("none") + "c2ln", OWN_STUDY, 401),
+        ("HS256 signed with the RSA public key", hs256_with_rsa_public_key(keys), OWN_STUDY, 401),
+        ("unknown kid", sign(keys, kid="nope"), OWN_STUDY, 401),
+        ("kid of an EC key with alg RS256", sign(keys, alg="RS256", kid="ec1"), OWN_STUDY, 401),
+        ("JWK alg RS384 but token RS256", sign(keys, alg="RS256", kid="rsa384"), OWN_STUDY, 401),
+        ("tampered payload", tamper_payload(sign(keys)), OWN_STUDY, 401),
+        ("tampered signature", tamper_signature(sign(keys)), OWN_STUDY, 401),
+        ("ECDSA r = s = 0", ecdsa_zero(keys), OWN_STUDY, 401),
+        ("id_token presented as an access token", sign(keys, aud="app", scope=None), OWN_STUDY, 401),
+        ("garbage", "not.a.token", OWN_STUDY, 401),
+    ]
+
+
+def test_decision_table(sia, env):
+    _, keys = env
+    failures = []
+    for name, token, target, want in rows(keys):
+        status, fields, body = get(sia, env, target, token)
+        if status != want:
+            failures.append(f"{name}: {status} (want {want}): {body[:200]!r}")
+        if want == 401 and 'error="invalid_token"' not in fields.get("WWW-Authenticate", ""):
+            failures.append(f"{name}: 401 without WWW-Authenticate invalid_token")
+    assert not failures, "\n".join(failures)
+
+
+def test_no_token_and_wrong_scheme(sia, env):
+    status, fields, _ = get(sia, env, OWN_STUDY)
+    assert status == 401 and fields["WWW-Authenticate"].startswith("Bearer")
+    status, fields, _ = get(sia, env, OWN_STUDY, raw_header="Authorization: Basic dXNlcjpwYXNz")
+    assert status == 401 and 'error="invalid_token"' in fields["WWW-Authenticate"]
+
+
+def test_insufficient_scope_header(sia, env):
+    _, keys = env
+    status, fields, _ = get(sia, env, SEARCH, sign(keys, scope="patient/ImagingStudy.r"))
+    assert status == 403 and 'error="insufficient_scope"' in fields["WWW-Authenticate"]
+
+
+def test_search_is_filtered_to_the_token_patient(sia, env):
+    _, keys = env
+    status, _, body = get(sia, env, SEARCH, sign(keys))
+    assert status == 200
+    ids = {s["00100020"]["Value"][0] for s in json.loads(body)}
+    assert ids == {"DEMO-001"}
+    # A granular modality scope narrows it further.
+    status, _, body = get(sia, env, SEARCH, sign(keys, scope="patient/ImagingStudy.rs?modality=US"))
+    assert [s["00080061"]["Value"] for s in json.loads(body)] == [["US"]]
