@@ -52,6 +52,8 @@ pub struct Engine {
     pub(crate) dicomweb_path: String,
     /// Path of WADO-URI requests (`/wado` under the base URL's path).
     pub(crate) wado_uri_path: String,
+    /// Path prefix of FHIR requests (`/fhir` under the base URL's path).
+    pub(crate) fhir_path: String,
     /// Recently used instance locations.
     pub(crate) locations: LocationCache,
     /// Token checks, when configured.
@@ -64,12 +66,14 @@ impl Engine {
         let fhir = FhirContext::for_base_url(&config.base_url);
         let dicomweb_path = url_path(&fhir.dicomweb_base);
         let wado_uri_path = format!("{}/wado", url_path(config.base_url.trim_end_matches('/')));
+        let fhir_path = url_path(&fhir.fhir_base);
         Ok(Engine {
             index: Index::open(&config.db)?,
             fhir,
             files: FileCache::new(config.read_mode, config.mapped_files),
             dicomweb_path,
             wado_uri_path,
+            fhir_path,
             locations: LocationCache::new(4096),
             auth: config.auth,
         })
@@ -131,7 +135,12 @@ impl Engine {
         }
         query.push("_include=ImagingStudy:endpoint".into());
         let self_link = format!("{}/ImagingStudy?{}", self.fhir.fhir_base, query.join("&"));
-        Ok(fhir::searchset(&studies, &self_link, true, &self.fhir))
+        let page = fhir::Page {
+            total: studies.len() as u64,
+            self_link,
+            ..fhir::Page::default()
+        };
+        Ok(fhir::searchset(&studies, &page, true, &self.fhir))
     }
 }
 
@@ -145,7 +154,7 @@ fn url_path(url: &str) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

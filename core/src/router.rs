@@ -1,7 +1,7 @@
 //! `Engine::handle`: the one router every host uses.
 
 use crate::Engine;
-use crate::auth::{Denial, Interaction, PatientPolicy, Restriction};
+use crate::auth::{Denial, Grant, Interaction, PatientPolicy, Restriction};
 use crate::dicom::FrameTable;
 use crate::http::{Body, Chunk, Request, Response};
 use crate::index::search::Level;
@@ -30,6 +30,10 @@ impl Engine {
     }
 
     fn route(&self, req: &Request) -> Response {
+        let fhir_prefix = format!("{}/", self.fhir_path.trim_end_matches('/'));
+        if let Some(rest) = req.path.strip_prefix(fhir_prefix.as_str()) {
+            return self.fhir(req, rest);
+        }
         if req.path == self.wado_uri_path || req.path == format!("{}/", self.wado_uri_path) {
             return self.wado_uri(req);
         }
@@ -452,32 +456,45 @@ impl Engine {
     /// Checks the token for reading `study`: `None` to go on, else the refusal. Without
     /// an authorizer (no configuration) everything is allowed.
     fn guard_study(&self, req: &Request, study: &str) -> Option<Response> {
-        let auth = self.auth.as_ref()?;
-        let grant = match auth.authorize(req, Interaction::Read) {
-            Ok(g) => g,
-            Err(d) => return Some(d.response()),
+        self.check_study(req, study).err().map(|r| r.plain())
+    }
+
+    /// The token's grant for `interaction`; `Ok(None)` without an authorizer.
+    pub(crate) fn grant(
+        &self,
+        req: &Request,
+        interaction: Interaction,
+    ) -> Result<Option<Grant>, Refusal> {
+        match self.auth.as_ref() {
+            None => Ok(None),
+            Some(auth) => auth
+                .authorize(req, interaction)
+                .map(Some)
+                .map_err(Refusal::Denied),
+        }
+    }
+
+    /// Whether the token may read `study` (its patient and granular scopes).
+    pub(crate) fn check_study(&self, req: &Request, study: &str) -> Result<(), Refusal> {
+        let Some(grant) = self.grant(req, Interaction::Read)? else {
+            return Ok(());
         };
-        let owner = match self.index.study_owner(study) {
-            Ok(Some(o)) => o,
-            Ok(None) => return None, // nothing there: the route answers 404
-            Err(e) => return Some(Response::error(500, &format!("index: {e}"))),
+        let Some((pid, issuer, modalities)) =
+            self.index.study_owner(study).map_err(Refusal::internal)?
+        else {
+            return Ok(()); // nothing there: the route answers 404
         };
-        let (pid, issuer, modalities) = owner;
-        let linked = match auth.patients {
-            PatientPolicy::Identity => Ok(pid == grant.patient),
-            PatientPolicy::Links => self.index.is_linked(&grant.patient, &pid, &issuer),
+        let linked = match self.auth.as_ref().map(|a| a.patients) {
+            Some(PatientPolicy::Identity) => pid == grant.patient,
+            _ => self
+                .index
+                .is_linked(&grant.patient, &pid, &issuer)
+                .map_err(Refusal::internal)?,
         };
-        match linked {
-            Ok(true) => {}
-            Ok(false) => {
-                return Some(
-                    Denial::patient_mismatch(format!(
-                        "study {study} does not belong to the token's patient"
-                    ))
-                    .response(),
-                );
-            }
-            Err(e) => return Some(Response::error(500, &format!("index: {e}"))),
+        if !linked {
+            return Err(Refusal::Denied(Denial::patient_mismatch(format!(
+                "study {study} does not belong to the token's patient"
+            ))));
         }
         if let Some(sets) = &grant.restrictions {
             let ok = sets.iter().any(|set| {
@@ -486,15 +503,12 @@ impl Engine {
                 })
             });
             if !ok {
-                return Some(
-                    Denial::patient_mismatch(format!(
-                        "study {study} is outside the token's granular scopes"
-                    ))
-                    .response(),
-                );
+                return Err(Refusal::Denied(Denial::patient_mismatch(format!(
+                    "study {study} is outside the token's granular scopes"
+                ))));
             }
         }
-        None
+        Ok(())
     }
 
     /// The conditions that limit a search to the token's patient (and granular scopes).
@@ -502,22 +516,38 @@ impl Engine {
         &self,
         req: &Request,
     ) -> Result<Vec<crate::index::search::Condition>, Response> {
+        match self.grant(req, Interaction::Search) {
+            Ok(Some(g)) => Ok(self.grant_conditions(&g.patient, g.restrictions.as_deref())),
+            Ok(None) => Ok(Vec::new()),
+            Err(r) => Err(r.plain()),
+        }
+    }
+
+    /// Conditions (over `st` and `p`) for the studies of FHIR Patient `patient`, within
+    /// granular `restrictions` when there are any.
+    pub(crate) fn grant_conditions(
+        &self,
+        patient: &str,
+        restrictions: Option<&[Vec<Restriction>]>,
+    ) -> Vec<crate::index::search::Condition> {
         use crate::index::search::Condition;
         use rusqlite::types::Value;
-        let Some(auth) = self.auth.as_ref() else {
-            return Ok(Vec::new());
-        };
-        let grant = auth
-            .authorize(req, Interaction::Search)
-            .map_err(|d| d.response())?;
-        let mut out = vec![match auth.patients {
-            PatientPolicy::Identity => Condition { sql: "p.patient_id = ?".into(), params: vec![Value::Text(grant.patient.clone())] },
-            PatientPolicy::Links => Condition {
+        let identity = self
+            .auth
+            .as_ref()
+            .is_some_and(|a| a.patients == PatientPolicy::Identity);
+        let mut out = vec![if identity {
+            Condition {
+                sql: "p.patient_id = ?".into(),
+                params: vec![Value::Text(patient.to_string())],
+            }
+        } else {
+            Condition {
                 sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
-                params: vec![Value::Text(grant.patient.clone())],
-            },
+                params: vec![Value::Text(patient.to_string())],
+            }
         }];
-        if let Some(sets) = &grant.restrictions {
+        if let Some(sets) = restrictions {
             let mut alternatives = Vec::new();
             let mut params = Vec::new();
             for set in sets {
@@ -537,7 +567,7 @@ impl Engine {
                 params,
             });
         }
-        Ok(out)
+        out
     }
 
     /// `None` when the client accepts DICOM JSON, else the 400 or 406 to send.
@@ -831,5 +861,48 @@ fn frame_chunks(file: &OpenFile, table: &FrameTable, n: u32) -> Result<Vec<Chunk
                 .collect()
         }
         FrameTable::None | FrameTable::Deflated { .. } => Ok(Vec::new()),
+    }
+}
+
+/// Why a request cannot go on: a token decision, or a failure inside the engine.
+pub(crate) enum Refusal {
+    /// 401 or 403.
+    Denied(Denial),
+    /// 500.
+    Internal(String),
+}
+
+impl Refusal {
+    fn internal(e: crate::Error) -> Refusal {
+        Refusal::Internal(format!("index: {e}"))
+    }
+
+    /// As a plain-text response (DICOMweb).
+    pub(crate) fn plain(&self) -> Response {
+        match self {
+            Refusal::Denied(d) => d.response(),
+            Refusal::Internal(m) => Response::error(500, m),
+        }
+    }
+
+    /// As an OperationOutcome (FHIR).
+    pub(crate) fn fhir(&self) -> Response {
+        let mut r = self.plain();
+        let (code, text) = match self {
+            Refusal::Denied(d) if d.status == 401 => ("login", d.reason.as_str()),
+            Refusal::Denied(d) => ("forbidden", d.reason.as_str()),
+            Refusal::Internal(m) => ("exception", m.as_str()),
+        };
+        let body =
+            serde_json::to_vec(&crate::fhir::operation_outcome(code, text)).unwrap_or_default();
+        r.headers.retain(|(n, _)| {
+            !n.eq_ignore_ascii_case("content-type") && !n.eq_ignore_ascii_case("content-length")
+        });
+        r.headers
+            .push(("Content-Type".into(), "application/fhir+json".into()));
+        r.headers
+            .push(("Content-Length".into(), body.len().to_string()));
+        r.body = Body::from_vec(body);
+        r
     }
 }

@@ -127,6 +127,13 @@ impl Authorizer {
         }
     }
 
+    /// Every configured audience (the FHIR bases tokens are issued for).
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.issuers
+            .iter()
+            .flat_map(|i| i.audiences.iter().map(String::as_str))
+    }
+
     /// Verifies a bearer token (cached until it expires).
     pub fn verify(&self, bearer: &str) -> Result<VerifiedToken, Denial> {
         let t = now();

@@ -1,6 +1,7 @@
 //! FHIR R4 resources built from the index: `ImagingStudy` (R4 DICOM mapping and the
 //! Argonaut `SmartImagingStudy` profile), its WADO-RS `Endpoint`, and searchset Bundles.
 
+pub(crate) mod api;
 mod datetime;
 
 pub use datetime::{fhir_date_time, instant_from_unix_ms};
@@ -246,12 +247,11 @@ fn is_oid(s: &str) -> bool {
         })
 }
 
-/// A searchset Bundle of ImagingStudy resources. `self_link` is the search URL;
-/// `include_endpoint` adds the Endpoint as an `include` entry (what
-/// `_include=ImagingStudy:endpoint` asks for).
+/// A searchset Bundle of ImagingStudy resources; `include_endpoint` adds the Endpoint
+/// as an `include` entry (what `_include=ImagingStudy:endpoint` asks for).
 pub fn searchset(
     studies: &[StudyRow],
-    self_link: &str,
+    page: &Page,
     include_endpoint: bool,
     ctx: &FhirContext,
 ) -> Value {
@@ -272,12 +272,43 @@ pub fn searchset(
             "search": { "mode": "include" },
         }));
     }
-    json!({
+    let mut links = vec![json!({ "relation": "self", "url": page.self_link })];
+    if let Some(next) = &page.next {
+        links.push(json!({ "relation": "next", "url": next }));
+    }
+    if let Some(prev) = &page.previous {
+        links.push(json!({ "relation": "previous", "url": prev }));
+    }
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": studies.len(),
-        "link": [{ "relation": "self", "url": self_link }],
-        "entry": entries,
+        "total": page.total,
+        "link": links,
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = Value::Array(entries);
+    }
+    bundle
+}
+
+/// Where a searchset page sits in the whole result.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// All matches, not just this page's.
+    pub total: u64,
+    /// This page.
+    pub self_link: String,
+    /// The next page, if any.
+    pub next: Option<String>,
+    /// The previous page, if any.
+    pub previous: Option<String>,
+}
+
+/// An `OperationOutcome` with one issue.
+pub fn operation_outcome(code: &str, diagnostics: &str) -> Value {
+    json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{ "severity": "error", "code": code, "diagnostics": diagnostics }],
     })
 }
 

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
 use super::Index;
+use super::search::Condition;
 use crate::dicom::PatientInfo;
 use crate::error::Result;
 
@@ -96,39 +97,69 @@ pub struct InstanceRow {
 impl Index {
     /// Studies matching `filter`, ordered by date, time and UID, with series and instances.
     pub fn studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>> {
+        use rusqlite::types::Value;
+        let mut conditions = Vec::new();
+        let text = |s: &String| vec![Value::Text(s.clone())];
+        if let Some(pid) = &filter.patient_id {
+            conditions.push(Condition {
+                sql: "p.patient_id = ?".into(),
+                params: text(pid),
+            });
+        }
+        if let Some(issuer) = &filter.issuer {
+            conditions.push(Condition {
+                sql: "p.issuer = ?".into(),
+                params: text(issuer),
+            });
+        }
+        if let Some(uid) = &filter.study_uid {
+            conditions.push(Condition {
+                sql: "st.study_uid = ?".into(),
+                params: text(uid),
+            });
+        }
+        Ok(self.find_studies(&conditions, u64::MAX, 0)?.0)
+    }
+
+    /// Studies meeting every condition (over `st` and `p`), ordered by date, time and
+    /// UID, `limit` of them from `offset`; also how many meet them in all.
+    pub fn find_studies(
+        &self,
+        conditions: &[Condition],
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<StudyRow>, u64)> {
+        let mut filter = String::from(" FROM studies st JOIN patients p ON p.id = st.patient");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        for (k, c) in conditions.iter().enumerate() {
+            filter.push_str(if k == 0 { " WHERE (" } else { " AND (" });
+            filter.push_str(&c.sql);
+            filter.push(')');
+            args.extend(c.params.iter().cloned());
+        }
         self.read(|conn| {
-            let mut sql = String::from(
+            let total: i64 = conn.query_row(&format!("SELECT count(*){filter}"), params_from_iter(args.iter()), |r| r.get(0))?;
+            let sql = format!(
                 "SELECT st.id, st.study_uid, p.patient_id, p.issuer, p.name, p.birth_date, p.sex,
                         st.date, st.time, st.timezone_offset, st.accession_number, st.description,
                         st.referring_physician, st.study_id, st.modalities, st.num_series, st.num_instances,
                         st.updated_ms,
                         (SELECT min(l.fhir_patient) FROM patient_links l
                           WHERE l.patient_id = p.patient_id AND l.issuer = p.issuer)
-                 FROM studies st JOIN patients p ON p.id = st.patient WHERE 1 = 1",
+                 {filter} ORDER BY st.date, st.time, st.study_uid LIMIT ? OFFSET ?"
             );
-            let mut args: Vec<&str> = Vec::new();
-            if let Some(pid) = &filter.patient_id {
-                sql.push_str(" AND p.patient_id = ?");
-                args.push(pid);
-            }
-            if let Some(issuer) = &filter.issuer {
-                sql.push_str(" AND p.issuer = ?");
-                args.push(issuer);
-            }
-            if let Some(uid) = &filter.study_uid {
-                sql.push_str(" AND st.study_uid = ?");
-                args.push(uid);
-            }
-            sql.push_str(" ORDER BY st.date, st.time, st.study_uid");
+            let mut all = args.clone();
+            all.push(rusqlite::types::Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+            all.push(rusqlite::types::Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
             let mut q = conn.prepare(&sql)?;
-            let rows = q.query_map(params_from_iter(args), |r| Ok((r.get::<_, i64>(0)?, study_row(r)?)))?;
+            let rows = q.query_map(params_from_iter(all), |r| Ok((r.get::<_, i64>(0)?, study_row(r)?)))?;
             let mut out = Vec::new();
             for row in rows {
                 let (id, mut study) = row?;
                 study.series = series_of(conn, id)?;
                 out.push(study);
             }
-            Ok(out)
+            Ok((out, total.max(0) as u64))
         })
     }
 }

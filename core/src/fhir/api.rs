@@ -1,0 +1,391 @@
+//! The FHIR API under `{base}/fhir`: ImagingStudy search and read, the Endpoint,
+//! `metadata` (CapabilityStatement) and `.well-known/smart-configuration`. Errors are
+//! OperationOutcomes; authorization failures keep their `WWW-Authenticate`.
+
+use rusqlite::types::Value as Sql;
+use serde_json::{Value, json};
+
+use super::{ENDPOINT_ID, Page, endpoint, imaging_study, operation_outcome, searchset};
+use crate::Engine;
+use crate::auth::Interaction;
+use crate::http::{Body, Request, Response};
+use crate::index::search::Condition;
+use crate::wado::{is_uid, qido::decode};
+
+const FHIR_JSON: &str = "application/fhir+json";
+const DEFAULT_COUNT: u64 = 50;
+const MAX_COUNT: u64 = 500;
+
+fn json_response(status: u16, v: &Value) -> Response {
+    Response::with_body(
+        status,
+        FHIR_JSON,
+        Body::from_vec(serde_json::to_vec(v).unwrap_or_default()),
+    )
+}
+
+fn outcome(status: u16, code: &str, text: &str) -> Response {
+    json_response(status, &operation_outcome(code, text))
+}
+
+/// A date comparison prefix (FHIR search `date` parameters).
+fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, String> {
+    let (prefix, value) = match raw.get(..2) {
+        Some(p @ ("eq" | "ne" | "gt" | "ge" | "lt" | "le" | "sa" | "eb")) => (p, &raw[2..]),
+        _ => ("eq", raw),
+    };
+    let day = value
+        .get(..10)
+        .filter(|d| d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-');
+    let Some(day) = day.filter(|d| {
+        d.bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
+    }) else {
+        return Err(format!("{raw:?} is not a FHIR date"));
+    };
+    // Compared at day precision: DICOM dates have no more.
+    let (lo, hi): (Sql, Sql) = if is_ms {
+        let days = days_from_civil(&day[..4], &day[5..7], &day[8..10])
+            .ok_or_else(|| format!("{raw:?} is not a date"))?;
+        (
+            Sql::Integer(days * 86_400_000),
+            Sql::Integer((days + 1) * 86_400_000),
+        )
+    } else {
+        let compact = day.replace('-', "");
+        (Sql::Text(compact.clone()), Sql::Text(compact))
+    };
+    let (sql, params) = match (prefix, is_ms) {
+        ("eq", false) => (format!("{column} = ?"), vec![lo]),
+        ("ne", false) => (format!("{column} != ?"), vec![lo]),
+        ("gt" | "sa", false) => (format!("{column} > ?"), vec![lo]),
+        ("ge", false) => (format!("{column} >= ? AND {column} != ''"), vec![lo]),
+        ("lt" | "eb", false) => (format!("{column} < ? AND {column} != ''"), vec![lo]),
+        ("le", false) => (format!("{column} <= ? AND {column} != ''"), vec![lo]),
+        ("eq", true) => (format!("{column} >= ? AND {column} < ?"), vec![lo, hi]),
+        ("ne", true) => (format!("({column} < ? OR {column} >= ?)"), vec![lo, hi]),
+        ("gt" | "sa", true) => (format!("{column} >= ?"), vec![hi]),
+        ("ge", true) => (format!("{column} >= ?"), vec![lo]),
+        ("lt" | "eb", true) => (format!("{column} < ?"), vec![lo]),
+        (_, true) => (format!("{column} < ?"), vec![hi]),
+        _ => unreachable!("prefixes are matched above"),
+    };
+    Ok(Condition { sql, params })
+}
+
+fn days_from_civil(y: &str, m: &str, d: &str) -> Option<i64> {
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+impl Engine {
+    /// Answers a request under the FHIR base; `rest` is the path after it.
+    pub(crate) fn fhir(&self, req: &Request, rest: &str) -> Response {
+        match rest.trim_end_matches('/') {
+            "metadata" => self.capability_statement(),
+            ".well-known/smart-configuration" => self.smart_configuration(),
+            "ImagingStudy" => self.search_studies(req),
+            r if r.starts_with("ImagingStudy/") => {
+                let id = &r["ImagingStudy/".len()..];
+                if !is_uid(id) {
+                    return outcome(404, "not-found", &format!("no ImagingStudy/{id}"));
+                }
+                self.read_study(req, id)
+            }
+            r if r == format!("Endpoint/{ENDPOINT_ID}") => {
+                if let Err(r) = self.grant(req, Interaction::Read) {
+                    return r.fhir();
+                }
+                json_response(200, &endpoint(&self.fhir))
+            }
+            other => outcome(404, "not-found", &format!("no FHIR resource at {other:?}")),
+        }
+    }
+
+    fn read_study(&self, req: &Request, id: &str) -> Response {
+        if let Err(r) = self.check_study(req, id) {
+            return r.fhir();
+        }
+        let cond = Condition {
+            sql: "st.study_uid = ?".into(),
+            params: vec![Sql::Text(id.to_string())],
+        };
+        match self.index.find_studies(&[cond], 1, 0) {
+            Ok((rows, _)) if !rows.is_empty() => {
+                json_response(200, &imaging_study(&rows[0], &self.fhir))
+            }
+            Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
+            Err(e) => outcome(500, "exception", &format!("index: {e}")),
+        }
+    }
+
+    /// The FHIR Patient id a `patient`/`subject` value names: `123`, `Patient/123`, or
+    /// an absolute URL on a known FHIR base (a configured audience, or this server's).
+    fn patient_id(&self, value: &str) -> Option<String> {
+        let id = match value.rsplit_once("/Patient/") {
+            // An absolute reference must be on a FHIR base this server knows.
+            Some((base, id)) if base.contains("://") => {
+                let own = base == self.fhir.fhir_base.trim_end_matches('/');
+                let audience = self
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.audiences().any(|x| x.trim_end_matches('/') == base));
+                if !(own || audience) {
+                    return None;
+                }
+                id
+            }
+            Some(_) => return None,
+            None => value.strip_prefix("Patient/").unwrap_or(value),
+        };
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        ok.then(|| id.to_string())
+    }
+
+    fn search_studies(&self, req: &Request) -> Response {
+        let grant = match self.grant(req, Interaction::Search) {
+            Ok(g) => g,
+            Err(r) => return r.fhir(),
+        };
+        let mut conditions: Vec<Condition> = Vec::new();
+        let (mut count, mut offset) = (DEFAULT_COUNT, 0u64);
+        let (mut include, mut summary_count) = (false, false);
+        let mut asked_patient: Option<String> = None;
+        let mut kept: Vec<(String, String)> = Vec::new();
+        for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (Ok(key), Ok(value)) = (decode(k), decode(v)) else {
+                return outcome(400, "invalid", "bad percent-encoding in the query");
+            };
+            let bad = |m: String| outcome(400, "invalid", &m);
+            match key.as_str() {
+                "patient" | "subject" => match self.patient_id(&value) {
+                    Some(id) => asked_patient = Some(id),
+                    None => {
+                        return outcome(
+                            403,
+                            "forbidden",
+                            &format!("{value:?} is not a patient this server can match"),
+                        );
+                    }
+                },
+                "patient.identifier" | "subject.identifier" => {
+                    let Some((system, id)) = value
+                        .split_once('|')
+                        .filter(|(s, v)| !s.is_empty() && !v.is_empty())
+                    else {
+                        return bad(format!(
+                            "{key} needs system|value (a value alone is never matched)"
+                        ));
+                    };
+                    let issuer = system.strip_prefix("urn:oid:").unwrap_or(system);
+                    conditions.push(Condition {
+                        sql: "p.patient_id = ? AND p.issuer = ?".into(),
+                        params: vec![Sql::Text(id.into()), Sql::Text(issuer.into())],
+                    });
+                }
+                "identifier" => {
+                    let v = value.strip_prefix("urn:dicom:uid|").unwrap_or(&value);
+                    let Some(uid) = v.strip_prefix("urn:oid:").filter(|u| is_uid(u)) else {
+                        return bad(format!(
+                            "identifier {value:?} is not urn:oid:<Study Instance UID>"
+                        ));
+                    };
+                    conditions.push(Condition {
+                        sql: "st.study_uid = ?".into(),
+                        params: vec![Sql::Text(uid.into())],
+                    });
+                }
+                "started" | "_lastUpdated" => {
+                    let (column, ms) = if key == "started" {
+                        ("st.date", false)
+                    } else {
+                        ("st.updated_ms", true)
+                    };
+                    match date_condition(column, &value, ms) {
+                        Ok(c) => conditions.push(c),
+                        Err(m) => return bad(m),
+                    }
+                }
+                "modality" => {
+                    let mut alternatives = Vec::new();
+                    let mut params = Vec::new();
+                    for one in value.split(',') {
+                        let code = match one.split_once('|') {
+                            Some((s, c)) if s == super::DCM_SYSTEM || s.is_empty() => c,
+                            Some(_) => {
+                                return bad(format!(
+                                    "modality {one:?}: only the DCM system is known"
+                                ));
+                            }
+                            None => one,
+                        };
+                        alternatives.push("EXISTS (SELECT 1 FROM series s5 WHERE s5.study = st.id AND s5.modality = ?)");
+                        params.push(Sql::Text(code.into()));
+                    }
+                    conditions.push(Condition {
+                        sql: alternatives.join(" OR "),
+                        params,
+                    });
+                }
+                "_count" => match value.parse::<u64>() {
+                    Ok(n) => count = n.min(MAX_COUNT),
+                    Err(_) => return bad(format!("_count={value:?} is not a number")),
+                },
+                "_offset" => match value.parse::<u64>() {
+                    Ok(n) => offset = n,
+                    Err(_) => return bad(format!("_offset={value:?} is not a number")),
+                },
+                "_include" => match value.as_str() {
+                    "ImagingStudy:endpoint" | "*" => include = true,
+                    _ => {
+                        return bad(format!(
+                            "_include={value:?} is not supported (ImagingStudy:endpoint is)"
+                        ));
+                    }
+                },
+                "_summary" => match value.as_str() {
+                    "count" => summary_count = true,
+                    "false" => {}
+                    _ => return bad(format!("_summary={value:?} is not supported")),
+                },
+                "_format"
+                    if matches!(
+                        value.as_str(),
+                        "json" | "application/fhir+json" | "application/json"
+                    ) => {}
+                other => {
+                    return outcome(
+                        400,
+                        "not-supported",
+                        &format!("search parameter {other:?} is not supported"),
+                    );
+                }
+            }
+            if !matches!(key.as_str(), "_count" | "_offset") {
+                kept.push((key, value));
+            }
+        }
+        // The patient compartment: a token sees its own patient's studies only, and
+        // asking for another patient is refused, not answered with an empty Bundle.
+        match (&grant, &asked_patient) {
+            (Some(g), Some(p)) if *p != g.patient => {
+                return outcome(
+                    403,
+                    "forbidden",
+                    "the patient asked for is not the token's patient",
+                );
+            }
+            (Some(g), _) => {
+                conditions.extend(self.grant_conditions(&g.patient, g.restrictions.as_deref()))
+            }
+            (None, Some(p)) => conditions.extend(self.grant_conditions(p, None)),
+            (None, None) => {}
+        }
+        let limit = if summary_count { 0 } else { count };
+        let (studies, total) = match self.index.find_studies(&conditions, limit, offset) {
+            Ok(r) => r,
+            Err(e) => return outcome(500, "exception", &format!("index: {e}")),
+        };
+        let query: String = kept
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::engine::percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let link = |off: u64| {
+            let sep = if query.is_empty() { "" } else { "&" };
+            format!(
+                "{}/ImagingStudy?{query}{sep}_count={count}&_offset={off}",
+                self.fhir.fhir_base
+            )
+        };
+        let page = Page {
+            total,
+            self_link: link(offset),
+            next: (!summary_count && count > 0 && offset + count < total)
+                .then(|| link(offset + count)),
+            previous: (!summary_count && offset > 0).then(|| link(offset.saturating_sub(count))),
+        };
+        json_response(200, &searchset(&studies, &page, include, &self.fhir))
+    }
+
+    fn capability_statement(&self) -> Response {
+        let params = [
+            ("patient", "reference"),
+            ("subject", "reference"),
+            ("identifier", "token"),
+            ("started", "date"),
+            ("modality", "token"),
+            ("_lastUpdated", "date"),
+        ];
+        let mut rest = json!({
+            "mode": "server",
+            "resource": [
+                {
+                    "type": "ImagingStudy",
+                    "interaction": [{"code": "read"}, {"code": "search-type"}],
+                    "searchInclude": ["ImagingStudy:endpoint"],
+                    "searchParam": params.iter().map(|(n, t)| json!({"name": n, "type": t})).collect::<Vec<_>>(),
+                },
+                { "type": "Endpoint", "interaction": [{"code": "read"}] },
+            ],
+        });
+        if self.auth.is_some() {
+            rest["security"] = json!({
+                "service": [{ "coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"
+                }]}]
+            });
+        }
+        json_response(
+            200,
+            &json!({
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "date": &super::instant_from_unix_ms(now_ms())[..10],
+                "kind": "instance",
+                "software": { "name": "sia", "version": env!("CARGO_PKG_VERSION") },
+                "implementation": { "description": "SMART Imaging Access", "url": self.fhir.fhir_base },
+                "fhirVersion": "4.0.1",
+                "format": ["json"],
+                "rest": [rest],
+            }),
+        )
+    }
+
+    fn smart_configuration(&self) -> Response {
+        json_response(
+            200,
+            &json!({
+                "capabilities": [
+                    "smart-imaging-access",
+                    "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch",
+                    "permission-patient",
+                    "permission-v1",
+                    "permission-v2",
+                ],
+                "associated_endpoints": [{ "url": self.fhir.dicomweb_base, "capabilities": ["smart-imaging-access"] }],
+            }),
+        )
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
