@@ -22,6 +22,12 @@ CORPUS = ROOT / "fuzz" / "corpus"
 MAX_SEED = 256 * 1024
 
 
+def b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 def put(target, data: bytes):
     d = CORPUS / target
     d.mkdir(parents=True, exist_ok=True)
@@ -98,6 +104,11 @@ def main():
                 "POST frames/1", "GET metadata", "GET frames/1,99\nAccept: application/octet-stream"]:
         for sel in range(5):
             put("router", bytes([sel]) + req.encode())
+    header = b64url(b'{"alg":"HS256","typ":"JWT"}')
+    body = b64url(b'{"iss":"https://hs","aud":"https://ehr/fhir","exp":1900000000,"scope":"patient/ImagingStudy.rs","patient":"1"}')
+    for tok in [f"{header}.{body}.c2ln", f"{header}.{body}.", "a.b.c", "eyJhbGciOiJub25lIn0.e30."]:
+        for scopes in ["patient/ImagingStudy.rs", "patient/*.read user/ImagingStudy.r?modality=CT", "system/*.cruds __x"]:
+            put("auth", f"{tok}\n{scopes}".encode())
     counts = {d.name: len(list(d.iterdir())) for d in sorted(CORPUS.iterdir())}
     print("seeds:", ", ".join(f"{k} {v}" for k, v in counts.items()))
 

@@ -51,3 +51,191 @@ proptest! {
         if let Err(e) = parse_frame_list(&s) { prop_assert_eq!(e.status, 400); }
     }
 }
+
+mod scopes {
+    use proptest::prelude::*;
+    use sia::auth::Interaction;
+    use sia::auth::scope::{Permission, ScopeSet, evaluate};
+
+    /// The rules written the plainest way: a scope allows `interaction` on ImagingStudy
+    /// when its level is patient or user, its type is ImagingStudy or `*`, and its
+    /// permissions (v1 read/write/* or an in-order cruds subset) include the letter; a
+    /// scope with a `?` allows it only when every parameter is `modality`.
+    fn reference(scopes: &str, interaction: Interaction) -> (bool, bool) {
+        let letter = if interaction == Interaction::Read {
+            'r'
+        } else {
+            's'
+        };
+        let mut any = false;
+        let mut unrestricted = false;
+        for s in scopes.split_ascii_whitespace() {
+            let (head, query) = match s.split_once('?') {
+                Some((h, q)) => (h, Some(q)),
+                None => (s, None),
+            };
+            let Some((level, rest)) = head.split_once('/') else {
+                continue;
+            };
+            if level != "patient" && level != "user" {
+                continue;
+            }
+            let Some((ty, perms)) = rest.split_once('.') else {
+                continue;
+            };
+            if ty != "ImagingStudy" && ty != "*" {
+                continue;
+            }
+            let letters: String = match perms {
+                "read" if query.is_none() => "rs".into(),
+                "*" if query.is_none() => "cruds".into(),
+                "write" | "read" | "*" => continue,
+                p if !p.is_empty() && in_order_subset_of_cruds(p) => p.into(),
+                _ => continue,
+            };
+            if !letters.contains(letter) {
+                continue;
+            }
+            match query {
+                None => {
+                    any = true;
+                    unrestricted = true;
+                }
+                Some(q) => {
+                    let all_modality = q.split('&').all(|kv| {
+                        kv.split_once('=').is_some_and(|(k, v)| {
+                            k == "modality"
+                                && !v.is_empty()
+                                && (!v.contains('|')
+                                    || v.starts_with(
+                                        "http://dicom.nema.org/resources/ontology/DCM|",
+                                    )
+                                    || v.starts_with('|'))
+                                && !v.ends_with('|')
+                        })
+                    });
+                    any |= all_modality;
+                }
+            }
+        }
+        (any, unrestricted)
+    }
+
+    /// Whether `p` is "cruds" with some letters left out: walk "cruds", taking each
+    /// letter from the front of `p` when it is there.
+    fn in_order_subset_of_cruds(p: &str) -> bool {
+        let mut rest = p;
+        for l in ["c", "r", "u", "d", "s"] {
+            if let Some(r) = rest.strip_prefix(l) {
+                rest = r;
+            }
+        }
+        rest.is_empty()
+    }
+
+    fn scope_strategy() -> impl Strategy<Value = String> {
+        let level = prop_oneof!["patient", "user", "system", "Patient", "x"];
+        let ty = prop_oneof!["ImagingStudy", "\\*", "Observation", "imagingstudy"];
+        let perms = prop_oneof!["read", "write", "\\*", "[cruds]{0,5}", "[a-z]{1,3}"];
+        let query = prop_oneof![
+            Just(String::new()),
+            Just("?modality=CT".to_string()),
+            Just("?started=gt2020".to_string()),
+            Just("?modality=http://dicom.nema.org/resources/ontology/DCM|MR".to_string()),
+            Just("?modality=".to_string())
+        ];
+        (level, ty, perms, query).prop_map(|(l, t, p, q)| format!("{l}/{t}.{p}{q}"))
+    }
+
+    proptest! {
+        #[test]
+        fn evaluation_never_allows_what_the_reference_denies(scopes in proptest::collection::vec(scope_strategy(), 0..5)) {
+            let text = scopes.join(" ");
+            for interaction in [Interaction::Read, Interaction::Search] {
+                let (allowed, unrestricted) = reference(&text, interaction);
+                match evaluate(&ScopeSet::parse(&text), interaction) {
+                    Permission::Denied => prop_assert!(!allowed, "{text:?} denied but the reference allows"),
+                    Permission::Patient(None) => prop_assert!(unrestricted, "{text:?} unrestricted but the reference is not"),
+                    Permission::Patient(Some(_)) => prop_assert!(allowed && !unrestricted, "{text:?} restricted but the reference says {allowed}/{unrestricted}"),
+                }
+            }
+        }
+    }
+}
+
+mod claims {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use sia::auth::token::{IssuerPolicy, Keys, verify};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const ISS: &str = "https://ehr.example";
+    const AUD: &str = "https://ehr.example/fhir";
+    const NOW: i64 = 1_800_000_000;
+
+    fn policy() -> IssuerPolicy {
+        IssuerPolicy {
+            iss: ISS.into(),
+            audiences: vec![AUD.into()],
+            algorithms: vec![Algorithm::HS256],
+            leeway: 30,
+            require_typ: None,
+            patient_claim: "patient".into(),
+            scope_claim: "scope".into(),
+            keys: Keys::Secret(SECRET.to_vec()),
+        }
+    }
+
+    /// The claim rules, written plainly.
+    fn reference(c: &serde_json::Map<String, Value>) -> bool {
+        let num = |v: &Value| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64));
+        let exp_ok = c.get("exp").and_then(num).is_some_and(|e| e + 30 >= NOW);
+        let time_ok = |k: &str| {
+            c.get(k)
+                .is_none_or(|v| num(v).is_some_and(|t| t - 30 <= NOW))
+        };
+        let iss_ok = c.get("iss") == Some(&json!(ISS));
+        let aud_ok = match c.get("aud") {
+            Some(Value::String(a)) => a == AUD,
+            Some(Value::Array(l)) => l.iter().all(Value::is_string) && l.iter().any(|a| a == AUD),
+            _ => false,
+        };
+        let scope_ok = matches!(c.get("scope"), Some(Value::String(_)));
+        let strings_ok = ["sub", "client_id", "patient", "fhirUser"]
+            .iter()
+            .all(|k| matches!(c.get(*k), None | Some(Value::String(_)) | Some(Value::Null)));
+        exp_ok && time_ok("nbf") && time_ok("iat") && iss_ok && aud_ok && scope_ok && strings_ok
+    }
+
+    fn value() -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![
+            Just(None),
+            (NOW - 200..NOW + 200).prop_map(|t| Some(json!(t))),
+            (NOW - 200..NOW + 200).prop_map(|t| Some(json!(t.to_string()))),
+            Just(Some(json!(null))),
+            Just(Some(json!(ISS))),
+            Just(Some(json!(AUD))),
+            Just(Some(json!([AUD, "x"]))),
+            Just(Some(json!(["x", 1]))),
+            Just(Some(json!("patient/ImagingStudy.rs"))),
+            Just(Some(json!(12.5))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_claim_sets_are_accepted_only_when_the_rules_hold(
+            exp in value(), nbf in value(), iat in value(), iss in value(), aud in value(), scope in value(), patient in value()
+        ) {
+            let mut c = serde_json::Map::new();
+            for (k, v) in [("exp", exp), ("nbf", nbf), ("iat", iat), ("iss", iss), ("aud", aud), ("scope", scope), ("patient", patient)] {
+                if let Some(v) = v { c.insert(k.into(), v); }
+            }
+            let token = encode(&Header::new(Algorithm::HS256), &Value::Object(c.clone()), &EncodingKey::from_secret(SECRET).unwrap()).unwrap();
+            let got = verify(&token, &[policy()], NOW);
+            // The issuer is how keys are chosen: without a string iss equal to ISS nothing verifies.
+            prop_assert_eq!(got.is_ok(), reference(&c), "{:?} -> {:?}", c, got);
+        }
+    }
+}

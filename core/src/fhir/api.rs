@@ -5,7 +5,7 @@
 use rusqlite::types::Value as Sql;
 use serde_json::{Value, json};
 
-use super::{ENDPOINT_ID, Page, endpoint, imaging_study, operation_outcome, searchset};
+use super::{ENDPOINT_ID, Page, endpoint, operation_outcome};
 use crate::Engine;
 use crate::auth::Interaction;
 use crate::http::{Body, Request, Response};
@@ -120,9 +120,11 @@ impl Engine {
             params: vec![Sql::Text(id.to_string())],
         };
         match self.index.find_studies(&[cond], 1, 0) {
-            Ok((rows, _)) if !rows.is_empty() => {
-                json_response(200, &imaging_study(&rows[0], &self.fhir))
-            }
+            Ok((rows, _)) if !rows.is_empty() => Response::with_body(
+                200,
+                FHIR_JSON,
+                Body::from_vec(super::imaging_study_json(&rows[0], &self.fhir)),
+            ),
             Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
             Err(e) => outcome(500, "exception", &format!("index: {e}")),
         }
@@ -319,7 +321,11 @@ impl Engine {
                 .then(|| link(offset + count)),
             previous: (!summary_count && offset > 0).then(|| link(offset.saturating_sub(count))),
         };
-        json_response(200, &searchset(&studies, &page, include, &self.fhir))
+        Response::with_body(
+            200,
+            FHIR_JSON,
+            Body::from_vec(super::searchset_json(&studies, &page, include, &self.fhir)),
+        )
     }
 
     fn capability_statement(&self) -> Response {

@@ -3,12 +3,13 @@
 
 pub(crate) mod api;
 mod datetime;
+mod resource;
 
 pub use datetime::{fhir_date_time, instant_from_unix_ms};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::index::{SeriesRow, StudyRow};
+use crate::index::StudyRow;
 
 /// DICOM Controlled Terminology, the code system of modalities.
 pub const DCM_SYSTEM: &str = "http://dicom.nema.org/resources/ontology/DCM";
@@ -65,162 +66,13 @@ pub fn endpoint(ctx: &FhirContext) -> Value {
 
 /// An `ImagingStudy` for one indexed study.
 pub fn imaging_study(study: &StudyRow, ctx: &FhirContext) -> Value {
-    let mut r = Map::new();
-    r.insert("resourceType".into(), json!("ImagingStudy"));
-    r.insert("id".into(), json!(study.uid));
-    r.insert(
-        "meta".into(),
-        json!({ "lastUpdated": instant_from_unix_ms(study.updated_ms) }),
-    );
-    let mut identifiers = vec![
-        json!({ "use": "official", "system": "urn:dicom:uid", "value": format!("urn:oid:{}", study.uid) }),
-    ];
-    if !study.accession_number.is_empty() {
-        identifiers.push(json!({
-            "use": "usual",
-            "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN" }] },
-            "value": study.accession_number,
-        }));
-    }
-    r.insert("identifier".into(), Value::Array(identifiers));
-    r.insert("status".into(), json!("available"));
-    if !study.modalities.is_empty() {
-        r.insert(
-            "modality".into(),
-            Value::Array(study.modalities.iter().map(|m| modality(m)).collect()),
-        );
-    }
-    r.insert("subject".into(), subject(study));
-    if let Some(started) = fhir_date_time(
-        &study.date,
-        &study.time,
-        &study.timezone_offset,
-        ctx.assumed_offset.as_deref(),
-    ) {
-        r.insert("started".into(), json!(started));
-    }
-    r.insert(
-        "endpoint".into(),
-        json!([{ "reference": format!("Endpoint/{ENDPOINT_ID}") }]),
-    );
-    r.insert("numberOfSeries".into(), json!(study.num_series));
-    r.insert("numberOfInstances".into(), json!(study.num_instances));
-    if !study.referring_physician.is_empty() {
-        r.insert(
-            "referrer".into(),
-            json!({ "display": person_name_display(&study.referring_physician) }),
-        );
-    }
-    if !study.description.is_empty() {
-        r.insert("description".into(), json!(study.description));
-    }
-    let series: Vec<Value> = study
-        .series
-        .iter()
-        .map(|s| series_json(s, study, ctx))
-        .collect();
-    if !series.is_empty() {
-        r.insert("series".into(), Value::Array(series));
-    }
-    Value::Object(r)
+    serde_json::to_value(resource::ImagingStudy::new(study, ctx)).unwrap_or(Value::Null)
 }
 
-fn modality(code: &str) -> Value {
-    json!({ "system": DCM_SYSTEM, "code": code })
-}
-
-fn subject(study: &StudyRow) -> Value {
-    let p = &study.patient;
-    let mut s = Map::new();
-    if let Some(id) = &study.fhir_patient {
-        s.insert("reference".into(), json!(format!("Patient/{id}")));
-    }
-    s.insert("type".into(), json!("Patient"));
-    if !p.id.is_empty() {
-        let mut ident = Map::new();
-        if is_oid(&p.issuer) {
-            ident.insert("system".into(), json!(format!("urn:oid:{}", p.issuer)));
-        } else if !p.issuer.is_empty() {
-            // Issuer of Patient ID is free text, not a URI: keep it as the assigner.
-            ident.insert("assigner".into(), json!({ "display": p.issuer }));
-        }
-        ident.insert("value".into(), json!(p.id));
-        s.insert("identifier".into(), Value::Object(ident));
-    }
-    if !p.name.is_empty() {
-        s.insert("display".into(), json!(person_name_display(&p.name)));
-    }
-    Value::Object(s)
-}
-
-fn series_json(s: &SeriesRow, study: &StudyRow, ctx: &FhirContext) -> Value {
-    let mut r = Map::new();
-    r.insert("uid".into(), json!(s.uid));
-    if let Some(n) = s.number.filter(|n| *n >= 0) {
-        r.insert("number".into(), json!(n));
-    }
-    // R4 requires a modality on every series; an empty DICOM Modality gets OT (Other).
-    r.insert(
-        "modality".into(),
-        modality(if s.modality.is_empty() {
-            "OT"
-        } else {
-            &s.modality
-        }),
-    );
-    if !s.description.is_empty() {
-        r.insert("description".into(), json!(s.description));
-    }
-    r.insert("numberOfInstances".into(), json!(s.num_instances));
-    if !s.body_part.is_empty() {
-        // Body Part Examined is a DICOM defined term; without a vetted SNOMED map it is
-        // given as text rather than as an invented code.
-        r.insert("bodySite".into(), json!({ "display": s.body_part }));
-    }
-    let laterality = match s.laterality.as_str() {
-        "R" => Some(("24028007", "Right")),
-        "L" => Some(("7771000", "Left")),
-        _ => None,
-    };
-    if let Some((code, display)) = laterality {
-        r.insert(
-            "laterality".into(),
-            json!({ "system": "http://snomed.info/sct", "code": code, "display": display }),
-        );
-    }
-    let offset = if study.timezone_offset.is_empty() {
-        None
-    } else {
-        Some(study.timezone_offset.as_str())
-    };
-    if let Some(started) = fhir_date_time(
-        &s.date,
-        &s.time,
-        offset.unwrap_or(""),
-        ctx.assumed_offset.as_deref(),
-    ) {
-        r.insert("started".into(), json!(started));
-    }
-    let instances: Vec<Value> = s
-        .instances
-        .iter()
-        .map(|i| {
-            let mut o = Map::new();
-            o.insert("uid".into(), json!(i.uid));
-            o.insert("sopClass".into(), json!({ "system": "urn:ietf:rfc:3986", "code": format!("urn:oid:{}", i.sop_class_uid) }));
-            if let Some(n) = i.number.filter(|n| *n >= 0) {
-                o.insert("number".into(), json!(n));
-            }
-            if !i.title.is_empty() {
-                o.insert("title".into(), json!(i.title));
-            }
-            Value::Object(o)
-        })
-        .collect();
-    if !instances.is_empty() {
-        r.insert("instance".into(), Value::Array(instances));
-    }
-    Value::Object(r)
+/// The same `ImagingStudy`, serialised straight to JSON bytes (no intermediate `Value`:
+/// this is the hot path of a search).
+pub fn imaging_study_json(study: &StudyRow, ctx: &FhirContext) -> Vec<u8> {
+    serde_json::to_vec(&resource::ImagingStudy::new(study, ctx)).unwrap_or_default()
 }
 
 /// `Family^Given^Middle^Prefix^Suffix` (first component group) as "Prefix Given Middle
@@ -255,40 +107,19 @@ pub fn searchset(
     include_endpoint: bool,
     ctx: &FhirContext,
 ) -> Value {
-    let mut entries: Vec<Value> = studies
-        .iter()
-        .map(|s| {
-            json!({
-                "fullUrl": format!("{}/ImagingStudy/{}", ctx.fhir_base, s.uid),
-                "resource": imaging_study(s, ctx),
-                "search": { "mode": "match" },
-            })
-        })
-        .collect();
-    if include_endpoint && !studies.is_empty() {
-        entries.push(json!({
-            "fullUrl": format!("{}/Endpoint/{ENDPOINT_ID}", ctx.fhir_base),
-            "resource": endpoint(ctx),
-            "search": { "mode": "include" },
-        }));
-    }
-    let mut links = vec![json!({ "relation": "self", "url": page.self_link })];
-    if let Some(next) = &page.next {
-        links.push(json!({ "relation": "next", "url": next }));
-    }
-    if let Some(prev) = &page.previous {
-        links.push(json!({ "relation": "previous", "url": prev }));
-    }
-    let mut bundle = json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": page.total,
-        "link": links,
-    });
-    if !entries.is_empty() {
-        bundle["entry"] = Value::Array(entries);
-    }
-    bundle
+    serde_json::from_slice(&searchset_json(studies, page, include_endpoint, ctx))
+        .unwrap_or(Value::Null)
+}
+
+/// [`searchset`] as JSON bytes, written without an intermediate `Value`.
+pub fn searchset_json(
+    studies: &[StudyRow],
+    page: &Page,
+    include_endpoint: bool,
+    ctx: &FhirContext,
+) -> Vec<u8> {
+    let bundle = resource::Bundle::new(studies, page, include_endpoint, ctx);
+    serde_json::to_vec(&bundle).unwrap_or_default()
 }
 
 /// Where a searchset page sits in the whole result.

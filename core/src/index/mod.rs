@@ -67,6 +67,8 @@ impl Index {
                         | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 c.busy_timeout(Duration::from_secs(10))?;
+                // Searches build their SQL from the query; the same shapes recur.
+                c.set_prepared_statement_cache_capacity(128);
                 c
             }
         };

@@ -138,7 +138,6 @@ impl Index {
             args.extend(c.params.iter().cloned());
         }
         self.read(|conn| {
-            let total: i64 = conn.query_row(&format!("SELECT count(*){filter}"), params_from_iter(args.iter()), |r| r.get(0))?;
             let sql = format!(
                 "SELECT st.id, st.study_uid, p.patient_id, p.issuer, p.name, p.birth_date, p.sex,
                         st.date, st.time, st.timezone_offset, st.accession_number, st.description,
@@ -151,15 +150,19 @@ impl Index {
             let mut all = args.clone();
             all.push(rusqlite::types::Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
             all.push(rusqlite::types::Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
-            let mut q = conn.prepare(&sql)?;
+            let mut q = conn.prepare_cached(&sql)?;
             let rows = q.query_map(params_from_iter(all), |r| Ok((r.get::<_, i64>(0)?, study_row(r)?)))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, mut study) = row?;
-                study.series = series_of(conn, id)?;
-                out.push(study);
-            }
-            Ok((out, total.max(0) as u64))
+            let studies: Vec<(i64, StudyRow)> = rows.collect::<rusqlite::Result<_>>()?;
+            // A short first page is the whole result: no need to count.
+            let total = if offset == 0 && (studies.len() as u64) < limit {
+                studies.len() as u64
+            } else {
+                let n: i64 = conn
+                    .prepare_cached(&format!("SELECT count(*){filter}"))?
+                    .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+                n.max(0) as u64
+            };
+            Ok((with_series(conn, studies)?, total))
         })
     }
 }
@@ -195,50 +198,73 @@ fn study_row(r: &Row<'_>) -> rusqlite::Result<StudyRow> {
     })
 }
 
-fn series_of(conn: &Connection, study: i64) -> Result<Vec<SeriesRow>> {
-    let mut q = conn.prepare_cached(
-        "SELECT id, series_uid, number, modality, description, body_part, laterality, date, time, num_instances
-         FROM series WHERE study = ?1 ORDER BY number IS NULL, number, series_uid",
-    )?;
-    let rows = q.query_map([study], |r| {
+/// Fills in the series and instances of `studies` with two queries in all (not two per
+/// study: a page of studies is one round of SQL).
+fn with_series(conn: &Connection, studies: Vec<(i64, StudyRow)>) -> Result<Vec<StudyRow>> {
+    use std::collections::HashMap;
+    if studies.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = studies.iter().map(|(id, _)| *id).collect();
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut q = conn.prepare_cached(&format!(
+        "SELECT id, study, series_uid, number, modality, description, body_part, laterality, date, time, num_instances
+         FROM series WHERE study IN ({marks}) ORDER BY study, number IS NULL, number, series_uid"
+    ))?;
+    let series: Vec<(i64, i64, SeriesRow)> = q
+        .query_map(params_from_iter(ids.iter()), |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                SeriesRow {
+                    uid: r.get(2)?,
+                    number: r.get(3)?,
+                    modality: r.get(4)?,
+                    description: r.get(5)?,
+                    body_part: r.get(6)?,
+                    laterality: r.get(7)?,
+                    date: r.get(8)?,
+                    time: r.get(9)?,
+                    num_instances: r.get(10)?,
+                    instances: Vec::new(),
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut instances: HashMap<i64, Vec<InstanceRow>> = HashMap::new();
+    let mut iq = conn.prepare_cached(&format!(
+        "SELECT i.series, i.sop_instance_uid, i.sop_class_uid, i.number, i.title, i.number_of_frames
+         FROM instances i JOIN series se ON se.id = i.series WHERE se.study IN ({marks})
+         ORDER BY i.series, i.number IS NULL, i.number, i.sop_instance_uid"
+    ))?;
+    let rows = iq.query_map(params_from_iter(ids.iter()), |r| {
         Ok((
             r.get::<_, i64>(0)?,
-            SeriesRow {
+            InstanceRow {
                 uid: r.get(1)?,
-                number: r.get(2)?,
-                modality: r.get(3)?,
-                description: r.get(4)?,
-                body_part: r.get(5)?,
-                laterality: r.get(6)?,
-                date: r.get(7)?,
-                time: r.get(8)?,
-                num_instances: r.get(9)?,
-                instances: Vec::new(),
+                sop_class_uid: r.get(2)?,
+                number: r.get(3)?,
+                title: r.get(4)?,
+                frames: r.get(5)?,
             },
         ))
     })?;
-    let mut out = Vec::new();
-    let mut iq = conn.prepare_cached(
-        "SELECT sop_instance_uid, sop_class_uid, number, title, number_of_frames FROM instances
-         WHERE series = ?1 ORDER BY number IS NULL, number, sop_instance_uid",
-    )?;
     for row in rows {
-        let (id, mut series) = row?;
-        let inst = iq.query_map([id], |r| {
-            Ok(InstanceRow {
-                uid: r.get(0)?,
-                sop_class_uid: r.get(1)?,
-                number: r.get(2)?,
-                title: r.get(3)?,
-                frames: r.get(4)?,
-            })
-        })?;
-        for i in inst {
-            series.instances.push(i?);
-        }
-        out.push(series);
+        let (series_id, inst) = row?;
+        instances.entry(series_id).or_default().push(inst);
     }
-    Ok(out)
+    let mut by_study: HashMap<i64, Vec<SeriesRow>> = HashMap::new();
+    for (id, study, mut s) in series {
+        s.instances = instances.remove(&id).unwrap_or_default();
+        by_study.entry(study).or_default().push(s);
+    }
+    Ok(studies
+        .into_iter()
+        .map(|(id, mut st)| {
+            st.series = by_study.remove(&id).unwrap_or_default();
+            st
+        })
+        .collect())
 }
 
 /// Where an instance's bytes are, for serving frames without parsing.

@@ -144,7 +144,7 @@ impl Index {
         params.push(Value::Integer(i64::try_from(s.offset).unwrap_or(i64::MAX)));
         let level = s.level;
         self.read(|conn| {
-            let mut q = conn.prepare(&sql)?;
+            let mut q = conn.prepare_cached(&sql)?;
             let rows = q.query_map(rusqlite::params_from_iter(params), |r| {
                 let mut row = SearchRow {
                     study_uid: r.get(0)?,
