@@ -34,21 +34,29 @@ fn main() {
     let policies = vec![auth_data::policy(&keys)];
     let rs = auth_data::token(&keys, Algorithm::RS256);
     let es = auth_data::token(&keys, Algorithm::ES256);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let rs_us = time(2000, || assert!(verify(&rs, &policies, now).is_ok()));
     let es_us = time(2000, || assert!(verify(&es, &policies, now).is_ok()));
     let auth = Authorizer::new(policies.clone(), PatientPolicy::Links);
-    let req = Request::get("/fhir/ImagingStudy").with_header("Authorization", &format!("Bearer {rs}"));
+    let req =
+        Request::get("/fhir/ImagingStudy").with_header("Authorization", &format!("Bearer {rs}"));
     auth.authorize(&req, Interaction::Search).unwrap();
     let n = 1_000_000;
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(auth.authorize(std::hint::black_box(&req), Interaction::Search).is_ok());
+        std::hint::black_box(
+            auth.authorize(std::hint::black_box(&req), Interaction::Search)
+                .is_ok(),
+        );
     }
     let per_second = n as f64 / t.elapsed().as_secs_f64();
     let work = tempfile::tempdir().unwrap();
     let engine = auth_data::engine(work.path(), &keys);
-    let search = Request::get("/fhir/ImagingStudy?patient=123").with_header("Authorization", &format!("Bearer {rs}"));
+    let search = Request::get("/fhir/ImagingStudy?patient=123")
+        .with_header("Authorization", &format!("Bearer {rs}"));
     let search_us = time(5000, || assert_eq!(engine.handle(&search).status, 200));
     println!(
         "{{\"rs256_us\": {rs_us:.1}, \"es256_us\": {es_us:.1}, \"cached_per_s\": {per_second:.0}, \"search_us\": {search_us:.1}}}"

@@ -17,6 +17,10 @@ pub struct Request {
     pub query: String,
     /// Header fields in order; names compare case-insensitively.
     pub headers: Vec<(String, String)>,
+    /// An RFC 7662 introspection response for the request's token, for hosts that
+    /// introspect at the EHR instead of letting sia verify the JWT; when set, it is
+    /// evaluated instead of the `Authorization` header.
+    pub introspection: Option<serde_json::Value>,
 }
 
 impl Request {
@@ -28,6 +32,7 @@ impl Request {
             path: path.into(),
             query: query.into(),
             headers: Vec::new(),
+            introspection: None,
         }
     }
 

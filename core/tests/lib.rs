@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod fhir_output;
 mod fuzz_regressions;
+mod introspection;
 mod properties;
 mod reindex;
 mod scan_cases;

@@ -92,9 +92,14 @@ pub struct Grant {
 /// Most verified tokens remembered.
 const TOKEN_CACHE: usize = 10_000;
 
+/// Least time between two JWKS refreshes of one issuer asked for by unknown `kid`s, so
+/// tokens with random `kid`s cannot make the host fetch keys in a loop.
+pub const JWKS_REFRESH_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Verifies tokens and evaluates scopes; holds the verified-token cache.
 pub struct Authorizer {
-    issuers: Vec<IssuerPolicy>,
+    issuers: std::sync::RwLock<Vec<IssuerPolicy>>,
+    refreshed: Mutex<HashMap<String, std::time::Instant>>,
     /// How FHIR Patient ids map to DICOM patients.
     pub patients: PatientPolicy,
     cache: Mutex<HashMap<String, VerifiedToken>>,
@@ -102,7 +107,8 @@ pub struct Authorizer {
 
 impl std::fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let iss: Vec<&str> = self.issuers.iter().map(|i| i.iss.as_str()).collect();
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        let iss: Vec<&str> = issuers.iter().map(|i| i.iss.as_str()).collect();
         f.debug_struct("Authorizer")
             .field("issuers", &iss)
             .field("patients", &self.patients)
@@ -121,17 +127,167 @@ impl Authorizer {
     /// An authorizer for these issuers and patient policy.
     pub fn new(issuers: Vec<IssuerPolicy>, patients: PatientPolicy) -> Authorizer {
         Authorizer {
-            issuers,
+            issuers: std::sync::RwLock::new(issuers),
+            refreshed: Mutex::new(HashMap::new()),
             patients,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
     /// Every configured audience (the FHIR bases tokens are issued for).
-    pub fn audiences(&self) -> impl Iterator<Item = &str> {
-        self.issuers
+    pub fn audiences(&self) -> Vec<String> {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        issuers
             .iter()
-            .flat_map(|i| i.audiences.iter().map(String::as_str))
+            .flat_map(|i| i.audiences.iter().cloned())
+            .collect()
+    }
+
+    /// Replaces the keys of issuer `iss` with the JWKS `jwks_json` (the host fetched it
+    /// from the issuer's `jwks_url`). Tokens already verified stay cached until they expire.
+    pub fn set_jwks(&self, iss: &str, jwks_json: &str) -> Result<(), String> {
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(jwks_json).map_err(|e| format!("not a JWKS: {e}"))?;
+        let mut issuers = self.issuers.write().unwrap_or_else(|e| e.into_inner());
+        let issuer = issuers
+            .iter_mut()
+            .find(|i| i.iss == iss)
+            .ok_or_else(|| format!("issuer {iss:?} is not configured"))?;
+        if matches!(issuer.keys, Keys::Secret(_)) {
+            return Err(format!("issuer {iss:?} uses a shared secret, not a JWKS"));
+        }
+        issuer.keys = Keys::Jwks(set);
+        Ok(())
+    }
+
+    /// Whether the host should fetch issuer `iss`'s JWKS again because a token names a
+    /// `kid` it does not have: true at most once per [`JWKS_REFRESH_COOLDOWN`].
+    pub fn wants_jwks_refresh(&self, iss: &str, kid: &str) -> bool {
+        let known = {
+            let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+            match issuers.iter().find(|i| i.iss == iss) {
+                None => return false,
+                Some(i) => match &i.keys {
+                    Keys::Secret(_) => return false,
+                    Keys::Jwks(set) => set
+                        .keys
+                        .iter()
+                        .any(|k| k.common.key_id.as_deref() == Some(kid)),
+                },
+            }
+        };
+        if known {
+            return false;
+        }
+        let mut last = self.refreshed.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        match last.get(iss) {
+            Some(t) if now.duration_since(*t) < JWKS_REFRESH_COOLDOWN => false,
+            _ => {
+                last.insert(iss.to_string(), now);
+                true
+            }
+        }
+    }
+
+    /// An RFC 7662 introspection response for `bearer`: the token's fields when it
+    /// verifies, `{"active": false}` (and nothing else) when it does not.
+    pub fn introspect(&self, bearer: &str) -> serde_json::Value {
+        match self.verify(bearer) {
+            Err(_) => serde_json::json!({ "active": false }),
+            Ok(t) => {
+                let mut v = serde_json::json!({ "active": true, "scope": t.scope, "exp": t.exp, "iss": t.iss });
+                for (k, val) in [
+                    ("client_id", &t.client_id),
+                    ("patient", &t.patient),
+                    ("sub", &t.sub),
+                    ("fhirUser", &t.fhir_user),
+                ] {
+                    if let Some(x) = val {
+                        v[k] = serde_json::Value::String(x.clone());
+                    }
+                }
+                v
+            }
+        }
+    }
+
+    /// The grant an RFC 7662 introspection response (from a host that introspects at the
+    /// EHR) allows, checked with the same rules as a token: `active` must be `true`,
+    /// `exp` numeric and ahead, `iss` and `aud` (when present) configured, and the scopes
+    /// and patient context evaluated as for a token.
+    pub fn authorize_introspection(
+        &self,
+        response: &serde_json::Value,
+        interaction: Interaction,
+    ) -> Result<Grant, Denial> {
+        use serde_json::Value;
+        let o = response
+            .as_object()
+            .ok_or_else(|| Denial::unauthorized("introspection response is not a JSON object"))?;
+        if o.get("active") != Some(&Value::Bool(true)) {
+            return Err(Denial::unauthorized("the token is not active"));
+        }
+        let exp = o
+            .get("exp")
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
+        let exp =
+            exp.ok_or_else(|| Denial::unauthorized("introspection response has no numeric exp"))?;
+        if exp < now() {
+            return Err(Denial::unauthorized("the token has expired"));
+        }
+        let token = {
+            let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+            let policy = match o.get("iss") {
+                None => None,
+                Some(Value::String(iss)) => {
+                    Some(issuers.iter().find(|p| &p.iss == iss).ok_or_else(|| {
+                        Denial::unauthorized(format!("issuer {iss:?} is not trusted"))
+                    })?)
+                }
+                Some(_) => return Err(Denial::unauthorized("iss is not a string")),
+            };
+            let audiences: Vec<&String> = match policy {
+                Some(p) => p.audiences.iter().collect(),
+                None => issuers.iter().flat_map(|p| p.audiences.iter()).collect(),
+            };
+            let aud_ok = match o.get("aud") {
+                None => true,
+                Some(Value::String(a)) => audiences.contains(&a),
+                Some(Value::Array(l)) => {
+                    l.iter().all(Value::is_string)
+                        && l.iter().any(|a| {
+                            a.as_str()
+                                .is_some_and(|a| audiences.iter().any(|x| *x == a))
+                        })
+                }
+                Some(_) => false,
+            };
+            if !aud_ok {
+                return Err(Denial::unauthorized(
+                    "the token is not for this server (aud)",
+                ));
+            }
+            let text = |k: &str| -> Result<Option<String>, Denial> {
+                match o.get(k) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(_) => Err(Denial::unauthorized(format!("{k} is not a string"))),
+                }
+            };
+            let patient_claim = policy.map_or("patient", |p| p.patient_claim.as_str());
+            VerifiedToken {
+                iss: text("iss")?.unwrap_or_default(),
+                sub: text("sub")?,
+                client_id: text("client_id")?,
+                scope: text("scope")?
+                    .ok_or_else(|| Denial::unauthorized("introspection response has no scope"))?,
+                patient: text(patient_claim)?,
+                fhir_user: text("fhirUser")?,
+                exp,
+            }
+        };
+        self.grant_for(token, interaction)
     }
 
     /// Verifies a bearer token (cached until it expires).
@@ -146,7 +302,10 @@ impl Authorizer {
         {
             return Ok(v.clone());
         }
-        let v = token::verify(bearer, &self.issuers, t).map_err(Denial::unauthorized)?;
+        let v = {
+            let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+            token::verify(bearer, &issuers, t).map_err(Denial::unauthorized)?
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= TOKEN_CACHE {
             cache.retain(|_, v| v.exp >= t);
@@ -161,6 +320,10 @@ impl Authorizer {
     /// The decision for a request needing `interaction` on ImagingStudy, up to the
     /// patient compartment (which needs the index; see the router).
     pub fn authorize(&self, req: &Request, interaction: Interaction) -> Result<Grant, Denial> {
+        if let Some(introspection) = &req.introspection {
+            // The host introspected the token at the EHR and hands over the response.
+            return self.authorize_introspection(introspection, interaction);
+        }
         let mut values = req.header_values("authorization");
         let Some(value) = values.next() else {
             return Err(Denial {
@@ -183,6 +346,11 @@ impl Authorizer {
             }
         };
         let token = self.verify(bearer)?;
+        self.grant_for(token, interaction)
+    }
+
+    /// Scopes and patient context of a verified token, for `interaction`.
+    fn grant_for(&self, token: VerifiedToken, interaction: Interaction) -> Result<Grant, Denial> {
         let scopes = ScopeSet::parse(&token.scope);
         let restrictions = match scope::evaluate(&scopes, interaction) {
             scope::Permission::Denied => {
@@ -206,5 +374,127 @@ impl Authorizer {
             patient,
             restrictions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn authorizer() -> Authorizer {
+        let policy = |iss: &str, keys| IssuerPolicy {
+            iss: iss.into(),
+            audiences: vec!["https://ehr/fhir".into()],
+            algorithms: vec![Algorithm::HS256, Algorithm::RS256],
+            leeway: 30,
+            require_typ: None,
+            patient_claim: "patient".into(),
+            scope_claim: "scope".into(),
+            keys,
+        };
+        Authorizer::new(
+            vec![
+                policy("https://hs", Keys::Secret(SECRET.to_vec())),
+                policy(
+                    "https://rsa",
+                    Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: vec![] }),
+                ),
+            ],
+            PatientPolicy::Links,
+        )
+    }
+
+    fn token(claims: serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn valid() -> serde_json::Value {
+        json!({"iss": "https://hs", "aud": "https://ehr/fhir", "exp": now() + 300, "scope": "patient/ImagingStudy.rs",
+               "patient": "123", "client_id": "app", "sub": "u1"})
+    }
+
+    #[test]
+    fn introspection_responses_are_produced_for_verifiable_tokens_only() {
+        let a = authorizer();
+        let r = a.introspect(&token(valid()));
+        assert_eq!(r["active"], true);
+        assert_eq!(
+            (
+                r["patient"].as_str(),
+                r["client_id"].as_str(),
+                r["scope"].as_str()
+            ),
+            (Some("123"), Some("app"), Some("patient/ImagingStudy.rs"))
+        );
+        assert_eq!(a.introspect("garbage"), json!({"active": false}));
+        let mut expired = valid();
+        expired["exp"] = json!(now() - 3600);
+        assert_eq!(a.introspect(&token(expired)), json!({"active": false}));
+    }
+
+    #[test]
+    fn introspection_responses_from_a_host_follow_the_token_rules() {
+        let a = authorizer();
+        let mut ok = valid();
+        ok["active"] = json!(true);
+        let g = a.authorize_introspection(&ok, Interaction::Search).unwrap();
+        assert_eq!(g.patient, "123");
+        let check = |change: &dyn Fn(&mut serde_json::Value), status: u16| {
+            let mut v = ok.clone();
+            change(&mut v);
+            assert_eq!(
+                a.authorize_introspection(&v, Interaction::Search)
+                    .map(|_| 200)
+                    .unwrap_or_else(|d| d.status),
+                status,
+                "{v}"
+            );
+        };
+        check(&|v| v["active"] = json!(false), 401);
+        check(&|v| v["active"] = json!("true"), 401);
+        check(&|v| v["exp"] = json!(now() - 10), 401);
+        check(&|v| v["exp"] = json!("soon"), 401);
+        check(&|v| v["iss"] = json!("https://evil"), 401);
+        check(&|v| v["aud"] = json!("https://other/fhir"), 401);
+        check(&|v| v["aud"] = json!(["x", "https://ehr/fhir"]), 200);
+        check(
+            &|v| {
+                v.as_object_mut().unwrap().remove("patient");
+            },
+            403,
+        );
+        check(&|v| v["scope"] = json!("patient/ImagingStudy.r"), 403);
+        check(
+            &|v| {
+                v.as_object_mut().unwrap().remove("scope");
+            },
+            401,
+        );
+    }
+
+    #[test]
+    fn jwks_refresh_is_asked_for_once_per_cooldown() {
+        let a = authorizer();
+        assert!(a.wants_jwks_refresh("https://rsa", "k1"));
+        assert!(!a.wants_jwks_refresh("https://rsa", "k2"), "cooldown");
+        assert!(
+            !a.wants_jwks_refresh("https://hs", "k1"),
+            "shared-secret issuers have no JWKS"
+        );
+        assert!(!a.wants_jwks_refresh("https://unknown", "k1"));
+        let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+        a.set_jwks("https://rsa", jwks).unwrap();
+        assert!(!a.wants_jwks_refresh("https://rsa", "k1"), "known now");
+        assert!(a.set_jwks("https://hs", jwks).is_err());
+        assert!(a.set_jwks("https://rsa", "{}").is_err());
     }
 }

@@ -137,10 +137,11 @@ impl Engine {
             // An absolute reference must be on a FHIR base this server knows.
             Some((base, id)) if base.contains("://") => {
                 let own = base == self.fhir.fhir_base.trim_end_matches('/');
-                let audience = self
-                    .auth
-                    .as_ref()
-                    .is_some_and(|a| a.audiences().any(|x| x.trim_end_matches('/') == base));
+                let audience = self.auth.as_ref().is_some_and(|a| {
+                    a.audiences()
+                        .iter()
+                        .any(|x| x.trim_end_matches('/') == base)
+                });
                 if !(own || audience) {
                     return None;
                 }
