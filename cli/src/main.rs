@@ -87,6 +87,18 @@ enum Command {
         #[arg(long, default_value = "")]
         issuer: String,
     },
+    /// Link FHIR Patients to DICOM patients from Patient resources (NDJSON, a Bundle,
+    /// or one resource), mapping identifier systems to DICOM issuers.
+    ImportPatients {
+        /// The file of Patient resources.
+        file: PathBuf,
+        /// The index database (default: the configuration's, else ./sia.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// A configuration file with `[patients] identifier_systems`.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Write a small synthetic DICOM data set to try sia on.
     Demo {
         /// Folder to write into (created if needed).
@@ -174,6 +186,22 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             println!(
                 "linked FHIR Patient/{patient} to DICOM patient {identifier:?} (issuer {issuer:?})"
             );
+            Ok(())
+        }
+        Command::ImportPatients { file, db, config } => {
+            let mut cfg = match &config {
+                Some(path) => Config::from_file(path)?,
+                None => Config::default(),
+            };
+            if let Some(db) = db {
+                cfg.db = db;
+            }
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let index = sia::index::Index::open(&cfg.db)?;
+            let report = index.import_patients(&text, &cfg.identifier_systems)?;
+            serde_json::to_writer(std::io::stdout().lock(), &report)?;
+            println!();
             Ok(())
         }
         Command::Demo { dir } => {

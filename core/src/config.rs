@@ -15,6 +15,8 @@
 //! policy = "links"                     # or "identity" (development only)
 //! ```
 //!
+//! Optional: `[patients] identifier_systems = { "http://hospital.example/mrn" = "HOSP" }`
+//! maps FHIR identifier systems to DICOM Issuers of Patient ID for `sia import-patients`.
 //! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
 //! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
 //! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
@@ -71,6 +73,9 @@ fn default_leeway() -> u32 {
 struct Patients {
     #[serde(default)]
     policy: Option<String>,
+    /// FHIR identifier system -> DICOM Issuer of Patient ID, for Patient imports.
+    #[serde(default)]
+    identifier_systems: std::collections::HashMap<String, String>,
 }
 
 fn invalid(path: &Path, m: impl std::fmt::Display) -> Error {
@@ -190,6 +195,7 @@ impl Config {
             db: resolve(&file.server.db),
             base_url: file.server.base_url,
             auth: Some(std::sync::Arc::new(Authorizer::new(issuers, patients))),
+            identifier_systems: file.patients.identifier_systems,
             ..Config::default()
         })
     }

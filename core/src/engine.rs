@@ -27,6 +27,8 @@ pub struct Config {
     /// Token checks; `None` serves everything to the caller (the local administrator,
     /// as `sia get` without `--config`).
     pub auth: Option<Arc<Authorizer>>,
+    /// FHIR identifier system -> DICOM Issuer of Patient ID, for Patient imports.
+    pub identifier_systems: std::collections::HashMap<String, String>,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             read_mode: ReadMode::Mmap,
             mapped_files: 1024,
             auth: None,
+            identifier_systems: Default::default(),
         }
     }
 }

@@ -218,3 +218,34 @@ def test_search_is_filtered_to_the_token_patient(sia, env):
     # A granular modality scope narrows it further.
     status, _, body = get(sia, env, SEARCH, sign(keys, scope="patient/ImagingStudy.rs?modality=US"))
     assert [s["00080061"]["Value"] for s in json.loads(body)] == [["US"]]
+
+
+def test_patients_imported_from_a_bundle_are_linked_by_system_and_value(sia, env, tmp_path):
+    base, keys = env
+    config = (base / "sia.toml").read_text() + '\nidentifier_systems = { "http://hospital.example/mrn" = "SIA_DEMO" }\n'
+    (base / "import.toml").write_text(config)
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p2", "identifier": [
+            {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+             "system": "http://hospital.example/mrn", "value": "DEMO-001"},
+        ]}},
+        {"resource": {"resourceType": "Patient", "id": "p3", "identifier": [
+            {"system": "urn:oid:2.25.228146457203842916711418316839742735.999", "value": "DEMO-002"},
+            {"type": {"coding": [{"code": "MR"}]}, "system": "http://unknown.example", "value": "DEMO-003"},
+        ]}},
+        {"resource": {"resourceType": "Patient", "id": "p4", "identifier": [
+            {"system": "http://hospital.example/mrn", "value": "DEMO-002"},   # wrong issuer for DEMO-002
+        ]}},
+    ]}
+    (tmp_path / "patients.json").write_text(json.dumps(bundle))
+    proc = run_sia(sia, "import-patients", tmp_path / "patients.json", "--config", base / "import.toml")
+    report = json.loads(proc.stdout)
+    assert report["patients"] == 3 and report["links"] == 3
+    assert any("http://unknown.example" in s for s in report["skipped"])
+    def total(patient):
+        status, _, raw = get(sia, env, "/fhir/ImagingStudy", sign(keys, patient=patient))
+        assert status == 200
+        return json.loads(raw)["total"]
+    assert total("p2") == 2   # DEMO-001 via the mapped MRN system
+    assert total("p3") == 1   # DEMO-002 via its OID issuer
+    assert total("p4") == 0   # same value, other issuer: never matched by value alone

@@ -117,3 +117,97 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
+
+/// What an import of FHIR Patient resources did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PatientImport {
+    /// Patients read.
+    pub patients: u64,
+    /// Links written (new or already there).
+    pub links: u64,
+    /// Identifiers or resources not linked, with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl Index {
+    /// Links FHIR Patients to DICOM patients from Patient resources (one per line of
+    /// NDJSON, a Bundle, or one resource). An identifier is linked when its `system` maps
+    /// to a DICOM Issuer of Patient ID: through `systems` (FHIR system -> DICOM issuer),
+    /// else a `urn:oid:` system whose OID is the issuer. Identifiers typed `MR` (the MRN)
+    /// whose system cannot be mapped are reported; the value alone is never matched.
+    pub fn import_patients(
+        &self,
+        text: &str,
+        systems: &std::collections::HashMap<String, String>,
+    ) -> Result<PatientImport> {
+        use serde_json::Value;
+        let trimmed = text.trim();
+        let mut resources: Vec<Value> = Vec::new();
+        match serde_json::from_str::<Value>(trimmed) {
+            Ok(v) if v["resourceType"] == "Bundle" => {
+                for e in v["entry"].as_array().into_iter().flatten() {
+                    resources.push(e["resource"].clone());
+                }
+            }
+            Ok(v) => resources.push(v),
+            Err(_) => {
+                for (n, line) in trimmed
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                {
+                    let v: Value = serde_json::from_str(line).map_err(|e| {
+                        Error::InvalidInput(format!("line {}: not JSON: {e}", n + 1))
+                    })?;
+                    resources.push(v);
+                }
+            }
+        }
+        let mut report = PatientImport::default();
+        let mut links: Vec<(String, String, String)> = Vec::new();
+        for r in resources {
+            if r["resourceType"] != "Patient" {
+                continue;
+            }
+            let Some(id) = r["id"].as_str().filter(|s| !s.is_empty()) else {
+                report.skipped.push("a Patient without an id".into());
+                continue;
+            };
+            report.patients += 1;
+            for ident in r["identifier"].as_array().into_iter().flatten() {
+                let (Some(system), Some(value)) =
+                    (ident["system"].as_str(), ident["value"].as_str())
+                else {
+                    continue;
+                };
+                let mrn = ident["type"]["coding"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["code"] == "MR");
+                let issuer = systems
+                    .get(system)
+                    .cloned()
+                    .or_else(|| system.strip_prefix("urn:oid:").map(str::to_string));
+                match issuer {
+                    Some(issuer) => links.push((id.to_string(), value.to_string(), issuer)),
+                    None if mrn => report.skipped.push(format!(
+                        "Patient/{id}: MRN system {system:?} maps to no DICOM issuer (add it to [patients] identifier_systems)"
+                    )),
+                    None => {}
+                }
+            }
+        }
+        let mut conn = open_writer(&self.path)?;
+        let tx = conn.transaction()?;
+        {
+            let mut q = tx.prepare("INSERT OR IGNORE INTO patient_links (fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3)")?;
+            for (fhir, pid, issuer) in &links {
+                q.execute((fhir, pid, issuer))?;
+                report.links += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+}
