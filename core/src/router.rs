@@ -112,9 +112,9 @@ impl Engine {
         series: Option<&str>,
         instance: Option<&str>,
     ) -> Response {
-        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+        let accept = match accept_of(req) {
             Ok(a) => a,
-            Err(e) => return Response::error(400, &e.to_string()),
+            Err(r) => return r,
         };
         let instances = match self.index.instance_files(study, series, instance) {
             Ok(v) if !v.is_empty() => v,
@@ -203,19 +203,13 @@ impl Engine {
         instance: &str,
         path: &[crate::dicom::bulk::Step],
     ) -> Response {
-        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+        let accept = match accept_of(req) {
             Ok(a) => a,
-            Err(e) => return Response::error(400, &e.to_string()),
+            Err(r) => return r,
         };
-        let loc = match self.instance_location(instance) {
-            Ok(Some(l)) if l.study_uid == study && l.series_uid == series => l,
-            Ok(_) => {
-                return Response::error(
-                    404,
-                    &format!("no instance {instance} in series {series} of study {study}"),
-                );
-            }
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+        let loc = match self.located(study, series, instance) {
+            Ok(l) => l,
+            Err(r) => return r,
         };
         let file = match self.files.open(&loc.file) {
             Ok(f) => f,
@@ -572,9 +566,9 @@ impl Engine {
 
     /// `None` when the client accepts DICOM JSON, else the 400 or 406 to send.
     fn require_json(&self, req: &Request) -> Option<Response> {
-        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+        let accept = match accept_of(req) {
             Ok(a) => a,
-            Err(e) => return Some(Response::error(400, &e.to_string())),
+            Err(r) => return Some(r),
         };
         let ok = accept.ranges.iter().any(|r| {
             r.q > 0 && (r.matches("application/dicom+json") || r.matches("application/json"))
@@ -591,9 +585,9 @@ impl Engine {
         series: Option<&str>,
         instance: Option<&str>,
     ) -> Response {
-        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+        let accept = match accept_of(req) {
             Ok(a) => a,
-            Err(e) => return Response::error(400, &e.to_string()),
+            Err(r) => return r,
         };
         let acceptable = accept.ranges.iter().any(|r| {
             r.q > 0 && (r.matches("application/dicom+json") || r.matches("application/json"))
@@ -656,19 +650,13 @@ impl Engine {
         instance: &str,
         wanted: &[u32],
     ) -> Response {
-        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
+        let accept = match accept_of(req) {
             Ok(a) => a,
-            Err(e) => return Response::error(400, &e.to_string()),
+            Err(r) => return r,
         };
-        let loc = match self.instance_location(instance) {
-            Ok(Some(l)) if l.study_uid == study && l.series_uid == series => l,
-            Ok(_) => {
-                return Response::error(
-                    404,
-                    &format!("no instance {instance} in series {series} of study {study}"),
-                );
-            }
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+        let loc = match self.located(study, series, instance) {
+            Ok(l) => l,
+            Err(r) => return r,
         };
         let count = loc.frames.count();
         match &loc.frames {
@@ -775,6 +763,31 @@ impl Engine {
             ));
         }
         resp
+    }
+}
+
+/// The request's `Accept` fields, or the 400 to send.
+fn accept_of(req: &Request) -> Result<AcceptHeader, Response> {
+    AcceptHeader::parse_fields(req.header_values("accept"))
+        .map_err(|e| Response::error(400, &e.to_string()))
+}
+
+impl Engine {
+    /// Where `instance` is, when it is in `series` of `study`; else the 404 (or 500).
+    fn located(
+        &self,
+        study: &str,
+        series: &str,
+        instance: &str,
+    ) -> Result<std::sync::Arc<crate::index::InstanceLocation>, Response> {
+        match self.instance_location(instance) {
+            Ok(Some(l)) if l.study_uid == study && l.series_uid == series => Ok(l),
+            Ok(_) => Err(Response::error(
+                404,
+                &format!("no instance {instance} in series {series} of study {study}"),
+            )),
+            Err(e) => Err(Response::error(500, &format!("index: {e}"))),
+        }
     }
 }
 

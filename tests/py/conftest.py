@@ -160,3 +160,12 @@ def native_frames(ds, data, n):
         ((bits_all >> (i * frame_bits)) & ((1 << frame_bits) - 1)).to_bytes((frame_bits + 7) // 8, "little")
         for i in range(n)
     ]
+
+
+def the_instance(db):
+    """(Study, Series, SOP Instance UID) of the one instance in a single-file index."""
+    return db_rows(
+        db,
+        "SELECT st.study_uid, se.series_uid, i.sop_instance_uid FROM instances i"
+        " JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study",
+    )[0]

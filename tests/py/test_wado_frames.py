@@ -9,7 +9,7 @@ from email.policy import HTTP
 import pydicom
 import pytest
 
-from conftest import db_rows, native_frames, reference_frames, transfer_syntax
+from conftest import the_instance, native_frames, reference_frames, transfer_syntax
 
 
 def get(sia, db, target, *headers):
@@ -54,11 +54,7 @@ def test_every_frame_of_every_pydicom_file(sia, per_file_index):
         kind, expected = reference_frames(ds)
         if kind is None:
             continue
-        sop, study, series = db_rows(
-            db,
-            "SELECT i.sop_instance_uid, st.study_uid, se.series_uid FROM instances i"
-            " JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study",
-        )[0]
+        study, series, sop = the_instance(db)
         # Ask for every frame, last first, to check order is kept.
         order = list(range(len(expected), 0, -1))
         target = f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/{','.join(map(str, order))}"

@@ -20,7 +20,7 @@ import subprocess
 import pydicom
 import pytest
 
-from conftest import db_rows, transfer_syntax
+from conftest import the_instance, transfer_syntax
 
 
 def fetch_metadata(sia, db, study, series, sop):
@@ -95,11 +95,7 @@ def test_metadata_matches_pydicom(sia, per_file_index):
             theirs = ds.to_json_dict(bulk_data_threshold=0, bulk_data_element_handler=lambda e: "uri")
         except Exception:
             continue  # pydicom cannot serialise this file; nothing to compare with
-        study, series, sop = db_rows(
-            db,
-            "SELECT st.study_uid, se.series_uid, i.sop_instance_uid FROM instances i"
-            " JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study",
-        )[0]
+        study, series, sop = the_instance(db)
         (ours,) = fetch_metadata(sia, db, study, series, sop)
         mine = []
         compare(ours, theirs, "", mine)
@@ -126,11 +122,7 @@ def test_every_bulkdata_uri_is_served(sia, per_file_index):
     for path, (db, report) in per_file_index.items():
         if report["indexed"] != 1:
             continue
-        study, series, sop = db_rows(
-            db,
-            "SELECT st.study_uid, se.series_uid, i.sop_instance_uid FROM instances i"
-            " JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study",
-        )[0]
+        study, series, sop = the_instance(db)
         (meta,) = fetch_metadata(sia, db, study, series, sop)
         try:
             ds = pydicom.dcmread(path, force=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import db_rows, transfer_syntax
+from conftest import the_instance, transfer_syntax
 from test_wado_frames import get, parse_multipart
 
 FORBIDDEN = {pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian, pydicom.uid.DeflatedExplicitVRLittleEndian}
@@ -25,11 +25,7 @@ def test_every_indexed_file_round_trips(sia, per_file_index):
     for path, (db, report) in per_file_index.items():
         if report["indexed"] != 1:
             continue
-        study, series, sop = db_rows(
-            db,
-            "SELECT st.study_uid, se.series_uid, i.sop_instance_uid FROM instances i"
-            " JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study",
-        )[0]
+        study, series, sop = the_instance(db)
         status, fields, body, _ = get(
             sia, db, f"/dicom-web/studies/{study}/series/{series}/instances/{sop}",
             "Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=*",

@@ -170,12 +170,7 @@ impl<'b> JsonWriter<'b, '_> {
                     };
                     *pos = h.value_pos;
                     let items = self.sequence(pos, None, nested, &cs, &member_path, depth)?;
-                    json.extend_from_slice(b"{\"vr\":\"SQ\"");
-                    if items != b"[]" {
-                        json.extend_from_slice(b",\"Value\":");
-                        json.extend_from_slice(&items);
-                    }
-                    json.push(b'}');
+                    write_sequence(&mut json, &items);
                 } else {
                     return Err(ScanError::malformed(format!(
                         "element {} (VR {}) at byte {} has undefined length",
@@ -191,12 +186,7 @@ impl<'b> JsonWriter<'b, '_> {
                     let mut p = h.value_pos;
                     let items =
                         self.sequence(&mut p, Some(value_end), enc, &cs, &member_path, depth)?;
-                    json.extend_from_slice(b"{\"vr\":\"SQ\"");
-                    if items != b"[]" {
-                        json.extend_from_slice(b",\"Value\":");
-                        json.extend_from_slice(&items);
-                    }
-                    json.push(b'}');
+                    write_sequence(&mut json, &items);
                 } else {
                     if h.tag == tags::SPECIFIC_CHARACTER_SET {
                         cs = CharacterSet::from_value(value);
@@ -331,6 +321,16 @@ impl<'b> JsonWriter<'b, '_> {
             }
         }
     }
+}
+
+/// `{"vr":"SQ","Value":[...]}`, without `Value` for an empty sequence.
+fn write_sequence(out: &mut Vec<u8>, items: &[u8]) {
+    out.extend_from_slice(b"{\"vr\":\"SQ\"");
+    if items != b"[]" {
+        out.extend_from_slice(b",\"Value\":");
+        out.extend_from_slice(items);
+    }
+    out.push(b'}');
 }
 
 fn write_bulk(out: &mut Vec<u8>, vr: &str, base: &str, path: &str) {
