@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::capability::CapabilityKey;
 use crate::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
 use crate::engine::Config;
 use crate::error::{Error, Result};
@@ -37,6 +38,18 @@ struct FileConfig {
     issuers: Vec<Issuer>,
     #[serde(default)]
     patients: Patients,
+    #[serde(default)]
+    capabilities: Capabilities,
+}
+
+/// `[capabilities] enabled = true` (off by default); `secret_file` keeps capability URLs
+/// valid across restarts (else a random key per process).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Capabilities {
+    #[serde(default)]
+    enabled: bool,
+    secret_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -191,11 +204,23 @@ impl Config {
             }
         };
         let _ = file.server.listen;
+        let capabilities = match (file.capabilities.enabled, &file.capabilities.secret_file) {
+            (false, _) => None,
+            (true, None) => {
+                Some(CapabilityKey::random().map_err(|e| Error::io("/dev/urandom", e))?)
+            }
+            (true, Some(f)) => {
+                let f = resolve(f);
+                let secret = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
+                Some(CapabilityKey::new(secret).map_err(|m| invalid(&f, m))?)
+            }
+        };
         Ok(Config {
             db: resolve(&file.server.db),
             base_url: file.server.base_url,
             auth: Some(std::sync::Arc::new(Authorizer::new(issuers, patients))),
             identifier_systems: file.patients.identifier_systems,
+            capabilities,
             ..Config::default()
         })
     }

@@ -9,6 +9,7 @@ use crate::fhir::{self, FhirContext};
 use std::sync::Arc;
 
 use crate::auth::Authorizer;
+use crate::auth::capability::CapabilityKey;
 use crate::index::{Index, IndexOptions, IndexReport, InstanceLocation, StudyFilter, StudyRow};
 use crate::locations::LocationCache;
 use crate::storage::{FileCache, ReadMode};
@@ -29,6 +30,8 @@ pub struct Config {
     pub auth: Option<Arc<Authorizer>>,
     /// FHIR identifier system -> DICOM Issuer of Patient ID, for Patient imports.
     pub identifier_systems: std::collections::HashMap<String, String>,
+    /// Capability URLs in ImagingStudy endpoints (off by default).
+    pub capabilities: Option<CapabilityKey>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             mapped_files: 1024,
             auth: None,
             identifier_systems: Default::default(),
+            capabilities: None,
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct Engine {
     pub(crate) locations: LocationCache,
     /// Token checks, when configured.
     pub(crate) auth: Option<Arc<Authorizer>>,
+    /// Signs and checks capability URLs, when enabled.
+    pub(crate) capabilities: Option<CapabilityKey>,
 }
 
 impl Engine {
@@ -79,6 +85,7 @@ impl Engine {
             fhir_path,
             locations: LocationCache::new(4096),
             auth: config.auth,
+            capabilities: config.capabilities,
         })
     }
 

@@ -41,61 +41,104 @@ impl Engine {
         let Some(rest) = req.path.strip_prefix(prefix.as_str()) else {
             return Response::error(404, &format!("no resource at {}", req.path));
         };
+        // A capability URL: `cap/{capability}/studies/{uid}/...`, bound to one study.
+        let (rest, base, cap_study) = match rest.strip_prefix("cap/") {
+            Some(after) => {
+                let Some(key) = &self.capabilities else {
+                    return Response::error(404, "capability URLs are not enabled");
+                };
+                let (cap, inner) = after.split_once('/').unwrap_or((after, ""));
+                match key.check(cap) {
+                    Ok(study) => (
+                        inner,
+                        format!("{}/cap/{cap}", self.fhir.dicomweb_base),
+                        Some(study),
+                    ),
+                    Err(m) => return Denial::unauthorized_capability(m).response(),
+                }
+            }
+            None => (rest, self.fhir.dicomweb_base.clone(), None),
+        };
         let route = match wado::parse_path(rest.trim_end_matches('/')) {
             Ok(r) => r,
             Err(e) => return Response::error(e.status, &e.message),
         };
-        // Every DICOMweb resource is checked: retrieval (frames, metadata and bulk data
-        // included) needs `r` on the study's patient, search needs `s` and is filtered.
-        let mut filter = Vec::new();
         let study = match &route {
             Route::Frames { study, .. }
             | Route::Metadata { study, .. }
             | Route::Retrieve { study, .. }
             | Route::Bulkdata { study, .. } => Some(study.clone()),
-            _ => None,
+            Route::Search { study, .. } => study.clone(),
+            Route::Other(_) => None,
         };
-        if let Some(study) = &study
-            && let Some(denied) = self.guard_study(req, study)
-        {
-            return denied;
-        }
-        if let Route::Search { .. } = &route {
-            match self.search_filter(req) {
-                Ok(f) => filter = f,
-                Err(denied) => return denied,
+        let mut filter = Vec::new();
+        if let Some(granted) = &cap_study {
+            // Under a capability only its study exists, whatever path is appended.
+            if study.as_deref() != Some(granted.as_str()) {
+                return Denial::patient_mismatch("this capability grants one study only")
+                    .response();
+            }
+            if let Route::Search { .. } = &route {
+                filter.push(crate::index::search::Condition {
+                    sql: "st.study_uid = ?".into(),
+                    params: vec![rusqlite::types::Value::Text(granted.clone())],
+                });
+            }
+        } else {
+            // Every DICOMweb resource is checked: retrieval (frames, metadata and bulk
+            // data included) needs `r` on the study's patient, search needs `s` and is
+            // filtered to the patient.
+            match &route {
+                Route::Search { .. } => match self.search_filter(req) {
+                    Ok(f) => filter = f,
+                    Err(denied) => return denied,
+                },
+                _ => {
+                    if let Some(study) = &study
+                        && let Some(denied) = self.guard_study(req, study)
+                    {
+                        return denied;
+                    }
+                }
             }
         }
-        match Ok::<Route, wado::RouteError>(route) {
-            Err(e) => Response::error(e.status, &e.message),
-            Ok(Route::Frames {
+        let base = base.as_str();
+        match route {
+            Route::Frames {
                 study,
                 series,
                 instance,
                 frames,
-            }) => self.frames(req, &study, &series, &instance, &frames),
-            Ok(Route::Metadata {
+            } => self.frames(req, base, &study, &series, &instance, &frames),
+            Route::Metadata {
                 study,
                 series,
                 instance,
-            }) => self.metadata(req, &study, series.as_deref(), instance.as_deref()),
-            Ok(Route::Search {
+            } => self.metadata(req, base, &study, series.as_deref(), instance.as_deref()),
+            Route::Search {
                 level,
                 study,
                 series,
-            }) => self.search(req, level, study.as_deref(), series.as_deref(), filter),
-            Ok(Route::Retrieve {
+            } => self.search(
+                req,
+                base,
+                level,
+                study.as_deref(),
+                series.as_deref(),
+                filter,
+            ),
+            Route::Retrieve {
                 study,
                 series,
                 instance,
-            }) => self.retrieve(req, &study, series.as_deref(), instance.as_deref()),
-            Ok(Route::Bulkdata {
+            } => self.retrieve(req, base, &study, series.as_deref(), instance.as_deref()),
+            Route::Bulkdata {
                 study,
                 series,
                 instance,
                 path,
-            }) => self.bulkdata(req, &study, &series, &instance, &path),
-            Ok(Route::Other(p)) => Response::error(
+            } => self.bulkdata(req, base, &study, &series, &instance, &path),
+            Route::Other(p) => Response::error(
                 501,
                 &format!("{p}: rendered, thumbnail and bulkdata resources are not served yet"),
             ),
@@ -108,6 +151,7 @@ impl Engine {
     fn retrieve(
         &self,
         req: &Request,
+        base: &str,
         study: &str,
         series: Option<&str>,
         instance: Option<&str>,
@@ -134,10 +178,7 @@ impl Engine {
                     single_only &= !multipart;
                     let url = format!(
                         "{}/studies/{}/series/{}/instances/{}",
-                        self.fhir.dicomweb_base,
-                        inst.study_uid,
-                        inst.series_uid,
-                        inst.sop_instance_uid
+                        base, inst.study_uid, inst.series_uid, inst.sop_instance_uid
                     );
                     parts.push((ts, url, body));
                 }
@@ -198,6 +239,7 @@ impl Engine {
     fn bulkdata(
         &self,
         req: &Request,
+        base: &str,
         study: &str,
         series: &str,
         instance: &str,
@@ -227,7 +269,7 @@ impl Engine {
         let chunk = match value {
             crate::dicom::bulk::BulkValue::EncapsulatedPixelData => {
                 let all: Vec<u32> = (1..=loc.frames.count()).collect();
-                return self.frames(req, study, series, instance, &all);
+                return self.frames(req, base, study, series, instance, &all);
             }
             crate::dicom::bulk::BulkValue::Bytes {
                 data,
@@ -239,12 +281,16 @@ impl Engine {
             crate::dicom::bulk::BulkValue::Bytes { data, .. } => Chunk::Owned(data.into_owned()),
         };
         drop(bytes);
+        let steps: Vec<String> = path
+            .iter()
+            .map(|s| match s {
+                crate::dicom::bulk::Step::Tag(t) => format!("{:08X}", t.as_u32()),
+                crate::dicom::bulk::Step::Item(i) => i.to_string(),
+            })
+            .collect();
         let location = format!(
-            "{}{}",
-            self.fhir.dicomweb_base,
-            req.path
-                .strip_prefix(self.dicomweb_path.as_str())
-                .unwrap_or(&req.path)
+            "{base}/studies/{study}/series/{series}/instances/{instance}/bulkdata/{}",
+            steps.join("/")
         );
         let ranges: Vec<_> = accept.ranges.iter().filter(|r| r.q > 0).collect();
         let multipart = ranges.iter().any(|r| {
@@ -399,6 +445,7 @@ impl Engine {
     fn search(
         &self,
         req: &Request,
+        base: &str,
         level: Level,
         study: Option<&str>,
         series: Option<&str>,
@@ -424,7 +471,7 @@ impl Engine {
             if k > 0 {
                 out.push(b',');
             }
-            qido::row_json(row, &q.returned, &self.fhir.dicomweb_base, &mut out);
+            qido::row_json(row, &q.returned, base, &mut out);
         }
         out.push(b']');
         let mut resp = Response::with_body(200, "application/dicom+json", Body::from_vec(out));
@@ -581,6 +628,7 @@ impl Engine {
     fn metadata(
         &self,
         req: &Request,
+        base: &str,
         study: &str,
         series: Option<&str>,
         instance: Option<&str>,
@@ -620,7 +668,7 @@ impl Engine {
             };
             let url = format!(
                 "{}/studies/{}/series/{}/instances/{}",
-                self.fhir.dicomweb_base, inst.study_uid, inst.series_uid, inst.sop_instance_uid
+                base, inst.study_uid, inst.series_uid, inst.sop_instance_uid
             );
             let ctx = crate::dicom::json::JsonContext { instance_url: &url };
             match crate::dicom::json::instance_json(&bytes, &ctx) {
@@ -645,6 +693,7 @@ impl Engine {
     fn frames(
         &self,
         req: &Request,
+        base: &str,
         study: &str,
         series: &str,
         instance: &str,
@@ -717,7 +766,7 @@ impl Engine {
         let location = |n: u32| {
             format!(
                 "{}/studies/{study}/series/{series}/instances/{instance}/frames/{n}",
-                self.fhir.dicomweb_base
+                base
             )
         };
         let mut resp = if rep.multipart {

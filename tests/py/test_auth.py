@@ -249,3 +249,39 @@ def test_patients_imported_from_a_bundle_are_linked_by_system_and_value(sia, env
     assert total("p2") == 2   # DEMO-001 via the mapped MRN system
     assert total("p3") == 1   # DEMO-002 via its OID issuer
     assert total("p4") == 0   # same value, other issuer: never matched by value alone
+
+
+def test_capability_urls_grant_one_study_until_the_token_expires(sia, env):
+    base, keys = env
+    (base / "cap.toml").write_text((base / "sia.toml").read_text() + "\n[capabilities]\nenabled = true\nsecret_file = \"cap.key\"\n")
+    (base / "cap.key").write_bytes(b"k" * 40)
+
+    def cap_get(target, token=None):
+        args = [str(sia), "get", "--config", str(base / "cap.toml"), target]
+        if token:
+            args += ["-H", f"Authorization: Bearer {token}"]
+        proc = subprocess.run(args, capture_output=True, timeout=60)
+        return int(proc.stderr.decode().split()[1]), proc.stdout
+
+    status, raw = cap_get("/fhir/ImagingStudy?patient=123", sign(keys, exp=int(time.time()) + 4))
+    assert status == 200
+    study = json.loads(raw)["entry"][0]["resource"]
+    (endpoint,) = study["contained"]
+    assert study["endpoint"] == [{"reference": "#wado"}]
+    assert endpoint["extension"][0]["valueBoolean"] is False
+    address = endpoint["address"].split("http://127.0.0.1:8080", 1)[1]
+    uid = study["id"]
+    # No token needed; the URLs inside the answer carry the capability too.
+    status, raw = cap_get(f"{address}/studies/{uid}/metadata")
+    assert status == 200
+    retrieve_urls = [i["00081190"]["Value"][0] for i in json.loads(cap_get(f"{address}/studies/{uid}/series")[1])]
+    assert retrieve_urls and all("/cap/" in u for u in retrieve_urls)
+    # Appending paths cannot widen it.
+    other = f"{ROOT}.3" if uid != f"{ROOT}.3" else f"{ROOT}.1"
+    assert cap_get(f"{address}/studies/{other}/metadata")[0] == 403
+    assert cap_get(f"{address}/studies")[0] == 403
+    assert cap_get(f"{address}/studies/{uid}/../{other}/metadata")[0] == 400
+    assert cap_get(f"{address}x/studies/{uid}/metadata")[0] == 401
+    # It expires with the token that produced it.
+    time.sleep(5)
+    assert cap_get(f"{address}/studies/{uid}/metadata")[0] == 401

@@ -6,6 +6,7 @@
 //! grant without a patient in context is 403; the study's patient must be linked to the
 //! token's patient, else 403 (never an empty result, never part of a study).
 
+pub mod capability;
 pub mod scope;
 pub mod token;
 
@@ -51,6 +52,10 @@ impl Denial {
             error: Some("insufficient_scope"),
             reason: reason.into(),
         }
+    }
+    /// A capability URL that is forged or expired.
+    pub fn unauthorized_capability(reason: impl Into<String>) -> Denial {
+        Denial::unauthorized(reason)
     }
     /// A patient-compartment refusal (403 without a scope error: the scopes were fine).
     pub fn patient_mismatch(reason: impl Into<String>) -> Denial {

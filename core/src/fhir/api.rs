@@ -111,6 +111,18 @@ impl Engine {
         }
     }
 
+    /// A capability address for `study` when capability URLs are on and the request
+    /// was authorized by a token (it expires with the token).
+    fn capability_for(&self, req: &Request, study: &str) -> Option<String> {
+        let key = self.capabilities.as_ref()?;
+        let grant = self.grant(req, Interaction::Read).ok()??;
+        Some(format!(
+            "{}/cap/{}",
+            self.fhir.dicomweb_base,
+            key.issue(study, grant.token.exp)
+        ))
+    }
+
     fn read_study(&self, req: &Request, id: &str) -> Response {
         if let Err(r) = self.check_study(req, id) {
             return r.fhir();
@@ -123,7 +135,11 @@ impl Engine {
             Ok((rows, _)) if !rows.is_empty() => Response::with_body(
                 200,
                 FHIR_JSON,
-                Body::from_vec(super::imaging_study_json(&rows[0], &self.fhir)),
+                Body::from_vec(super::imaging_study_json(
+                    &rows[0],
+                    &self.fhir,
+                    self.capability_for(req, id),
+                )),
             ),
             Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
             Err(e) => outcome(500, "exception", &format!("index: {e}")),
@@ -303,6 +319,19 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return outcome(500, "exception", &format!("index: {e}")),
         };
+        let capabilities: Vec<String> = match (&self.capabilities, &grant) {
+            (Some(key), Some(g)) => studies
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}/cap/{}",
+                        self.fhir.dicomweb_base,
+                        key.issue(&s.uid, g.token.exp)
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let query: String = kept
             .iter()
             .map(|(k, v)| format!("{k}={}", crate::engine::percent_encode(v)))
@@ -325,7 +354,13 @@ impl Engine {
         Response::with_body(
             200,
             FHIR_JSON,
-            Body::from_vec(super::searchset_json(&studies, &page, include, &self.fhir)),
+            Body::from_vec(super::searchset_json(
+                &studies,
+                &page,
+                include,
+                &self.fhir,
+                &capabilities,
+            )),
         )
     }
 

@@ -71,8 +71,16 @@ pub fn imaging_study(study: &StudyRow, ctx: &FhirContext) -> Value {
 
 /// The same `ImagingStudy`, serialised straight to JSON bytes (no intermediate `Value`:
 /// this is the hot path of a search).
-pub fn imaging_study_json(study: &StudyRow, ctx: &FhirContext) -> Vec<u8> {
-    serde_json::to_vec(&resource::ImagingStudy::new(study, ctx)).unwrap_or_default()
+pub fn imaging_study_json(
+    study: &StudyRow,
+    ctx: &FhirContext,
+    capability: Option<String>,
+) -> Vec<u8> {
+    let mut r = resource::ImagingStudy::new(study, ctx);
+    if let Some(address) = capability {
+        r = r.with_capability(address, ctx);
+    }
+    serde_json::to_vec(&r).unwrap_or_default()
 }
 
 /// `Family^Given^Middle^Prefix^Suffix` (first component group) as "Prefix Given Middle
@@ -107,18 +115,21 @@ pub fn searchset(
     include_endpoint: bool,
     ctx: &FhirContext,
 ) -> Value {
-    serde_json::from_slice(&searchset_json(studies, page, include_endpoint, ctx))
+    serde_json::from_slice(&searchset_json(studies, page, include_endpoint, ctx, &[]))
         .unwrap_or(Value::Null)
 }
 
-/// [`searchset`] as JSON bytes, written without an intermediate `Value`.
+/// [`searchset`] as JSON bytes, written without an intermediate `Value`. With
+/// `capabilities` (one address per study), each study gets a contained capability
+/// Endpoint instead of the shared one.
 pub fn searchset_json(
     studies: &[StudyRow],
     page: &Page,
     include_endpoint: bool,
     ctx: &FhirContext,
+    capabilities: &[String],
 ) -> Vec<u8> {
-    let bundle = resource::Bundle::new(studies, page, include_endpoint, ctx);
+    let bundle = resource::Bundle::new(studies, page, include_endpoint, ctx, capabilities);
     serde_json::to_vec(&bundle).unwrap_or_default()
 }
 

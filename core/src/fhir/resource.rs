@@ -125,6 +125,9 @@ pub(super) struct ImagingStudy<'a> {
     subject: Subject<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     started: Option<String>,
+    /// A capability Endpoint, when capability URLs are on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    contained: Vec<serde_json::Value>,
     endpoint: [Reference; 1],
     number_of_series: i64,
     number_of_instances: i64,
@@ -247,6 +250,7 @@ impl<'a> ImagingStudy<'a> {
                 &study.timezone_offset,
                 ctx.assumed_offset.as_deref(),
             ),
+            contained: Vec::new(),
             endpoint: [Reference {
                 reference: format!("Endpoint/{ENDPOINT_ID}"),
             }],
@@ -258,6 +262,22 @@ impl<'a> ImagingStudy<'a> {
             description: &study.description,
             series,
         }
+    }
+}
+
+impl ImagingStudy<'_> {
+    /// Points the study at a contained Endpoint whose address carries a capability
+    /// (`requires-access-token` false: the address itself grants this study).
+    pub(super) fn with_capability(mut self, address: String, ctx: &FhirContext) -> Self {
+        let mut ep = endpoint(ctx);
+        ep["id"] = serde_json::json!("wado");
+        ep["address"] = serde_json::json!(address);
+        ep["extension"][0]["valueBoolean"] = serde_json::json!(false);
+        self.contained = vec![ep];
+        self.endpoint = [Reference {
+            reference: "#wado".into(),
+        }];
+        self
     }
 }
 
@@ -313,16 +333,25 @@ impl<'a> Bundle<'a> {
         page: &'a Page,
         include_endpoint: bool,
         ctx: &FhirContext,
+        capabilities: &[String],
     ) -> Bundle<'a> {
         let mut entry: Vec<Entry<'a>> = studies
             .iter()
-            .map(|s| Entry {
-                full_url: format!("{}/ImagingStudy/{}", ctx.fhir_base, s.uid),
-                resource: EntryResource::Study(Box::new(ImagingStudy::new(s, ctx))),
-                search: Search { mode: "match" },
+            .enumerate()
+            .map(|(k, s)| {
+                let mut study = ImagingStudy::new(s, ctx);
+                if let Some(address) = capabilities.get(k) {
+                    study = study.with_capability(address.clone(), ctx);
+                }
+                Entry {
+                    full_url: format!("{}/ImagingStudy/{}", ctx.fhir_base, s.uid),
+                    resource: EntryResource::Study(Box::new(study)),
+                    search: Search { mode: "match" },
+                }
             })
             .collect();
-        if include_endpoint && !studies.is_empty() {
+        // With capabilities the Endpoints are contained; there is nothing to include.
+        if include_endpoint && !studies.is_empty() && capabilities.is_empty() {
             entry.push(Entry {
                 full_url: format!("{}/Endpoint/{ENDPOINT_ID}", ctx.fhir_base),
                 resource: EntryResource::Other(endpoint(ctx)),
