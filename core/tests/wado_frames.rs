@@ -309,3 +309,23 @@ fn implicit_vr_instances_are_rewritten_to_explicit_vr_little_endian() {
     assert_eq!(r.patient.name, "Doe^Jane");
     assert_eq!(frames_of(&out, &r).concat(), pixels);
 }
+
+#[test]
+fn frames_located_by_an_extended_offset_table_come_out_through_handle() {
+    // Two frames of two fragments each; only the Extended Offset Table (with lengths)
+    // tells where frame 2 starts: the Basic Offset Table is empty and there are more
+    // fragments than frames, and no fragment starts with a marker.
+    let frags: [&[u8]; 4] = [b"aaaa", b"bb", b"cccc", b"dd"];
+    let offsets = [0u64, 8 + 4 + 8 + 2];
+    let lengths = [6u64, 6];
+    let file = encapsulated(2, &[], &frags, Some((&offsets, &lengths)));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &[("eot.dcm", file)], ReadMode::Mmap);
+    let resp = get(
+        &engine,
+        &format!("{FRAMES}/2,1"),
+        Some("multipart/related; type=\"image/jpeg\""),
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(parts(&resp), vec![b"ccccdd".to_vec(), b"aaaabb".to_vec()]);
+}
