@@ -109,6 +109,12 @@ def main():
     for tok in [f"{header}.{body}.c2ln", f"{header}.{body}.", "a.b.c", "eyJhbGciOiJub25lIn0.e30."]:
         for scopes in ["patient/ImagingStudy.rs", "patient/*.read user/ImagingStudy.r?modality=CT", "system/*.cruds __x"]:
             put("auth", f"{tok}\n{scopes}".encode())
+    for fhir in ["GET /fhir/ImagingStudy?patient=123", "GET /fhir/ImagingStudy?_count=1&_include=ImagingStudy:endpoint",
+                 "GET /fhir/ImagingStudy?started=ge2024-01-01&modality=CT", "GET /fhir/metadata",
+                 "GET /fhir/ImagingStudy/2.25.228146457203842916711418316839742735.1",
+                 "GET /wado?requestType=WADO&studyUID=1&seriesUID=2&objectUID=3&contentType=application/dicom",
+                 "GET /dicom-web/studies?PatientName=doe*&fuzzymatching=true&includefield=all"]:
+        put("router", bytes([4]) + fhir.encode())
     counts = {d.name: len(list(d.iterdir())) for d in sorted(CORPUS.iterdir())}
     print("seeds:", ", ".join(f"{k} {v}" for k, v in counts.items()))
 

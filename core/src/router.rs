@@ -22,7 +22,9 @@ impl Engine {
             r.headers.push(("Allow".into(), "GET, HEAD".into()));
             return r;
         }
-        let mut resp = self.route(req);
+        // A bug must cost one request a 500, never the host process (a PACS links this).
+        let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(req)));
+        let mut resp = routed.unwrap_or_else(|_| Response::error(500, "internal error while answering this request"));
         if head {
             resp.body = Body::new();
         }
