@@ -51,9 +51,12 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
     },
-    /// Send one request through the engine in-process (no network) and print the answer:
-    /// the body on stdout, the status line and headers on stderr. Exits 1 for a status
-    /// of 400 or more. Runs as the local administrator: no token is needed.
+    /// Send one request through the engine in-process (no network) and print the answer.
+    ///
+    /// The body goes to stdout, the status line and headers to stderr; the exit status is
+    /// 1 for an HTTP status of 400 or more. Without --config it runs as the local
+    /// administrator (no token needed); with --config authorization is enforced exactly
+    /// as the server will.
     Get {
         /// The request target, e.g. /dicom-web/studies/{uid}/series/{uid}/instances/{uid}/frames/1
         target: String,
@@ -71,8 +74,9 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
     },
-    /// Link a FHIR Patient id to a DICOM patient (Patient ID + Issuer of Patient ID), so
-    /// tokens for that FHIR patient can see the DICOM patient's studies.
+    /// Link a FHIR Patient id to a DICOM patient (Patient ID + Issuer of Patient ID).
+    ///
+    /// Tokens whose patient is that FHIR id can then see the DICOM patient's studies.
     Link {
         /// The index database.
         #[arg(long, default_value = "sia.db")]
@@ -87,8 +91,10 @@ enum Command {
         #[arg(long, default_value = "")]
         issuer: String,
     },
-    /// Link FHIR Patients to DICOM patients from Patient resources (NDJSON, a Bundle,
-    /// or one resource), mapping identifier systems to DICOM issuers.
+    /// Link FHIR Patients to DICOM patients from Patient resources.
+    ///
+    /// The file holds NDJSON, a Bundle or one Patient; identifier systems map to DICOM
+    /// issuers through [patients] identifier_systems in --config, or urn:oid: systems.
     ImportPatients {
         /// The file of Patient resources.
         file: PathBuf,

@@ -24,7 +24,9 @@ impl Engine {
         }
         // A bug must cost one request a 500, never the host process (a PACS links this).
         let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(req)));
-        let mut resp = routed.unwrap_or_else(|_| Response::error(500, "internal error while answering this request"));
+        let mut resp = routed.unwrap_or_else(|_| {
+            Response::error(500, "internal error while answering this request")
+        });
         if head {
             resp.body = Body::new();
         }
