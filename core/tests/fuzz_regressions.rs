@@ -13,3 +13,28 @@ fn frame_table_with_nonzero_reserved_bytes_is_corrupt() {
         FrameTable::Deflated { count: 1 }
     );
 }
+
+/// router: `ImagingStudy?patient=123\0\0\0\0ZZZZ…` answered 403 as if the patient were on an
+/// unknown server; a malformed Patient reference is a 400 (and the fuzz target's status
+/// list now includes the 401/403 the FHIR routes give).
+#[test]
+fn a_malformed_patient_reference_is_a_bad_request() {
+    use sia::http::Request;
+    use sia::{Config, Engine};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(Config {
+        db: dir.path().join("i.db"),
+        ..Config::default()
+    })
+    .unwrap();
+    let req = Request::get("/fhir/ImagingStudy?patient=123%00%00%00%00ZZZZZZZZZZZZdZZZZ");
+    assert_eq!(engine.handle(&req).status, 400);
+    let req = Request::get("/fhir/ImagingStudy?patient=https://elsewhere.example/fhir/Patient/123");
+    assert_eq!(engine.handle(&req).status, 403);
+    assert_eq!(
+        engine
+            .handle(&Request::get("/fhir/ImagingStudy?patient=Patient/123"))
+            .status,
+        200
+    );
+}

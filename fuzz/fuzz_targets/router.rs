@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let resp = engine().handle(&req);
     assert!(
-        [200, 206, 400, 404, 405, 406, 410, 501].contains(&resp.status),
+        [200, 206, 400, 401, 403, 404, 405, 406, 410, 501].contains(&resp.status),
         "status {}",
         resp.status
     );

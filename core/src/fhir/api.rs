@@ -148,7 +148,14 @@ impl Engine {
 
     /// The FHIR Patient id a `patient`/`subject` value names: `123`, `Patient/123`, or
     /// an absolute URL on a known FHIR base (a configured audience, or this server's).
-    fn patient_id(&self, value: &str) -> Option<String> {
+    fn patient_id(&self, value: &str) -> Result<String, Response> {
+        let unknown = || {
+            outcome(
+                403,
+                "forbidden",
+                &format!("{value:?} is not a patient on a FHIR base this server knows"),
+            )
+        };
         let id = match value.rsplit_once("/Patient/") {
             // An absolute reference must be on a FHIR base this server knows.
             Some((base, id)) if base.contains("://") => {
@@ -159,19 +166,27 @@ impl Engine {
                         .any(|x| x.trim_end_matches('/') == base)
                 });
                 if !(own || audience) {
-                    return None;
+                    return Err(unknown());
                 }
                 id
             }
-            Some(_) => return None,
+            Some(_) => return Err(unknown()),
             None => value.strip_prefix("Patient/").unwrap_or(value),
         };
+        // A FHIR id: [A-Za-z0-9\-\.]{1,64}.
         let ok = !id.is_empty()
             && id.len() <= 64
             && id
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-        ok.then(|| id.to_string())
+        if !ok {
+            return Err(outcome(
+                400,
+                "invalid",
+                &format!("{value:?} is not a Patient reference"),
+            ));
+        }
+        Ok(id.to_string())
     }
 
     fn search_studies(&self, req: &Request) -> Response {
@@ -192,14 +207,8 @@ impl Engine {
             let bad = |m: String| outcome(400, "invalid", &m);
             match key.as_str() {
                 "patient" | "subject" => match self.patient_id(&value) {
-                    Some(id) => asked_patient = Some(id),
-                    None => {
-                        return outcome(
-                            403,
-                            "forbidden",
-                            &format!("{value:?} is not a patient this server can match"),
-                        );
-                    }
+                    Ok(id) => asked_patient = Some(id),
+                    Err(r) => return r,
                 },
                 "patient.identifier" | "subject.identifier" => {
                     let Some((system, id)) = value
