@@ -637,15 +637,8 @@ impl Engine {
         series: Option<&str>,
         instance: Option<&str>,
     ) -> Response {
-        let accept = match accept_of(req) {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        let acceptable = accept.ranges.iter().any(|r| {
-            r.q > 0 && (r.matches("application/dicom+json") || r.matches("application/json"))
-        });
-        if !acceptable {
-            return Response::error(406, "metadata is sent as application/dicom+json");
+        if let Some(r) = self.require_json(req) {
+            return r;
         }
         let instances = match self.index.instance_files(study, series, instance) {
             Ok(v) => v,
