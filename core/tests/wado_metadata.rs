@@ -32,6 +32,21 @@ fn json(engine: &Engine, target: &str) -> serde_json::Value {
     serde_json::from_slice(&resp.body.to_vec()).unwrap()
 }
 
+/// An engine over an index of the one file `bytes`.
+fn engine_of(bytes: &[u8]) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.dcm"), bytes).unwrap();
+    let engine = Engine::open(Config {
+        db: dir.path().join("i.db"),
+        ..Config::default()
+    })
+    .unwrap();
+    engine.index(&[&data], &Default::default()).unwrap();
+    (dir, engine)
+}
+
 #[test]
 fn study_series_and_instance_metadata() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,20 +136,7 @@ fn values_follow_ps3_18_f2() {
         .item_start()
         .item_end()
         .sequence_end();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        data.join("a.dcm"),
-        with_meta(ts::EXPLICIT_VR_LE, w.as_bytes()),
-    )
-    .unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
-    engine.index(&[&data], &Default::default()).unwrap();
+    let (_dir, engine) = engine_of(&with_meta(ts::EXPLICIT_VR_LE, w.as_bytes()));
     let body = engine.handle(&Request::get(&format!(
         "/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{SOP}/metadata"
     )));
@@ -179,20 +181,7 @@ fn bulkdata_uris_resolve_to_their_values() {
         .item_start();
     w.element(Tag(0x0066, 0x0023), Vr::OW, &[0x01, 0x02, 0x03, 0x04]);
     w.item_end().sequence_end();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        data.join("a.dcm"),
-        with_meta(ts::EXPLICIT_VR_BE, w.as_bytes()),
-    )
-    .unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
-    engine.index(&[&data], &Default::default()).unwrap();
+    let (_dir, engine) = engine_of(&with_meta(ts::EXPLICIT_VR_BE, w.as_bytes()));
     let instance = format!("/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{SOP}");
     let meta = json(&engine, &format!("{instance}/metadata"));
     let nested = meta[0]["00400260"]["Value"][1]["00660023"]["BulkDataURI"]
