@@ -66,6 +66,7 @@ def main():
         for f in files:
             put("scan", f.read_bytes())
             put("dicom_json", f.read_bytes())
+            put("retrieve", f.read_bytes())
         db = tmp / "seed.db"
         subprocess.run([str(sia), "index", "--db", str(db), "--json", *map(str, files)], check=True,
                        stdout=subprocess.DEVNULL)
