@@ -103,7 +103,9 @@ def main():
     for req in ["GET frames/1", "GET frames/3,1,2\nAccept: */*", "HEAD frames/1\nAccept: image/jpeg",
                 "GET frames/1\nAccept: multipart/related; type=application/octet-stream; transfer-syntax=*",
                 "POST frames/1", "GET metadata", "GET frames/1,99\nAccept: application/octet-stream"]:
-        for sel in range(5):
+        # The first byte picks a prefix (sel % 5) and a credential (sel // 5 % 9; 0 is
+        # the open engine).
+        for sel in range(5 * 9):
             put("router", bytes([sel]) + req.encode())
     header = b64url(b'{"alg":"HS256","typ":"JWT"}')
     body = b64url(b'{"iss":"https://hs","aud":"https://ehr/fhir","exp":1900000000,"scope":"patient/ImagingStudy.rs","patient":"1"}')
@@ -115,7 +117,8 @@ def main():
                  "GET /fhir/ImagingStudy/2.25.228146457203842916711418316839742735.1",
                  "GET /wado?requestType=WADO&studyUID=1&seriesUID=2&objectUID=3&contentType=application/dicom",
                  "GET /dicom-web/studies?PatientName=doe*&fuzzymatching=true&includefield=all"]:
-        put("router", bytes([4]) + fhir.encode())
+        for credential in range(9):
+            put("router", bytes([5 * credential + 4]) + fhir.encode())
     counts = {d.name: len(list(d.iterdir())) for d in sorted(CORPUS.iterdir())}
     print("seeds:", ", ".join(f"{k} {v}" for k, v in counts.items()))
 
