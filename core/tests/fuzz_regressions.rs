@@ -38,3 +38,34 @@ fn a_malformed_patient_reference_is_a_bad_request() {
         200
     );
 }
+
+/// dicom_json: a DS value `-143.00045100E7625` was written as a JSON number beyond any
+/// double, so serde_json (like any parser reading numbers as doubles) rejected the whole
+/// metadata document. Out-of-range numbers are now sent as strings, as non-numbers are.
+#[test]
+fn a_decimal_beyond_a_double_is_sent_as_a_string() {
+    use crate::common::{SOP, identity, with_meta};
+    use sia::dicom::json::{JsonContext, instance_json};
+    use sia::dicom::tag::{Encoding, Tag, Vr, ts};
+    use sia::dicom::write::DataSetWriter;
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    identity(&mut w, SOP, "P1", "Doe^Jane");
+    w.str(
+        Tag(0x0020, 0x0032),
+        Vr::DS,
+        "-72.2\\-143.00045100E7625\\1E-400",
+    );
+    let file = with_meta(ts::EXPLICIT_VR_LE, &w.into_bytes());
+    let json = instance_json(
+        &file,
+        &JsonContext {
+            instance_url: "http://x/i",
+        },
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("parses as JSON");
+    assert_eq!(
+        v["00200032"]["Value"],
+        serde_json::json!([-72.2, "-143.00045100E7625", 0.0])
+    );
+}

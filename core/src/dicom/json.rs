@@ -502,6 +502,11 @@ fn big_int_json(v: i128) -> String {
 
 /// A decimal or integer string as a JSON number token with the same digits, or `None`
 /// when it is not a number (then it is sent as a string, which PS3.18 allows).
+///
+/// A number beyond the range of a double (`1E400`) is not one either: JSON's grammar
+/// allows it, but parsers that read numbers as doubles (serde_json, and JavaScript and
+/// Python turn it into an infinity that cannot be written back) reject the whole
+/// document, so one corrupt value would make an instance's metadata unreadable.
 pub fn json_number(s: &str) -> Option<String> {
     let s = s.trim();
     let (neg, rest) = match s.as_bytes().first()? {
@@ -543,6 +548,8 @@ pub fn json_number(s: &str) -> Option<String> {
         out.push_str(esign);
         out.push_str(edigits);
     }
+    // Rust parses any number of digits and exponent; only the range is in question.
+    out.parse::<f64>().ok().filter(|v| v.is_finite())?;
     Some(out)
 }
 
@@ -583,7 +590,12 @@ mod tests {
         assert_eq!(json_number("5.").unwrap(), "5");
         assert_eq!(json_number("1E+05").unwrap(), "1e05");
         assert_eq!(json_number("-0").unwrap(), "-0");
-        for bad in ["", "abc", "1.2.3", "1e", "--1", ".", "1,5", "NaN"] {
+        // Tiny magnitudes are numbers (they read as 0); huge ones are not.
+        assert_eq!(json_number("1E-400").unwrap(), "1e-400");
+        let huge = "9".repeat(400);
+        for bad in [
+            "", "abc", "1.2.3", "1e", "--1", ".", "1,5", "NaN", "1E400", "-1e99999", &huge,
+        ] {
             assert!(json_number(bad).is_none(), "{bad}");
         }
     }
