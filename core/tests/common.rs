@@ -129,3 +129,18 @@ pub fn encapsulated(
 pub fn tag(g: u16, e: u16) -> Tag {
     Tag(g, e)
 }
+
+/// An engine over an index of the demo set (in the returned directory).
+pub fn demo_engine() -> (tempfile::TempDir, sia::Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    sia::demo::write_demo(&dir.path().join("data")).unwrap();
+    let engine = sia::Engine::open(sia::Config {
+        db: dir.path().join("i.db"),
+        ..sia::Config::default()
+    })
+    .unwrap();
+    engine
+        .index(&[dir.path().join("data")], &Default::default())
+        .unwrap();
+    (dir, engine)
+}

@@ -7,19 +7,6 @@ use sia::{Config, Engine};
 
 use crate::common::*;
 
-fn demo_engine(dir: &std::path::Path) -> Engine {
-    sia::demo::write_demo(&dir.join("data")).unwrap();
-    let engine = Engine::open(Config {
-        db: dir.join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
-    engine
-        .index(&[dir.join("data")], &Default::default())
-        .unwrap();
-    engine
-}
-
 fn json(engine: &Engine, target: &str) -> serde_json::Value {
     let resp = engine.handle(&Request::get(target));
     assert_eq!(
@@ -49,8 +36,7 @@ fn engine_of(bytes: &[u8]) -> (tempfile::TempDir, Engine) {
 
 #[test]
 fn study_series_and_instance_metadata() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = demo_engine(dir.path());
+    let (_dir, engine) = demo_engine();
     let root = sia::demo::DEMO_UID_ROOT;
     let study = json(&engine, &format!("/dicom-web/studies/{root}.3/metadata"));
     assert_eq!(study.as_array().unwrap().len(), 24);
@@ -101,8 +87,7 @@ fn study_series_and_instance_metadata() {
 
 #[test]
 fn metadata_statuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = demo_engine(dir.path());
+    let (_dir, engine) = demo_engine();
     let root = sia::demo::DEMO_UID_ROOT;
     let target = format!("/dicom-web/studies/{root}.3/metadata");
     let resp = engine.handle(&Request::get(&target).with_header("Accept", "image/jpeg"));

@@ -1,24 +1,12 @@
 //! QIDO-RS through `Engine::handle`, on the demo set.
 
 use serde_json::Value;
+use sia::Engine;
 use sia::http::Request;
-use sia::{Config, Engine};
+
+use crate::common::demo_engine;
 
 const ROOT: &str = sia::demo::DEMO_UID_ROOT;
-
-fn engine() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    sia::demo::write_demo(&dir.path().join("data")).unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
-    engine
-        .index(&[dir.path().join("data")], &Default::default())
-        .unwrap();
-    (dir, engine)
-}
 
 fn search(engine: &Engine, target: &str) -> Vec<Value> {
     let resp = engine.handle(&Request::get(target));
@@ -44,7 +32,7 @@ fn strings(results: &[Value], tag: &str) -> Vec<String> {
 
 #[test]
 fn study_matching() {
-    let (_d, e) = engine();
+    let (_d, e) = demo_engine();
     assert_eq!(search(&e, "/dicom-web/studies").len(), 4);
     assert_eq!(
         strings(
@@ -108,7 +96,7 @@ fn study_matching() {
 
 #[test]
 fn study_attributes_and_counts() {
-    let (_d, e) = engine();
+    let (_d, e) = demo_engine();
     let r = &search(&e, &format!("/dicom-web/studies?StudyInstanceUID={ROOT}.3"))[0];
     assert_eq!(r["00201206"]["Value"][0], 2);
     assert_eq!(r["00201208"]["Value"][0], 24);
@@ -125,7 +113,7 @@ fn study_attributes_and_counts() {
 
 #[test]
 fn series_and_instance_levels() {
-    let (_d, e) = engine();
+    let (_d, e) = demo_engine();
     let series = search(&e, &format!("/dicom-web/studies/{ROOT}.1/series"));
     assert_eq!(strings(&series, "0008103E"), ["Axial 5mm", "Scout"]);
     assert_eq!(series[0]["00201209"]["Value"][0], 8);
@@ -166,7 +154,7 @@ fn series_and_instance_levels() {
 
 #[test]
 fn includefield_limit_offset_and_errors() {
-    let (_d, e) = engine();
+    let (_d, e) = demo_engine();
     let r = search(
         &e,
         "/dicom-web/series?includefield=BodyPartExamined&Modality=MR",

@@ -9,12 +9,15 @@ use super::{ENDPOINT_ID, Page, endpoint, operation_outcome};
 use crate::Engine;
 use crate::auth::Interaction;
 use crate::http::{Body, Request, Response};
-use crate::index::search::Condition;
+use crate::index::search::{Condition, MAX_LIST_VALUES};
 use crate::wado::{is_uid, qido::decode};
 
 const FHIR_JSON: &str = "application/fhir+json";
 const DEFAULT_COUNT: u64 = 50;
 const MAX_COUNT: u64 = 500;
+/// Most parameters one search may carry: each becomes a condition, and SQLite limits an
+/// expression's depth to 1,000.
+const MAX_PARAMETERS: usize = 100;
 
 fn json_response(status: u16, v: &Value) -> Response {
     Response::with_body(
@@ -199,11 +202,23 @@ impl Engine {
         let (mut include, mut summary_count) = (false, false);
         let mut asked_patient: Option<String> = None;
         let mut kept: Vec<(String, String)> = Vec::new();
-        for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+        let pairs: Vec<&str> = req.query.split('&').filter(|p| !p.is_empty()).collect();
+        if pairs.len() > MAX_PARAMETERS {
+            return outcome(
+                400,
+                "too-costly",
+                &format!("at most {MAX_PARAMETERS} search parameters are accepted"),
+            );
+        }
+        for pair in pairs {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let (Ok(key), Ok(value)) = (decode(k), decode(v)) else {
                 return outcome(400, "invalid", "bad percent-encoding in the query");
             };
+            // "Parameters with no value are ignored" (FHIR R4 search, 3.1.1.0).
+            if value.is_empty() {
+                continue;
+            }
             let bad = |m: String| outcome(400, "invalid", &m);
             match key.as_str() {
                 "patient" | "subject" => match self.patient_id(&value) {
@@ -249,9 +264,8 @@ impl Engine {
                     }
                 }
                 "modality" => {
-                    let mut alternatives = Vec::new();
                     let mut params = Vec::new();
-                    for one in value.split(',') {
+                    for one in value.split(',').filter(|v| !v.is_empty()) {
                         let code = match one.split_once('|') {
                             Some((s, c)) if s == super::DCM_SYSTEM || s.is_empty() => c,
                             Some(_) => {
@@ -261,13 +275,23 @@ impl Engine {
                             }
                             None => one,
                         };
-                        alternatives.push("EXISTS (SELECT 1 FROM series s5 WHERE s5.study = st.id AND s5.modality = ?)");
                         params.push(Sql::Text(code.into()));
                     }
-                    conditions.push(Condition {
-                        sql: alternatives.join(" OR "),
-                        params,
-                    });
+                    if params.len() > MAX_LIST_VALUES {
+                        return bad(format!(
+                            "modality lists {} codes; at most {MAX_LIST_VALUES} are accepted",
+                            params.len()
+                        ));
+                    }
+                    // One IN list, not a chain of ORs: SQLite limits an expression's
+                    // depth to 1,000.
+                    if !params.is_empty() {
+                        let marks = vec!["?"; params.len()].join(",");
+                        conditions.push(Condition {
+                            sql: format!("EXISTS (SELECT 1 FROM series s5 WHERE s5.study = st.id AND s5.modality IN ({marks}))"),
+                            params,
+                        });
+                    }
                 }
                 "_count" => match value.parse::<u64>() {
                     Ok(n) => count = n.min(MAX_COUNT),

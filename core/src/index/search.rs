@@ -18,6 +18,12 @@ pub enum Level {
     Instance,
 }
 
+/// Most values one search parameter may list (`ModalitiesInStudy=CT,MR,...`, a list of
+/// UIDs). SQLite binds at most 32,766 values in one statement; the few list parameters
+/// of a search stay far below that at this bound, so a long list is a 400, not an error
+/// from the database.
+pub const MAX_LIST_VALUES: usize = 1000;
+
 /// One condition, already in SQL with `?` placeholders.
 #[derive(Clone, Debug)]
 pub struct Condition {

@@ -4,7 +4,7 @@
 use rusqlite::types::Value;
 
 use crate::dicom::json::{json_string, person_name_json};
-use crate::index::search::{Condition, Level, Search, SearchRow};
+use crate::index::search::{Condition, Level, MAX_LIST_VALUES, Search, SearchRow};
 
 /// How an attribute is matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,13 +389,29 @@ fn is_time(s: &str) -> bool {
 fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>, (u16, String)> {
     let col = attr.column;
     let text = |s: &str| Value::Text(s.to_string());
-    if value == "*" {
-        return Ok(None); // universal matching
+    // Universal matching: `*`, or a zero-length value (PS3.4 C.2.2.2.3), which a list of
+    // only empty values also is.
+    if value == "*" || value.trim().is_empty() {
+        return Ok(None);
     }
+    let listed = |value: &str| -> Result<Vec<String>, (u16, String)> {
+        let values = list(value);
+        if values.len() > MAX_LIST_VALUES {
+            return Err(bad(format!(
+                "{} lists {} values; at most {MAX_LIST_VALUES} are accepted",
+                attr.keyword,
+                values.len()
+            )));
+        }
+        Ok(values)
+    };
     Ok(Some(match attr.kind {
         Kind::Uid => {
-            let uids = list(value);
-            if uids.is_empty() || !uids.iter().all(|u| is_uid(u)) {
+            let uids = listed(value)?;
+            if uids.is_empty() {
+                return Ok(None);
+            }
+            if !uids.iter().all(|u| is_uid(u)) {
                 return Err(bad(format!(
                     "{}={value:?} is not a list of UIDs",
                     attr.keyword
@@ -429,8 +445,11 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
             params: vec![text(&like(value))],
         },
         Kind::Code => {
-            let codes = list(value);
-            let marks = vec!["?"; codes.len().max(1)].join(",");
+            let codes = listed(value)?;
+            if codes.is_empty() {
+                return Ok(None);
+            }
+            let marks = vec!["?"; codes.len()].join(",");
             Condition {
                 sql: format!("{col} IN ({marks})"),
                 params: codes.iter().map(|c| text(c)).collect(),
@@ -447,8 +466,11 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
             }
         }
         Kind::Modalities => {
-            let codes = list(value);
-            let marks = vec!["?"; codes.len().max(1)].join(",");
+            let codes = listed(value)?;
+            if codes.is_empty() {
+                return Ok(None);
+            }
+            let marks = vec!["?"; codes.len()].join(",");
             Condition {
                 sql: format!(
                     "EXISTS (SELECT 1 FROM series s2 WHERE s2.study = st.id AND s2.modality IN ({marks}))"
