@@ -141,3 +141,29 @@ fn long_or_empty_search_lists_are_answered_not_failed() {
     ));
     assert_eq!(status, 400);
 }
+
+/// router: a QIDO `PatientName=` of 55,193 bytes became a LIKE pattern SQLite refuses
+/// (over 50,000 bytes), answered 500. A single match value is now at most 1,024 bytes
+/// (DICOM values are a few dozen), past which the answer is a 400.
+#[test]
+fn an_overlong_match_value_is_a_bad_request() {
+    use crate::common::demo_engine;
+    use sia::http::Request;
+    let (_dir, engine) = demo_engine();
+    let status = |target: String| engine.handle(&Request::get(&target)).status;
+    for key in ["PatientName", "AccessionNumber", "StudyDescription"] {
+        assert_eq!(
+            status(format!("/dicom-web/studies?{key}={}", "a*".repeat(30_000))),
+            400
+        );
+        assert_eq!(
+            status(format!("/dicom-web/studies?{key}={}", "a*".repeat(512))),
+            200
+        );
+    }
+    let fuzzy = format!(
+        "/dicom-web/studies?fuzzymatching=true&PatientName={}",
+        "x".repeat(60_000)
+    );
+    assert_eq!(status(fuzzy), 400);
+}

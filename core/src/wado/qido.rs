@@ -386,6 +386,9 @@ fn is_time(s: &str) -> bool {
         && whole.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Most bytes a single (not listed) match value may have.
+const MAX_VALUE_LEN: usize = 1024;
+
 fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>, (u16, String)> {
     let col = attr.column;
     let text = |s: &str| Value::Text(s.to_string());
@@ -393,6 +396,17 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
     // only empty values also is.
     if value == "*" || value.trim().is_empty() {
         return Ok(None);
+    }
+    // A value is at most a few dozen characters in DICOM (a PN group 64, LO 64); a long
+    // one is no match worth running, and SQLite refuses LIKE/GLOB patterns past 50,000
+    // bytes. Lists are bounded by count below.
+    let is_list = matches!(attr.kind, Kind::Uid | Kind::Code | Kind::Modalities);
+    if !is_list && value.len() > MAX_VALUE_LEN {
+        return Err(bad(format!(
+            "{} is {} bytes long; at most {MAX_VALUE_LEN} are accepted",
+            attr.keyword,
+            value.len()
+        )));
     }
     let listed = |value: &str| -> Result<Vec<String>, (u16, String)> {
         let values = list(value);
