@@ -69,3 +69,49 @@ fn demo_bundle_maps_dicom_to_imaging_study() {
         "Patient/123"
     );
 }
+
+/// FHIR date parameters take partial dates (`2024`, `2024-03`) as the range of days they
+/// cover, and dateTimes at day precision; the demo studies are dated 2023-11-05,
+/// 2024-03-12, 2024-05-20 and 2025-01-30.
+#[test]
+fn date_searches_cover_partial_dates() {
+    use sia::http::Request;
+    let (_dir, engine) = crate::common::demo_engine();
+    let total = |q: &str| {
+        let resp = engine.handle(&Request::get(&format!("/fhir/ImagingStudy?{q}")));
+        let body: serde_json::Value = serde_json::from_slice(&resp.body.to_vec()).unwrap();
+        (resp.status == 200).then(|| body["total"].as_u64().unwrap())
+    };
+    for (q, n) in [
+        ("started=2024", 2),
+        ("started=eq2024-03", 1),
+        ("started=2024-03-12", 1),
+        ("started=2024-03-12T23:59:59%2B14:00", 1),
+        ("started=ne2024", 2),
+        ("started=gt2024", 1),
+        ("started=sa2024-03", 2),
+        ("started=ge2024-05", 2),
+        ("started=lt2024", 1),
+        ("started=eb2024-05-20", 2),
+        ("started=le2024-03", 2),
+        ("started=le2024-12-31", 3),
+        ("started=ge2024&started=lt2025", 2),
+        ("_lastUpdated=ge2000", 4),
+        ("_lastUpdated=lt2000-06", 0),
+        ("_lastUpdated=2000-02-29", 0),
+    ] {
+        assert_eq!(total(q), Some(n), "{q}");
+    }
+    for bad in [
+        "2024-02-30",
+        "2023-02-29",
+        "2024-13",
+        "2024-3",
+        "20240312",
+        "24",
+        "2024-",
+        "ge",
+    ] {
+        assert_eq!(total(&format!("started={bad}")), None, "{bad}");
+    }
+}

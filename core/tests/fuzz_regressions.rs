@@ -167,3 +167,25 @@ fn an_overlong_match_value_is_a_bad_request() {
     );
     assert_eq!(status(fuzzy), 400);
 }
+
+/// Probing the FHIR API for more of the router target's 500s: `_offset` near `u64::MAX`
+/// overflowed computing the next page (a panic, caught as a 500). It is an empty page.
+#[test]
+fn an_offset_past_everything_is_an_empty_page() {
+    use sia::http::Request;
+    let (_dir, engine) = crate::common::demo_engine();
+    let resp = engine.handle(&Request::get(
+        "/fhir/ImagingStudy?_offset=18446744073709551615",
+    ));
+    assert_eq!(resp.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&resp.body.to_vec()).unwrap();
+    assert_eq!(body["total"], 4);
+    assert!(body.get("entry").is_none());
+    let relations: Vec<&str> = body["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["relation"].as_str().unwrap())
+        .collect();
+    assert_eq!(relations, ["self", "previous"]);
+}

@@ -31,63 +31,116 @@ fn outcome(status: u16, code: &str, text: &str) -> Response {
     json_response(status, &operation_outcome(code, text))
 }
 
-/// A date comparison prefix (FHIR search `date` parameters).
+/// A date comparison prefix (FHIR search `date` parameters). The value is a FHIR date
+/// (`2024`, `2024-03`, `2024-03-12`) or dateTime, compared at day precision (DICOM dates
+/// have no more): it stands for the range of days it covers, so `eq2024` is any day of
+/// 2024, `gt2024` after it, `le2024-03` up to the end of March.
 fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, String> {
     let (prefix, value) = match raw.get(..2) {
         Some(p @ ("eq" | "ne" | "gt" | "ge" | "lt" | "le" | "sa" | "eb")) => (p, &raw[2..]),
         _ => ("eq", raw),
     };
-    let day = value
-        .get(..10)
-        .filter(|d| d.len() == 10 && d.as_bytes()[4] == b'-' && d.as_bytes()[7] == b'-');
-    let Some(day) = day.filter(|d| {
-        d.bytes()
-            .enumerate()
-            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit())
-    }) else {
-        return Err(format!("{raw:?} is not a FHIR date"));
+    let not_a_date = || format!("{raw:?} is not a FHIR date");
+    // YYYY, YYYY-MM or YYYY-MM-DD, then anything a dateTime adds after the day.
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (y, m, d) = {
+        let date = value.get(..10.min(value.len())).ok_or_else(not_a_date)?;
+        let mut parts = date.split('-');
+        let y = parts.next().filter(|y| y.len() == 4 && digits(y));
+        let m = parts.next();
+        let d = parts.next();
+        match (y, m, d) {
+            (Some(y), None, None) if value.len() == 4 => (y, None, None),
+            (Some(y), Some(m), None) if m.len() == 2 && digits(m) && value.len() == 7 => {
+                (y, Some(m), None)
+            }
+            (Some(y), Some(m), Some(d))
+                if m.len() == 2 && d.len() == 2 && digits(m) && digits(d) =>
+            {
+                (y, Some(m), Some(d))
+            }
+            _ => return Err(not_a_date()),
+        }
     };
-    // Compared at day precision: DICOM dates have no more.
-    let (lo, hi): (Sql, Sql) = if is_ms {
-        let days = days_from_civil(&day[..4], &day[5..7], &day[8..10])
-            .ok_or_else(|| format!("{raw:?} is not a date"))?;
-        (
-            Sql::Integer(days * 86_400_000),
-            Sql::Integer((days + 1) * 86_400_000),
-        )
+    let num = |s: &str| s.parse::<i64>().map_err(|_| not_a_date());
+    let year = num(y)?;
+    // The first day covered, and the first day after.
+    let (first, after) = match (m, d) {
+        (None, _) => ((year, 1, 1), raw_days(year + 1, 1, 1)),
+        (Some(m), None) => {
+            let m = num(m)?;
+            ((year, m, 1), raw_days(year, m + 1, 1))
+        }
+        (Some(m), Some(d)) => {
+            let first = (year, num(m)?, num(d)?);
+            (first, raw_days(first.0, first.1, first.2) + 1)
+        }
+    };
+    let lo_day = days_from_civil(first.0, first.1, first.2).ok_or_else(not_a_date)?;
+    let hi_day = after;
+    let (sql, params) = if is_ms {
+        // Milliseconds since the epoch: the range is [lo, hi).
+        let (lo, hi) = (
+            Sql::Integer(lo_day * 86_400_000),
+            Sql::Integer(hi_day * 86_400_000),
+        );
+        match prefix {
+            "eq" => (format!("{column} >= ? AND {column} < ?"), vec![lo, hi]),
+            "ne" => (format!("({column} < ? OR {column} >= ?)"), vec![lo, hi]),
+            "gt" | "sa" => (format!("{column} >= ?"), vec![hi]),
+            "ge" => (format!("{column} >= ?"), vec![lo]),
+            "lt" | "eb" => (format!("{column} < ?"), vec![lo]),
+            _ => (format!("{column} < ?"), vec![hi]),
+        }
     } else {
-        let compact = day.replace('-', "");
-        (Sql::Text(compact.clone()), Sql::Text(compact))
-    };
-    let (sql, params) = match (prefix, is_ms) {
-        ("eq", false) => (format!("{column} = ?"), vec![lo]),
-        ("ne", false) => (format!("{column} != ?"), vec![lo]),
-        ("gt" | "sa", false) => (format!("{column} > ?"), vec![lo]),
-        ("ge", false) => (format!("{column} >= ? AND {column} != ''"), vec![lo]),
-        ("lt" | "eb", false) => (format!("{column} < ? AND {column} != ''"), vec![lo]),
-        ("le", false) => (format!("{column} <= ? AND {column} != ''"), vec![lo]),
-        ("eq", true) => (format!("{column} >= ? AND {column} < ?"), vec![lo, hi]),
-        ("ne", true) => (format!("({column} < ? OR {column} >= ?)"), vec![lo, hi]),
-        ("gt" | "sa", true) => (format!("{column} >= ?"), vec![hi]),
-        ("ge", true) => (format!("{column} >= ?"), vec![lo]),
-        ("lt" | "eb", true) => (format!("{column} < ?"), vec![lo]),
-        (_, true) => (format!("{column} < ?"), vec![hi]),
-        _ => unreachable!("prefixes are matched above"),
+        // DICOM dates (YYYYMMDD, '' when unknown): the range is [lo, hi], inclusive;
+        // an unknown date is in no range but differs from every date.
+        let text = |(y, m, d): (i64, i64, i64)| Sql::Text(format!("{y:04}{m:02}{d:02}"));
+        let last = civil_from_days(hi_day - 1);
+        let (lo, hi) = (text(first), text(last));
+        match prefix {
+            "eq" => (format!("{column} >= ? AND {column} <= ?"), vec![lo, hi]),
+            "ne" => (format!("({column} < ? OR {column} > ?)"), vec![lo, hi]),
+            "gt" | "sa" => (format!("{column} > ?"), vec![hi]),
+            "ge" => (format!("{column} >= ? AND {column} != ''"), vec![lo]),
+            "lt" | "eb" => (format!("{column} < ? AND {column} != ''"), vec![lo]),
+            _ => (format!("{column} <= ? AND {column} != ''"), vec![hi]),
+        }
     };
     Ok(Condition { sql, params })
 }
 
-fn days_from_civil(y: &str, m: &str, d: &str) -> Option<i64> {
-    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+/// Days since 1970-01-01 of a proleptic Gregorian date; `None` when it is not one.
+fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
+    if !(1..=12).contains(&m) || d < 1 {
         return None;
     }
+    let month_len = raw_days(y, m + 1, 1) - raw_days(y, m, 1);
+    (d <= month_len).then(|| raw_days(y, m, d))
+}
+
+/// The date of a day count (inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Days since 1970-01-01 by the civil-calendar formula (days past a month's end roll
+/// into the next month).
+fn raw_days(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
+    era * 146_097 + doe - 719_468
 }
 
 impl Engine {
@@ -380,7 +433,7 @@ impl Engine {
         let page = Page {
             total,
             self_link: link(offset),
-            next: (!summary_count && count > 0 && offset + count < total)
+            next: (!summary_count && count > 0 && offset.saturating_add(count) < total)
                 .then(|| link(offset + count)),
             previous: (!summary_count && offset > 0).then(|| link(offset.saturating_sub(count))),
         };
@@ -463,4 +516,21 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_counts_round_trip() {
+        assert_eq!(raw_days(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 2, 29), Some(11_016));
+        assert_eq!(days_from_civil(1900, 2, 29), None);
+        assert_eq!(days_from_civil(2024, 4, 31), None);
+        for z in (-1_000_000..1_000_000).step_by(13) {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), Some(z), "{y}-{m}-{d}");
+        }
+    }
 }
