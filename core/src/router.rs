@@ -600,8 +600,9 @@ impl Engine {
                 for r in set {
                     match r {
                         Restriction::Modality(m) => {
-                            all.push("EXISTS (SELECT 1 FROM series s4 WHERE s4.study = st.id AND s4.modality = ?)".to_string());
-                            params.push(Value::Text(m.clone()));
+                            let c = Condition::study_has_modality(vec![Value::Text(m.clone())]);
+                            all.push(c.sql);
+                            params.extend(c.params);
                         }
                     }
                 }

@@ -65,7 +65,7 @@ fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, Str
     let num = |s: &str| s.parse::<i64>().map_err(|_| not_a_date());
     let year = num(y)?;
     // The first day covered, and the first day after.
-    let (first, after) = match (m, d) {
+    let (first, hi_day) = match (m, d) {
         (None, _) => ((year, 1, 1), raw_days(year + 1, 1, 1)),
         (Some(m), None) => {
             let m = num(m)?;
@@ -77,7 +77,6 @@ fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, Str
         }
     };
     let lo_day = days_from_civil(first.0, first.1, first.2).ok_or_else(not_a_date)?;
-    let hi_day = after;
     let (sql, params) = if is_ms {
         // Milliseconds since the epoch: the range is [lo, hi).
         let (lo, hi) = (
@@ -336,14 +335,8 @@ impl Engine {
                             params.len()
                         ));
                     }
-                    // One IN list, not a chain of ORs: SQLite limits an expression's
-                    // depth to 1,000.
                     if !params.is_empty() {
-                        let marks = vec!["?"; params.len()].join(",");
-                        conditions.push(Condition {
-                            sql: format!("EXISTS (SELECT 1 FROM series s5 WHERE s5.study = st.id AND s5.modality IN ({marks}))"),
-                            params,
-                        });
+                        conditions.push(Condition::study_has_modality(params));
                     }
                 }
                 "_count" => match value.parse::<u64>() {

@@ -206,7 +206,7 @@ fn with_series(conn: &Connection, studies: Vec<(i64, StudyRow)>) -> Result<Vec<S
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = studies.iter().map(|(id, _)| *id).collect();
-    let marks = vec!["?"; ids.len()].join(",");
+    let marks = super::search::placeholders(ids.len());
     let mut q = conn.prepare_cached(&format!(
         "SELECT id, study, series_uid, number, modality, description, body_part, laterality, date, time, num_instances
          FROM series WHERE study IN ({marks}) ORDER BY study, number IS NULL, number, series_uid"

@@ -33,6 +33,34 @@ pub struct Condition {
     pub params: Vec<Value>,
 }
 
+impl Condition {
+    /// `column IN (?, ...)`: one list, whatever its length (a chain of ORs would hit
+    /// SQLite's expression-depth limit of 1,000).
+    pub fn one_of(column: &str, values: Vec<Value>) -> Condition {
+        Condition {
+            sql: format!("{column} IN ({})", placeholders(values.len())),
+            params: values,
+        }
+    }
+
+    /// The study has a series of one of these modalities.
+    pub fn study_has_modality(codes: Vec<Value>) -> Condition {
+        let inner = Condition::one_of("sm.modality", codes);
+        Condition {
+            sql: format!(
+                "EXISTS (SELECT 1 FROM series sm WHERE sm.study = st.id AND {})",
+                inner.sql
+            ),
+            params: inner.params,
+        }
+    }
+}
+
+/// `?,?,...` for `n` bound values.
+pub fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
 /// A search: level, conditions, paging.
 #[derive(Clone, Debug)]
 pub struct Search {

@@ -408,8 +408,12 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
             value.len()
         )));
     }
-    let listed = |value: &str| -> Result<Vec<String>, (u16, String)> {
+    // A list of only empty values is universal matching too.
+    let listed = if is_list {
         let values = list(value);
+        if values.is_empty() {
+            return Ok(None);
+        }
         if values.len() > MAX_LIST_VALUES {
             return Err(bad(format!(
                 "{} lists {} values; at most {MAX_LIST_VALUES} are accepted",
@@ -417,25 +421,20 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
                 values.len()
             )));
         }
-        Ok(values)
+        values
+    } else {
+        Vec::new()
     };
+    let listed_values = || listed.iter().map(|v| text(v)).collect::<Vec<_>>();
     Ok(Some(match attr.kind {
         Kind::Uid => {
-            let uids = listed(value)?;
-            if uids.is_empty() {
-                return Ok(None);
-            }
-            if !uids.iter().all(|u| is_uid(u)) {
+            if !listed.iter().all(|u| is_uid(u)) {
                 return Err(bad(format!(
                     "{}={value:?} is not a list of UIDs",
                     attr.keyword
                 )));
             }
-            let marks = vec!["?"; uids.len()].join(",");
-            Condition {
-                sql: format!("{col} IN ({marks})"),
-                params: uids.iter().map(|u| text(u)).collect(),
-            }
+            Condition::one_of(col, listed_values())
         }
         Kind::Text if value.contains(['*', '?']) => Condition {
             sql: format!("{col} GLOB ?"),
@@ -458,17 +457,7 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
             sql: format!("{col} LIKE ? ESCAPE '\\'"),
             params: vec![text(&like(value))],
         },
-        Kind::Code => {
-            let codes = listed(value)?;
-            if codes.is_empty() {
-                return Ok(None);
-            }
-            let marks = vec!["?"; codes.len()].join(",");
-            Condition {
-                sql: format!("{col} IN ({marks})"),
-                params: codes.iter().map(|c| text(c)).collect(),
-            }
-        }
+        Kind::Code => Condition::one_of(col, listed_values()),
         Kind::Int => {
             let n: i64 = value
                 .trim()
@@ -479,19 +468,7 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
                 params: vec![Value::Integer(n)],
             }
         }
-        Kind::Modalities => {
-            let codes = listed(value)?;
-            if codes.is_empty() {
-                return Ok(None);
-            }
-            let marks = vec!["?"; codes.len()].join(",");
-            Condition {
-                sql: format!(
-                    "EXISTS (SELECT 1 FROM series s2 WHERE s2.study = st.id AND s2.modality IN ({marks}))"
-                ),
-                params: codes.iter().map(|c| text(c)).collect(),
-            }
-        }
+        Kind::Modalities => Condition::study_has_modality(listed_values()),
         Kind::Date => {
             let (lo, hi) = range(value, is_date, "date")?;
             let mut sql = format!("{col} != ''");
