@@ -1,8 +1,10 @@
 //! `sia`: index DICOM folders, print FHIR ImagingStudy, answer DICOMweb requests
 //! in-process, write a demo data set.
 
+mod serve;
+
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -105,6 +107,41 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Serve FHIR, DICOMweb and WADO-URI over HTTP (and with --dev a development SMART EHR).
+    ///
+    /// Indexes PATHS at start, then serves FHIR under /fhir, DICOMweb under /dicom-web and
+    /// WADO-URI under /wado, every request authorized by the engine. With --dev (loopback
+    /// only unless --dev-on-network) a development SMART EHR under /dev issues tokens the
+    /// server trusts; a ready token and curl lines are printed. Logs go to stderr
+    /// (SIA_LOG=debug for more).
+    Serve {
+        /// Files and folders to index at start (and watch, with --watch).
+        paths: Vec<PathBuf>,
+        /// The index database (default: the configuration's, else ./sia.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// A configuration file: [server], [[issuers]], [patients], [capabilities].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The address to listen on (default: the configuration's, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// The public base URL (default: the configuration's, else from the address).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Serve a development SMART EHR under /dev and trust its tokens.
+        #[arg(long)]
+        dev: bool,
+        /// Allow --dev on an address other than loopback (anyone reaching it gets tokens).
+        #[arg(long, requires = "dev")]
+        dev_on_network: bool,
+        /// Re-index PATHS when files are added, changed or removed.
+        #[arg(long)]
+        watch: bool,
+        /// An origin allowed by CORS (repeatable; `*` for any); overrides the configuration.
+        #[arg(long = "cors-origin")]
+        cors: Vec<String>,
+    },
     /// Write a small synthetic DICOM data set to try sia on.
     Demo {
         /// Folder to write into (created if needed).
@@ -138,6 +175,28 @@ fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 
 fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
     match command {
+        Command::Serve {
+            paths,
+            db,
+            config,
+            listen,
+            base_url,
+            dev,
+            dev_on_network,
+            watch,
+            cors,
+        } => serve::run(serve::ServeArgs {
+            paths,
+            db,
+            config,
+            listen,
+            base_url,
+            dev,
+            dev_on_network,
+            watch,
+            cors,
+        })
+        .map_err(|e| e as Box<dyn std::error::Error>),
         Command::Index { paths, db, json } => index(paths, db, json),
         Command::Studies {
             db,
@@ -270,6 +329,22 @@ fn index(paths: Vec<PathBuf>, db: PathBuf, json: bool) -> Result<(), Box<dyn std
         db,
         ..Config::default()
     })?;
+    let report = index_with_progress(&engine, &paths)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        print_report(&mut out, &report)?;
+    }
+    Ok(())
+}
+
+/// Indexes `paths`, with a progress bar when stderr is a terminal.
+pub(crate) fn index_with_progress(
+    engine: &Engine,
+    paths: &[impl AsRef<Path>],
+) -> Result<IndexReport, sia::Error> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -293,18 +368,11 @@ fn index(paths: Vec<PathBuf>, db: PathBuf, json: bool) -> Result<(), Box<dyn std
         progress: Some(&progress),
         ..IndexOptions::default()
     };
-    let report = engine.index(&paths, &opts)?;
+    let report = engine.index(paths, &opts);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_report(&mut out, &report)?;
-    }
-    Ok(())
+    report
 }
 
 fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {

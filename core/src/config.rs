@@ -59,6 +59,73 @@ struct Server {
     listen: Option<String>,
     base_url: String,
     db: PathBuf,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+    tls: Option<Tls>,
+    #[serde(default)]
+    max_connections: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+/// The `[server]` settings a network host (`sia serve`) uses; the engine itself reads
+/// only `db` and `base_url` (kept in [`Config`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerSettings {
+    /// `listen`: the socket address to bind (`127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// `cors_origins`: origins allowed to call from a browser (`"*"` for any).
+    pub cors_origins: Vec<String>,
+    /// `[server.tls]`: PEM certificate chain and private key, when serving HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// `max_connections`: most connections served at once.
+    pub max_connections: Option<usize>,
+}
+
+/// `[server.tls] cert_file`, `key_file` (PEM; resolved against the file's folder).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
+/// Where a host fetches an issuer's keys from, for issuers configured with `jwks_url`
+/// or `jwks_discovery = true` (the engine never opens a network connection itself; the
+/// host fetches and calls [`Authorizer::set_jwks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JwksSource {
+    /// `jwks_url`: the JWKS document itself.
+    Url {
+        /// The issuer (`iss`).
+        iss: String,
+        /// The JWKS URL.
+        url: String,
+    },
+    /// `jwks_discovery = true`: `jwks_uri` from `{iss}/.well-known/smart-configuration`
+    /// (SMART App Launch 2.0 §Conformance), then the JWKS.
+    Discover {
+        /// The issuer (`iss`), also the FHIR base the configuration is read under.
+        iss: String,
+    },
+}
+
+impl JwksSource {
+    /// The issuer whose keys this source gives.
+    pub fn iss(&self) -> &str {
+        match self {
+            JwksSource::Url { iss, .. } | JwksSource::Discover { iss } => iss,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -68,6 +135,8 @@ struct Issuer {
     audiences: Vec<String>,
     jwks_file: Option<PathBuf>,
     jwks_url: Option<String>,
+    #[serde(default)]
+    jwks_discovery: bool,
     hs256_secret_file: Option<PathBuf>,
     algorithms: Vec<String>,
     #[serde(default = "default_leeway")]
@@ -110,6 +179,7 @@ impl Config {
             }
         };
         let mut issuers = Vec::new();
+        let mut jwks_sources = Vec::new();
         for i in file.issuers {
             if i.audiences.is_empty() {
                 return Err(invalid(
@@ -138,7 +208,34 @@ impl Config {
                         | jsonwebtoken::Algorithm::HS512
                 )
             };
-            let keys = match (&i.jwks_file, &i.jwks_url, &i.hs256_secret_file) {
+            let remote = match (&i.jwks_url, i.jwks_discovery) {
+                (Some(url), false) => Some(JwksSource::Url {
+                    iss: i.iss.clone(),
+                    url: url.clone(),
+                }),
+                (None, true) => Some(JwksSource::Discover { iss: i.iss.clone() }),
+                (None, false) => None,
+                (Some(_), true) => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "issuer {}: give jwks_url or jwks_discovery, not both",
+                            i.iss
+                        ),
+                    ));
+                }
+            };
+            let jwks_url = remote.as_ref().map(|_| ());
+            if let Some(r) = remote {
+                if algorithms.iter().any(hmac) {
+                    return Err(invalid(
+                        path,
+                        format!("issuer {}: HMAC algorithms need hs256_secret_file", i.iss),
+                    ));
+                }
+                jwks_sources.push(r);
+            }
+            let keys = match (&i.jwks_file, &jwks_url, &i.hs256_secret_file) {
                 (Some(f), None, None) => {
                     if algorithms.iter().any(hmac) {
                         return Err(invalid(
@@ -176,7 +273,7 @@ impl Config {
                     return Err(invalid(
                         path,
                         format!(
-                            "issuer {}: give exactly one of jwks_file, jwks_url, hs256_secret_file",
+                            "issuer {}: give exactly one of jwks_file, jwks_url, jwks_discovery, hs256_secret_file",
                             i.iss
                         ),
                     ));
@@ -203,7 +300,6 @@ impl Config {
                 ));
             }
         };
-        let _ = file.server.listen;
         let capabilities = match (file.capabilities.enabled, &file.capabilities.secret_file) {
             (false, _) => None,
             (true, None) => {
@@ -221,6 +317,16 @@ impl Config {
             auth: Some(std::sync::Arc::new(Authorizer::new(issuers, patients))),
             identifier_systems: file.patients.identifier_systems,
             capabilities,
+            jwks_sources,
+            server: ServerSettings {
+                listen: file.server.listen,
+                cors_origins: file.server.cors_origins,
+                tls: file.server.tls.map(|t| TlsFiles {
+                    cert_file: resolve(&t.cert_file),
+                    key_file: resolve(&t.key_file),
+                }),
+                max_connections: file.server.max_connections,
+            },
             ..Config::default()
         })
     }

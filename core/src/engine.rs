@@ -32,6 +32,10 @@ pub struct Config {
     pub identifier_systems: std::collections::HashMap<String, String>,
     /// Capability URLs in ImagingStudy endpoints (off by default).
     pub capabilities: Option<CapabilityKey>,
+    /// Issuers whose keys the host fetches (`jwks_url`, `jwks_discovery`).
+    pub jwks_sources: Vec<crate::config::JwksSource>,
+    /// The `[server]` settings for network hosts (listen address, TLS, CORS).
+    pub server: crate::config::ServerSettings,
 }
 
 impl Default for Config {
@@ -44,6 +48,8 @@ impl Default for Config {
             auth: None,
             identifier_systems: Default::default(),
             capabilities: None,
+            jwks_sources: Vec::new(),
+            server: Default::default(),
         }
     }
 }

@@ -108,6 +108,10 @@ impl Body {
     pub fn chunks(&self) -> &[Chunk] {
         &self.chunks
     }
+    /// The chunks, in order, by value (a host that writes them out without copying).
+    pub fn into_chunks(self) -> Vec<Chunk> {
+        self.chunks
+    }
     /// Total length in bytes.
     pub fn len(&self) -> usize {
         self.chunks.iter().map(|c| c.as_bytes().len()).sum()

@@ -195,6 +195,49 @@ impl Authorizer {
         }
     }
 
+    /// Trusts one more issuer (a host's own development issuer, say). Refused when an
+    /// issuer with the same `iss` is already configured.
+    pub fn add_issuer(&self, policy: IssuerPolicy) -> Result<(), String> {
+        let mut issuers = self.issuers.write().unwrap_or_else(|e| e.into_inner());
+        if issuers.iter().any(|i| i.iss == policy.iss) {
+            return Err(format!("issuer {:?} is already configured", policy.iss));
+        }
+        issuers.push(policy);
+        Ok(())
+    }
+
+    /// The (`iss`, `kid`) a bearer token names when `iss` is a configured JWKS issuer
+    /// that has no key with that `kid`: the host's cue to fetch the issuer's JWKS again
+    /// (ask [`Authorizer::wants_jwks_refresh`] first, for the cooldown). Reads the
+    /// token's header and payload without verifying anything; `None` for anything else.
+    pub fn unknown_kid(&self, bearer: &str) -> Option<(String, String)> {
+        let (iss, kid) = token::unverified_iss_kid(bearer)?;
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        let issuer = issuers.iter().find(|i| i.iss == iss)?;
+        match &issuer.keys {
+            Keys::Secret(_) => None,
+            Keys::Jwks(set) => (!set
+                .keys
+                .iter()
+                .any(|k| k.common.key_id.as_deref() == Some(kid.as_str())))
+            .then_some((iss, kid)),
+        }
+    }
+
+    /// The `kid`s of issuer `iss`'s current keys (empty for a shared secret or an
+    /// unknown issuer), so a host can log key rotation.
+    pub fn key_ids(&self, iss: &str) -> Vec<String> {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        match issuers.iter().find(|i| i.iss == iss).map(|i| &i.keys) {
+            Some(Keys::Jwks(set)) => set
+                .keys
+                .iter()
+                .map(|k| k.common.key_id.clone().unwrap_or_default())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// An RFC 7662 introspection response for `bearer`: the token's fields when it
     /// verifies, `{"active": false}` (and nothing else) when it does not.
     pub fn introspect(&self, bearer: &str) -> serde_json::Value {

@@ -4,11 +4,13 @@
 //! pool of read connections). WAL mode lets readers run while an ingest commits.
 
 mod ingest;
+mod patients;
 mod read;
 pub mod schema;
 pub mod search;
 
 pub use ingest::{Duplicate, IndexOptions, IndexReport, Progress, Skipped};
+pub use patients::PatientRow;
 pub use read::{InstanceFile, InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};
 
 use std::path::{Path, PathBuf};

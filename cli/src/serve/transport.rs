@@ -1,0 +1,133 @@
+//! The translation between HTTP as hyper/axum carry it and the engine's transport-neutral
+//! [`sia::http::Request`] / [`sia::http::Response`]. Nothing here decides a status or a
+//! header: `Engine::handle` does; this only moves bytes, without copying mapped ones.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use sia::Engine;
+use sia::http::Chunk;
+
+use super::jwks::JwksFetcher;
+
+/// What the engine route needs.
+#[derive(Clone)]
+pub struct EngineState {
+    /// The engine every request goes through.
+    pub engine: Arc<Engine>,
+    /// Fetches issuers' keys when a token names a `kid` not yet known.
+    pub jwks: Option<Arc<JwksFetcher>>,
+}
+
+/// Every request the server does not answer itself (FHIR, DICOMweb, WADO-URI and
+/// anything unknown) goes to `Engine::handle`, on the blocking pool: the engine reads
+/// files and SQLite synchronously.
+pub async fn engine_route(
+    State(state): State<EngineState>,
+    req: axum::extract::Request,
+) -> Response {
+    let (parts, _body) = req.into_parts();
+    let request = sia::http::Request {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(jwks) = &state.jwks {
+        jwks.refresh_for(&request).await;
+    }
+    let engine = state.engine.clone();
+    match tokio::task::spawn_blocking(move || engine.handle(&request)).await {
+        Ok(resp) => into_http(resp),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
+    }
+}
+
+/// The engine's response as an HTTP response; mapped chunks become `Bytes` that keep
+/// their mapping alive until hyper has written them.
+pub fn into_http(resp: sia::http::Response) -> Response {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let chunks: VecDeque<Bytes> = resp.body.into_chunks().into_iter().map(bytes_of).collect();
+    let mut out = Response::new(axum::body::Body::new(ChunkBody {
+        remaining: chunks.iter().map(|b| b.len() as u64).sum(),
+        chunks,
+    }));
+    *out.status_mut() = status;
+    let headers = out.headers_mut();
+    for (name, value) in resp.headers {
+        let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) else {
+            continue;
+        };
+        headers.append(n, v);
+    }
+    out
+}
+
+/// A range of a shared mapping, owned by the `Bytes` that hyper writes.
+struct MappedRange(Chunk);
+
+impl AsRef<[u8]> for MappedRange {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+fn bytes_of(chunk: Chunk) -> Bytes {
+    match chunk {
+        Chunk::Owned(v) => Bytes::from(v),
+        Chunk::Static(s) => Bytes::from_static(s),
+        mapped @ Chunk::Mapped { .. } => Bytes::from_owner(MappedRange(mapped)),
+    }
+}
+
+/// A body of ready chunks with an exact length, so hyper sends `Content-Length`.
+struct ChunkBody {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.chunks.pop_front() {
+            Some(b) => {
+                self.remaining -= b.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
