@@ -25,6 +25,8 @@ pub struct Config {
     pub read_mode: ReadMode,
     /// Most memory mappings kept open at once.
     pub mapped_files: usize,
+    /// Most bytes of instance metadata (DICOM JSON) kept between requests; 0 disables.
+    pub metadata_cache_bytes: usize,
     /// Token checks; `None` serves everything to the caller (the local administrator,
     /// as `sia get` without `--config`).
     pub auth: Option<Arc<Authorizer>>,
@@ -45,6 +47,7 @@ impl Default for Config {
             base_url: "http://127.0.0.1:8080".into(),
             read_mode: ReadMode::Mmap,
             mapped_files: 1024,
+            metadata_cache_bytes: 256 * 1024 * 1024,
             auth: None,
             identifier_systems: Default::default(),
             capabilities: None,
@@ -69,6 +72,8 @@ pub struct Engine {
     pub(crate) fhir_path: String,
     /// Recently used instance locations.
     pub(crate) locations: LocationCache,
+    /// Instance metadata written from file headers.
+    pub(crate) metadata_cache: crate::metadata_cache::MetadataCache,
     /// Token checks, when configured.
     pub(crate) auth: Option<Arc<Authorizer>>,
     /// Signs and checks capability URLs, when enabled.
@@ -90,6 +95,7 @@ impl Engine {
             wado_uri_path,
             fhir_path,
             locations: LocationCache::new(4096),
+            metadata_cache: crate::metadata_cache::MetadataCache::new(config.metadata_cache_bytes),
             auth: config.auth,
             capabilities: config.capabilities,
         })
@@ -113,6 +119,7 @@ impl Engine {
     ) -> Result<IndexReport> {
         let report = self.index.index(roots, opts);
         self.locations.clear();
+        self.metadata_cache.forget_listings();
         report
     }
 

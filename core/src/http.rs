@@ -59,6 +59,8 @@ pub enum Chunk {
     Owned(Vec<u8>),
     /// Bytes known at compile time.
     Static(&'static [u8]),
+    /// Bytes shared with a cache (instance metadata), handed out without copying.
+    Shared(Arc<[u8]>),
     /// A range of a mapped file; the `Arc` keeps the mapping alive while the host writes.
     Mapped {
         /// The mapping.
@@ -76,6 +78,7 @@ impl Chunk {
         match self {
             Chunk::Owned(v) => v,
             Chunk::Static(s) => s,
+            Chunk::Shared(s) => s,
             Chunk::Mapped { file, start, len } => &file.bytes()[*start..*start + *len],
         }
     }

@@ -16,6 +16,7 @@ pub mod fhir;
 pub mod http;
 pub mod index;
 mod locations;
+mod metadata_cache;
 mod router;
 pub mod storage;
 pub mod wado;

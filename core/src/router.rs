@@ -641,6 +641,14 @@ impl Engine {
         if let Some(r) = self.require_json(req) {
             return r;
         }
+        let listing = format!(
+            "{study}/{}/{}\n{base}",
+            series.unwrap_or(""),
+            instance.unwrap_or("")
+        );
+        if let Some(jsons) = self.metadata_cache.fresh_listing(&listing, base) {
+            return json_array(jsons);
+        }
         let instances = match self.index.instance_files(study, series, instance) {
             Ok(v) => v,
             Err(e) => return Response::error(500, &format!("index: {e}")),
@@ -653,9 +661,14 @@ impl Engine {
             };
             return Response::error(404, &format!("no {what} in the index"));
         }
-        let mut out = Vec::with_capacity(instances.len() * 4096);
-        out.push(b'[');
-        for (k, inst) in instances.iter().enumerate() {
+        // Each instance's JSON is written from its header once and then shared from the
+        // cache while its file keeps the indexed identity (see `metadata_cache`).
+        let mut jsons = Vec::with_capacity(instances.len());
+        for inst in &instances {
+            if let Some(json) = self.metadata_cache.get(&inst.file, base) {
+                jsons.push(json);
+                continue;
+            }
             let file = match self.files.open(&inst.file) {
                 Ok(f) => f,
                 Err(e) => return file_error(e),
@@ -671,10 +684,9 @@ impl Engine {
             let ctx = crate::dicom::json::JsonContext { instance_url: &url };
             match crate::dicom::json::instance_json(&bytes, &ctx) {
                 Ok(json) => {
-                    if k > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(&json);
+                    let json: std::sync::Arc<[u8]> = json.into();
+                    self.metadata_cache.put(&inst.file, base, json.clone());
+                    jsons.push(json);
                 }
                 Err(e) => {
                     return Response::error(
@@ -684,8 +696,9 @@ impl Engine {
                 }
             }
         }
-        out.push(b']');
-        Response::with_body(200, "application/dicom+json", Body::from_vec(out))
+        self.metadata_cache
+            .put_listing(listing, instances.into_iter().map(|i| i.file).collect());
+        json_array(jsons)
     }
 
     fn frames(
@@ -965,4 +978,18 @@ impl Refusal {
         r.body = Body::from_vec(body);
         r
     }
+}
+
+/// A DICOM JSON array of instance objects, sharing their bytes with the metadata cache.
+fn json_array(instances: Vec<std::sync::Arc<[u8]>>) -> Response {
+    let mut body = Body::new();
+    body.push(Chunk::Static(b"["));
+    for (k, json) in instances.into_iter().enumerate() {
+        if k > 0 {
+            body.push(Chunk::Static(b","));
+        }
+        body.push(Chunk::Shared(json));
+    }
+    body.push(Chunk::Static(b"]"));
+    Response::with_body(200, "application/dicom+json", body)
 }

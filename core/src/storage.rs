@@ -87,6 +87,11 @@ fn check_metadata(md: &std::fs::Metadata, id: &FileIdentity) -> Result<(), FileE
     Ok(())
 }
 
+/// Whether the file at `id.path` still has the identity the index recorded (one `stat`).
+pub(crate) fn still_indexed(id: &FileIdentity) -> bool {
+    std::fs::metadata(&id.path).is_ok_and(|md| check_metadata(&md, id).is_ok())
+}
+
 fn check(file: &File, id: &FileIdentity) -> Result<(), FileError> {
     check_metadata(
         &file

@@ -96,6 +96,7 @@ fn bytes_of(chunk: Chunk) -> Bytes {
     match chunk {
         Chunk::Owned(v) => Bytes::from(v),
         Chunk::Static(s) => Bytes::from_static(s),
+        Chunk::Shared(s) => Bytes::from_owner(s),
         mapped @ Chunk::Mapped { .. } => Bytes::from_owner(MappedRange(mapped)),
     }
 }

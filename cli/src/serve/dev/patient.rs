@@ -28,6 +28,17 @@ fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     r
 }
 
+/// `outcome` with its own `WWW-Authenticate` challenge (RFC 6750 §3): none of the error
+/// codes when the request had no token at all, `insufficient_scope` for scopes.
+fn challenged(status: StatusCode, code: &str, text: &str, challenge: &'static str) -> Response {
+    let mut r = outcome(status, code, text);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    r
+}
+
 /// Who may see which patients: `Ok(None)` any, `Ok(Some(id))` only that one.
 #[allow(clippy::result_large_err)] // a Response is the natural error of a handler step
 fn access(
@@ -42,10 +53,11 @@ fn access(
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string())
         .ok_or_else(|| {
-            outcome(
+            challenged(
                 StatusCode::UNAUTHORIZED,
                 "login",
                 "a bearer token is required",
+                "Bearer realm=\"sia dev EHR\"",
             )
         })?;
     let token: VerifiedToken = ehr
@@ -66,10 +78,11 @@ fn access(
         .filter(|s| s.covers("Patient", interaction))
         .collect();
     if covering.is_empty() {
-        return Err(outcome(
+        return Err(challenged(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the token's scopes do not reach Patient",
+            "Bearer realm=\"sia dev EHR\", error=\"insufficient_scope\"",
         ));
     }
     if covering.iter().any(|s| s.context != Context::Patient) {

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""`sia serve` under load, next to Orthanc 1.10 + DICOMweb 1.7, on the same files, in the
+same run: `wrk` on loopback (2 threads, 16 connections, 10 s per URL by default),
+requests/s and p50/p99 latency, and sia's peak RSS.
+
+    python bench/serve_bench.py [--dir /tmp/sia-wado-bench] [--seconds 10] [--no-orthanc]
+
+Data: the WADO benchmark set (`core/benches/wado_data.rs`: a 300 MB 600-frame native
+instance, a 2,000-frame JPEG instance, a 1,000-instance series) plus the demo set
+(`sia demo`), written on first use. sia runs as `sia serve DIR --dev` (release build)
+and every request carries the ready bearer token it prints, so the timings include
+token checks and the patient compartment; Orthanc runs without authentication.
+Needs `wrk`, and for the comparison `orthanc orthanc-dicomweb` (Debian packages).
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+STUDY = "1.2.826.0.1.3680043.10.1"
+DEMO = "2.25.228146457203842916711418316839742735"
+
+CASES = [
+    # (label, path under the server, Accept, whether the path is FHIR)
+    ("ImagingStudy?patient= (2 studies)", "/fhir/ImagingStudy?patient=Patient/DEMO-001", "application/fhir+json", True),
+    ("QIDO studies?PatientID=", "/dicom-web/studies?PatientID=DEMO-001", "application/dicom+json", False),
+    ("one JPEG frame of a 2,000-frame instance",
+     f"/dicom-web/studies/{STUDY}/series/{STUDY}.2/instances/{STUDY}.2.1/frames/1000",
+     'multipart/related; type="image/jpeg"; transfer-syntax=1.2.840.10008.1.2.4.50', False),
+    ("one native 512 KB frame of a 300 MB instance",
+     f"/dicom-web/studies/{STUDY}/series/{STUDY}.1/instances/{STUDY}.1.1/frames/300",
+     'multipart/related; type="application/octet-stream"', False),
+    ("metadata of a 1,000-instance series", f"/dicom-web/studies/{STUDY}/series/{STUDY}.3/metadata",
+     "application/dicom+json", False),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_data(data):
+    if not (data / "study").exists():
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia", "--example", "wado_latency"],
+                       cwd=ROOT, check=True)
+        subprocess.run([str(ROOT / "target/release/examples/wado_latency"), str(data)], check=True,
+                       capture_output=True)
+    if not (data / "demo").exists():
+        subprocess.run([str(ROOT / "target/release/sia"), "demo", str(data / "demo")], check=True,
+                       capture_output=True)
+
+
+def wrk(url, accept, token, seconds, connections=16, timeout="30s"):
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"--timeout={timeout}",
+           "-H", f"Accept: {accept}", url]
+    if token:
+        cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": pct(50), "p99_ms": pct(99), "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def sia_figures(data, seconds):
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia-cli"], cwd=ROOT, check=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="sia-serve-bench-"))
+    port = free_port()
+    out = open(work / "out", "w")
+    proc = subprocess.Popen([str(ROOT / "target/release/sia"), "serve", str(data), "--dev", "--db",
+                             str(work / "sia.db"), "--listen", f"127.0.0.1:{port}"],
+                            stdout=out, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if "export TOKEN=" in (work / "out").read_text():
+                break
+            time.sleep(0.1)
+        token = re.search(r"^export TOKEN=(\S+)$", (work / "out").read_text(), re.M).group(1)
+        results = {}
+        for label, path, accept, _ in CASES:
+            req = urllib.request.Request(base + path, headers={"Accept": accept, "Authorization": f"Bearer {token}"})
+            urllib.request.urlopen(req, timeout=60).read()  # warm: caches and page cache
+            results[label] = wrk(base + path, accept, token, seconds)
+        status = pathlib.Path(f"/proc/{proc.pid}/status").read_text()
+        results["rss_mib"] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+        return results
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def orthanc_figures(data, seconds):
+    if not shutil.which("Orthanc"):
+        print("Orthanc not installed (apt-get install orthanc orthanc-dicomweb): skipped", file=sys.stderr)
+        return None
+    work = pathlib.Path(tempfile.mkdtemp(prefix="orthanc-serve-bench-"))
+    port = free_port()
+    config = {
+        "Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "HttpPort": port, "DicomPort": free_port(), "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False, "StorageCompression": False,
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado",
+                     "Host": f"127.0.0.1:{port}", "Ssl": False},
+    }
+    (work / "config.json").write_text(json.dumps(config))
+    proc = subprocess.Popen(["Orthanc", str(work / "config.json")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{base}/system", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        files = [data / "native600.dcm", data / "jpeg2000.dcm", *sorted((data / "study").glob("*.dcm")),
+                 *sorted((data / "demo").rglob("*.dcm"))]
+        for f in files:
+            req = urllib.request.Request(f"{base}/instances", data=f.read_bytes(), method="POST",
+                                         headers={"Content-Type": "application/dicom"})
+            urllib.request.urlopen(req, timeout=300).read()
+        results = {}
+        for label, path, accept, is_fhir in CASES:
+            if is_fhir:
+                continue  # Orthanc serves no FHIR
+            url = base + path
+            # The native frame takes Orthanc about a second: fewer connections, long timeout.
+            conns = 2 if "native" in label else 16
+            results[label] = wrk(url, accept, None, seconds, connections=conns, timeout="60s")
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=pathlib.Path, default=pathlib.Path(tempfile.gettempdir()) / "sia-wado-bench")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--no-orthanc", action="store_true")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (apt-get install wrk)")
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia-cli"], cwd=ROOT, check=True)
+    build_data(args.dir)
+    sia = sia_figures(args.dir, args.seconds)
+    orth = None if args.no_orthanc else orthanc_figures(args.dir, args.seconds)
+    print(f"wrk -t2 -c16 -d{args.seconds}s on loopback; sia with a bearer token, Orthanc without auth")
+    print(f"{'':44} {'sia req/s':>10} {'p50 ms':>8} {'p99 ms':>8} | {'Orthanc req/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>8}")
+    for label, *_ in CASES:
+        s = sia[label]
+        line = f"{label:44} {s['rps']:>10.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}"
+        if s["non2xx"]:
+            line += f" (non-2xx: {s['non2xx']})"
+        o = (orth or {}).get(label)
+        if o:
+            ratio = s["rps"] / o["rps"] if o["rps"] else float("inf")
+            line += f" | {o['rps']:>13.1f} {o['p50_ms']:>8.2f} {o['p99_ms']:>8.2f} {ratio:>7.0f}x"
+        print(line)
+    print(f"sia peak RSS under this load: {sia['rss_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

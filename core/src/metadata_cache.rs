@@ -1,0 +1,252 @@
+//! Instance metadata (DICOM JSON) as written from each file's header, kept so that a
+//! viewer opening a series pays the header re-read once, not on every request.
+//!
+//! Bounded in bytes; keyed by the file's index row and the base URL the JSON's
+//! `BulkDataURI`s were written for (a capability URL has its own). An entry is used only
+//! while the index still names the same file identity (size, mtime, inode) *and* the file
+//! on disk still has it — the same check the frame path makes — so a changed or replaced
+//! file is never described by stale JSON.
+//!
+//! A study- or series-level answer lists up to thousands of instances, and one `stat`
+//! per file (about 1.5 µs each) would cost more than the answer itself. So each answer's
+//! *listing* (which files, in which order) is remembered too, and for [`LISTING_TTL`]
+//! after it was checked against the index and the disk it is served without checking
+//! again. A file changed in place can therefore be described by its old metadata for at
+//! most one second (the same bound the instance-location cache has); frames are checked
+//! on every request and are never stale. An index run in this process drops every
+//! listing at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::storage::FileIdentity;
+
+struct Entry {
+    identity: FileIdentity,
+    json: Arc<[u8]>,
+    used: u64,
+}
+
+/// How long a checked listing is served without checking its files again.
+pub(crate) const LISTING_TTL: Duration = Duration::from_secs(1);
+/// Most listings remembered.
+const MAX_LISTINGS: usize = 4096;
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<(i64, Arc<str>), Entry>,
+    bytes: usize,
+    tick: u64,
+    listings: HashMap<String, (Vec<FileIdentity>, Instant)>,
+}
+
+/// The cache; `Send + Sync`.
+pub(crate) struct MetadataCache {
+    max_bytes: usize,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MetadataCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataCache")
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetadataCache {
+    /// A cache of at most `max_bytes` of JSON (0 disables it).
+    pub(crate) fn new(max_bytes: usize) -> MetadataCache {
+        MetadataCache {
+            max_bytes,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The JSON cached for `file` under `base`, if the index and the disk still agree
+    /// that it is the same file.
+    pub(crate) fn get(&self, file: &FileIdentity, base: &str) -> Option<Arc<[u8]>> {
+        if self.max_bytes == 0 {
+            return None;
+        }
+        let json = {
+            let mut inner = self.lock();
+            inner.tick += 1;
+            let tick = inner.tick;
+            let e = inner.map.get_mut(&(file.id, Arc::from(base)))?;
+            if e.identity != *file {
+                return None;
+            }
+            e.used = tick;
+            e.json.clone()
+        };
+        crate::storage::still_indexed(file).then_some(json)
+    }
+
+    /// The JSON of every instance of the answer `key` (study, series, instance and base),
+    /// when its listing was checked less than [`LISTING_TTL`] ago and every instance is
+    /// still cached.
+    pub(crate) fn fresh_listing(&self, key: &str, base: &str) -> Option<Vec<Arc<[u8]>>> {
+        if self.max_bytes == 0 {
+            return None;
+        }
+        let mut inner = self.lock();
+        let (files, checked) = inner.listings.get(key)?;
+        if checked.elapsed() >= LISTING_TTL {
+            return None;
+        }
+        let base: Arc<str> = Arc::from(base);
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let e = inner.map.get(&(f.id, base.clone()))?;
+            if e.identity != *f {
+                return None;
+            }
+            out.push(e.json.clone());
+        }
+        inner.tick += 1;
+        let tick = inner.tick;
+        for f in inner
+            .listings
+            .get(key)
+            .map(|(f, _)| f.clone())
+            .unwrap_or_default()
+        {
+            if let Some(e) = inner.map.get_mut(&(f.id, base.clone())) {
+                e.used = tick;
+            }
+        }
+        Some(out)
+    }
+
+    /// Remembers that answer `key` lists `files`, checked just now.
+    pub(crate) fn put_listing(&self, key: String, files: Vec<FileIdentity>) {
+        if self.max_bytes == 0 {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.listings.len() >= MAX_LISTINGS {
+            inner.listings.clear();
+        }
+        inner.listings.insert(key, (files, Instant::now()));
+    }
+
+    /// Drops every listing (the index changed).
+    pub(crate) fn forget_listings(&self) {
+        self.lock().listings.clear();
+    }
+
+    /// Remembers `json` for `file` under `base`, evicting the least recently used
+    /// entries past the byte budget.
+    pub(crate) fn put(&self, file: &FileIdentity, base: &str, json: Arc<[u8]>) {
+        if json.len() > self.max_bytes / 4 {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.tick += 1;
+        let used = inner.tick;
+        let len = json.len();
+        if let Some(old) = inner.map.insert(
+            (file.id, Arc::from(base)),
+            Entry {
+                identity: file.clone(),
+                json,
+                used,
+            },
+        ) {
+            inner.bytes -= old.json.len();
+        }
+        inner.bytes += len;
+        if inner.bytes > self.max_bytes {
+            // Drop the least recently used quarter of the budget at once, so eviction
+            // is rare rather than on every insert.
+            let mut by_age: Vec<(u64, (i64, Arc<str>))> =
+                inner.map.iter().map(|(k, e)| (e.used, k.clone())).collect();
+            by_age.sort_unstable_by_key(|(u, _)| *u);
+            let target = self.max_bytes / 4 * 3;
+            for (_, key) in by_age {
+                if inner.bytes <= target {
+                    break;
+                }
+                if let Some(e) = inner.map.remove(&key) {
+                    inner.bytes -= e.json.len();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(dir: &std::path::Path, id: i64, name: &str, bytes: &[u8]) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let md = std::fs::metadata(&path).unwrap();
+        FileIdentity {
+            id,
+            path: path.to_string_lossy().into_owned(),
+            size: md.len(),
+            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            inode: md.ino(),
+        }
+    }
+
+    #[test]
+    fn entries_need_the_same_file_in_the_index_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = MetadataCache::new(1 << 20);
+        let f = identity(dir.path(), 1, "a.dcm", b"abc");
+        cache.put(&f, "http://x/dicom-web", Arc::from(&b"{}"[..]));
+        assert_eq!(
+            cache.get(&f, "http://x/dicom-web").as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert!(
+            cache.get(&f, "http://x/dicom-web/cap/1").is_none(),
+            "other base"
+        );
+        let mut reindexed = f.clone();
+        reindexed.size += 1;
+        assert!(
+            cache.get(&reindexed, "http://x/dicom-web").is_none(),
+            "index differs"
+        );
+        std::fs::write(&f.path, b"abcd").unwrap();
+        assert!(
+            cache.get(&f, "http://x/dicom-web").is_none(),
+            "file changed on disk"
+        );
+        std::fs::remove_file(&f.path).unwrap();
+        assert!(
+            cache.get(&f, "http://x/dicom-web").is_none(),
+            "file removed"
+        );
+    }
+
+    #[test]
+    fn the_byte_budget_holds_and_recent_entries_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = MetadataCache::new(4000);
+        let files: Vec<_> = (0..40)
+            .map(|i| identity(dir.path(), i, &format!("{i}.dcm"), b"x"))
+            .collect();
+        for f in &files {
+            cache.put(f, "b", Arc::from(vec![b'x'; 500]));
+            assert!(cache.get(&files[0], "b").is_some(), "kept in use");
+            assert!(cache.lock().bytes <= 4000);
+        }
+        assert!(cache.get(&files[39], "b").is_some());
+        assert!(
+            cache.get(&files[1], "b").is_none(),
+            "least recently used went"
+        );
+    }
+}
