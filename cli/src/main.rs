@@ -141,6 +141,17 @@ enum Command {
         /// An origin allowed by CORS (repeatable; `*` for any); overrides the configuration.
         #[arg(long = "cors-origin")]
         cors: Vec<String>,
+        /// The imaging app's folder, served at /app/ (default with --dev: ./app if present).
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
+        /// fhirclient's build folder, served at /app/lib/ (default with --dev:
+        /// ./.cache/web/fhirclient if present; scripts/web-deps fetches it).
+        #[arg(long, value_name = "DIR")]
+        app_lib: Option<PathBuf>,
+        /// The OHIF viewer's dist/ folder, served at /viewer/ (default with --dev:
+        /// ./.cache/web/ohif if present; scripts/web-deps fetches it).
+        #[arg(long, value_name = "DIR")]
+        viewer: Option<PathBuf>,
     },
     /// Write a small synthetic DICOM data set to try sia on.
     Demo {
@@ -185,6 +196,9 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             dev_on_network,
             watch,
             cors,
+            app,
+            app_lib,
+            viewer,
         } => serve::run(serve::ServeArgs {
             paths,
             db,
@@ -195,6 +209,11 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             dev_on_network,
             watch,
             cors,
+            web: serve::WebDirs {
+                app,
+                app_lib,
+                viewer,
+            },
         })
         .map_err(|e| e as Box<dyn std::error::Error>),
         Command::Index { paths, db, json } => index(paths, db, json),

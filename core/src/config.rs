@@ -64,6 +64,12 @@ struct Server {
     tls: Option<Tls>,
     #[serde(default)]
     max_connections: Option<usize>,
+    #[serde(default)]
+    app_dir: Option<PathBuf>,
+    #[serde(default)]
+    app_lib_dir: Option<PathBuf>,
+    #[serde(default)]
+    viewer_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +92,12 @@ pub struct ServerSettings {
     pub tls: Option<TlsFiles>,
     /// `max_connections`: most connections served at once.
     pub max_connections: Option<usize>,
+    /// `app_dir`: the imaging app's static files, served at `/app/`.
+    pub app_dir: Option<PathBuf>,
+    /// `app_lib_dir`: fhirclient's browser build, served at `/app/lib/`.
+    pub app_lib_dir: Option<PathBuf>,
+    /// `viewer_dir`: the OHIF viewer's `dist/`, served at `/viewer/`.
+    pub viewer_dir: Option<PathBuf>,
 }
 
 /// `[server.tls] cert_file`, `key_file` (PEM; resolved against the file's folder).
@@ -326,6 +338,9 @@ impl Config {
                     key_file: resolve(&t.key_file),
                 }),
                 max_connections: file.server.max_connections,
+                app_dir: file.server.app_dir.as_deref().map(resolve),
+                app_lib_dir: file.server.app_lib_dir.as_deref().map(resolve),
+                viewer_dir: file.server.viewer_dir.as_deref().map(resolve),
             },
             ..Config::default()
         })

@@ -77,8 +77,11 @@ impl Engine {
         };
         let mut filter = Vec::new();
         if let Some(granted) = &cap_study {
-            // Under a capability only its study exists, whatever path is appended.
-            if study.as_deref() != Some(granted.as_str()) {
+            // Under a capability only its study exists, whatever path is appended;
+            // searches without a study in the path (OHIF's `studies?StudyInstanceUID=`)
+            // are filtered to it below.
+            let unscoped_search = matches!(&route, Route::Search { study: None, .. });
+            if !unscoped_search && study.as_deref() != Some(granted.as_str()) {
                 return Denial::patient_mismatch("this capability grants one study only")
                     .response();
             }

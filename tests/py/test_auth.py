@@ -279,7 +279,11 @@ def test_capability_urls_grant_one_study_until_the_token_expires(sia, env):
     # Appending paths cannot widen it.
     other = f"{ROOT}.3" if uid != f"{ROOT}.3" else f"{ROOT}.1"
     assert cap_get(f"{address}/studies/{other}/metadata")[0] == 403
-    assert cap_get(f"{address}/studies")[0] == 403
+    # A search without a study in the path (OHIF's `studies?StudyInstanceUID=`) finds only it.
+    status, raw = cap_get(f"{address}/studies")
+    assert status == 200 and {s["0020000D"]["Value"][0] for s in json.loads(raw)} == {uid}
+    status, raw = cap_get(f"{address}/studies?StudyInstanceUID={other}")
+    assert status in (200, 204) and not (json.loads(raw) if raw.strip() else [])
     assert cap_get(f"{address}/studies/{uid}/../{other}/metadata")[0] == 400
     assert cap_get(f"{address}x/studies/{uid}/metadata")[0] == 401
     # It expires with the token that produced it.
