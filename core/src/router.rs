@@ -53,11 +53,31 @@ impl Engine {
                 };
                 let (cap, inner) = after.split_once('/').unwrap_or((after, ""));
                 match key.check(cap) {
-                    Ok(study) => (
-                        inner,
-                        format!("{}/cap/{cap}", self.fhir.dicomweb_base),
-                        Some(study),
-                    ),
+                    Ok(granted) => {
+                        // The grant is checked again at every use: the study must still
+                        // belong to the token's (issuer, patient) and meet its granular
+                        // restrictions, so an unlinked patient ends the capability.
+                        match self.check_study_for(
+                            &granted.study,
+                            &granted.iss,
+                            &granted.patient,
+                            granted.restrictions.as_deref(),
+                        ) {
+                            Ok(()) => {}
+                            Err(Refusal::Denied(_)) => {
+                                return Denial::unauthorized_capability(
+                                    "the capability no longer grants its study",
+                                )
+                                .response();
+                            }
+                            Err(r) => return r.plain(),
+                        }
+                        (
+                            inner,
+                            format!("{}/cap/{cap}", self.fhir.dicomweb_base),
+                            Some(granted.study),
+                        )
+                    }
                     Err(m) => return Denial::unauthorized_capability(m).response(),
                 }
             }
@@ -524,34 +544,46 @@ impl Engine {
         let Some(grant) = self.grant(req, Interaction::Read)? else {
             return Ok(());
         };
+        self.check_study_for(
+            study,
+            &grant.token.iss,
+            &grant.patient,
+            grant.restrictions.as_deref(),
+        )
+    }
+
+    /// Whether a grant of issuer `iss` for FHIR Patient `patient` within granular
+    /// `restrictions` reaches `study` (a study not in the index passes: its route
+    /// answers 404).
+    pub(crate) fn check_study_for(
+        &self,
+        study: &str,
+        iss: &str,
+        patient: &str,
+        restrictions: Option<&[Vec<Restriction>]>,
+    ) -> Result<(), Refusal> {
         let Some((pid, issuer, modalities)) =
             self.index.study_owner(study).map_err(Refusal::internal)?
         else {
             return Ok(()); // nothing there: the route answers 404
         };
         let linked = match self.auth.as_ref().map(|a| a.patients) {
-            Some(PatientPolicy::Identity) => pid == grant.patient,
+            Some(PatientPolicy::Identity) => pid == patient,
             _ => self
                 .index
-                .is_linked(&grant.patient, &pid, &issuer)
+                .is_linked(patient, &pid, &issuer)
                 .map_err(Refusal::internal)?,
         };
+        let _ = iss;
         if !linked {
             return Err(Refusal::Denied(Denial::patient_mismatch(format!(
                 "study {study} does not belong to the token's patient"
             ))));
         }
-        if let Some(sets) = &grant.restrictions {
-            let ok = sets.iter().any(|set| {
-                set.iter().all(|r| match r {
-                    Restriction::Modality(m) => modalities.iter().any(|x| x == m),
-                })
-            });
-            if !ok {
-                return Err(Refusal::Denied(Denial::patient_mismatch(format!(
-                    "study {study} is outside the token's granular scopes"
-                ))));
-            }
+        if !meets_restrictions(&modalities, restrictions) {
+            return Err(Refusal::Denied(Denial::patient_mismatch(format!(
+                "study {study} is outside the token's granular scopes"
+            ))));
         }
         Ok(())
     }
@@ -922,6 +954,20 @@ fn frame_chunks(file: &OpenFile, table: &FrameTable, n: u32) -> Result<Vec<Chunk
         }
         FrameTable::None | FrameTable::Deflated { .. } => Ok(Vec::new()),
     }
+}
+
+/// Whether a study with `modalities` meets granular `restrictions` (one set in full).
+pub(crate) fn meets_restrictions(
+    modalities: &[String],
+    restrictions: Option<&[Vec<Restriction>]>,
+) -> bool {
+    restrictions.is_none_or(|sets| {
+        sets.iter().any(|set| {
+            set.iter().all(|r| match r {
+                Restriction::Modality(m) => modalities.iter().any(|x| x == m),
+            })
+        })
+    })
 }
 
 /// Why a request cannot go on: a token decision, or a failure inside the engine.

@@ -74,7 +74,10 @@ fn fixture() -> &'static Fixture {
             scope_claim: "scope".into(),
             keys: Keys::Secret(SECRET.to_vec()),
         };
-        let cap_key = CapabilityKey::new(CAP_SECRET.to_vec()).expect("capability key");
+        // Capabilities live as long as the fixture's tokens (ten days).
+        let cap_key = CapabilityKey::new(CAP_SECRET.to_vec())
+            .expect("capability key")
+            .with_max_lifetime(20 * 86_400);
         let secured = Engine::open(Config {
             db: dir.path().join("secured.db"),
             auth: Some(Arc::new(Authorizer::new(
@@ -126,7 +129,7 @@ fn fixture() -> &'static Fixture {
         };
         let p1 = owned("DEMO-001");
         let cap_study = p1.iter().next().expect("DEMO-001 has a study").clone();
-        let cap = cap_key.issue(&cap_study, exp as i64);
+        let cap = cap_key.issue(&cap_study, "https://ehr", "p1", None, exp as i64);
         assert!(
             all_studies.len() > p1.len(),
             "the demo set has other patients' studies"

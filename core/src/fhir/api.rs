@@ -167,14 +167,37 @@ impl Engine {
     }
 
     /// A capability address for `study` when capability URLs are on and the request
-    /// was authorized by a token (it expires with the token).
-    fn capability_for(&self, req: &Request, study: &str) -> Option<String> {
+    /// carries a token that may itself read (`r`) that study: the capability carries the
+    /// token's issuer, patient and granular restrictions, and lives no longer than the
+    /// token nor than the configured bound.
+    fn capability_for(&self, req: &Request, study: &str, modalities: &[String]) -> Option<String> {
         let key = self.capabilities.as_ref()?;
         let grant = self.grant(req, Interaction::Read).ok()??;
+        self.capability_of(key, &grant, study, modalities)
+    }
+
+    /// The capability address for `study` under a read `grant`, when the grant reaches
+    /// the study's modalities (the caller has checked its patient).
+    fn capability_of(
+        &self,
+        key: &crate::auth::capability::CapabilityKey,
+        grant: &crate::auth::Grant,
+        study: &str,
+        modalities: &[String],
+    ) -> Option<String> {
+        if !crate::router::meets_restrictions(modalities, grant.restrictions.as_deref()) {
+            return None;
+        }
         Some(format!(
             "{}/cap/{}",
             self.fhir.dicomweb_base,
-            key.issue(study, grant.token.exp)
+            key.issue(
+                study,
+                &grant.token.iss,
+                &grant.patient,
+                grant.restrictions.as_deref(),
+                grant.token.exp
+            )
         ))
     }
 
@@ -193,7 +216,7 @@ impl Engine {
                 Body::from_vec(super::imaging_study_json(
                     &rows[0],
                     &self.fhir,
-                    self.capability_for(req, id),
+                    self.capability_for(req, id, &rows[0].modalities),
                 )),
             ),
             Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
@@ -398,17 +421,16 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return outcome(500, "exception", &format!("index: {e}")),
         };
-        let capabilities: Vec<String> = match (&self.capabilities, &grant) {
-            (Some(key), Some(g)) => studies
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{}/cap/{}",
-                        self.fhir.dicomweb_base,
-                        key.issue(&s.uid, g.token.exp)
-                    )
-                })
-                .collect(),
+        // A capability only for a study the token could read itself (`r`, within its
+        // granular scopes): a search-only token gets none.
+        let capabilities: Vec<Option<String>> = match (&self.capabilities, &grant) {
+            (Some(key), Some(_)) => match self.grant(req, Interaction::Read) {
+                Ok(Some(read)) => studies
+                    .iter()
+                    .map(|s| self.capability_of(key, &read, &s.uid, &s.modalities))
+                    .collect(),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         };
         let query: String = kept

@@ -96,6 +96,26 @@ impl Index {
     }
 }
 
+impl Index {
+    /// Removes the link from FHIR Patient `fhir_patient` to DICOM patient (`patient_id`,
+    /// `issuer`); returns how many links were removed (0 or 1). Every decision reads the
+    /// links from the index, so the removal takes effect on the next request, capability
+    /// URLs that relied on the link included.
+    pub fn unlink_patient(
+        &self,
+        fhir_patient: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<u64> {
+        let conn = open_writer(&self.path)?;
+        let n = conn.execute(
+            "DELETE FROM patient_links WHERE fhir_patient = ?1 AND patient_id = ?2 AND issuer = ?3",
+            (fhir_patient, patient_id, issuer),
+        )?;
+        Ok(n as u64)
+    }
+}
+
 /// Opens the writing connection with the settings every writer uses.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
