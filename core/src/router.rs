@@ -571,10 +571,15 @@ impl Engine {
             Some(PatientPolicy::Identity) => pid == patient,
             _ => self
                 .index
-                .is_linked(patient, &pid, &issuer)
+                .is_linked(
+                    iss,
+                    self.unassigned_links_serve(iss),
+                    patient,
+                    &pid,
+                    &issuer,
+                )
                 .map_err(Refusal::internal)?,
         };
-        let _ = iss;
         if !linked {
             return Err(Refusal::Denied(Denial::patient_mismatch(format!(
                 "study {study} does not belong to the token's patient"
@@ -594,16 +599,30 @@ impl Engine {
         req: &Request,
     ) -> Result<Vec<crate::index::search::Condition>, Response> {
         match self.grant(req, Interaction::Search) {
-            Ok(Some(g)) => Ok(self.grant_conditions(&g.patient, g.restrictions.as_deref())),
+            Ok(Some(g)) => Ok(self.grant_conditions(
+                Some(&g.token.iss),
+                &g.patient,
+                g.restrictions.as_deref(),
+            )),
             Ok(None) => Ok(Vec::new()),
             Err(r) => Err(r.plain()),
         }
     }
 
-    /// Conditions (over `st` and `p`) for the studies of FHIR Patient `patient`, within
-    /// granular `restrictions` when there are any.
+    /// Whether links made without a token issuer serve tokens of `iss` (only while it
+    /// is the one configured issuer).
+    pub(crate) fn unassigned_links_serve(&self, iss: &str) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|a| a.unassigned_links_serve(iss))
+    }
+
+    /// Conditions (over `st` and `p`) for the studies of FHIR Patient `patient` of token
+    /// issuer `iss` (`None`: of any issuer, for the local administrator), within granular
+    /// `restrictions` when there are any.
     pub(crate) fn grant_conditions(
         &self,
+        iss: Option<&str>,
         patient: &str,
         restrictions: Option<&[Vec<Restriction>]>,
     ) -> Vec<crate::index::search::Condition> {
@@ -619,9 +638,22 @@ impl Engine {
                 params: vec![Value::Text(patient.to_string())],
             }
         } else {
-            Condition {
-                sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
-                params: vec![Value::Text(patient.to_string())],
+            match iss {
+                Some(iss) => {
+                    let other = if self.unassigned_links_serve(iss) { "" } else { iss };
+                    Condition {
+                        sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_issuer IN (?, ?) AND l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                        params: vec![
+                            Value::Text(iss.to_string()),
+                            Value::Text(other.to_string()),
+                            Value::Text(patient.to_string()),
+                        ],
+                    }
+                }
+                None => Condition {
+                    sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                    params: vec![Value::Text(patient.to_string())],
+                },
             }
         }];
         if let Some(sets) = restrictions {

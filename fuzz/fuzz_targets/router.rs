@@ -64,9 +64,10 @@ fn fixture() -> &'static Fixture {
         open.index(&[data.clone()], &Default::default())
             .expect("index");
 
-        let policy = IssuerPolicy {
-            iss: "https://ehr".into(),
-            audiences: vec!["https://ehr/fhir".into()],
+        // Two issuers: patient ids are per issuer, so issuer B's "p1" reaches nothing.
+        let policy = |iss: &str| IssuerPolicy {
+            iss: iss.into(),
+            audiences: vec![format!("{iss}/fhir")],
             algorithms: vec![Algorithm::HS256],
             leeway: 30,
             require_typ: None,
@@ -81,7 +82,7 @@ fn fixture() -> &'static Fixture {
         let secured = Engine::open(Config {
             db: dir.path().join("secured.db"),
             auth: Some(Arc::new(Authorizer::new(
-                vec![policy],
+                vec![policy("https://ehr"), policy("https://ehr-b")],
                 PatientPolicy::Links,
             ))),
             capabilities: Some(cap_key.clone()),
@@ -101,7 +102,7 @@ fn fixture() -> &'static Fixture {
         for (fhir, id, issuer) in links {
             secured
                 .index_db()
-                .link_patient(fhir, id, issuer)
+                .link_patient_for("https://ehr", fhir, id, issuer)
                 .expect("link");
         }
 
@@ -112,11 +113,18 @@ fn fixture() -> &'static Fixture {
             .unwrap()
             .as_secs()
             + 10 * 86_400;
-        let token = |scope: &str, patient: &str| {
-            let claims = json!({"iss": "https://ehr", "aud": "https://ehr/fhir", "exp": exp,
+        let token_of = |iss: &str, scope: &str, patient: &str| {
+            let claims = json!({"iss": iss, "aud": format!("{iss}/fhir"), "exp": exp,
                                 "scope": scope, "patient": patient});
             let key = EncodingKey::from_secret(SECRET).unwrap();
             encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+        };
+        let token = |scope: &str, patient: &str| token_of("https://ehr", scope, patient);
+        let bearer_of = |t: String, studies: BTreeSet<String>| Credential {
+            authorization: Some(format!("Bearer {t}")),
+            capability: None,
+            secret: t,
+            studies,
         };
         let bearer = |scope: &str, patient: &str, studies: BTreeSet<String>| {
             let t = token(scope, patient);
@@ -145,6 +153,10 @@ fn fixture() -> &'static Fixture {
             bearer("user/*.cruds", "p2", owned("DEMO-002")),
             bearer("system/*.rs", "p1", BTreeSet::new()),
             bearer("patient/*.rs", "nobody", BTreeSet::new()),
+            bearer_of(
+                token_of("https://ehr-b", "patient/*.rs", "p1"),
+                BTreeSet::new(),
+            ),
             Credential {
                 authorization: None,
                 capability: Some(format!("/dicom-web/cap/{cap}/")),

@@ -285,3 +285,23 @@ def test_capability_urls_grant_one_study_until_the_token_expires(sia, env):
     # It expires with the token that produced it.
     time.sleep(5)
     assert cap_get(f"{address}/studies/{uid}/metadata")[0] == 401
+
+
+def test_links_name_the_token_issuer_and_unlink_is_immediate(sia, env, tmp_path):
+    """Issue 18: links are keyed by (token issuer, FHIR Patient id); `sia unlink` removes one."""
+    base, keys = env
+    cfg = ["--config", base / "sia.toml"]
+    study4 = f"/dicom-web/studies/{ROOT}.4/metadata"      # DEMO-003, issuer ''
+    token = sign(keys, patient="777")
+    assert get(sia, env, study4, token)[0] == 403
+    # The only configured issuer is the default.
+    out = run_sia(sia, "link", *cfg, "--patient", "777", "--identifier", "DEMO-003").stdout
+    assert ISS in out
+    assert get(sia, env, study4, token)[0] == 200
+    # Another issuer's Patient 777 is not this one; an unconfigured issuer is refused.
+    assert run_sia(sia, "link", *cfg, "--fhir-issuer", "https://other", "--patient", "777",
+                   "--identifier", "DEMO-003", check=False).returncode != 0
+    run_sia(sia, "unlink", *cfg, "--patient", "777", "--identifier", "DEMO-003")
+    assert get(sia, env, study4, token)[0] == 403
+    assert run_sia(sia, "unlink", *cfg, "--patient", "777", "--identifier", "DEMO-003",
+                   check=False).returncode != 0

@@ -148,6 +148,29 @@ impl Authorizer {
             .collect()
     }
 
+    /// The configured issuers (`iss` values), in configuration order.
+    pub fn issuer_names(&self) -> Vec<String> {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        issuers.iter().map(|i| i.iss.clone()).collect()
+    }
+
+    /// The audiences (FHIR bases) of issuer `iss`; empty when it is not configured.
+    pub fn audiences_of(&self, iss: &str) -> Vec<String> {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        issuers
+            .iter()
+            .filter(|i| i.iss == iss)
+            .flat_map(|i| i.audiences.iter().cloned())
+            .collect()
+    }
+
+    /// Whether links made without a token issuer ("unassigned") serve tokens of `iss`:
+    /// only while `iss` is the one and only configured issuer.
+    pub fn unassigned_links_serve(&self, iss: &str) -> bool {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        matches!(issuers.as_slice(), [only] if only.iss == iss)
+    }
+
     /// Replaces the keys of issuer `iss` with the JWKS `jwks_json` (the host fetched it
     /// from the issuer's `jwks_url`). Tokens already verified stay cached until they expire.
     pub fn set_jwks(&self, iss: &str, jwks_json: &str) -> Result<(), String> {
@@ -281,8 +304,19 @@ impl Authorizer {
                 }
             };
             let patient_claim = policy.map_or("patient", |p| p.patient_claim.as_str());
+            // Patient ids are per issuer: a response without `iss` is attributed to the
+            // only configured issuer, and refused when there are several.
+            let iss = match (text("iss")?, issuers.as_slice()) {
+                (Some(iss), _) => iss,
+                (None, [only]) => only.iss.clone(),
+                (None, _) => {
+                    return Err(Denial::unauthorized(
+                        "the introspection response has no iss, and several issuers are configured",
+                    ));
+                }
+            };
             VerifiedToken {
-                iss: text("iss")?.unwrap_or_default(),
+                iss,
                 sub: text("sub")?,
                 client_id: text("client_id")?,
                 scope: text("scope")?

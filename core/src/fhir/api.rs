@@ -209,16 +209,25 @@ impl Engine {
             sql: "st.study_uid = ?".into(),
             params: vec![Sql::Text(id.to_string())],
         };
+        let grant = match self.grant(req, Interaction::Read) {
+            Ok(g) => g,
+            Err(r) => return r.fhir(),
+        };
         match self.index.find_studies(&[cond], 1, 0) {
-            Ok((rows, _)) if !rows.is_empty() => Response::with_body(
-                200,
-                FHIR_JSON,
-                Body::from_vec(super::imaging_study_json(
-                    &rows[0],
-                    &self.fhir,
-                    self.capability_for(req, id, &rows[0].modalities),
-                )),
-            ),
+            Ok((mut rows, _)) if !rows.is_empty() => {
+                if let Some(g) = &grant {
+                    rows[0].fhir_patient = Some(g.patient.clone());
+                }
+                Response::with_body(
+                    200,
+                    FHIR_JSON,
+                    Body::from_vec(super::imaging_study_json(
+                        &rows[0],
+                        &self.fhir,
+                        self.capability_for(req, id, &rows[0].modalities),
+                    )),
+                )
+            }
             Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
             Err(e) => outcome(500, "exception", &format!("index: {e}")),
         }
@@ -226,7 +235,7 @@ impl Engine {
 
     /// The FHIR Patient id a `patient`/`subject` value names: `123`, `Patient/123`, or
     /// an absolute URL on a known FHIR base (a configured audience, or this server's).
-    fn patient_id(&self, value: &str) -> Result<String, Response> {
+    fn patient_id(&self, value: &str, iss: Option<&str>) -> Result<String, Response> {
         let unknown = || {
             outcome(
                 403,
@@ -235,13 +244,17 @@ impl Engine {
             )
         };
         let id = match value.rsplit_once("/Patient/") {
-            // An absolute reference must be on a FHIR base this server knows.
+            // An absolute reference must be on a FHIR base this server knows: its own, or
+            // one of the token issuer's (Patient ids are per issuer; without a token, any
+            // configured issuer's).
             Some((base, id)) if base.contains("://") => {
                 let own = base == self.fhir.fhir_base.trim_end_matches('/');
                 let audience = self.auth.as_ref().is_some_and(|a| {
-                    a.audiences()
-                        .iter()
-                        .any(|x| x.trim_end_matches('/') == base)
+                    let bases = match iss {
+                        Some(iss) => a.audiences_of(iss),
+                        None => a.audiences(),
+                    };
+                    bases.iter().any(|x| x.trim_end_matches('/') == base)
                 });
                 if !(own || audience) {
                     return Err(unknown());
@@ -296,10 +309,12 @@ impl Engine {
             }
             let bad = |m: String| outcome(400, "invalid", &m);
             match key.as_str() {
-                "patient" | "subject" => match self.patient_id(&value) {
-                    Ok(id) => asked_patient = Some(id),
-                    Err(r) => return r,
-                },
+                "patient" | "subject" => {
+                    match self.patient_id(&value, grant.as_ref().map(|g| g.token.iss.as_str())) {
+                        Ok(id) => asked_patient = Some(id),
+                        Err(r) => return r,
+                    }
+                }
                 "patient.identifier" | "subject.identifier" => {
                     let Some((system, id)) = value
                         .split_once('|')
@@ -410,17 +425,30 @@ impl Engine {
                     "the patient asked for is not the token's patient",
                 );
             }
-            (Some(g), _) => {
-                conditions.extend(self.grant_conditions(&g.patient, g.restrictions.as_deref()))
-            }
-            (None, Some(p)) => conditions.extend(self.grant_conditions(p, None)),
+            (Some(g), _) => conditions.extend(self.grant_conditions(
+                Some(&g.token.iss),
+                &g.patient,
+                g.restrictions.as_deref(),
+            )),
+            (None, Some(p)) => conditions.extend(self.grant_conditions(None, p, None)),
             (None, None) => {}
         }
         let limit = if summary_count { 0 } else { count };
-        let (studies, total) = match self.index.find_studies(&conditions, limit, offset) {
+        let (mut studies, total) = match self.index.find_studies(&conditions, limit, offset) {
             Ok(r) => r,
             Err(e) => return outcome(500, "exception", &format!("index: {e}")),
         };
+        // The subject is the patient the compartment was decided for (a DICOM patient
+        // may be linked to several FHIR ids, and on several issuers).
+        if let Some(subject) = grant
+            .as_ref()
+            .map(|g| &g.patient)
+            .or(asked_patient.as_ref())
+        {
+            for s in &mut studies {
+                s.fhir_patient = Some(subject.clone());
+            }
+        }
         // A capability only for a study the token could read itself (`r`, within its
         // granular scopes): a search-only token gets none.
         let capabilities: Vec<Option<String>> = match (&self.capabilities, &grant) {
