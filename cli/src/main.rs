@@ -429,5 +429,18 @@ fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {
     for s in &r.skipped {
         writeln!(out, "skipped: {}: {}", s.path, s.reason)?;
     }
+    for c in &r.conflicts {
+        writeln!(
+            out,
+            "conflict: {}: {} {} is indexed for patient {:?} (issuer {:?}), the file names {:?} (issuer {:?}); not indexed",
+            c.path,
+            c.level,
+            c.uid,
+            c.indexed_patient.patient_id,
+            c.indexed_patient.issuer,
+            c.file_patient.patient_id,
+            c.file_patient.issuer
+        )?;
+    }
     Ok(())
 }

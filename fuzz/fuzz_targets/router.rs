@@ -89,7 +89,21 @@ fn fixture() -> &'static Fixture {
             ..Config::default()
         })
         .expect("engine");
-        secured.index(&[data], &Default::default()).expect("index");
+        secured
+            .index(&[data.clone()], &Default::default())
+            .expect("index");
+        // UID reuse across patients, added later: files of DEMO-002 naming DEMO-001's
+        // study, series and SOP Instance UIDs. None may be indexed (issue 18, finding 2).
+        let root = sia::demo::DEMO_UID_ROOT;
+        collision(&data.join("0-study.dcm"), &format!("{root}.1"), "1.9.1", "1.9.1.1");
+        collision(&data.join("0-series.dcm"), "1.9.2", &format!("{root}.1.1"), "1.9.2.1");
+        collision(&data.join("0-sop.dcm"), "1.9.3", "1.9.3.1", &format!("{root}.1.1.1"));
+        for engine in [&open, &secured] {
+            let report = engine
+                .index(&[data.clone()], &Default::default())
+                .expect("index");
+            assert_eq!(report.conflicts.len(), 3, "{report:?}");
+        }
         let links = [
             ("p1", "DEMO-001", "SIA_DEMO"),
             (
@@ -204,6 +218,31 @@ fn fixture() -> &'static Fixture {
             all_studies,
         }
     })
+}
+
+/// A file of DICOM patient DEMO-002 in `study`/`series` with SOP Instance UID `sop`.
+fn collision(path: &std::path::Path, study: &str, series: &str, sop: &str) {
+    use sia::dicom::tag::{Encoding, Vr, tags, ts};
+    use sia::dicom::write::{DataSetWriter, file_meta};
+    let ct = "1.2.840.10008.5.1.4.1.1.2";
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    w.str(tags::SOP_CLASS_UID, Vr::UI, ct)
+        .str(tags::SOP_INSTANCE_UID, Vr::UI, sop)
+        .str(tags::STUDY_DATE, Vr::DA, "20240102")
+        .str(tags::STUDY_TIME, Vr::TM, "101112")
+        .str(tags::MODALITY, Vr::CS, "CT")
+        .str(tags::PATIENT_NAME, Vr::PN, "Smith^John")
+        .str(tags::PATIENT_ID, Vr::LO, "DEMO-002")
+        .str(
+            tags::ISSUER_OF_PATIENT_ID,
+            Vr::LO,
+            "2.25.228146457203842916711418316839742735.999",
+        )
+        .str(tags::STUDY_INSTANCE_UID, Vr::UI, study)
+        .str(tags::SERIES_INSTANCE_UID, Vr::UI, series);
+    let mut bytes = file_meta(ct, sop, ts::EXPLICIT_VR_LE);
+    bytes.extend_from_slice(&w.into_bytes());
+    std::fs::write(path, bytes).expect("collision file");
 }
 
 /// Real UIDs of the demo set, so the fuzzer reaches the frame code without guessing them.

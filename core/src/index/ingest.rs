@@ -23,7 +23,7 @@ use rayon::iter::{ParallelBridge, ParallelIterator};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::schema::{STATE_DUPLICATE, STATE_INDEXED, STATE_SKIPPED};
+use super::schema::{STATE_CONFLICT, STATE_DUPLICATE, STATE_INDEXED, STATE_SKIPPED};
 use super::{Index, open_writer};
 use crate::dicom::{InstanceRecord, ScanError, Scanned, scan_file};
 use crate::error::{Error, Result};
@@ -42,6 +42,10 @@ pub struct IndexReport {
     pub duplicates: Vec<Duplicate>,
     /// Files that could not be indexed, with the reason.
     pub skipped: Vec<Skipped>,
+    /// Files not indexed because a UID they name is indexed for another patient (data
+    /// never moves to another patient; the file is read again on every run until the
+    /// conflict is resolved).
+    pub conflicts: Vec<Conflict>,
     /// Wall-clock duration of the run.
     pub seconds: f64,
 }
@@ -53,6 +57,31 @@ pub struct Duplicate {
     pub path: String,
     /// The shared SOP Instance UID.
     pub sop_instance_uid: String,
+}
+
+/// A file not indexed because its study, series or instance is indexed for another
+/// patient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// The file not indexed.
+    pub path: String,
+    /// `study`, `series` or `instance`: the level of the UID in conflict.
+    pub level: &'static str,
+    /// The Study, Series or SOP Instance UID in conflict.
+    pub uid: String,
+    /// The patient the index holds that UID for.
+    pub indexed_patient: ConflictPatient,
+    /// The patient the file names.
+    pub file_patient: ConflictPatient,
+}
+
+/// A DICOM patient in a [`Conflict`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConflictPatient {
+    /// Patient ID (0010,0020).
+    pub patient_id: String,
+    /// Issuer of Patient ID (0010,0021).
+    pub issuer: String,
 }
 
 /// A file that could not be indexed.
@@ -249,6 +278,7 @@ impl Index {
         report.skipped.extend(walked.skipped);
         report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         report.duplicates.sort_by(|a, b| a.path.cmp(&b.path));
+        report.conflicts.sort_by(|a, b| a.path.cmp(&b.path));
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -390,7 +420,8 @@ fn walk_and_diff(
             match pending.take_if(|k| k.key == entry.key) {
                 Some(k) => {
                     pending = next_known()?;
-                    if k.same_stat(&entry) {
+                    // A file in conflict is read again until the conflict is gone.
+                    if k.same_stat(&entry) && k.state != STATE_CONFLICT {
                         summary.unchanged += 1;
                     } else {
                         found.fetch_add(1, Ordering::Relaxed);
@@ -513,6 +544,54 @@ fn delete_instance_of_file(
     Ok(())
 }
 
+/// The first UID of `r` (instance, series, study) that the index holds, with instances,
+/// for another DICOM patient: its level, the UID and that patient (ID, issuer).
+fn conflict_of(
+    tx: &Transaction<'_>,
+    r: &InstanceRecord,
+) -> Result<Option<(&'static str, String, ConflictPatient)>> {
+    let checks: [(&'static str, &str, &str); 3] = [
+        (
+            "instance",
+            "SELECT p.patient_id, p.issuer FROM instances i JOIN series se ON se.id = i.series
+             JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient
+             WHERE i.sop_instance_uid = ?1",
+            &r.sop_instance_uid,
+        ),
+        (
+            "series",
+            "SELECT p.patient_id, p.issuer FROM series se JOIN studies st ON st.id = se.study
+             JOIN patients p ON p.id = st.patient
+             WHERE se.series_uid = ?1 AND EXISTS (SELECT 1 FROM instances i WHERE i.series = se.id)",
+            &r.series.uid,
+        ),
+        (
+            "study",
+            "SELECT p.patient_id, p.issuer FROM studies st JOIN patients p ON p.id = st.patient
+             WHERE st.study_uid = ?1 AND EXISTS (SELECT 1 FROM series se JOIN instances i ON i.series = se.id
+               WHERE se.study = st.id)",
+            &r.study.uid,
+        ),
+    ];
+    for (level, sql, uid) in checks {
+        let mut q = tx.prepare_cached(sql)?;
+        let mut rows = q.query_map([uid], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        if let Some(owner) = rows.next().transpose()?
+            && (owner.0 != r.patient.id || owner.1 != r.patient.issuer)
+        {
+            let (patient_id, issuer) = owner;
+            return Ok(Some((
+                level,
+                uid.to_string(),
+                ConflictPatient { patient_id, issuer },
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// The single writer: applies scan results inside the current batch transaction.
 struct Writer<'r> {
     updated_ms: i64,
@@ -526,6 +605,9 @@ struct Writer<'r> {
     indexed: HashSet<i64>,
     /// Promoted duplicates that the walk also counted as unchanged.
     promoted_unchanged: u64,
+    /// Files found in conflict in this run, tried once more at its end (the other
+    /// patient's data may have gone later in the same run).
+    conflicted: Vec<(Entry, Box<InstanceRecord>)>,
 }
 
 impl<'r> Writer<'r> {
@@ -539,6 +621,7 @@ impl<'r> Writer<'r> {
             series: HashMap::new(),
             indexed: HashSet::new(),
             promoted_unchanged: 0,
+            conflicted: Vec::new(),
         }
     }
 
@@ -590,6 +673,16 @@ impl<'r> Writer<'r> {
                 batch = 0;
                 last_commit = Instant::now();
             }
+        }
+        let retry = std::mem::take(&mut self.conflicted);
+        if !retry.is_empty() {
+            report
+                .conflicts
+                .retain(|c| !retry.iter().any(|(e, _)| e.path == c.path));
+            for (e, record) in retry {
+                self.write_result(&tx, &e, Ok(Scanned::Instance(record)), report)?;
+            }
+            self.conflicted.clear();
         }
         self.touched.settle(&tx, self.updated_ms)?;
         tx.commit()?;
@@ -734,6 +827,30 @@ impl<'r> Writer<'r> {
             }
         };
         let sop = record.sop_instance_uid.as_str();
+        // Data never moves to another patient: a file whose instance, series or study is
+        // indexed (with instances) for another patient is not indexed, and reported.
+        if let Some((level, uid, indexed_patient)) = conflict_of(tx, &record)? {
+            let reason = format!(
+                "conflict: {level} {uid} is indexed for patient {:?} (issuer {:?}); this file names patient {:?} (issuer {:?})",
+                indexed_patient.patient_id,
+                indexed_patient.issuer,
+                record.patient.id,
+                record.patient.issuer
+            );
+            self.file_row(tx, e, STATE_CONFLICT, Some(sop), Some(&reason))?;
+            report.conflicts.push(Conflict {
+                path: e.path.clone(),
+                level,
+                uid,
+                indexed_patient,
+                file_patient: ConflictPatient {
+                    patient_id: record.patient.id.clone(),
+                    issuer: record.patient.issuer.clone(),
+                },
+            });
+            self.conflicted.push((e.clone(), record));
+            return Ok(());
+        }
         let holder: Option<(i64, i64, String, Vec<u8>)> = tx
             .prepare_cached(
                 "SELECT i.id, f.id, f.path, f.walk_key FROM instances i JOIN files f ON f.id = i.file

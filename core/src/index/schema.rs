@@ -22,6 +22,10 @@ pub const STATE_INDEXED: i64 = 0;
 pub const STATE_DUPLICATE: i64 = 1;
 /// The file could not be indexed; `reason` says why.
 pub const STATE_SKIPPED: i64 = 2;
+/// The file names a study, series or SOP Instance UID that the index holds for another
+/// patient; it is not indexed (`reason` says which), and is read again on every run until
+/// the conflict is gone.
+pub const STATE_CONFLICT: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
