@@ -93,7 +93,11 @@ impl Engine {
             | Route::Retrieve { study, .. }
             | Route::Bulkdata { study, .. } => Some(study.clone()),
             Route::Search { study, .. } => study.clone(),
-            Route::Other(_) => None,
+            // Resources not served yet are authorized like the others before the 501.
+            Route::Other(p) => match p.split('/').collect::<Vec<_>>().as_slice() {
+                ["studies", s, ..] => Some(s.to_string()),
+                _ => None,
+            },
         };
         let mut filter = Vec::new();
         if let Some(granted) = &cap_study {
@@ -117,13 +121,19 @@ impl Engine {
                     Ok(f) => filter = f,
                     Err(denied) => return denied,
                 },
-                _ => {
-                    if let Some(study) = &study
-                        && let Some(denied) = self.guard_study(req, study)
-                    {
-                        return denied;
+                _ => match &study {
+                    Some(study) => {
+                        if let Some(denied) = self.guard_study(req, study) {
+                            return denied;
+                        }
                     }
-                }
+                    // Never dispatched without a decision.
+                    None => {
+                        if let Err(r) = self.grant(req, Interaction::Read) {
+                            return r.plain();
+                        }
+                    }
+                },
             }
         }
         let base = base.as_str();

@@ -716,3 +716,159 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+pub fn token_with(iss: &str, extra: Value) -> String {
+    let mut claims = json!({"iss": iss, "aud": format!("{iss}/fhir"), "exp": now() + 600,
+                            "scope": "patient/ImagingStudy.rs", "patient": "alice"});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn routes_not_served_yet_are_authorized_first() {
+    let fx = fixture(&[A], Some(cap_key()));
+    let db = fx.engine.index_db();
+    db.link_patient_for(A, "alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    db.link_patient_for(A, "bob", BOB.0, BOB.1).unwrap();
+    let alice = token(A, "patient/ImagingStudy.rs", "alice");
+    let bob = token(A, "patient/ImagingStudy.rs", "bob");
+    let search_only = token(A, "patient/ImagingStudy.s", "alice");
+    let (st, se, i) = (study(1), format!("{ROOT}.1.1"), format!("{ROOT}.1.1.1"));
+    let tails = [
+        format!("studies/{st}/rendered"),
+        format!("studies/{st}/thumbnail"),
+        format!("studies/{st}/pixeldata"),
+        format!("studies/{st}/bulkdata/00100010"),
+        format!("studies/{st}/series/{se}/rendered"),
+        format!("studies/{st}/series/{se}/thumbnail"),
+        format!("studies/{st}/series/{se}/pixeldata"),
+        format!("studies/{st}/series/{se}/bulkdata"),
+        format!("studies/{st}/series/{se}/instances/{i}/rendered"),
+        format!("studies/{st}/series/{se}/instances/{i}/thumbnail"),
+        format!("studies/{st}/series/{se}/instances/{i}/pixeldata"),
+        format!("studies/{st}/series/{se}/instances/{i}/frames/1/rendered"),
+        format!("studies/{st}/series/{se}/instances/{i}/frames/1/thumbnail"),
+    ];
+    let v = json_of(&get(
+        &fx.engine,
+        &format!("/fhir/ImagingStudy/{st}"),
+        Some(&alice),
+    ));
+    let cap = path_of(&capabilities(&v)[0].1);
+    let other_cap = path_of(
+        &capabilities(&json_of(&get(
+            &fx.engine,
+            &format!("/fhir/ImagingStudy/{}", study(2)),
+            Some(&alice),
+        )))[0]
+            .1,
+    );
+    for t in &tails {
+        let p = format!("/dicom-web/{t}");
+        assert_eq!(get(&fx.engine, &p, None).status, 401, "{p}");
+        assert_eq!(get(&fx.engine, &p, Some("garbage")).status, 401, "{p}");
+        assert_eq!(get(&fx.engine, &p, Some(&bob)).status, 403, "{p}");
+        assert_eq!(get(&fx.engine, &p, Some(&search_only)).status, 403, "{p}");
+        assert_eq!(get(&fx.engine, &p, Some(&alice)).status, 501, "{p}");
+        assert_eq!(
+            get(&fx.engine, &format!("{cap}/{t}"), None).status,
+            501,
+            "{t}"
+        );
+        assert_eq!(
+            get(&fx.engine, &format!("{other_cap}/{t}"), None).status,
+            403,
+            "{t}"
+        );
+    }
+}
+
+#[test]
+fn repeated_or_conflicting_compartment_parameters() {
+    let (fx, alice, _bob) = alice_and_bob();
+    let cases: &[(&str, u16)] = &[
+        ("patient=alice", 200),
+        ("patient=alice&patient=alice", 200),
+        ("patient=alice&subject=Patient/alice", 200),
+        ("patient=bob&patient=alice", 400),
+        ("patient=alice&patient=bob", 400),
+        ("subject=bob&patient=alice", 400),
+        ("patient=alice&subject=Patient/bob", 400),
+        ("patient=bob", 403),
+        ("patient=bob&patient=bob", 403),
+        ("patient.identifier=SIA_DEMO|DEMO-001", 200),
+        (
+            "patient.identifier=urn:oid:SIA_DEMO|DEMO-001&patient=alice",
+            200,
+        ),
+        (
+            "patient.identifier=SIA_DEMO|DEMO-001&patient.identifier=urn:oid:2.25.228146457203842916711418316839742735.999|DEMO-002",
+            400,
+        ),
+        (
+            "patient.identifier=urn:oid:2.25.228146457203842916711418316839742735.999|DEMO-002&patient.identifier=SIA_DEMO|DEMO-001",
+            400,
+        ),
+        (
+            "patient.identifier=urn:oid:2.25.228146457203842916711418316839742735.999|DEMO-002",
+            403,
+        ),
+        (
+            "subject.identifier=urn:oid:2.25.228146457203842916711418316839742735.999|DEMO-002&patient=alice",
+            403,
+        ),
+    ];
+    for (q, status) in cases {
+        let r = get(&fx.engine, &format!("/fhir/ImagingStudy?{q}"), Some(&alice));
+        assert_eq!(r.status, *status, "{q}");
+        if *status == 200 {
+            assert_eq!(json_of(&r)["total"], 2, "{q}");
+        }
+    }
+}
+
+#[test]
+fn claim_checks_do_not_overflow() {
+    let fx = fixture(&[A], None);
+    fx.engine
+        .index_db()
+        .link_patient_for(A, "alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    let s1 = format!("/dicom-web/studies/{}/metadata", study(1));
+    let cases = [
+        (json!({"nbf": i64::MIN}), 200),
+        (json!({"iat": i64::MIN}), 200),
+        (json!({"nbf": i64::MIN, "iat": i64::MIN + 1}), 200),
+        (json!({"exp": i64::MAX}), 200),
+        (json!({"exp": i64::MIN}), 401),
+        (json!({"exp": i64::MIN + 1}), 401),
+        (json!({"nbf": i64::MAX}), 401),
+        (json!({"iat": i64::MAX}), 401),
+        (json!({"exp": u64::MAX}), 401),
+        (json!({"nbf": -1e300}), 401),
+        (json!({"exp": 1e300}), 401),
+    ];
+    for (extra, status) in cases {
+        let t = token_with(A, extra.clone());
+        assert_eq!(get(&fx.engine, &s1, Some(&t)).status, status, "{extra}");
+    }
+    // The same through a host's introspection response.
+    for (exp, status) in [
+        (json!(i64::MAX), 200),
+        (json!(i64::MIN), 401),
+        (json!(1e300), 200),
+    ] {
+        let mut req = Request::get(&s1).with_header("Accept", "*/*");
+        req.introspection = Some(json!({"active": true, "iss": A, "exp": exp,
+            "scope": "patient/ImagingStudy.rs", "patient": "alice"}));
+        assert_eq!(fx.engine.handle(&req).status, status, "{exp}");
+    }
+}

@@ -202,13 +202,14 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
     let leeway = policy.leeway;
     let exp = claims.get("exp").ok_or("token has no exp")?;
     let exp = number(exp).ok_or("exp is not a number")?;
-    if exp + leeway < now {
+    // Saturating: claims are attacker input, and i64::MIN or i64::MAX must not wrap.
+    if exp.saturating_add(leeway) < now {
         return Err("token has expired".into());
     }
     for name in ["nbf", "iat"] {
         if let Some(v) = claims.get(name) {
             let t = number(v).ok_or_else(|| format!("{name} is not a number"))?;
-            if t - leeway > now {
+            if t.saturating_sub(leeway) > now {
                 return Err(format!("{name} is in the future"));
             }
         }

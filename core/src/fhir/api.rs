@@ -289,6 +289,7 @@ impl Engine {
         let (mut count, mut offset) = (DEFAULT_COUNT, 0u64);
         let (mut include, mut summary_count) = (false, false);
         let mut asked_patient: Option<String> = None;
+        let mut asked_identifier: Option<(String, String)> = None;
         let mut kept: Vec<(String, String)> = Vec::new();
         let pairs: Vec<&str> = req.query.split('&').filter(|p| !p.is_empty()).collect();
         if pairs.len() > MAX_PARAMETERS {
@@ -309,8 +310,13 @@ impl Engine {
             }
             let bad = |m: String| outcome(400, "invalid", &m);
             match key.as_str() {
+                // Repeated compartment parameters must agree: `patient=bob&patient=alice`
+                // is a 400, never "the last one wins".
                 "patient" | "subject" => {
                     match self.patient_id(&value, grant.as_ref().map(|g| g.token.iss.as_str())) {
+                        Ok(id) if asked_patient.as_ref().is_some_and(|p| *p != id) => {
+                            return bad("patient/subject parameters name different patients".into());
+                        }
                         Ok(id) => asked_patient = Some(id),
                         Err(r) => return r,
                     }
@@ -325,6 +331,11 @@ impl Engine {
                         ));
                     };
                     let issuer = system.strip_prefix("urn:oid:").unwrap_or(system);
+                    let named = (id.to_string(), issuer.to_string());
+                    if asked_identifier.as_ref().is_some_and(|p| *p != named) {
+                        return bad(format!("{key} parameters name different patients"));
+                    }
+                    asked_identifier = Some(named);
                     conditions.push(Condition {
                         sql: "p.patient_id = ? AND p.issuer = ?".into(),
                         params: vec![Sql::Text(id.into()), Sql::Text(issuer.into())],
@@ -417,6 +428,28 @@ impl Engine {
         }
         // The patient compartment: a token sees its own patient's studies only, and
         // asking for another patient is refused, not answered with an empty Bundle.
+        if let (Some(g), Some((pid, issuer))) = (&grant, &asked_identifier) {
+            let linked = match self.auth.as_ref().map(|a| a.patients) {
+                Some(crate::auth::PatientPolicy::Identity) => *pid == g.patient,
+                _ => match self.index.is_linked(
+                    &g.token.iss,
+                    self.unassigned_links_serve(&g.token.iss),
+                    &g.patient,
+                    pid,
+                    issuer,
+                ) {
+                    Ok(l) => l,
+                    Err(e) => return outcome(500, "exception", &format!("index: {e}")),
+                },
+            };
+            if !linked {
+                return outcome(
+                    403,
+                    "forbidden",
+                    "the patient identifier asked for is not the token's patient",
+                );
+            }
+        }
         match (&grant, &asked_patient) {
             (Some(g), Some(p)) if *p != g.patient => {
                 return outcome(
