@@ -450,8 +450,10 @@ fn introspection_without_iss_needs_a_single_issuer() {
             .link_patient_for(A, "alice", "DEMO-001", "SIA_DEMO")
             .unwrap();
         let mut req = Request::get("/fhir/ImagingStudy");
-        req.introspection = Some(json!({"active": true, "exp": now() + 300,
-            "scope": "patient/ImagingStudy.rs", "patient": "alice"}));
+        req.introspection = Some(
+            json!({"active": true, "exp": now() + 300, "aud": format!("{A}/fhir"),
+            "scope": "patient/ImagingStudy.rs", "patient": "alice"}),
+        );
         let r = fx.engine.handle(&req);
         (r.status, json_of(&r)["total"].clone())
     };
@@ -864,11 +866,155 @@ fn claim_checks_do_not_overflow() {
     for (exp, status) in [
         (json!(i64::MAX), 200),
         (json!(i64::MIN), 401),
-        (json!(1e300), 200),
+        (json!(1e300), 401),
     ] {
         let mut req = Request::get(&s1).with_header("Accept", "*/*");
-        req.introspection = Some(json!({"active": true, "iss": A, "exp": exp,
-            "scope": "patient/ImagingStudy.rs", "patient": "alice"}));
+        req.introspection = Some(
+            json!({"active": true, "iss": A, "exp": exp, "aud": format!("{A}/fhir"),
+            "scope": "patient/ImagingStudy.rs", "patient": "alice"}),
+        );
         assert_eq!(fx.engine.handle(&req).status, status, "{exp}");
     }
+}
+
+#[test]
+fn scopes_are_separated_by_single_spaces_only() {
+    let fx = fixture(&[A], None);
+    fx.engine
+        .index_db()
+        .link_patient_for(A, "alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    let s1 = format!("/dicom-web/studies/{}/metadata", study(1));
+    for (scope, status) in [
+        ("patient/ImagingStudy.rs", 200),
+        ("launch/patient patient/ImagingStudy.rs openid", 200),
+        ("launch/patient\tpatient/ImagingStudy.rs", 403),
+        ("patient/ImagingStudy.rs\topenid", 403),
+        ("patient/ImagingStudy.rs\nopenid", 403),
+        ("patient/ImagingStudy.rs\r\nopenid", 403),
+        ("openid  patient/ImagingStudy.rs", 403),
+        (" patient/ImagingStudy.rs", 403),
+        ("patient/ImagingStudy.rs ", 403),
+        ("patient/ImagingStudy.rs\u{a0}openid", 403),
+        ("patient/ImagingStudy.rs\u{b}openid", 403),
+    ] {
+        let t = token(A, scope, "alice");
+        assert_eq!(get(&fx.engine, &s1, Some(&t)).status, status, "{scope:?}");
+    }
+}
+
+#[test]
+fn attacker_input_is_not_echoed_unbounded() {
+    let mut jwks_issuer = policy("https://jwks.example");
+    jwks_issuer.algorithms = vec![Algorithm::RS256];
+    jwks_issuer.keys = Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: vec![] });
+    let auth = Arc::new(Authorizer::new(
+        vec![policy(A), jwks_issuer],
+        PatientPolicy::Links,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(Config {
+        db: dir.path().join("i.db"),
+        auth: Some(auth),
+        ..Config::default()
+    })
+    .unwrap();
+    use base64::Engine as _;
+    let b64 = |v: Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+    };
+    let huge = format!("{}\r\nX-Injected: 1\"\\", "k".repeat(60_000));
+    let claims = |iss: &str| {
+        json!({"iss": iss, "aud": format!("{iss}/fhir"), "exp": now() + 600,
+               "scope": "patient/ImagingStudy.rs", "patient": "alice"})
+    };
+    let tokens = [
+        // A 60 kB kid with CR LF and quotes.
+        format!(
+            "{}.{}.c2ln",
+            b64(json!({"alg": "RS256", "kid": huge})),
+            b64(claims("https://jwks.example"))
+        ),
+        // A 60 kB issuer.
+        format!(
+            "{}.{}.c2ln",
+            b64(json!({"alg": "HS256"})),
+            b64(claims(&huge))
+        ),
+        // A 60 kB algorithm.
+        format!("{}.{}.c2ln", b64(json!({"alg": huge})), b64(claims(A))),
+    ];
+    for t in tokens {
+        let r = get(&engine, "/fhir/ImagingStudy", Some(&t));
+        assert_eq!(r.status, 401);
+        let challenge = r
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        assert!(challenge.len() < 400, "{} bytes", challenge.len());
+        assert!(challenge.contains("kkkk"), "{challenge}");
+        assert!(!challenge.chars().any(char::is_control), "{challenge:?}");
+        assert!(r.body.to_vec().len() < 2000);
+    }
+}
+
+#[test]
+fn jwks_keys_that_must_not_verify_are_refused() {
+    use sia::auth::token::refuse_key;
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    };
+    let mut n2048 = vec![0xc5u8; 256];
+    n2048[255] |= 1;
+    let n1024 = vec![0xc5u8; 128];
+    let key = |n: &[u8], e: &[u8], extra: Value| {
+        let mut v = json!({"kty": "RSA", "kid": "k", "n": b64(n), "e": b64(e)});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        serde_json::from_value::<jsonwebtoken::jwk::Jwk>(v).unwrap()
+    };
+    let e65537 = [1u8, 0, 1];
+    let cases = [
+        (key(&n2048, &e65537, json!({})), true),
+        (key(&n2048, &e65537, json!({"use": "sig"})), true),
+        (key(&n2048, &e65537, json!({"key_ops": ["verify"]})), true),
+        (key(&n2048, &[0, 1, 0, 1], json!({})), true), // leading zero
+        (key(&n2048, &[3], json!({})), false),
+        (key(&n2048, &[1, 0, 0, 1], json!({})), true),
+        (key(&n2048, &[1, 0, 2], json!({})), false), // even
+        (key(&n2048, &[0, 255, 255], json!({})), false), // 65535
+        (key(&n1024, &e65537, json!({})), false),
+        (key(&n2048, &e65537, json!({"use": "enc"})), false),
+        (key(&n2048, &e65537, json!({"key_ops": ["encrypt"]})), false),
+        (key(&n2048, &e65537, json!({"key_ops": ["sign"]})), false),
+        (key(&n2048, &e65537, json!({"key_ops": []})), false),
+    ];
+    for (k, ok) in &cases {
+        assert_eq!(refuse_key(k).is_none(), *ok, "{k:?}: {:?}", refuse_key(k));
+    }
+    // Refused keys are not there at all: a token naming them has an unknown kid.
+    let set = json!({"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "enc", "use": "enc",
+         "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+        {"kty": "RSA", "kid": "e3", "n": b64(&n2048), "e": b64(&[3])},
+        {"kty": "EC", "crv": "P-256", "kid": "good",
+         "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+    ]});
+    let mut p = policy("https://jwks.example");
+    p.keys = Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: vec![] });
+    let auth = Authorizer::new(vec![p], PatientPolicy::Links);
+    auth.set_jwks("https://jwks.example", &set.to_string())
+        .unwrap();
+    assert!(!auth.wants_jwks_refresh("https://jwks.example", "good"));
+    assert!(auth.wants_jwks_refresh("https://jwks.example", "e3"));
+    // Keys from the configuration are screened the same way.
+    let mut p = policy("https://jwks.example");
+    p.keys = Keys::Jwks(serde_json::from_value(set).unwrap());
+    let auth = Authorizer::new(vec![p], PatientPolicy::Links);
+    assert!(!auth.wants_jwks_refresh("https://jwks.example", "good"));
+    assert!(auth.wants_jwks_refresh("https://jwks.example", "enc"));
 }

@@ -305,3 +305,30 @@ def test_links_name_the_token_issuer_and_unlink_is_immediate(sia, env, tmp_path)
     assert get(sia, env, study4, token)[0] == 403
     assert run_sia(sia, "unlink", *cfg, "--patient", "777", "--identifier", "DEMO-003",
                    check=False).returncode != 0
+
+
+def test_jwks_keys_that_must_not_verify_are_refused(sia, env):
+    """Issue 18: RSA e = 3, use = enc and key_ops without verify never verify a token."""
+    base, keys = env
+    weak = rsa.generate_private_key(public_exponent=3, key_size=2048)
+
+    def jwk(key, kid, **extra):
+        d = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        d.update(kid=kid, **extra)
+        return d
+
+    (base / "screened.json").write_text(json.dumps({"keys": [
+        jwk(weak, "e3"),
+        jwk(keys.rsa, "enc", use="enc"),
+        jwk(keys.rsa, "ops", key_ops=["encrypt"]),
+        jwk(keys.rsa, "good", key_ops=["verify"]),
+    ]}))
+    (base / "screened.toml").write_text((base / "sia.toml").read_text().replace("jwks.json", "screened.json"))
+    for kid, key, want in [("e3", weak, 401), ("enc", keys.rsa, 401), ("ops", keys.rsa, 401), ("good", keys.rsa, 200)]:
+        token = jwt.encode(claims(), key, algorithm="RS256", headers={"kid": kid})
+        proc = subprocess.run([str(sia), "get", "--config", str(base / "screened.toml"), OWN_STUDY,
+                               "-H", f"Authorization: Bearer {token}"], capture_output=True, timeout=60)
+        err = proc.stderr.decode()
+        status = [int(l.split()[1]) for l in err.splitlines() if l.startswith("HTTP/1.1 ")]
+        assert status == [want], (kid, err[-500:])
+        assert 'refused key "e3"' in err and 'refused key "enc"' in err and 'refused key "ops"' in err
