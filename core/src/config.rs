@@ -17,6 +17,8 @@
 //!
 //! Optional: `[patients] identifier_systems = { "http://hospital.example/mrn" = "HOSP" }`
 //! maps FHIR identifier systems to DICOM Issuers of Patient ID for `sia import-patients`.
+//! Optional: `[capabilities] enabled = true`, `secret_file = "cap.key"`,
+//! `max_lifetime_seconds = 300` (the longest a capability URL lives, whatever its token).
 //! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
 //! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
 //! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
