@@ -405,6 +405,7 @@ fn links_of_a_version_1_index_become_unassigned() {
                issuer TEXT NOT NULL, PRIMARY KEY (fhir_patient, patient_id, issuer));
              CREATE INDEX patient_links_dicom ON patient_links(patient_id, issuer);
              INSERT INTO patient_links VALUES ('alice', 'DEMO-001', 'SIA_DEMO');
+             ALTER TABLE files DROP COLUMN reread;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -1017,4 +1018,48 @@ fn jwks_keys_that_must_not_verify_are_refused() {
     let auth = Authorizer::new(vec![p], PatientPolicy::Links);
     assert!(!auth.wants_jwks_refresh("https://jwks.example", "good"));
     assert!(auth.wants_jwks_refresh("https://jwks.example", "enc"));
+}
+
+#[test]
+fn an_index_from_before_the_rule_is_re_read_and_repaired() {
+    let (fx, alice, bob) = alice_and_bob();
+    let path = fx.dir.path().join("i.db");
+    {
+        // What the old rule left: a file of bob's in alice's study, and the study moved
+        // to bob, alice's instances under it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "UPDATE studies SET patient = (SELECT id FROM patients WHERE patient_id = 'DEMO-002')
+               WHERE study_uid = '{ROOT}.1';
+             ALTER TABLE files DROP COLUMN reread;
+             PRAGMA user_version = 2;"
+        ))
+        .unwrap();
+    }
+    let s1 = format!("/dicom-web/studies/{}/metadata", study(1));
+    assert_eq!(get(&fx.engine, &s1, Some(&bob)).status, 200, "the old leak");
+    instance_file(
+        &fx.data().join("zz-bob.dcm"),
+        BOB,
+        &study(1),
+        "1.9.9.1",
+        "1.9.9.1.1",
+    );
+    let auth = Arc::new(Authorizer::new(vec![policy(A)], PatientPolicy::Links));
+    let engine = Engine::open(Config {
+        db: path,
+        auth: Some(auth),
+        ..Config::default()
+    })
+    .unwrap();
+    let report = engine.index(&[fx.data()], &Default::default()).unwrap();
+    assert_eq!(report.unchanged, 0, "every file is read again once");
+    assert_eq!(report.conflicts.len(), 1, "{report:?}");
+    assert_eq!(report.conflicts[0].file_patient.patient_id, "DEMO-002");
+    let r = get(&engine, &s1, Some(&alice));
+    assert_eq!(r.status, 200);
+    assert!(patient_ids(&r).iter().all(|p| p == "DEMO-001"));
+    assert_eq!(get(&engine, &s1, Some(&bob)).status, 403);
+    let again = engine.index(&[fx.data()], &Default::default()).unwrap();
+    assert!(again.unchanged > 0);
 }

@@ -139,6 +139,7 @@ fn now() -> i64 {
 
 impl Authorizer {
     /// An authorizer for these issuers and patient policy.
+    ///
     /// JWKS keys that must not verify tokens ([`token::refuse_key`]) are dropped and
     /// logged by `kid`.
     pub fn new(issuers: Vec<IssuerPolicy>, patients: PatientPolicy) -> Authorizer {

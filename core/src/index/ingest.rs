@@ -149,6 +149,8 @@ struct Known {
     inode: i64,
     state: i64,
     sop: Option<String>,
+    /// Read again whatever the stat (set by schema migration 3).
+    reread: bool,
 }
 
 impl Known {
@@ -316,10 +318,11 @@ fn known_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Known> {
         inode: r.get(4)?,
         state: r.get(5)?,
         sop: r.get(6)?,
+        reread: r.get::<_, i64>(7)? != 0,
     })
 }
 
-const KNOWN_COLUMNS: &str = "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid";
+const KNOWN_COLUMNS: &str = "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reread";
 
 /// Walks each root in name order and merges it with the index rows under that root,
 /// read in the same order from a snapshot, sending what changed.
@@ -421,7 +424,7 @@ fn walk_and_diff(
                 Some(k) => {
                     pending = next_known()?;
                     // A file in conflict is read again until the conflict is gone.
-                    if k.same_stat(&entry) && k.state != STATE_CONFLICT {
+                    if k.same_stat(&entry) && k.state != STATE_CONFLICT && !k.reread {
                         summary.unchanged += 1;
                     } else {
                         found.fetch_add(1, Ordering::Relaxed);
@@ -710,7 +713,7 @@ impl<'r> Writer<'r> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, size = excluded.size,
                mtime_ns = excluded.mtime_ns, inode = excluded.inode, state = excluded.state,
-               sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason
+               sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason, reread = 0
              RETURNING id",
         )?;
         Ok(q.query_row(
@@ -759,7 +762,7 @@ impl<'r> Writer<'r> {
                 "SELECT {KNOWN_COLUMNS}, path FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
             ))?;
             let rows = q.query_map(params![STATE_DUPLICATE, sop], |r| {
-                Ok((known_from(r)?, r.get::<_, String>(7)?))
+                Ok((known_from(r)?, r.get::<_, String>(8)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };

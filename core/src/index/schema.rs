@@ -128,6 +128,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE patient_links_2 RENAME TO patient_links;
     CREATE INDEX patient_links_dicom ON patient_links(patient_id, issuer);
     "#,
+    // 3: before this version a file could move a study, series or instance to its own
+    // patient (a reused UID), and the index keeps no trace of whose files were under
+    // it. `files.reread` = 1 makes the next index run read the file again whatever its
+    // stat, which puts each instance back with its own patient and reports conflicts.
+    r#"
+    ALTER TABLE files ADD COLUMN reread INTEGER NOT NULL DEFAULT 0;
+    UPDATE files SET reread = 1;
+    "#,
 ];
 
 /// The schema version this build writes.
