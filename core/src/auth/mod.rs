@@ -117,6 +117,10 @@ pub struct Authorizer {
     /// How FHIR Patient ids map to DICOM patients.
     pub patients: PatientPolicy,
     cache: Mutex<HashMap<String, VerifiedToken>>,
+    /// The issuer that links made without one ("unassigned") serve: the only issuer
+    /// configured when this authorizer was made, if there was exactly one (issuers
+    /// added later do not change it).
+    sole_issuer: Option<String>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -151,8 +155,13 @@ impl Authorizer {
                 }
                 i
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let sole_issuer = match issuers.as_slice() {
+            [only] => Some(only.iss.clone()),
+            _ => None,
+        };
         Authorizer {
+            sole_issuer,
             issuers: std::sync::RwLock::new(issuers),
             refreshed: Mutex::new(HashMap::new()),
             patients,
@@ -186,10 +195,9 @@ impl Authorizer {
     }
 
     /// Whether links made without a token issuer ("unassigned") serve tokens of `iss`:
-    /// only while `iss` is the one and only configured issuer.
+    /// only when `iss` was the one and only issuer this authorizer was made with.
     pub fn unassigned_links_serve(&self, iss: &str) -> bool {
-        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
-        matches!(issuers.as_slice(), [only] if only.iss == iss)
+        self.sole_issuer.as_deref() == Some(iss)
     }
 
     /// Replaces the keys of issuer `iss` with the JWKS `jwks_json` (the host fetched it
@@ -246,6 +254,11 @@ impl Authorizer {
             Err(_) => serde_json::json!({ "active": false }),
             Ok(t) => {
                 let mut v = serde_json::json!({ "active": true, "scope": t.scope, "exp": t.exp, "iss": t.iss });
+                match t.aud.as_slice() {
+                    [] => {}
+                    [one] => v["aud"] = serde_json::Value::String(one.clone()),
+                    all => v["aud"] = serde_json::json!(all),
+                }
                 for (k, val) in [
                     ("client_id", &t.client_id),
                     ("patient", &t.patient),
@@ -441,6 +454,9 @@ mod tests {
         let a = authorizer();
         let r = a.introspect(&token(valid()));
         assert_eq!(r["active"], true);
+        assert_eq!(r["aud"], "https://ehr/fhir");
+        // What sia produces, sia accepts (the same claim rules both ways).
+        assert!(a.authorize_introspection(&r, Interaction::Read).is_ok());
         assert_eq!(
             (
                 r["patient"].as_str(),

@@ -62,6 +62,8 @@ pub struct VerifiedToken {
     pub fhir_user: Option<String>,
     /// `exp`, seconds since the epoch.
     pub exp: i64,
+    /// `aud` (one or more audiences, one of them this server's).
+    pub aud: Vec<String>,
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, String> {
@@ -331,6 +333,19 @@ pub fn check_claims(
         Some(_) => return Err("aud must be a string or an array of strings".into()),
         None => false,
     };
+    // The configured audiences the token names (not the whole claim: attacker-sized).
+    let aud: Vec<String> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|a| policy.audiences.contains(a))
+    .collect();
     if !aud_ok {
         return Err("token is not for this server (aud)".into());
     }
@@ -359,5 +374,6 @@ pub fn check_claims(
         patient: string(&policy.patient_claim)?,
         fhir_user: string("fhirUser")?,
         exp,
+        aud,
     })
 }

@@ -8,9 +8,8 @@ mod read;
 pub mod schema;
 pub mod search;
 
-pub use ingest::{
-    Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, Progress, Skipped,
-};
+pub use ingest::{Conflict, ConflictPatient};
+pub use ingest::{Duplicate, IndexOptions, IndexReport, Progress, Skipped};
 pub use read::{InstanceFile, InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};
 
 use std::path::{Path, PathBuf};
