@@ -201,7 +201,12 @@ mod claims {
             Some(Value::Array(l)) => l.iter().all(Value::is_string) && l.iter().any(|a| a == AUD),
             _ => false,
         };
-        let scope_ok = matches!(c.get("scope"), Some(Value::String(_)));
+        // A string, or an array of strings (joined with spaces), as some servers send it.
+        let scope_ok = match c.get("scope") {
+            Some(Value::String(_)) => true,
+            Some(Value::Array(l)) => l.iter().all(Value::is_string),
+            _ => false,
+        };
         let strings_ok = ["sub", "client_id", "patient", "fhirUser"]
             .iter()
             .all(|k| matches!(c.get(*k), None | Some(Value::String(_)) | Some(Value::Null)));

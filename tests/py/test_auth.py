@@ -332,3 +332,44 @@ def test_jwks_keys_that_must_not_verify_are_refused(sia, env):
         status = [int(l.split()[1]) for l in err.splitlines() if l.startswith("HTTP/1.1 ")]
         assert status == [want], (kid, err[-500:])
         assert 'refused key "e3"' in err and 'refused key "enc"' in err and 'refused key "ops"' in err
+
+
+def test_a_reused_study_uid_does_not_move_the_study(sia, env, tmp_path):
+    """Issue 18, finding 2, as reported: a file with bob's Patient ID and issuer reusing
+    alice's CT Study Instance UID (with its own series and SOP) is reported as a
+    conflict by `sia index --json` and changes nothing."""
+    import pydicom
+
+    base, keys = env
+    data = tmp_path / "d"
+    run_sia(sia, "demo", data)
+    db = tmp_path / "sia.db"
+    run_sia(sia, "index", "--db", db, data)
+    run_sia(sia, "link", "--db", db, "--patient", "alice", "--identifier", "DEMO-001", "--issuer", "SIA_DEMO")
+    run_sia(sia, "link", "--db", db, "--patient", "bob", "--identifier", "DEMO-002",
+            "--issuer", f"{ROOT}.999")
+    source = sorted(data.rglob("*.dcm"), key=lambda p: str(p))
+    ds = next(pydicom.dcmread(p) for p in source if pydicom.dcmread(p).StudyInstanceUID == f"{ROOT}.1")
+    ds.PatientID, ds.IssuerOfPatientID, ds.PatientName = "DEMO-002", f"{ROOT}.999", "Smith^John^A^Dr."
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.826.0.1.9.1", "1.2.826.0.1.9.1.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(data / "bob.dcm")
+    report = json.loads(run_sia(sia, "index", "--db", db, "--json", data).stdout)
+    assert report["conflicts"] == [{
+        "path": str((data / "bob.dcm").resolve()), "level": "study", "uid": f"{ROOT}.1",
+        "indexed_patient": {"patient_id": "DEMO-001", "issuer": "SIA_DEMO"},
+        "file_patient": {"patient_id": "DEMO-002", "issuer": f"{ROOT}.999"},
+    }], report
+    config = (base / "sia.toml").read_text().replace('db = "sia.db"', f'db = "{db}"')
+    (tmp_path / "sia.toml").write_text(config)
+    (tmp_path / "jwks.json").write_text((base / "jwks.json").read_text())
+
+    def status(patient):
+        token = sign(keys, patient=patient)
+        proc = subprocess.run([str(sia), "get", "--config", str(tmp_path / "sia.toml"), OWN_STUDY,
+                               "-H", f"Authorization: Bearer {token}"], capture_output=True, timeout=60)
+        return int(proc.stderr.decode().splitlines()[0].split()[1]), proc.stdout
+
+    alice_status, body = status("alice")
+    assert alice_status == 200 and b"DEMO-002" not in body
+    assert status("bob")[0] == 403
