@@ -254,6 +254,10 @@ impl Authorizer {
         if issuers.iter().any(|i| i.iss == policy.iss) {
             return Err(format!("issuer {:?} is already configured", policy.iss));
         }
+        let mut policy = policy;
+        if let Keys::Jwks(set) = policy.keys {
+            policy.keys = Keys::Jwks(token::screen_jwks(&policy.iss, set));
+        }
         issuers.push(policy);
         Ok(())
     }
