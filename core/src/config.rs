@@ -17,6 +17,8 @@
 //!
 //! Optional: `[patients] identifier_systems = { "http://hospital.example/mrn" = "HOSP" }`
 //! maps FHIR identifier systems to DICOM Issuers of Patient ID for `sia import-patients`.
+//! Optional: `[capabilities] enabled = true`, `secret_file = "cap.key"`,
+//! `max_lifetime_seconds = 300` (the longest a capability URL lives, whatever its token).
 //! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
 //! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
 //! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
@@ -43,13 +45,15 @@ struct FileConfig {
 }
 
 /// `[capabilities] enabled = true` (off by default); `secret_file` keeps capability URLs
-/// valid across restarts (else a random key per process).
+/// valid across restarts (else a random key per process); `max_lifetime_seconds` bounds
+/// a capability's life whatever its token's (default 300).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Capabilities {
     #[serde(default)]
     enabled: bool,
     secret_file: Option<PathBuf>,
+    max_lifetime_seconds: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +326,16 @@ impl Config {
                 let secret = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
                 Some(CapabilityKey::new(secret).map_err(|m| invalid(&f, m))?)
             }
+        };
+        let capabilities = match (capabilities, file.capabilities.max_lifetime_seconds) {
+            (Some(_), Some(0)) => {
+                return Err(invalid(
+                    path,
+                    "capabilities.max_lifetime_seconds must be at least 1",
+                ));
+            }
+            (Some(k), Some(s)) => Some(k.with_max_lifetime(i64::from(s))),
+            (k, _) => k,
         };
         Ok(Config {
             db: resolve(&file.server.db),

@@ -181,14 +181,27 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         let report =
             tokio::task::spawn_blocking(move || crate::index_with_progress(&e, &paths)).await??;
         tracing::info!(
-            "indexed {}, unchanged {}, removed {}, duplicates {}, skipped {} in {:.3} s",
+            "indexed {}, unchanged {}, removed {}, duplicates {}, skipped {}, conflicts {} in {:.3} s",
             report.indexed,
             report.unchanged,
             report.removed,
             report.duplicates.len(),
             report.skipped.len(),
+            report.conflicts.len(),
             report.seconds
         );
+        for c in &report.conflicts {
+            tracing::warn!(
+                "not indexed: {}: its {} UID {} belongs to another patient ({} / {}) than the file's ({} / {})",
+                c.path,
+                c.level,
+                c.uid,
+                c.indexed_patient.patient_id,
+                c.indexed_patient.issuer,
+                c.file_patient.patient_id,
+                c.file_patient.issuer
+            );
+        }
     }
     let jwks = match (&auth, jwks_sources.is_empty()) {
         (Some(auth), false) => {
