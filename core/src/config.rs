@@ -22,13 +22,29 @@
 //! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
 //! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
 //! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
+//!
+//! Optional per issuer, for a host in front of a real EHR (see [`IssuerClient`]):
+//! `introspection_url` (RFC 7662; then no key source is needed, and tokens the engine
+//! cannot verify are introspected), `introspect_all = true` (every token of the issuer
+//! is introspected), `introspection_cache_seconds` (the longest an introspection result
+//! is reused, default until the token's `exp`), `client_id` with `client_secret_file`
+//! (`client_secret_basic`) or `client_key_file` (`private_key_jwt`, RFC 7523; with
+//! `client_key_alg`, default RS384 / ES384, and `client_key_id`), `token_endpoint`
+//! (else discovered from `{iss}/.well-known/smart-configuration`), `fhir_base` (where
+//! `Patient/{id}` is read, default `iss`) and `resolve_patients = true` (unlinked
+//! patients resolved at the EHR with a backend-services token; needs `client_key_file`).
+//!
+//! Optional: `[[backend_clients]] client_id = "research-pipeline"`, `iss = "..."` (when
+//! several issuers), and `patients = ["123", ...]` or `studies = "all"`: SMART Backend
+//! Services tokens (`system/ImagingStudy.rs`) of that client reach that much; without a
+//! policy for its client, a token's system scopes grant nothing.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::auth::capability::CapabilityKey;
-use crate::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
+use crate::auth::{Authorizer, BackendAccess, BackendClient, IssuerPolicy, Keys, PatientPolicy};
 use crate::engine::Config;
 use crate::error::{Error, Result};
 
@@ -42,6 +58,19 @@ struct FileConfig {
     patients: Patients,
     #[serde(default)]
     capabilities: Capabilities,
+    #[serde(default)]
+    backend_clients: Vec<BackendClientFile>,
+}
+
+/// `[[backend_clients]]` (SMART Backend Services): `client_id`, `iss` (optional when one
+/// issuer is configured), and `patients = ["FHIR Patient id", ...]` or `studies = "all"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendClientFile {
+    iss: Option<String>,
+    client_id: String,
+    patients: Option<Vec<String>>,
+    studies: Option<String>,
 }
 
 /// `[capabilities] enabled = true` (off by default); `secret_file` keeps capability URLs
@@ -154,12 +183,104 @@ struct Issuer {
     #[serde(default)]
     jwks_discovery: bool,
     hs256_secret_file: Option<PathBuf>,
+    #[serde(default)]
     algorithms: Vec<String>,
     #[serde(default = "default_leeway")]
     leeway_seconds: u32,
     require_typ: Option<String>,
     patient_claim: Option<String>,
     scope_claim: Option<String>,
+    introspection_url: Option<String>,
+    #[serde(default)]
+    introspect_all: bool,
+    introspection_cache_seconds: Option<u32>,
+    client_id: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
+    client_key_alg: Option<String>,
+    client_key_id: Option<String>,
+    token_endpoint: Option<String>,
+    fhir_base: Option<String>,
+    #[serde(default)]
+    resolve_patients: bool,
+}
+
+/// How a host authenticates itself to an issuer's introspection and token endpoints.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `client_secret_basic` (RFC 6749 §2.3.1): HTTP Basic with `client_secret_file`.
+    SecretBasic {
+        /// `client_id`.
+        client_id: String,
+        /// The secret (the file's content, one trailing newline removed).
+        secret: String,
+    },
+    /// `private_key_jwt` (RFC 7523, SMART Backend Services): a short-lived client
+    /// assertion signed with the PEM key of `client_key_file`.
+    PrivateKeyJwt {
+        /// `client_id`, the assertion's `iss` and `sub`.
+        client_id: String,
+        /// The PKCS#8 (or PKCS#1 / SEC1) PEM private key.
+        key_pem: String,
+        /// The signing algorithm (RS384, ES384, ...).
+        alg: jsonwebtoken::Algorithm,
+        /// `kid` of the assertion's header, when configured.
+        kid: Option<String>,
+    },
+}
+
+impl ClientAuth {
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        match self {
+            ClientAuth::SecretBasic { client_id, .. }
+            | ClientAuth::PrivateKeyJwt { client_id, .. } => client_id,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::SecretBasic { client_id, .. } => f
+                .debug_struct("SecretBasic")
+                .field("client_id", client_id)
+                .finish_non_exhaustive(),
+            ClientAuth::PrivateKeyJwt { client_id, alg, .. } => f
+                .debug_struct("PrivateKeyJwt")
+                .field("client_id", client_id)
+                .field("alg", alg)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// What a host needs to talk to an issuer (an EHR) on the engine's behalf: token
+/// introspection (RFC 7662) and patient resolution with a backend-services token. The
+/// engine never opens a connection: the host puts the introspection response in
+/// `Request::introspection`, and links what it resolved through the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuerClient {
+    /// The issuer (`iss`).
+    pub iss: String,
+    /// `fhir_base`: where `Patient/{id}` is read (default `iss`).
+    pub fhir_base: String,
+    /// `introspection_url`, when the issuer's tokens are introspected.
+    pub introspection_url: Option<String>,
+    /// `introspect_all`: every token of the issuer, not only those the engine cannot verify.
+    pub introspect_all: bool,
+    /// `introspection_cache_seconds`: the longest an introspection result is reused
+    /// (`None`: until the token's `exp`).
+    pub introspection_cache_seconds: Option<u32>,
+    /// `token_endpoint` (else discovered from the SMART configuration).
+    pub token_endpoint: Option<String>,
+    /// `resolve_patients`: unlinked FHIR Patients are read at the EHR and linked by
+    /// identifier.
+    pub resolve_patients: bool,
+    /// How the host authenticates (`client_id` with `client_secret_file` or `client_key_file`).
+    pub client: Option<ClientAuth>,
 }
 
 fn default_leeway() -> u32 {
@@ -174,6 +295,45 @@ struct Patients {
     /// FHIR identifier system -> DICOM Issuer of Patient ID, for Patient imports.
     #[serde(default)]
     identifier_systems: std::collections::HashMap<String, String>,
+}
+
+/// The signing algorithm of a client key: `asked`, else RS384 for RSA and ES384 for EC
+/// (what SMART Backend Services servers must support); the key must sign with it.
+fn client_key_alg(
+    pem: &str,
+    asked: Option<&str>,
+) -> std::result::Result<jsonwebtoken::Algorithm, String> {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let rsa = EncodingKey::from_rsa_pem(pem.as_bytes()).is_ok();
+    let alg = match asked {
+        Some(a) => a
+            .parse::<Algorithm>()
+            .map_err(|_| format!("unknown algorithm {a}"))?,
+        None if rsa => Algorithm::RS384,
+        None => Algorithm::ES384,
+    };
+    let key = match alg {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => EncodingKey::from_rsa_pem(pem.as_bytes()),
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem.as_bytes()),
+        other => {
+            return Err(format!(
+                "{other:?} is not an asymmetric algorithm for a client key"
+            ));
+        }
+    }
+    .map_err(|e| format!("not a private key for {alg:?}: {e}"))?;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        &serde_json::json!({"test": true}),
+        &key,
+    )
+    .map_err(|e| format!("the key cannot sign {alg:?}: {e}"))?;
+    Ok(alg)
 }
 
 fn invalid(path: &Path, m: impl std::fmt::Display) -> Error {
@@ -196,7 +356,9 @@ impl Config {
         };
         let mut issuers = Vec::new();
         let mut jwks_sources = Vec::new();
+        let mut issuer_clients = Vec::new();
         for i in file.issuers {
+            let client = issuer_client(path, &i, &resolve)?;
             if i.audiences.is_empty() {
                 return Err(invalid(
                     path,
@@ -210,7 +372,7 @@ impl Config {
                     .map_err(|_| invalid(path, format!("unknown algorithm {a}")))?;
                 algorithms.push(alg);
             }
-            if algorithms.is_empty() {
+            if algorithms.is_empty() && i.introspection_url.is_none() {
                 return Err(invalid(
                     path,
                     format!("issuer {}: algorithms must not be empty", i.iss),
@@ -267,6 +429,10 @@ impl Config {
                     )
                 }
                 (None, Some(_), None) => Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: Vec::new() }),
+                // Introspected only: no token of the issuer verifies offline.
+                (None, None, None) if i.introspection_url.is_some() => {
+                    Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: Vec::new() })
+                }
                 (None, None, Some(f)) => {
                     if !algorithms.iter().all(hmac) {
                         return Err(invalid(
@@ -289,12 +455,15 @@ impl Config {
                     return Err(invalid(
                         path,
                         format!(
-                            "issuer {}: give exactly one of jwks_file, jwks_url, jwks_discovery, hs256_secret_file",
+                            "issuer {}: give exactly one of jwks_file, jwks_url, jwks_discovery, hs256_secret_file (or only introspection_url)",
                             i.iss
                         ),
                     ));
                 }
             };
+            if let Some(c) = client {
+                issuer_clients.push(c);
+            }
             issuers.push(IssuerPolicy {
                 iss: i.iss,
                 audiences: i.audiences,
@@ -316,6 +485,54 @@ impl Config {
                 ));
             }
         };
+        let mut backend_clients = Vec::new();
+        for b in file.backend_clients {
+            let iss = match (&b.iss, issuers.as_slice()) {
+                (Some(iss), _) if issuers.iter().any(|i| &i.iss == iss) => iss.clone(),
+                (Some(iss), _) => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "backend client {}: issuer {iss} is not configured",
+                            b.client_id
+                        ),
+                    ));
+                }
+                (None, [only]) => only.iss.clone(),
+                (None, _) => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "backend client {}: give iss (there is not exactly one issuer)",
+                            b.client_id
+                        ),
+                    ));
+                }
+            };
+            let access = match (b.patients, b.studies.as_deref()) {
+                (Some(p), None) if !p.is_empty() && p.iter().all(|x| !x.is_empty()) => {
+                    BackendAccess::Patients(p)
+                }
+                (None, Some("all")) => BackendAccess::AllStudies,
+                _ => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "backend client {}: give patients = [FHIR Patient ids] or studies = \"all\"",
+                            b.client_id
+                        ),
+                    ));
+                }
+            };
+            if b.client_id.is_empty() {
+                return Err(invalid(path, "backend client: client_id is empty"));
+            }
+            backend_clients.push(BackendClient {
+                iss,
+                client_id: b.client_id,
+                access,
+            });
+        }
         let capabilities = match (file.capabilities.enabled, &file.capabilities.secret_file) {
             (false, _) => None,
             (true, None) => {
@@ -340,10 +557,13 @@ impl Config {
         Ok(Config {
             db: resolve(&file.server.db),
             base_url: file.server.base_url,
-            auth: Some(std::sync::Arc::new(Authorizer::new(issuers, patients))),
+            auth: Some(std::sync::Arc::new(
+                Authorizer::new(issuers, patients).with_backend_clients(backend_clients),
+            )),
             identifier_systems: file.patients.identifier_systems,
             capabilities,
             jwks_sources,
+            issuer_clients,
             server: ServerSettings {
                 listen: file.server.listen,
                 cors_origins: file.server.cors_origins,
@@ -359,4 +579,101 @@ impl Config {
             ..Config::default()
         })
     }
+}
+
+/// The [`IssuerClient`] of issuer `i`, when it has introspection or patient resolution.
+fn issuer_client(
+    path: &Path,
+    i: &Issuer,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<IssuerClient>> {
+    let err = |m: String| Err(invalid(path, format!("issuer {}: {m}", i.iss)));
+    let client = match (&i.client_id, &i.client_secret_file, &i.client_key_file) {
+        (None, None, None) => None,
+        (Some(id), Some(f), None) => {
+            let f = resolve(f);
+            let secret = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+            let secret = secret.strip_suffix('\n').unwrap_or(&secret).to_string();
+            if secret.is_empty() {
+                return Err(invalid(&f, "the client secret is empty"));
+            }
+            Some(ClientAuth::SecretBasic {
+                client_id: id.clone(),
+                secret,
+            })
+        }
+        (Some(id), None, Some(f)) => {
+            let f = resolve(f);
+            let key_pem = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+            let alg = client_key_alg(&key_pem, i.client_key_alg.as_deref())
+                .map_err(|m| invalid(&f, m))?;
+            Some(ClientAuth::PrivateKeyJwt {
+                client_id: id.clone(),
+                key_pem,
+                alg,
+                kid: i.client_key_id.clone(),
+            })
+        }
+        (None, _, _) => return err("client_secret_file and client_key_file need client_id".into()),
+        (Some(_), None, None) => {
+            return err("client_id needs client_secret_file or client_key_file".into());
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return err("give client_secret_file or client_key_file, not both".into());
+        }
+    };
+    if i.client_key_alg.is_some() && i.client_key_file.is_none() {
+        return err("client_key_alg needs client_key_file".into());
+    }
+    let introspecting = i.introspection_url.is_some();
+    if !introspecting && (i.introspect_all || i.introspection_cache_seconds.is_some()) {
+        return err("introspect_all and introspection_cache_seconds need introspection_url".into());
+    }
+    if introspecting && client.is_none() {
+        return err(
+            "introspection_url needs client authentication: client_id with client_secret_file or client_key_file"
+                .into(),
+        );
+    }
+    if i.resolve_patients && !matches!(client, Some(ClientAuth::PrivateKeyJwt { .. })) {
+        return err(
+            "resolve_patients needs a backend-services client: client_id with client_key_file"
+                .into(),
+        );
+    }
+    for (name, url) in [
+        ("introspection_url", &i.introspection_url),
+        ("token_endpoint", &i.token_endpoint),
+        ("fhir_base", &i.fhir_base),
+    ] {
+        if let Some(u) = url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return err(format!("{name} {u:?} is not an http(s) URL"));
+        }
+    }
+    if !introspecting && !i.resolve_patients {
+        if client.is_some() || i.token_endpoint.is_some() || i.fhir_base.is_some() {
+            return err(
+                "client_id, token_endpoint and fhir_base are used with introspection_url or resolve_patients"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    }
+    Ok(Some(IssuerClient {
+        iss: i.iss.clone(),
+        fhir_base: i
+            .fhir_base
+            .clone()
+            .unwrap_or_else(|| i.iss.clone())
+            .trim_end_matches('/')
+            .to_string(),
+        introspection_url: i.introspection_url.clone(),
+        introspect_all: i.introspect_all,
+        introspection_cache_seconds: i.introspection_cache_seconds,
+        token_endpoint: i.token_endpoint.clone(),
+        resolve_patients: i.resolve_patients,
+        client,
+    }))
 }

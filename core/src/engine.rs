@@ -36,6 +36,9 @@ pub struct Config {
     pub capabilities: Option<CapabilityKey>,
     /// Issuers whose keys the host fetches (`jwks_url`, `jwks_discovery`).
     pub jwks_sources: Vec<crate::config::JwksSource>,
+    /// Issuers the host introspects tokens at or resolves patients with
+    /// (`introspection_url`, `resolve_patients`).
+    pub issuer_clients: Vec<crate::config::IssuerClient>,
     /// The `[server]` settings for network hosts (listen address, TLS, CORS).
     pub server: crate::config::ServerSettings,
 }
@@ -52,6 +55,7 @@ impl Default for Config {
             identifier_systems: Default::default(),
             capabilities: None,
             jwks_sources: Vec::new(),
+            issuer_clients: Vec::new(),
             server: Default::default(),
         }
     }

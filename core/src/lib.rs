@@ -21,6 +21,6 @@ mod router;
 pub mod storage;
 pub mod wado;
 
-pub use config::{JwksSource, ServerSettings, TlsFiles};
+pub use config::{ClientAuth, IssuerClient, JwksSource, ServerSettings, TlsFiles};
 pub use engine::{Config, Engine};
 pub use error::{Error, Result};

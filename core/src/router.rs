@@ -1,7 +1,7 @@
 //! `Engine::handle`: the one router every host uses.
 
 use crate::Engine;
-use crate::auth::{Denial, Grant, Interaction, PatientPolicy, Restriction};
+use crate::auth::{BackendAccess, Denial, Grant, Interaction, PatientPolicy, Restriction};
 use crate::dicom::FrameTable;
 use crate::http::{Body, Chunk, Request, Response};
 use crate::index::search::Level;
@@ -557,6 +557,14 @@ impl Engine {
         let Some(grant) = self.grant(req, Interaction::Read)? else {
             return Ok(());
         };
+        if let Some(access) = &grant.backend {
+            return self.check_study_backend(
+                study,
+                &grant.token.iss,
+                access,
+                grant.restrictions.as_deref(),
+            );
+        }
         self.check_study_for(
             study,
             &grant.token.iss,
@@ -606,17 +614,94 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether a Backend Services grant of issuer `iss` with policy `access` reaches
+    /// `study` (every study, or those of the policy's patients), within `restrictions`.
+    pub(crate) fn check_study_backend(
+        &self,
+        study: &str,
+        iss: &str,
+        access: &BackendAccess,
+        restrictions: Option<&[Vec<Restriction>]>,
+    ) -> Result<(), Refusal> {
+        match access {
+            BackendAccess::AllStudies => {
+                let Some((_, _, modalities)) =
+                    self.index.study_owner(study).map_err(Refusal::internal)?
+                else {
+                    return Ok(()); // nothing there: the route answers 404
+                };
+                if !meets_restrictions(&modalities, restrictions) {
+                    return Err(Refusal::Denied(Denial::patient_mismatch(format!(
+                        "study {study} is outside the token's granular scopes"
+                    ))));
+                }
+                Ok(())
+            }
+            BackendAccess::Patients(patients) => {
+                for p in patients {
+                    match self.check_study_for(study, iss, p, restrictions) {
+                        Ok(()) => return Ok(()),
+                        Err(Refusal::Denied(_)) => continue,
+                        Err(other) => return Err(other),
+                    }
+                }
+                Err(Refusal::Denied(Denial::patient_mismatch(format!(
+                    "study {study} is outside the backend client's policy"
+                ))))
+            }
+        }
+    }
+
+    /// The search conditions of a grant: its patient's studies, or for a Backend
+    /// Services grant those its policy reaches; within its granular restrictions.
+    pub(crate) fn conditions_of(&self, g: &Grant) -> Vec<crate::index::search::Condition> {
+        use crate::index::search::Condition;
+        let Some(access) = &g.backend else {
+            return self.grant_conditions(
+                Some(&g.token.iss),
+                &g.patient,
+                g.restrictions.as_deref(),
+            );
+        };
+        // The restriction condition alone: a grant for a patient, minus its first
+        // (patient) condition.
+        let mut out: Vec<Condition> = self
+            .grant_conditions(Some(&g.token.iss), "", g.restrictions.as_deref())
+            .into_iter()
+            .skip(1)
+            .collect();
+        if let BackendAccess::Patients(patients) = access {
+            let mut sql = Vec::new();
+            let mut params = Vec::new();
+            for p in patients {
+                if let Some(c) = self
+                    .grant_conditions(Some(&g.token.iss), p, None)
+                    .into_iter()
+                    .next()
+                {
+                    sql.push(format!("({})", c.sql));
+                    params.extend(c.params);
+                }
+            }
+            out.push(Condition {
+                sql: if sql.is_empty() {
+                    "0 = 1".into()
+                } else {
+                    sql.join(" OR ")
+                },
+                params,
+            });
+        }
+        out
+    }
+
     /// The conditions that limit a search to the token's patient (and granular scopes).
     fn search_filter(
         &self,
         req: &Request,
     ) -> Result<Vec<crate::index::search::Condition>, Response> {
         match self.grant(req, Interaction::Search) {
-            Ok(Some(g)) => Ok(self.grant_conditions(
-                Some(&g.token.iss),
-                &g.patient,
-                g.restrictions.as_deref(),
-            )),
+            Ok(Some(g)) => Ok(self.conditions_of(&g)),
             Ok(None) => Ok(Vec::new()),
             Err(r) => Err(r.plain()),
         }

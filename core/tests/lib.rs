@@ -2,8 +2,10 @@
 //! `sia::dicom::write` (and raw bytes where a case needs to be malformed).
 
 mod alloc_meter;
+mod backend_services;
 mod bad_input;
 mod common;
+mod config_ehr;
 mod fhir_output;
 mod fuzz_regressions;
 mod introspection;

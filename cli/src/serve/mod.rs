@@ -5,9 +5,11 @@
 //! and, with `--dev`, a development SMART EHR under `/dev`.
 
 mod dev;
+mod ehr;
 mod jwks;
 mod layers;
 mod listener;
+mod resolve;
 mod transport;
 mod watch;
 mod web;
@@ -44,6 +46,10 @@ pub struct ServeArgs {
     pub dev: bool,
     /// Allow `--dev` on an address that is not loopback.
     pub dev_on_network: bool,
+    /// The development EHR issues opaque tokens (introspection only).
+    pub dev_opaque_tokens: bool,
+    /// Backend-services clients of the development EHR, `ID=JWKS_FILE`.
+    pub dev_clients: Vec<String>,
     /// Re-index `paths` when files change.
     pub watch: bool,
     /// CORS origins, overriding the configuration's.
@@ -174,6 +180,8 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let max_connections = config.server.max_connections;
     let auth = config.auth.clone();
     let jwks_sources = config.jwks_sources.clone();
+    let issuer_clients = config.issuer_clients.clone();
+    let identifier_systems = config.identifier_systems.clone();
     let engine = Arc::new(tokio::task::spawn_blocking(move || Engine::open(config)).await??);
 
     if !args.paths.is_empty() {
@@ -218,12 +226,11 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         watch::spawn(engine.clone(), args.paths.clone(), db.clone())?;
     }
     let dev = match (&auth, args.dev) {
-        (Some(auth), true) => Some(Arc::new(DevEhr::new(
-            &db,
-            &base_url,
-            engine.clone(),
-            auth.clone(),
-        )?)),
+        (Some(auth), true) => Some(Arc::new(
+            DevEhr::new(&db, &base_url, engine.clone(), auth.clone())?
+                .with_opaque_tokens(args.dev_opaque_tokens)
+                .with_clients(&args.dev_clients)?,
+        )),
         _ => None,
     };
 
@@ -236,9 +243,29 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         Arc::new(tokio::task::spawn_blocking(move || web::Web::new(&dirs, &bp, &dw)).await??)
     };
     let engine_paths = Arc::new(web::EnginePaths::new(&fhir_ctx));
+    let introspector = match &auth {
+        Some(auth) => ehr::Introspector::new(auth.clone(), &issuer_clients)?.map(Arc::new),
+        None => None,
+    };
+    let resolver = match &auth {
+        Some(auth) => resolve::Resolver::new(
+            engine.clone(),
+            auth.clone(),
+            &issuer_clients,
+            identifier_systems,
+        )?
+        .map(Arc::new),
+        None => None,
+    };
     let state = EngineState {
+        resolver,
         engine: engine.clone(),
         jwks,
+        introspector,
+        dev: dev.clone(),
+        fhir_path: url::Url::parse(&fhir_ctx.fhir_base)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_else(|_| "/fhir".into()),
     };
     let mut app = Router::<EngineState>::new().route(&format!("{base_path}/healthz"), get(healthz));
     if let Some(d) = &dev {

@@ -15,6 +15,7 @@ use http_body::{Frame, SizeHint};
 use sia::Engine;
 use sia::http::Chunk;
 
+use super::ehr::{Introspector, Outcome};
 use super::jwks::JwksFetcher;
 
 /// What the engine route needs.
@@ -24,6 +25,14 @@ pub struct EngineState {
     pub engine: Arc<Engine>,
     /// Fetches issuers' keys when a token names a `kid` not yet known.
     pub jwks: Option<Arc<JwksFetcher>>,
+    /// Introspects tokens at EHRs configured with `introspection_url`.
+    pub introspector: Option<Arc<Introspector>>,
+    /// Resolves tokens' FHIR Patients at EHRs configured with `resolve_patients`.
+    pub resolver: Option<Arc<super::resolve::Resolver>>,
+    /// The development EHR, whose opaque tokens are introspected in-process.
+    pub dev: Option<Arc<super::dev::DevEhr>>,
+    /// The path of the FHIR base (`/fhir`), for the shape of a `503`.
+    pub fhir_path: String,
 }
 
 /// Every request the server does not answer itself (FHIR, DICOMweb, WADO-URI and
@@ -34,7 +43,7 @@ pub async fn engine_route(
     req: axum::extract::Request,
 ) -> Response {
     let (parts, _body) = req.into_parts();
-    let request = sia::http::Request {
+    let mut request = sia::http::Request {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
@@ -53,11 +62,59 @@ pub async fn engine_route(
     if let Some(jwks) = &state.jwks {
         jwks.refresh_for(&request).await;
     }
+    if let Some(dev) = &state.dev
+        && let Some(bearer) = super::ehr::bearer(&request)
+        && let Some(answer) = dev.opaque_introspection(bearer)
+    {
+        request.introspection = Some(answer);
+    } else if let Some(introspector) = &state.introspector {
+        match introspector.for_request(&request).await {
+            Outcome::NotNeeded => {}
+            Outcome::Response(v) => request.introspection = Some(v),
+            Outcome::Unavailable(why) => {
+                return into_http(super::ehr::unavailable(&request, &state.fhir_path, &why));
+            }
+        }
+    }
+    if let Some(resolver) = &state.resolver {
+        use super::resolve::Resolution;
+        match resolver.for_request(&request).await {
+            Resolution::NotNeeded | Resolution::Linked => {}
+            Resolution::Unmatched(text) => {
+                return into_http(super::resolve::unmatched(&request, &state.fhir_path, &text));
+            }
+            Resolution::Unavailable(why) => {
+                return into_http(super::ehr::unavailable(&request, &state.fhir_path, &why));
+            }
+        }
+    }
+    if answers_quickly(&request) {
+        // A frame or a bounded search costs microseconds to a millisecond: handing it to
+        // the blocking pool would cost more in thread switches than the work itself.
+        return into_http(state.engine.handle(&request));
+    }
     let engine = state.engine.clone();
     match tokio::task::spawn_blocking(move || engine.handle(&request)).await {
         Ok(resp) => into_http(resp),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
     }
+}
+
+/// Requests the engine answers from its caches and the index without reading whole
+/// files: frames and bulk data (ranges of a mapping), QIDO and FHIR searches (bounded
+/// by their page sizes). Metadata (which may re-read thousands of headers), whole
+/// studies, series and instances, and WADO-URI go to the blocking pool.
+fn answers_quickly(req: &sia::http::Request) -> bool {
+    let path = req.path.as_str();
+    if path.contains("/frames/") || path.contains("/bulkdata/") {
+        return true;
+    }
+    if path.contains("/fhir/") {
+        return true;
+    }
+    // QIDO: `.../studies`, `.../series`, `.../instances` with nothing after them.
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    matches!(last, "studies" | "series" | "instances")
 }
 
 /// The engine's response as an HTTP response; mapped chunks become `Bytes` that keep

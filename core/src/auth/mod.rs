@@ -92,6 +92,28 @@ impl Denial {
     }
 }
 
+/// What a backend-services client may see (`[[backend_clients]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendAccess {
+    /// The studies of these FHIR Patients of the client's issuer (through the links).
+    Patients(Vec<String>),
+    /// Every study (a research role).
+    AllStudies,
+}
+
+/// A Backend Services policy: tokens of issuer `iss` for client `client_id` with
+/// `system/` scopes on ImagingStudy see `access`. Without a policy for its client, a
+/// token's system scopes grant nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendClient {
+    /// The issuer of the client's tokens.
+    pub iss: String,
+    /// The token's `client_id`.
+    pub client_id: String,
+    /// What the client may see.
+    pub access: BackendAccess,
+}
+
 /// What a token allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
@@ -101,6 +123,9 @@ pub struct Grant {
     pub patient: String,
     /// Granular restrictions: `None` = none; else a study must satisfy one of the sets.
     pub restrictions: Option<Vec<Vec<Restriction>>>,
+    /// A Backend Services grant (`system/` scopes under a policy): what it reaches,
+    /// instead of `patient` (then empty).
+    pub backend: Option<BackendAccess>,
 }
 
 /// Most verified tokens remembered.
@@ -121,6 +146,8 @@ pub struct Authorizer {
     /// configured when this authorizer was made, if there was exactly one (issuers
     /// added later do not change it).
     sole_issuer: Option<String>,
+    /// Backend Services policies (none: system scopes grant nothing).
+    backend_clients: Vec<BackendClient>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -166,7 +193,20 @@ impl Authorizer {
             refreshed: Mutex::new(HashMap::new()),
             patients,
             cache: Mutex::new(HashMap::new()),
+            backend_clients: Vec::new(),
         }
+    }
+
+    /// This authorizer with Backend Services policies: `system/` scopes of a token
+    /// whose (`iss`, `client_id`) has a policy reach what the policy allows.
+    pub fn with_backend_clients(mut self, clients: Vec<BackendClient>) -> Authorizer {
+        self.backend_clients = clients;
+        self
+    }
+
+    /// The Backend Services policies.
+    pub fn backend_clients(&self) -> &[BackendClient] {
+        &self.backend_clients
     }
 
     /// Every configured audience (the FHIR bases tokens are issued for).
@@ -330,6 +370,13 @@ impl Authorizer {
         response: &serde_json::Value,
         interaction: Interaction,
     ) -> Result<Grant, Denial> {
+        let token = self.introspected_token(response)?;
+        self.grant_for(token, interaction)
+    }
+
+    /// The token an RFC 7662 introspection response describes, checked with the claim
+    /// rules of a token (see [`Authorizer::authorize_introspection`]).
+    fn introspected_token(&self, response: &serde_json::Value) -> Result<VerifiedToken, Denial> {
         use serde_json::Value;
         let o = response
             .as_object()
@@ -337,31 +384,25 @@ impl Authorizer {
         if o.get("active") != Some(&Value::Bool(true)) {
             return Err(Denial::unauthorized("the token is not active"));
         }
-        let token = {
-            let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
-            // Patient ids are per issuer: a response without `iss` is attributed to the
-            // only configured issuer, and refused when there are several.
-            let policy = match (o.get("iss"), issuers.as_slice()) {
-                (Some(Value::String(iss)), _) => {
-                    issuers.iter().find(|p| &p.iss == iss).ok_or_else(|| {
-                        Denial::unauthorized(format!(
-                            "issuer {:?} is not trusted",
-                            token::clip(iss)
-                        ))
-                    })?
-                }
-                (Some(_), _) => return Err(Denial::unauthorized("iss is not a string")),
-                (None, [only]) => only,
-                (None, _) => {
-                    return Err(Denial::unauthorized(
-                        "the introspection response has no iss, and several issuers are configured",
-                    ));
-                }
-            };
-            // The same claim rules as a JWT's: exp, nbf, iat, aud, scope, string claims.
-            token::check_claims(o, policy, now()).map_err(Denial::unauthorized)?
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        // Patient ids are per issuer: a response without `iss` is attributed to the
+        // only configured issuer, and refused when there are several.
+        let policy = match (o.get("iss"), issuers.as_slice()) {
+            (Some(Value::String(iss)), _) => {
+                issuers.iter().find(|p| &p.iss == iss).ok_or_else(|| {
+                    Denial::unauthorized(format!("issuer {:?} is not trusted", token::clip(iss)))
+                })?
+            }
+            (Some(_), _) => return Err(Denial::unauthorized("iss is not a string")),
+            (None, [only]) => only,
+            (None, _) => {
+                return Err(Denial::unauthorized(
+                    "the introspection response has no iss, and several issuers are configured",
+                ));
+            }
         };
-        self.grant_for(token, interaction)
+        // The same claim rules as a JWT's: exp, nbf, iat, aud, scope, string claims.
+        token::check_claims(o, policy, now()).map_err(Denial::unauthorized)
     }
 
     /// Verifies a bearer token (cached until it expires).
@@ -394,9 +435,17 @@ impl Authorizer {
     /// The decision for a request needing `interaction` on ImagingStudy, up to the
     /// patient compartment (which needs the index; see the router).
     pub fn authorize(&self, req: &Request, interaction: Interaction) -> Result<Grant, Denial> {
+        let token = self.token(req)?;
+        self.grant_for(token, interaction)
+    }
+
+    /// The request's token, checked (its introspection response when the host put one
+    /// in, else the verified bearer token), before scopes are evaluated: what a host
+    /// needs to know whose patient a request is about (patient resolution).
+    pub fn token(&self, req: &Request) -> Result<VerifiedToken, Denial> {
         if let Some(introspection) = &req.introspection {
             // The host introspected the token at the EHR and hands over the response.
-            return self.authorize_introspection(introspection, interaction);
+            return self.introspected_token(introspection);
         }
         let mut values = req.header_values("authorization");
         let Some(value) = values.next() else {
@@ -419,14 +468,31 @@ impl Authorizer {
                 ));
             }
         };
-        let token = self.verify(bearer)?;
-        self.grant_for(token, interaction)
+        self.verify(bearer)
     }
 
     /// Scopes and patient context of a verified token, for `interaction`.
     fn grant_for(&self, token: VerifiedToken, interaction: Interaction) -> Result<Grant, Denial> {
         let scopes = ScopeSet::parse(&token.scope);
-        let restrictions = match scope::evaluate(&scopes, interaction) {
+        let permission = scope::evaluate(&scopes, interaction);
+        let in_patient_context = token.patient.as_deref().is_some_and(|p| !p.is_empty());
+        // Backend Services: system/ scopes, only under a policy for the token's client
+        // (and never instead of a patient grant the token has).
+        if !(in_patient_context && permission != scope::Permission::Denied)
+            && let Some(policy) = self.backend_clients.iter().find(|b| {
+                b.iss == token.iss && token.client_id.as_deref() == Some(b.client_id.as_str())
+            })
+            && let scope::Permission::Patient(restrictions) =
+                scope::evaluate_system(&scopes, interaction)
+        {
+            return Ok(Grant {
+                token,
+                patient: String::new(),
+                restrictions,
+                backend: Some(policy.access.clone()),
+            });
+        }
+        let restrictions = match permission {
             scope::Permission::Denied => {
                 let need = match interaction {
                     Interaction::Read => "read (r)",
@@ -447,6 +513,7 @@ impl Authorizer {
             token,
             patient,
             restrictions,
+            backend: None,
         })
     }
 }
@@ -573,6 +640,58 @@ mod tests {
                 v.as_object_mut().unwrap().remove("scope");
             },
             401,
+        );
+    }
+
+    #[test]
+    fn system_scopes_grant_only_under_a_policy_for_the_tokens_issuer_and_client() {
+        let response = |iss: &str, client: &str, scope: &str| {
+            json!({"active": true, "iss": iss, "aud": "https://ehr/fhir", "exp": now() + 300,
+                   "scope": scope, "client_id": client})
+        };
+        let status = |a: &Authorizer, r: &serde_json::Value| {
+            a.authorize_introspection(r, Interaction::Read)
+                .map(|g| g.backend)
+                .map_err(|d| d.status)
+        };
+        let sys = "system/ImagingStudy.rs";
+        assert_eq!(
+            status(&authorizer(), &response("https://hs", "research", sys)),
+            Err(403),
+            "no policy: system scopes grant nothing"
+        );
+        let a = authorizer().with_backend_clients(vec![BackendClient {
+            iss: "https://hs".into(),
+            client_id: "research".into(),
+            access: BackendAccess::AllStudies,
+        }]);
+        assert_eq!(
+            status(&a, &response("https://hs", "research", sys)),
+            Ok(Some(BackendAccess::AllStudies))
+        );
+        assert_eq!(status(&a, &response("https://hs", "other", sys)), Err(403));
+        assert_eq!(
+            status(&a, &response("https://rsa", "research", sys)),
+            Err(403),
+            "the same client id at another issuer is another client"
+        );
+        let mut no_client = response("https://hs", "research", sys);
+        no_client.as_object_mut().unwrap().remove("client_id");
+        assert_eq!(status(&a, &no_client), Err(403));
+        assert_eq!(
+            status(
+                &a,
+                &response("https://hs", "research", "patient/ImagingStudy.rs")
+            ),
+            Err(403),
+            "a policy does not widen patient scopes"
+        );
+        let mut with_patient = response("https://hs", "research", "patient/ImagingStudy.rs");
+        with_patient["patient"] = json!("123");
+        assert_eq!(
+            status(&a, &with_patient),
+            Ok(None),
+            "a patient grant stays one"
         );
     }
 

@@ -184,10 +184,22 @@ fn restriction(name: &str, value: &str) -> Option<Restriction> {
 /// only within the token's patient context (there is no user-level policy to consult);
 /// a granular scope with a parameter sia cannot enforce grants nothing (fails closed).
 pub fn evaluate(scopes: &ScopeSet, interaction: Interaction) -> Permission {
+    evaluate_in(scopes, interaction, false)
+}
+
+/// [`evaluate`] for the `system/` scopes only (Backend Services): what they would allow
+/// within a backend-services policy (the caller must hold one for the token's client;
+/// without it, system scopes grant nothing). `Permission::Patient` then means "within
+/// the policy", with the same granular restrictions as patient scopes.
+pub fn evaluate_system(scopes: &ScopeSet, interaction: Interaction) -> Permission {
+    evaluate_in(scopes, interaction, true)
+}
+
+fn evaluate_in(scopes: &ScopeSet, interaction: Interaction, system: bool) -> Permission {
     let mut unrestricted = false;
     let mut sets: Vec<Vec<Restriction>> = Vec::new();
     for s in &scopes.scopes {
-        if s.context == Context::System || !s.covers("ImagingStudy", interaction) {
+        if (s.context == Context::System) != system || !s.covers("ImagingStudy", interaction) {
             continue;
         }
         if s.params.is_empty() {
@@ -288,6 +300,40 @@ mod tests {
                 Interaction::Read
             ),
             Permission::Patient(None)
+        );
+    }
+
+    #[test]
+    fn system_scopes_are_evaluated_apart() {
+        let sys = |s: &str, i| evaluate_system(&ScopeSet::parse(s), i);
+        assert_eq!(
+            perm("system/ImagingStudy.rs", Interaction::Read),
+            Permission::Denied,
+            "never as patient scopes"
+        );
+        assert_eq!(
+            sys("system/ImagingStudy.rs", Interaction::Search),
+            Permission::Patient(None)
+        );
+        assert_eq!(
+            sys("system/*.read", Interaction::Read),
+            Permission::Patient(None)
+        );
+        assert_eq!(
+            sys("system/ImagingStudy.r", Interaction::Search),
+            Permission::Denied
+        );
+        assert_eq!(
+            sys("patient/ImagingStudy.rs", Interaction::Read),
+            Permission::Denied
+        );
+        assert_eq!(
+            sys("system/ImagingStudy.rs?modality=CT", Interaction::Read),
+            Permission::Patient(Some(vec![vec![Restriction::Modality("CT".into())]]))
+        );
+        assert_eq!(
+            sys("system/ImagingStudy.rs?started=gt2020", Interaction::Read),
+            Permission::Denied
         );
     }
 }

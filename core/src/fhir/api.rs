@@ -185,7 +185,10 @@ impl Engine {
         study: &str,
         modalities: &[String],
     ) -> Option<String> {
-        if !crate::router::meets_restrictions(modalities, grant.restrictions.as_deref()) {
+        // A capability carries one patient: none for a Backend Services grant.
+        if grant.backend.is_some()
+            || !crate::router::meets_restrictions(modalities, grant.restrictions.as_deref())
+        {
             return None;
         }
         Some(format!(
@@ -215,7 +218,7 @@ impl Engine {
         };
         match self.index.find_studies(&[cond], 1, 0) {
             Ok((mut rows, _)) if !rows.is_empty() => {
-                if let Some(g) = &grant {
+                if let Some(g) = grant.as_ref().filter(|g| g.backend.is_none()) {
                     rows[0].fhir_patient = Some(g.patient.clone());
                 }
                 Response::with_body(
@@ -429,19 +432,32 @@ impl Engine {
         // The patient compartment: a token sees its own patient's studies only, and
         // asking for another patient is refused, not answered with an empty Bundle.
         if let (Some(g), Some((pid, issuer))) = (&grant, &asked_identifier) {
-            let linked = match self.auth.as_ref().map(|a| a.patients) {
-                Some(crate::auth::PatientPolicy::Identity) => *pid == g.patient,
-                _ => match self.index.is_linked(
-                    &g.token.iss,
-                    self.unassigned_links_serve(&g.token.iss),
-                    &g.patient,
-                    pid,
-                    issuer,
-                ) {
-                    Ok(l) => l,
-                    Err(e) => return outcome(500, "exception", &format!("index: {e}")),
-                },
+            // The FHIR patients the grant is for: its one patient, or a Backend Services
+            // policy's (every patient for "all").
+            let patients: Vec<&str> = match &g.backend {
+                None => vec![g.patient.as_str()],
+                Some(crate::auth::BackendAccess::Patients(list)) => {
+                    list.iter().map(String::as_str).collect()
+                }
+                Some(crate::auth::BackendAccess::AllStudies) => Vec::new(),
             };
+            let mut linked = matches!(g.backend, Some(crate::auth::BackendAccess::AllStudies));
+            for p in patients {
+                linked = linked
+                    || match self.auth.as_ref().map(|a| a.patients) {
+                        Some(crate::auth::PatientPolicy::Identity) => pid == p,
+                        _ => match self.index.is_linked(
+                            &g.token.iss,
+                            self.unassigned_links_serve(&g.token.iss),
+                            p,
+                            pid,
+                            issuer,
+                        ) {
+                            Ok(l) => l,
+                            Err(e) => return outcome(500, "exception", &format!("index: {e}")),
+                        },
+                    };
+            }
             if !linked {
                 return outcome(
                     403,
@@ -451,6 +467,28 @@ impl Engine {
             }
         }
         match (&grant, &asked_patient) {
+            (Some(g), asked) if g.backend.is_some() => match asked {
+                None => conditions.extend(self.conditions_of(g)),
+                Some(p)
+                    if match &g.backend {
+                        Some(crate::auth::BackendAccess::Patients(list)) => list.contains(p),
+                        _ => true,
+                    } =>
+                {
+                    conditions.extend(self.grant_conditions(
+                        Some(&g.token.iss),
+                        p,
+                        g.restrictions.as_deref(),
+                    ))
+                }
+                Some(_) => {
+                    return outcome(
+                        403,
+                        "forbidden",
+                        "the patient asked for is outside the backend client's policy",
+                    );
+                }
+            },
             (Some(g), Some(p)) if *p != g.patient => {
                 return outcome(
                     403,
@@ -475,6 +513,7 @@ impl Engine {
         // may be linked to several FHIR ids, and on several issuers).
         if let Some(subject) = grant
             .as_ref()
+            .filter(|g| g.backend.is_none())
             .map(|g| &g.patient)
             .or(asked_patient.as_ref())
         {
@@ -571,19 +610,31 @@ impl Engine {
     }
 
     fn smart_configuration(&self) -> Response {
-        json_response(
-            200,
-            &json!({
-                "capabilities": [
-                    "smart-imaging-access",
-                    "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch",
-                    "permission-patient",
-                    "permission-v1",
-                    "permission-v2",
-                ],
-                "associated_endpoints": [{ "url": self.fhir.dicomweb_base, "capabilities": ["smart-imaging-access"] }],
-            }),
-        )
+        let mut doc = json!({
+            "capabilities": [
+                "smart-imaging-access",
+                "http://fhir.org/argonaut/smart-imaging/capabilities/app-launch",
+                "permission-patient",
+                "permission-v1",
+                "permission-v2",
+            ],
+            "associated_endpoints": [{ "url": self.fhir.dicomweb_base, "capabilities": ["smart-imaging-access"] }],
+        });
+        // Backend Services mode only when a policy says which client may see what.
+        if self
+            .auth
+            .as_ref()
+            .is_some_and(|a| !a.backend_clients().is_empty())
+        {
+            doc["capabilities"]
+                .as_array_mut()
+                .expect("an array")
+                .push(json!(
+                    "http://fhir.org/argonaut/smart-imaging/capabilities/backend-services"
+                ));
+            doc["scopes_supported"] = json!(["patient/ImagingStudy.rs", "system/ImagingStudy.rs"]);
+        }
+        json_response(200, &doc)
     }
 }
 

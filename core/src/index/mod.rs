@@ -227,29 +227,11 @@ impl Index {
                 continue;
             };
             report.patients += 1;
-            for ident in r["identifier"].as_array().into_iter().flatten() {
-                let (Some(system), Some(value)) =
-                    (ident["system"].as_str(), ident["value"].as_str())
-                else {
-                    continue;
-                };
-                let mrn = ident["type"]["coding"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["code"] == "MR");
-                let issuer = systems
-                    .get(system)
-                    .cloned()
-                    .or_else(|| system.strip_prefix("urn:oid:").map(str::to_string));
-                match issuer {
-                    Some(issuer) => links.push((id.to_string(), value.to_string(), issuer)),
-                    None if mrn => report.skipped.push(format!(
-                        "Patient/{id}: MRN system {system:?} maps to no DICOM issuer (add it to [patients] identifier_systems)"
-                    )),
-                    None => {}
-                }
+            let (mapped, skipped) = mapped_identifiers(&r, systems);
+            for (value, issuer) in mapped {
+                links.push((id.to_string(), value, issuer));
             }
+            report.skipped.extend(skipped);
         }
         let mut conn = open_writer(&self.path)?;
         let tx = conn.transaction()?;
@@ -262,5 +244,102 @@ impl Index {
         }
         tx.commit()?;
         Ok(report)
+    }
+}
+
+/// The DICOM (Patient ID, Issuer of Patient ID) pairs a FHIR Patient's identifiers name:
+/// each identifier whose `system` maps to a DICOM issuer (through `systems`, else a
+/// `urn:oid:` system whose OID is the issuer), with its value; and a message for each MRN
+/// (type `MR`) whose system maps to nothing. A value is never matched alone.
+fn mapped_identifiers(
+    patient: &serde_json::Value,
+    systems: &std::collections::HashMap<String, String>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let id = patient["id"].as_str().unwrap_or("");
+    let mut mapped = Vec::new();
+    let mut skipped = Vec::new();
+    for ident in patient["identifier"].as_array().into_iter().flatten() {
+        let (Some(system), Some(value)) = (ident["system"].as_str(), ident["value"].as_str())
+        else {
+            continue;
+        };
+        let mrn = ident["type"]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["code"] == "MR");
+        let issuer = systems
+            .get(system)
+            .cloned()
+            .or_else(|| system.strip_prefix("urn:oid:").map(str::to_string));
+        match issuer {
+            Some(issuer) => mapped.push((value.to_string(), issuer)),
+            None if mrn => skipped.push(format!(
+                "Patient/{id}: MRN system {system:?} maps to no DICOM issuer (add it to [patients] identifier_systems)"
+            )),
+            None => {}
+        }
+    }
+    (mapped, skipped)
+}
+
+/// What [`Index::resolve_patient_for`] linked.
+#[derive(Clone, Debug, Default)]
+pub struct PatientResolution {
+    /// The DICOM (Patient ID, Issuer of Patient ID) pairs now linked.
+    pub linked: Vec<(String, String)>,
+    /// Why identifiers were not linked.
+    pub skipped: Vec<String>,
+}
+
+impl Index {
+    /// Whether FHIR Patient `fhir_patient` of token issuer `fhir_issuer` has any link
+    /// (unassigned links counted when `unassigned`).
+    pub fn has_links(
+        &self,
+        fhir_issuer: &str,
+        unassigned: bool,
+        fhir_patient: &str,
+    ) -> Result<bool> {
+        let other = if unassigned { "" } else { fhir_issuer };
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT 1 FROM patient_links WHERE fhir_issuer IN (?1, ?2) AND fhir_patient = ?3",
+                )?
+                .exists([fhir_issuer, other, fhir_patient])?)
+        })
+    }
+
+    /// Links one FHIR `Patient` resource of token issuer `fhir_issuer` (read at the
+    /// issuer's FHIR server by a host resolving a token's patient) to the indexed DICOM
+    /// patients its identifiers name, with the mapping of [`Index::import_patients`]; an
+    /// identifier that names no indexed DICOM patient links nothing. An empty
+    /// `linked` means no match: the patient sees nothing.
+    pub fn resolve_patient_for(
+        &self,
+        fhir_issuer: &str,
+        patient: &serde_json::Value,
+        systems: &std::collections::HashMap<String, String>,
+    ) -> Result<PatientResolution> {
+        let Some(id) = patient["id"]
+            .as_str()
+            .filter(|s| !s.is_empty() && patient["resourceType"] == "Patient")
+        else {
+            return Err(Error::InvalidInput("not a Patient with an id".into()));
+        };
+        let (mapped, mut skipped) = mapped_identifiers(patient, systems);
+        let mut linked = Vec::new();
+        for (value, issuer) in mapped {
+            if self.patients_with_id(&value, Some(&issuer))?.is_empty() {
+                skipped.push(format!(
+                    "Patient/{id}: identifier {value} of DICOM issuer {issuer:?} names no indexed patient"
+                ));
+                continue;
+            }
+            self.link_patient_for(fhir_issuer, id, &value, &issuer)?;
+            linked.push((value, issuer));
+        }
+        Ok(PatientResolution { linked, skipped })
     }
 }

@@ -52,6 +52,14 @@ pub struct DevEhr {
     auth: Arc<Authorizer>,
     codes: Mutex<HashMap<String, oauth::CodeGrant>>,
     refresh: Mutex<HashMap<String, oauth::RefreshGrant>>,
+    /// With `--dev-opaque-tokens`: access token -> its claims (introspection only).
+    opaque: Option<Mutex<HashMap<String, Value>>>,
+    /// Tokens revoked at `/dev/revoke` (RFC 7009), until they expire.
+    revoked: Mutex<HashMap<String, i64>>,
+    /// Backend-services clients (`--dev-client ID=JWKS_FILE`): id -> public keys.
+    clients: HashMap<String, JwkSet>,
+    /// `jti`s of client assertions already used, until they expire (no replay).
+    used_assertions: Mutex<HashMap<String, i64>>,
 }
 
 /// The files the development EHR keeps beside the index `db`.
@@ -110,7 +118,85 @@ impl DevEhr {
             auth,
             codes: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashMap::new()),
+            opaque: None,
+            revoked: Mutex::new(HashMap::new()),
+            clients: HashMap::new(),
+            used_assertions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Issue opaque access tokens (known only to this EHR; introspection only).
+    pub fn with_opaque_tokens(mut self, opaque: bool) -> DevEhr {
+        self.opaque = opaque.then(|| Mutex::new(HashMap::new()));
+        self
+    }
+
+    /// Registers backend-services clients, each `ID=JWKS_FILE`.
+    pub fn with_clients(mut self, specs: &[String]) -> Result<DevEhr, String> {
+        for spec in specs {
+            let (id, file) = spec
+                .split_once('=')
+                .filter(|(id, f)| !id.is_empty() && !f.is_empty())
+                .ok_or_else(|| format!("--dev-client {spec:?}: give ID=JWKS_FILE"))?;
+            let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+            let set: JwkSet =
+                serde_json::from_str(&text).map_err(|e| format!("{file}: not a JWKS: {e}"))?;
+            self.clients.insert(id.to_string(), set);
+        }
+        Ok(self)
+    }
+
+    /// The RFC 7662 answer for one of this EHR's opaque tokens; `None` when `bearer` is
+    /// not one (a JWT, or tokens are not opaque).
+    pub fn opaque_introspection(&self, bearer: &str) -> Option<Value> {
+        let claims = self
+            .opaque
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bearer)
+            .cloned()?;
+        let live = claims["exp"].as_i64().is_some_and(|e| e > now()) && !self.is_revoked(bearer);
+        Some(if live {
+            let mut v = claims;
+            v["active"] = json!(true);
+            v["token_type"] = json!("Bearer");
+            v
+        } else {
+            json!({ "active": false })
+        })
+    }
+
+    /// Whether `token` was revoked.
+    pub fn is_revoked(&self, token: &str) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(token)
+    }
+
+    /// What one of this EHR's access tokens (JWT or opaque) says, if it is live.
+    pub fn verify_token(&self, bearer: &str) -> Result<sia::auth::VerifiedToken, String> {
+        if self.is_revoked(bearer) {
+            return Err("the token was revoked".into());
+        }
+        if let Some(answer) = self.opaque_introspection(bearer) {
+            if answer["active"] != json!(true) {
+                return Err("the token is not active".into());
+            }
+            let s = |k: &str| answer[k].as_str().map(str::to_string);
+            return Ok(sia::auth::VerifiedToken {
+                iss: s("iss").unwrap_or_default(),
+                sub: s("sub"),
+                client_id: s("client_id"),
+                scope: s("scope").unwrap_or_default(),
+                patient: s("patient"),
+                fhir_user: s("fhirUser"),
+                exp: answer["exp"].as_i64().unwrap_or(0),
+                aud: vec![self.fhir_base.clone()],
+            });
+        }
+        self.auth.verify(bearer).map_err(|d| d.reason)
     }
 
     /// The routes, to be nested under `/dev`.
@@ -119,6 +205,7 @@ impl DevEhr {
             .route("/authorize", get(oauth::authorize))
             .route("/token", post(oauth::token))
             .route("/introspect", post(oauth::introspect))
+            .route("/revoke", post(oauth::revoke))
             .route("/.well-known/jwks.json", get(jwks))
             .route(
                 "/fhir/.well-known/smart-configuration",
@@ -138,17 +225,22 @@ impl DevEhr {
             "authorization_endpoint": format!("{}/authorize", self.base),
             "token_endpoint": format!("{}/token", self.base),
             "introspection_endpoint": format!("{}/introspect", self.base),
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "revocation_endpoint": format!("{}/revoke", self.base),
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384", "RS256", "ES256"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
             "scopes_supported": [
                 "launch/patient", "offline_access", "online_access",
                 "patient/ImagingStudy.rs", "patient/ImagingStudy.read",
-                "patient/Patient.rs", "patient/Patient.read", "patient/*.rs", "patient/*.read"
+                "patient/Patient.rs", "patient/Patient.read", "patient/*.rs", "patient/*.read",
+                "system/ImagingStudy.rs", "system/Patient.rs"
             ],
             "capabilities": [
-                "launch-standalone", "client-public", "context-standalone-patient",
+                "launch-standalone", "client-public", "client-confidential-asymmetric",
+                "context-standalone-patient",
                 "permission-offline", "permission-online", "permission-patient",
                 "permission-v1", "permission-v2"
             ],
@@ -180,6 +272,15 @@ impl DevEhr {
         });
         if let Some(p) = patient {
             claims["patient"] = json!(p);
+        }
+        if let Some(opaque) = &self.opaque {
+            let token = random_token::<32>()?;
+            let mut map = opaque.lock().unwrap_or_else(|e| e.into_inner());
+            if !make_room(&mut map, |c: &Value| c["exp"].as_i64().unwrap_or(0)) {
+                return Err("too many outstanding tokens".into());
+            }
+            map.insert(token.clone(), claims);
+            return Ok(token);
         }
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some(self.key.kid.clone());

@@ -229,6 +229,9 @@ pub async fn token(
     Form(p): Form<Params>,
 ) -> Response {
     let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if get("grant_type") == Some("client_credentials") {
+        return client_credentials(&ehr, &p);
+    }
     // Public clients send client_id in the body; a Basic header's user name counts too.
     let client_id = get("client_id")
         .map(str::to_string)
@@ -334,7 +337,7 @@ pub async fn token(
             return oauth_error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                "grant_type must be authorization_code or refresh_token",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             );
         }
     };
@@ -403,15 +406,20 @@ pub async fn introspect(
     Form(p): Form<Params>,
 ) -> Response {
     let (id, secret) = &ehr.introspection_client;
-    let authenticated = basic_credentials(&headers).is_some_and(|(i, s)| {
-        // Compare in constant time: the secret guards token metadata.
-        &i == id
-            && s.len() == secret.len()
-            && s.bytes()
-                .zip(secret.bytes())
-                .fold(0, |a, (x, y)| a | (x ^ y))
-                == 0
+    let by_assertion = p.get("client_assertion").is_some_and(|a| {
+        p.get("client_assertion_type").map(String::as_str) == Some(JWT_BEARER)
+            && authenticate(&ehr, a).is_ok()
     });
+    let authenticated = by_assertion
+        || basic_credentials(&headers).is_some_and(|(i, s)| {
+            // Compare in constant time: the secret guards token metadata.
+            &i == id
+                && s.len() == secret.len()
+                && s.bytes()
+                    .zip(secret.bytes())
+                    .fold(0, |a, (x, y)| a | (x ^ y))
+                    == 0
+        });
     if !authenticated {
         let mut r = oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -431,12 +439,164 @@ pub async fn introspect(
             "token is required",
         );
     };
+    if let Some(answer) = ehr.opaque_introspection(token) {
+        tracing::info!("dev EHR: introspection: active={}", answer["active"]);
+        return json_response(StatusCode::OK, &answer);
+    }
     let mut answer = ehr.auth.introspect(token);
+    if ehr.is_revoked(token) {
+        answer = json!({ "active": false });
+    }
     if answer.get("iss").and_then(|v| v.as_str()) != Some(ehr.fhir_base.as_str()) {
         answer = json!({ "active": false });
     } else {
         answer["aud"] = json!([ehr.fhir_base, ehr.imaging_fhir]);
         answer["token_type"] = json!("Bearer");
     }
+    tracing::info!("dev EHR: introspection: active={}", answer["active"]);
     json_response(StatusCode::OK, &answer)
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Algorithms a client assertion may use (SMART Backend Services: RS384, ES384).
+const ASSERTION_ALGS: [jsonwebtoken::Algorithm; 4] = [
+    jsonwebtoken::Algorithm::RS384,
+    jsonwebtoken::Algorithm::ES384,
+    jsonwebtoken::Algorithm::RS256,
+    jsonwebtoken::Algorithm::ES256,
+];
+
+/// The registered client a client assertion (RFC 7523 §3) authenticates: signed by one of
+/// the client's keys, `iss` = `sub` = the client id, `aud` this EHR's token or
+/// introspection endpoint, `exp` ahead by at most five minutes, `jti` not seen before.
+pub fn authenticate(ehr: &DevEhr, assertion: &str) -> Result<String, String> {
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| "not a JWT")?;
+    if !ASSERTION_ALGS.contains(&header.alg) {
+        return Err(format!("algorithm {:?} is not accepted", header.alg));
+    }
+    let payload = assertion.split('.').nth(1).ok_or("not a JWT")?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| "not a JWT")?)
+            .map_err(|_| "not a JWT")?;
+    let client_id = claims["iss"].as_str().ok_or("no iss")?.to_string();
+    let keys = ehr
+        .clients
+        .get(&client_id)
+        .ok_or_else(|| format!("client {client_id:?} is not registered"))?;
+    let jwk = match &header.kid {
+        Some(kid) => keys.find(kid),
+        None if keys.keys.len() == 1 => keys.keys.first(),
+        None => None,
+    }
+    .ok_or("no registered key of the client fits the assertion's kid")?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| format!("client key: {e}"))?;
+    let mut v = jsonwebtoken::Validation::new(header.alg);
+    v.set_issuer(&[&client_id]);
+    v.set_audience(&[
+        format!("{}/token", ehr.base),
+        format!("{}/introspect", ehr.base),
+    ]);
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    v.leeway = 30;
+    let data = jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &v)
+        .map_err(|e| format!("client assertion: {e}"))?;
+    let c = data.claims;
+    if c["sub"].as_str() != Some(client_id.as_str()) {
+        return Err("sub differs from iss".into());
+    }
+    let exp = c["exp"].as_i64().ok_or("exp is not a number")?;
+    if exp > now() + 300 + 30 {
+        return Err("exp is more than five minutes ahead".into());
+    }
+    let jti = c["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty())
+        .ok_or("no jti")?;
+    let mut used = ehr
+        .used_assertions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if !make_room(&mut used, |e: &i64| *e) {
+        return Err("too many assertions".into());
+    }
+    if used
+        .insert(format!("{client_id} {jti}"), exp + 30)
+        .is_some()
+    {
+        return Err("the assertion's jti was used before".into());
+    }
+    Ok(client_id)
+}
+
+/// `client_credentials` (SMART Backend Services): a registered client authenticated by
+/// `private_key_jwt` gets a short-lived token with the `system/` scopes it asks for.
+fn client_credentials(ehr: &DevEhr, p: &Params) -> Response {
+    let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if get("client_assertion_type") != Some(JWT_BEARER) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client_credentials needs private_key_jwt (client_assertion_type jwt-bearer)",
+        );
+    }
+    let client_id = match get("client_assertion").map(|a| authenticate(ehr, a)) {
+        Some(Ok(id)) => id,
+        Some(Err(e)) => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &e),
+        None => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client_assertion is required",
+            );
+        }
+    };
+    let Some(scope) = get("scope") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "scope is required",
+        );
+    };
+    if !scope.split(' ').all(|s| s.starts_with("system/")) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "a backend service asks for system/ scopes only",
+        );
+    }
+    const SECONDS: i64 = 300;
+    match ehr.access_token(&client_id, scope, None, SECONDS) {
+        Ok(t) => {
+            tracing::info!("dev EHR: client_credentials token for {client_id}: {scope}");
+            json_response(
+                StatusCode::OK,
+                &json!({ "access_token": t, "token_type": "Bearer", "expires_in": SECONDS, "scope": scope }),
+            )
+        }
+        Err(e) => oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e),
+    }
+}
+
+/// `POST /dev/revoke` (RFC 7009): the token is inactive from now on. Development only:
+/// anyone may revoke any token (a real EHR authenticates the client first).
+pub async fn revoke(State(ehr): State<Arc<DevEhr>>, Form(p): Form<Params>) -> Response {
+    let Some(token) = p.get("token").filter(|t| !t.is_empty()) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required",
+        );
+    };
+    let mut revoked = ehr.revoked.lock().unwrap_or_else(|e| e.into_inner());
+    if !make_room(&mut revoked, |e: &i64| *e) {
+        return oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "too many revoked tokens",
+        );
+    }
+    revoked.insert(token.clone(), now() + super::READY_TOKEN_SECONDS);
+    tracing::info!("dev EHR: a token was revoked");
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response()
 }

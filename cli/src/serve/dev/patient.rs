@@ -61,9 +61,8 @@ fn access(
             )
         })?;
     let token: VerifiedToken = ehr
-        .auth
-        .verify(&bearer)
-        .map_err(|d| outcome(StatusCode::UNAUTHORIZED, "login", &d.reason))?;
+        .verify_token(&bearer)
+        .map_err(|reason| outcome(StatusCode::UNAUTHORIZED, "login", &reason))?;
     if token.iss != ehr.fhir_base {
         return Err(outcome(
             StatusCode::UNAUTHORIZED,

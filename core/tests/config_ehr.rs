@@ -1,0 +1,151 @@
+//! The configuration keys of a host in front of a real EHR: introspection, client
+//! authentication, patient resolution, Backend Services policies.
+
+use sia::auth::BackendAccess;
+use sia::{ClientAuth, Config};
+
+/// Throwaway test keys (generated for this test only).
+const P384: &str = "-----BEGIN PRIVATE KEY-----
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDCOTY5B+w6gNdpxbg1f
+NGNdKpM6Qyv33V3FMyUxI0kqcsZiTm9/C1X+UJKgdubEt36hZANiAATcouQdKDXW
+Olfom/2UBu0AoEO3P32tfw5kmNAAbMqFYlnqzq0PpDe4DchRy8QcsJ9TxktlfhXh
+ObzVCuJpGBmwLLxT1EFN7DTXbFhfLYn6/29mJ5lh4dBALUmonzjFO/0=
+-----END PRIVATE KEY-----
+";
+const P256: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVJ4jECHKDlsCsc9H
+PWYHNdSIm31YfjDMGo1qEPaXI5OhRANCAASulrBcPOoG5Yk0X2eqw4DPL5742QDd
+mD7tBeZO5ixmNm4CyhDRIyZ2Y/XpxNCm+vijGqM9XchbyjldhcmoEKXd
+-----END PRIVATE KEY-----
+";
+
+fn load(issuer: &str, rest: &str) -> sia::error::Result<Config> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "s3cret\n").unwrap();
+    std::fs::write(dir.path().join("p384.pem"), P384).unwrap();
+    std::fs::write(dir.path().join("p256.pem"), P256).unwrap();
+    let p = dir.path().join("sia.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[server]\nbase_url = \"http://h\"\ndb = \"i.db\"\n[[issuers]]\niss = \"https://ehr/fhir\"\naudiences = [\"https://ehr/fhir\"]\n{issuer}\n{rest}"
+        ),
+    )
+    .unwrap();
+    Config::from_file(&p)
+}
+
+#[test]
+fn introspection_needs_no_keys_but_a_client() {
+    let c = load(
+        "introspection_url = \"https://ehr/introspect\"\nclient_id = \"sia\"\nclient_secret_file = \"secret\"",
+        "",
+    )
+    .unwrap();
+    let [ic] = c.issuer_clients.as_slice() else {
+        panic!("one issuer client")
+    };
+    assert_eq!(
+        ic.introspection_url.as_deref(),
+        Some("https://ehr/introspect")
+    );
+    assert_eq!(ic.fhir_base, "https://ehr/fhir");
+    assert!(!ic.introspect_all && !ic.resolve_patients);
+    assert!(
+        matches!(&ic.client, Some(ClientAuth::SecretBasic { client_id, secret }) if client_id == "sia" && secret == "s3cret")
+    );
+    // A secret never reaches Debug output.
+    assert!(!format!("{c:?}").contains("s3cret"));
+    // No client authentication: refused.
+    assert!(load("introspection_url = \"https://ehr/introspect\"", "").is_err());
+    // Neither keys nor introspection: refused, as before.
+    assert!(load("", "").is_err());
+    // Keys and introspection together, introspecting everything.
+    let c = load(
+        "jwks_url = \"https://ehr/jwks\"\nalgorithms = [\"ES256\"]\nintrospection_url = \"https://ehr/introspect\"\nintrospect_all = true\nintrospection_cache_seconds = 60\nclient_id = \"sia\"\nclient_secret_file = \"secret\"",
+        "",
+    )
+    .unwrap();
+    assert!(c.issuer_clients[0].introspect_all);
+    assert_eq!(c.issuer_clients[0].introspection_cache_seconds, Some(60));
+    assert!(
+        load(
+            "jwks_url = \"https://ehr/jwks\"\nalgorithms = [\"ES256\"]\nintrospect_all = true",
+            ""
+        )
+        .is_err(),
+        "introspect_all without introspection_url"
+    );
+    assert!(
+        load(
+            "introspection_url = \"ftp://ehr/introspect\"\nclient_id = \"sia\"\nclient_secret_file = \"secret\"",
+            ""
+        )
+        .is_err()
+    );
+    assert!(load("introspection_url = \"https://ehr/i\"\nclient_id = \"sia\"\nclient_secret_file = \"secret\"\nclient_key_file = \"p384.pem\"", "").is_err());
+    assert!(load("introspection_url = \"https://ehr/i\"\nunknown_key = 1", "").is_err());
+}
+
+#[test]
+fn private_key_jwt_clients_and_patient_resolution() {
+    let c = load(
+        "introspection_url = \"https://ehr/introspect\"\nclient_id = \"sia\"\nclient_key_file = \"p384.pem\"\nclient_key_id = \"k1\"\nresolve_patients = true\nfhir_base = \"https://ehr/r4/\"\ntoken_endpoint = \"https://ehr/token\"",
+        "",
+    )
+    .unwrap();
+    let ic = &c.issuer_clients[0];
+    assert!(ic.resolve_patients);
+    assert_eq!(ic.fhir_base, "https://ehr/r4");
+    assert_eq!(ic.token_endpoint.as_deref(), Some("https://ehr/token"));
+    assert!(
+        matches!(&ic.client, Some(ClientAuth::PrivateKeyJwt { alg, kid, .. })
+        if *alg == jsonwebtoken::Algorithm::ES384 && kid.as_deref() == Some("k1"))
+    );
+    // A P-256 key signs ES256 when asked, not the ES384 default.
+    assert!(load("introspection_url = \"https://ehr/i\"\nclient_id = \"sia\"\nclient_key_file = \"p256.pem\"\nclient_key_alg = \"ES256\"", "").is_ok());
+    assert!(load("introspection_url = \"https://ehr/i\"\nclient_id = \"sia\"\nclient_key_file = \"p256.pem\"\nclient_key_alg = \"HS256\"", "").is_err());
+    // Resolution needs private_key_jwt (a backend-services token).
+    assert!(load("jwks_url = \"https://ehr/jwks\"\nalgorithms = [\"ES256\"]\nresolve_patients = true\nclient_id = \"sia\"\nclient_secret_file = \"secret\"", "").is_err());
+    let c = load(
+        "jwks_url = \"https://ehr/jwks\"\nalgorithms = [\"ES256\"]\nresolve_patients = true\nclient_id = \"sia\"\nclient_key_file = \"p384.pem\"",
+        "",
+    )
+    .unwrap();
+    assert!(c.issuer_clients[0].introspection_url.is_none());
+    // Without introspection or resolution, an issuer has no client.
+    let c = load(
+        "jwks_url = \"https://ehr/jwks\"\nalgorithms = [\"ES256\"]",
+        "",
+    )
+    .unwrap();
+    assert!(c.issuer_clients.is_empty());
+}
+
+#[test]
+fn backend_client_policies() {
+    let issuer = "jwks_url = \"https://ehr/jwks\"\nalgorithms = [\"ES256\"]";
+    let c = load(
+        issuer,
+        "[[backend_clients]]\nclient_id = \"research\"\nstudies = \"all\"\n[[backend_clients]]\nclient_id = \"cohort\"\niss = \"https://ehr/fhir\"\npatients = [\"123\", \"456\"]\n",
+    )
+    .unwrap();
+    let clients = c.auth.as_ref().unwrap().backend_clients().to_vec();
+    assert_eq!(clients.len(), 2);
+    assert_eq!(clients[0].access, BackendAccess::AllStudies);
+    assert_eq!(clients[0].iss, "https://ehr/fhir");
+    assert_eq!(
+        clients[1].access,
+        BackendAccess::Patients(vec!["123".into(), "456".into()])
+    );
+    for bad in [
+        "[[backend_clients]]\nclient_id = \"x\"\n",
+        "[[backend_clients]]\nclient_id = \"x\"\nstudies = \"some\"\n",
+        "[[backend_clients]]\nclient_id = \"x\"\npatients = []\n",
+        "[[backend_clients]]\nclient_id = \"x\"\npatients = [\"1\"]\nstudies = \"all\"\n",
+        "[[backend_clients]]\nclient_id = \"x\"\nstudies = \"all\"\niss = \"https://other\"\n",
+        "[[backend_clients]]\nclient_id = \"\"\nstudies = \"all\"\n",
+    ] {
+        assert!(load(issuer, bad).is_err(), "{bad}");
+    }
+}
