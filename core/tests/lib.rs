@@ -5,6 +5,7 @@ mod alloc_meter;
 mod bad_input;
 mod common;
 mod fhir_output;
+mod field_frames;
 mod fuzz_regressions;
 mod introspection;
 mod properties;

@@ -682,7 +682,18 @@ impl<S: ByteSource> Walker<'_, S> {
             deflated: false,
         };
         if self.deflated {
-            return Ok(base);
+            // The frames are counted from the declared length; the bytes may lie past
+            // the part of the stream inflated for the header.
+            let layout = if h.len == UNDEFINED {
+                PixelLayout::Encapsulated {
+                    fragments: Vec::new(),
+                }
+            } else {
+                PixelLayout::Native {
+                    len: u64::from(h.len),
+                }
+            };
+            return Ok(PixelData { layout, ..base });
         }
         if h.len != UNDEFINED {
             self.value_end(&h, pos)?;
@@ -967,12 +978,8 @@ impl Found {
                 .and_then(|v| u32::try_from(v).ok())
                 .unwrap_or(0)
         };
-        let frames = match self.number(NUMBER_OF_FRAMES, enc.big_endian) {
-            None => 1,
-            Some(n) => u32::try_from(n).map_err(|_| {
-                ScanError::malformed(format!("Number of Frames {n} is out of range"))
-            })?,
-        };
+        // Number of Frames as written; what it means is decided by `frames::frame_count`.
+        let declared_frames = self.number(NUMBER_OF_FRAMES, enc.big_endian);
         let (image, frame_table) = match pixel {
             None => (None, FrameTable::None),
             Some(p) => {
@@ -985,7 +992,7 @@ impl Found {
                     pixel_representation: number(PIXEL_REPRESENTATION),
                     photometric: self.text(PHOTOMETRIC_INTERPRETATION).unwrap_or_default(),
                     planar_configuration: number(PLANAR_CONFIGURATION),
-                    frames,
+                    frames: 0,
                 };
                 if p.tag == FLOAT_PIXEL_DATA {
                     image.bits_allocated = 32;
@@ -993,14 +1000,21 @@ impl Found {
                     image.bits_allocated = 64;
                 }
                 let table = match (p.layout, p.deflated) {
-                    (_, true) => FrameTable::Deflated { count: frames },
+                    // Native pixel data of known length inside the deflated stream: the
+                    // same rule, on the length its element declares.
+                    (PixelLayout::Native { len }, true) => FrameTable::Deflated {
+                        count: frames::native_count(&image, declared_frames, len)?,
+                    },
+                    (_, true) => FrameTable::Deflated {
+                        count: frames::frame_count(declared_frames, u64::MAX),
+                    },
                     (PixelLayout::Native { len }, false) => {
                         let swap_unit = if enc.big_endian && p.vr != Some(Vr::OB) {
                             big_endian_pixel_unit(image.bits_allocated) as u8
                         } else {
                             0
                         };
-                        frames::native(&image, p.value_pos, len, swap_unit)?
+                        frames::native(&image, declared_frames, p.value_pos, len, swap_unit)?
                     }
                     (PixelLayout::Encapsulated { fragments }, false) => {
                         let extended =
@@ -1018,9 +1032,10 @@ impl Found {
                             basic: p.basic_offsets,
                             extended,
                         };
-                        frames::encapsulated(src, frames, fragments, &tables)?
+                        frames::encapsulated(src, declared_frames, fragments, &tables)?
                     }
                 };
+                image.frames = table.count();
                 (Some(image), table)
             }
         };

@@ -1,0 +1,101 @@
+"""Issue 14: inputs from the field, written with pydicom and checked against pydicom's
+reading of them through `sia index` and `sia get`."""
+
+import json
+import subprocess
+from email.parser import BytesParser
+from email.policy import HTTP
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.pixels.utils import get_nr_frames
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+
+from conftest import index_json
+
+STUDY, SERIES = "1.2.826.0.1.3680043.10.14.1", "1.2.826.0.1.3680043.10.14.1.1"
+
+
+def base_dataset(sop, transfer_syntax=ExplicitVRLittleEndian):
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = sop
+    ds.PatientID = "P14"
+    ds.PatientName = "Field^Fault"
+    ds.StudyInstanceUID = STUDY
+    ds.SeriesInstanceUID = SERIES
+    ds.Modality = "OT"
+    return ds
+
+
+def image_2x2(ds, number_of_frames, pixel_data):
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    if number_of_frames is not None:
+        ds.NumberOfFrames = number_of_frames
+    ds.Rows = ds.Columns = 2
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixel_data
+    return ds
+
+
+def sia_get(sia, db, target, *headers):
+    args = [str(sia), "get", "--db", str(db), target]
+    for h in headers:
+        args += ["-H", h]
+    proc = subprocess.run(args, capture_output=True, timeout=120)
+    lines = proc.stderr.decode().splitlines()
+    status = int(lines[0].split()[1])
+    fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return status, fields, proc.stdout
+
+
+def multipart_payloads(content_type, body):
+    msg = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    assert msg.is_multipart(), content_type
+    return [p.get_payload(decode=True) for p in msg.iter_parts()]
+
+
+def instance_path(sop, study=STUDY, series=SERIES):
+    return f"/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+
+
+def served_frames(sia, db, sop, n):
+    status, fields, body = sia_get(sia, db, f"{instance_path(sop)}/frames/{','.join(map(str, range(1, n + 1)))}", "Accept: */*")
+    assert status == 200, (status, body[:300])
+    return multipart_payloads(fields["Content-Type"], body)
+
+
+@pytest.mark.parametrize("nof", [0, None, "", "0"])
+def test_degenerate_number_of_frames_native_matches_pydicom(sia, tmp_path, nof):
+    sop = generate_uid()
+    ds = image_2x2(base_dataset(sop), nof, b"\x01\x02\x03\x04")
+    path = tmp_path / "nof.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    db = tmp_path / "i.db"
+    assert index_json(sia, db, path)["indexed"] == 1
+    back = pydicom.dcmread(path)
+    n = get_nr_frames(back, warn=False)
+    assert n == 1
+    assert served_frames(sia, db, sop, n) == [back.PixelData]
+
+
+def test_number_of_frames_zero_encapsulated_matches_pydicom(sia, tmp_path):
+    sop = generate_uid()
+    ds = image_2x2(base_dataset(sop, RLELossless), 0, encapsulate([b"ab", b"cd", b"ef"], has_bot=False))
+    path = tmp_path / "nof0.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    db = tmp_path / "i.db"
+    assert index_json(sia, db, path)["indexed"] == 1
+    back = pydicom.dcmread(path)
+    n = get_nr_frames(back, warn=False)
+    expected = list(generate_frames(back.PixelData, number_of_frames=n))
+    assert served_frames(sia, db, sop, n) == expected == [b"abcdef"]
