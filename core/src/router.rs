@@ -719,19 +719,8 @@ impl Engine {
             Err(r) => return r,
         };
         let count = loc.frames.count();
-        match &loc.frames {
-            FrameTable::None => {
-                return Response::error(404, &format!("instance {instance} has no pixel data"));
-            }
-            FrameTable::Deflated { .. } => {
-                return Response::error(
-                    406,
-                    &format!(
-                        "instance {instance} is stored deflated; its frames cannot be served as stored"
-                    ),
-                );
-            }
-            _ => {}
+        if loc.frames == FrameTable::None {
+            return Response::error(404, &format!("instance {instance} has no pixel data"));
         }
         let present: Vec<u32> = wanted.iter().copied().filter(|&n| n <= count).collect();
         let missing: Vec<String> = wanted
@@ -748,7 +737,11 @@ impl Engine {
                 ),
             );
         }
-        let native = matches!(loc.frames, FrameTable::Native { .. });
+        // Frames of a deflated data set are native frames once inflated.
+        let native = matches!(
+            loc.frames,
+            FrameTable::Native { .. } | FrameTable::Deflated { .. }
+        );
         let Some(rep) =
             wado::negotiate_frames(&accept, native, &loc.transfer_syntax, present.len())
         else {
@@ -770,6 +763,39 @@ impl Engine {
             Ok(f) => f,
             Err(e) => return file_error(e),
         };
+        // A deflated data set is inflated (bounded as for retrieval) and its frames cut
+        // from the inflated bytes with a native table built as at index time.
+        let inflated;
+        let (file, table) = match &loc.frames {
+            FrameTable::Deflated { .. } => {
+                let bytes = match file.whole() {
+                    Ok(b) => b,
+                    Err(e) => return file_error(e),
+                };
+                let (data, table) = match crate::dicom::inflated_frames(&bytes) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return Response::error(
+                            500,
+                            &format!("{}: cannot inflate the data set: {e}", loc.file.path),
+                        );
+                    }
+                };
+                if present.iter().any(|&n| n > table.count()) {
+                    return Response::error(
+                        500,
+                        &format!(
+                            "{}: the inflated data set holds {} frame(s), the index {count}",
+                            loc.file.path,
+                            table.count()
+                        ),
+                    );
+                }
+                inflated = data;
+                (FrameBytes::Inflated(&inflated), table)
+            }
+            _ => (FrameBytes::File(&file), loc.frames.clone()),
+        };
         let part_type = format!(
             "{}; transfer-syntax={}",
             rep.media_type, rep.transfer_syntax
@@ -783,7 +809,7 @@ impl Engine {
         let mut resp = if rep.multipart {
             let mut mp = Multipart::new();
             for &n in &present {
-                let chunks = match frame_chunks(&file, &loc.frames, n) {
+                let chunks = match frame_chunks(&file, &table, n) {
                     Ok(c) => c,
                     Err(e) => return file_error(e),
                 };
@@ -803,7 +829,7 @@ impl Engine {
             Response::with_body(200, &ct, body)
         } else {
             let mut body = Body::new();
-            match frame_chunks(&file, &loc.frames, present[0]) {
+            match frame_chunks(&file, &table, present[0]) {
                 Ok(chunks) => chunks.into_iter().for_each(|c| body.push(c)),
                 Err(e) => return file_error(e),
             }
@@ -858,9 +884,42 @@ fn file_error(e: FileError) -> Response {
     }
 }
 
+/// Where frame bytes are read from: the file, or a deflated file's inflated data set.
+enum FrameBytes<'a> {
+    File(&'a OpenFile),
+    Inflated(&'a [u8]),
+}
+
+impl FrameBytes<'_> {
+    fn chunk(&self, start: u64, len: u64) -> Result<Chunk, FileError> {
+        match self {
+            FrameBytes::File(f) => f.chunk(start, len),
+            FrameBytes::Inflated(b) => Ok(Chunk::Owned(self_range(b, start, len)?.to_vec())),
+        }
+    }
+
+    fn read(&self, start: u64, len: u64) -> Result<Vec<u8>, FileError> {
+        match self {
+            FrameBytes::File(f) => f.read(start, len),
+            FrameBytes::Inflated(b) => Ok(self_range(b, start, len)?.to_vec()),
+        }
+    }
+}
+
+fn self_range(b: &[u8], start: u64, len: u64) -> Result<&[u8], FileError> {
+    start
+        .checked_add(len)
+        .and_then(|end| b.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?))
+        .ok_or_else(|| FileError::Io("frame runs past the inflated data set".into()))
+}
+
 /// The bytes of frame `n` (1-based): ranges of the file where they can be sent as they
 /// are, owned buffers where they must change (big-endian swap, 1-bit realignment).
-fn frame_chunks(file: &OpenFile, table: &FrameTable, n: u32) -> Result<Vec<Chunk>, FileError> {
+fn frame_chunks(
+    file: &FrameBytes<'_>,
+    table: &FrameTable,
+    n: u32,
+) -> Result<Vec<Chunk>, FileError> {
     let i = u64::from(n - 1);
     match table {
         FrameTable::Native {

@@ -187,3 +187,81 @@ fn number_of_frames_larger_than_the_encapsulated_data_holds() {
         (200, vec![b"abcd".to_vec(), b"efgh".to_vec()])
     );
 }
+
+// Issue 14, kind 7: frames of a deflated data set are served inflated.
+
+fn deflated(data_set: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(data_set).unwrap();
+    with_meta(ts::DEFLATED_EXPLICIT_VR_LE, &z.finish().unwrap())
+}
+
+#[test]
+fn deflated_native_frames_are_served_inflated() {
+    let (ds, pixels) = native16(Encoding::EXPLICIT_LE, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(dir.path(), &[("dfl.dcm", deflated(&ds))], ReadMode::Mmap);
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("multipart/related; type=\"application/octet-stream\""),
+    ] {
+        let resp = get(&engine, &format!("{FRAMES}/3,1"), accept);
+        assert_eq!(resp.status, 200, "{accept:?}");
+        assert_eq!(
+            parts(&resp),
+            vec![pixels[48..72].to_vec(), pixels[0..24].to_vec()]
+        );
+    }
+    let one = get(
+        &engine,
+        &format!("{FRAMES}/2"),
+        Some("application/octet-stream"),
+    );
+    assert_eq!(one.status, 200);
+    assert_eq!(one.body.to_vec(), pixels[24..48].to_vec());
+    assert_eq!(
+        one.header("Content-Type").unwrap(),
+        "application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"
+    );
+    let partial = get(&engine, &format!("{FRAMES}/1,4"), None);
+    assert_eq!(partial.status, 206);
+    assert_eq!(parts(&partial), vec![pixels[0..24].to_vec()]);
+    assert_eq!(get(&engine, &format!("{FRAMES}/4"), None).status, 404);
+    // Compressed frames asked for: nothing acceptable.
+    assert_eq!(
+        get(&engine, &format!("{FRAMES}/1"), Some("image/jpeg")).status,
+        406
+    );
+}
+
+#[test]
+fn deflated_frames_follow_the_frame_count_rule() {
+    // Number of Frames 0 inside a deflated data set: one frame, as for a native file.
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    mono8_2x2(&mut w, Nof::Is("0"));
+    w.native_pixel_data(Vr::OB, &[1, 2, 3, 4]);
+    let file = deflated(w.as_bytes());
+    assert_eq!(record(&file).frames, FrameTable::Deflated { count: 1 });
+    assert_eq!(served(file, "1"), (200, vec![vec![1, 2, 3, 4]]));
+    // 1-bit frames are realigned as for a native file: 3 frames of 3x3.
+    let bits: [u8; 27] = [
+        1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1,
+    ];
+    let mut packed = vec![0u8; 4];
+    for (i, b) in bits.iter().enumerate() {
+        packed[i / 8] |= b << (i % 8);
+    }
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    identity(&mut w, SOP, "P1", "Doe^Jane");
+    image(&mut w, 3, 3, 1, 3);
+    w.native_pixel_data(Vr::OB, &packed);
+    let (status, got) = served(deflated(w.as_bytes()), "2");
+    assert_eq!(status, 200);
+    let mut want = [0u8; 2];
+    for (i, b) in bits[9..18].iter().enumerate() {
+        want[i / 8] |= b << (i % 8);
+    }
+    assert_eq!(got, vec![want.to_vec()]);
+}

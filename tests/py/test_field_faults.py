@@ -11,7 +11,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels.utils import get_nr_frames
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, RLELossless, generate_uid
 
 from conftest import index_json
 
@@ -99,3 +99,19 @@ def test_number_of_frames_zero_encapsulated_matches_pydicom(sia, tmp_path):
     n = get_nr_frames(back, warn=False)
     expected = list(generate_frames(back.PixelData, number_of_frames=n))
     assert served_frames(sia, db, sop, n) == expected == [b"abcdef"]
+
+
+@pytest.mark.parametrize("nof", [3, 0])
+def test_deflated_frames_match_pydicom(sia, tmp_path, nof):
+    sop = generate_uid()
+    pixels = bytes(range(1, 13))
+    ds = image_2x2(base_dataset(sop, DeflatedExplicitVRLittleEndian), nof, pixels)
+    path = tmp_path / "dfl.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    db = tmp_path / "i.db"
+    assert index_json(sia, db, path)["indexed"] == 1
+    back = pydicom.dcmread(path)
+    assert back.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    n = get_nr_frames(back, warn=False)
+    expected = [back.PixelData[i * 4 : (i + 1) * 4] for i in range(n)]
+    assert served_frames(sia, db, sop, n) == expected

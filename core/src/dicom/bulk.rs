@@ -68,7 +68,7 @@ pub fn find<'a>(
             &mut SliceSource(bytes),
             start.pos,
             bytes.len() as u64,
-            1 << 30,
+            super::scan::MAX_INFLATED_INSTANCE,
         )?;
         let found = find_in(&inflated, 0, start.encoding, path, bits_allocated)?;
         return Ok(found.map(|v| match v {

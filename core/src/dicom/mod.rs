@@ -17,7 +17,9 @@ pub mod transcode;
 pub mod write;
 
 pub use frames::{Fragment, FrameBoundaries, FrameTable, ImagePixelInfo};
-pub use scan::{InstanceRecord, PatientInfo, Scanned, SeriesInfo, StudyInfo, scan, scan_file};
+pub use scan::{
+    InstanceRecord, PatientInfo, Scanned, SeriesInfo, StudyInfo, inflated_frames, scan, scan_file,
+};
 
 use std::fmt;
 

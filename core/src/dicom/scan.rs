@@ -18,6 +18,9 @@ const MAX_TEXT_VALUE: u32 = 64 * 1024;
 /// Most a deflated data set may inflate to before Pixel Data (a bound against
 /// decompression bombs; real headers are far smaller).
 pub(crate) const MAX_INFLATED: usize = 16 * 1024 * 1024;
+/// Most a deflated data set may inflate to when all of it is needed: a whole instance
+/// sent, its bulk data or its frames served.
+pub(crate) const MAX_INFLATED_INSTANCE: usize = 1 << 30;
 /// Most fragments in one Pixel Data element (180,000-frame slides have one per frame).
 const MAX_FRAGMENTS: usize = 1 << 22;
 /// How much one read of a file fetches; most headers fit in one.
@@ -167,6 +170,54 @@ pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
         w.data_set(pos, encoding, &mut found)?
     };
     found.into_record(ts_uid, encoding, pixel, w.src)
+}
+
+/// The frames of a Deflated Explicit VR Little Endian file: its data set inflated (at
+/// most [`MAX_INFLATED_INSTANCE`] bytes) and the native frame table of its Pixel Data,
+/// with offsets into the inflated bytes. The table is built by the same code, and the
+/// same frame-count rule, as a native file's at index time.
+pub fn inflated_frames(bytes: &[u8]) -> Result<(Vec<u8>, FrameTable), ScanError> {
+    let total = bytes.len() as u64;
+    let mut src = SliceSource(bytes);
+    let mut found = Found::default();
+    let start = Walker {
+        src: &mut src,
+        total,
+        deflated: false,
+    }
+    .locate(&mut found)?;
+    if !start.deflated {
+        return Err(ScanError::malformed("the data set is not deflated"));
+    }
+    let inflated = inflate_up_to(&mut src, start.pos, total, MAX_INFLATED_INSTANCE)?;
+    if inflated.len() >= MAX_INFLATED_INSTANCE {
+        return Err(ScanError::new(
+            ScanErrorKind::Unsupported,
+            format!(
+                "deflated data set inflates past {} MiB",
+                MAX_INFLATED_INSTANCE >> 20
+            ),
+        ));
+    }
+    let table = {
+        let mut inner = SliceSource(&inflated);
+        let mut w = Walker {
+            src: &mut inner,
+            total: inflated.len() as u64,
+            deflated: false,
+        };
+        let pixel = w.data_set(0, start.encoding, &mut found)?;
+        match found.into_record(start.transfer_syntax, start.encoding, pixel, &mut inner)? {
+            Scanned::Instance(r) => r.frames,
+            Scanned::Dicomdir => FrameTable::None,
+        }
+    };
+    match table {
+        FrameTable::Native { .. } => Ok((inflated, table)),
+        _ => Err(ScanError::malformed(
+            "the deflated data set has no native Pixel Data",
+        )),
+    }
 }
 
 /// Inflates the deflated data set that starts at `pos`, reading the file in chunks and

@@ -6,16 +6,13 @@
 //! Meta group need nothing and are sent as they are.
 
 use super::scan::{
-    Header, MAX_DEPTH, UNDEFINED, big_endian_pixel_unit, decode_header, inflate_up_to,
-    locate_data_set,
+    Header, MAX_DEPTH, MAX_INFLATED_INSTANCE, UNDEFINED, big_endian_pixel_unit, decode_header,
+    inflate_up_to, locate_data_set,
 };
 use super::source::SliceSource;
 use super::tag::{Encoding, Tag, Vr, tags, ts};
 use super::write::{DataSetWriter, file_meta};
 use super::{ScanError, Scanned, scan};
-
-/// Most a deflated data set may inflate to when a whole instance is sent.
-const MAX_INFLATED_INSTANCE: usize = 1 << 30;
 
 /// What to send for an instance.
 pub enum Output {
