@@ -396,5 +396,12 @@ fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {
     for s in &r.skipped {
         writeln!(out, "skipped: {}: {}", s.path, s.reason)?;
     }
+    for u in &r.nonconformant_uids {
+        writeln!(
+            out,
+            "non-conformant UID (indexed): {}: {} {:?}",
+            u.path, u.attribute, u.uid
+        )?;
+    }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod fhir_output;
 mod field_frames;
+mod field_uids;
 mod fuzz_regressions;
 mod introspection;
 mod properties;

@@ -115,3 +115,28 @@ def test_deflated_frames_match_pydicom(sia, tmp_path, nof):
     n = get_nr_frames(back, warn=False)
     expected = [back.PixelData[i * 4 : (i + 1) * 4] for i in range(n)]
     assert served_frames(sia, db, sop, n) == expected
+
+
+def test_hexadecimal_uids_are_indexed_reported_and_served(sia, tmp_path):
+    import hashlib
+
+    study, series, sop = (hashlib.sha256(s.encode()).hexdigest() for s in ("study", "series", "sop"))
+    ds = image_2x2(base_dataset(sop), None, b"\x01\x02\x03\x04")
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    path = tmp_path / "anon.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    db = tmp_path / "i.db"
+    report = index_json(sia, db, path)
+    assert report["indexed"] == 1 and report["skipped"] == []
+    assert sorted((u["attribute"], u["uid"]) for u in report["nonconformant_uids"]) == sorted(
+        [("StudyInstanceUID", study), ("SeriesInstanceUID", series), ("SOPInstanceUID", sop)]
+    )
+    status, _, body = sia_get(sia, db, f"{instance_path(sop, study, series)}/metadata")
+    assert status == 200
+    meta = json.loads(body)[0]
+    back = pydicom.dcmread(path)
+    assert meta["0020000D"]["Value"] == [back.StudyInstanceUID]
+    assert meta["00080018"]["Value"] == [back.SOPInstanceUID]
+    status, _, body = sia_get(sia, db, f"/dicom-web/studies/{study}/series")
+    assert status == 200 and json.loads(body)[0]["0020000E"]["Value"] == [series]
+    assert sia_get(sia, db, "/dicom-web/studies/../etc/passwd")[0] == 400

@@ -1009,9 +1009,9 @@ impl Found {
                     "{name} {t} is missing or empty"
                 )));
             }
-            if v.len() > 64 || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            if !super::is_safe_uid(&v) {
                 return Err(ScanError::malformed(format!(
-                    "{name} {t} is not a valid UID: {v:?}"
+                    "{name} {t} is not a valid UID, nor a safe identifier: {v:?}"
                 )));
             }
             Ok(v)

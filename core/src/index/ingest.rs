@@ -42,6 +42,9 @@ pub struct IndexReport {
     pub duplicates: Vec<Duplicate>,
     /// Files that could not be indexed, with the reason.
     pub skipped: Vec<Skipped>,
+    /// Files read in this run whose Study, Series or SOP Instance UID is not a DICOM UID
+    /// but a safe identifier (see [`crate::dicom::is_safe_uid`]): indexed, and named here.
+    pub nonconformant_uids: Vec<NonconformantUid>,
     /// Wall-clock duration of the run.
     pub seconds: f64,
 }
@@ -53,6 +56,17 @@ pub struct Duplicate {
     pub path: String,
     /// The shared SOP Instance UID.
     pub sop_instance_uid: String,
+}
+
+/// A UID that is not a DICOM UID, indexed because it is a safe identifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NonconformantUid {
+    /// The file.
+    pub path: String,
+    /// `StudyInstanceUID`, `SeriesInstanceUID` or `SOPInstanceUID`.
+    pub attribute: String,
+    /// The value.
+    pub uid: String,
 }
 
 /// A file that could not be indexed.
@@ -249,6 +263,9 @@ impl Index {
         report.skipped.extend(walked.skipped);
         report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         report.duplicates.sort_by(|a, b| a.path.cmp(&b.path));
+        report
+            .nonconformant_uids
+            .sort_by(|a, b| (&a.path, &a.attribute).cmp(&(&b.path, &b.attribute)));
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -733,6 +750,19 @@ impl<'r> Writer<'r> {
                 return Ok(());
             }
         };
+        for (attribute, uid) in [
+            ("StudyInstanceUID", &record.study.uid),
+            ("SeriesInstanceUID", &record.series.uid),
+            ("SOPInstanceUID", &record.sop_instance_uid),
+        ] {
+            if !crate::dicom::is_conformant_uid(uid) {
+                report.nonconformant_uids.push(NonconformantUid {
+                    path: e.path.clone(),
+                    attribute: attribute.into(),
+                    uid: uid.clone(),
+                });
+            }
+        }
         let sop = record.sop_instance_uid.as_str();
         let holder: Option<(i64, i64, String, Vec<u8>)> = tx
             .prepare_cached(
