@@ -396,6 +396,13 @@ fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {
     for s in &r.skipped {
         writeln!(out, "skipped: {}: {}", s.path, s.reason)?;
     }
+    for c in &r.normalized_charsets {
+        writeln!(
+            out,
+            "misspelt Specific Character Set (read as meant): {}: {:?}",
+            c.path, c.value
+        )?;
+    }
     for u in &r.nonconformant_uids {
         writeln!(
             out,

@@ -5,6 +5,7 @@ mod alloc_meter;
 mod bad_input;
 mod common;
 mod fhir_output;
+mod field_charsets;
 mod field_frames;
 mod field_uids;
 mod fuzz_regressions;

@@ -140,3 +140,53 @@ def test_hexadecimal_uids_are_indexed_reported_and_served(sia, tmp_path):
     status, _, body = sia_get(sia, db, f"/dicom-web/studies/{study}/series")
     assert status == 200 and json.loads(body)[0]["0020000E"]["Value"] == [series]
     assert sia_get(sia, db, "/dicom-web/studies/../etc/passwd")[0] == 400
+
+
+@pytest.mark.parametrize(
+    "charset, name",
+    [
+        ("ISO IR 192", "Müller^Zoë"),
+        ("ISO-IR 192", "Müller^Zoë"),
+        ("ISO IR 100", "Buc^Jérôme"),
+        ("ISO-IR 144", "Люкceмбypг^Иван"),
+        ("ISO IR 126", "Διονυσιος"),
+    ],
+)
+def test_misspelt_charsets_decode_as_pydicom(sia, tmp_path, charset, name):
+    sop = generate_uid()
+    ds = base_dataset(sop)
+    ds.SpecificCharacterSet = charset
+    defined = pydicom.charset.python_encoding[charset.replace("-", "_").replace("ISO IR", "ISO_IR")]
+    ds.add_new(0x00100010, "PN", name.encode(defined))
+    path = tmp_path / "cs.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    back = pydicom.dcmread(path)
+    expected = str(back.PatientName)
+    assert expected == name  # pydicom's own reading of the misspelt term
+    db = tmp_path / "i.db"
+    report = index_json(sia, db, path)
+    assert report["normalized_charsets"] == [{"path": str(path), "value": charset}]
+    status, _, body = sia_get(sia, db, f"{instance_path(sop)}/metadata")
+    assert status == 200
+    assert json.loads(body)[0]["00100010"]["Value"][0]["Alphabetic"] == expected
+    status, _, body = sia_get(sia, db, "/dicom-web/studies?PatientID=P14")
+    assert status == 200 and json.loads(body)[0]["00100010"]["Value"][0]["Alphabetic"] == expected
+
+
+def test_misspelt_iso2022_term_decodes_as_pydicom(sia, tmp_path):
+    sop = generate_uid()
+    ds = base_dataset(sop)
+    ds.SpecificCharacterSet = ["", "ISO-2022-IR-87"]
+    raw = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B"
+    ds.add_new(0x00100010, "PN", raw)
+    path = tmp_path / "jp.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    back = pydicom.dcmread(path)
+    expected = str(back.PatientName)
+    assert expected == "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    db = tmp_path / "i.db"
+    report = index_json(sia, db, path)
+    assert [c["path"] for c in report["normalized_charsets"]] == [str(path)]
+    status, _, body = sia_get(sia, db, f"{instance_path(sop)}/metadata")
+    pn = json.loads(body)[0]["00100010"]["Value"][0]
+    assert "=".join([pn["Alphabetic"], pn["Ideographic"], pn["Phonetic"]]) == expected

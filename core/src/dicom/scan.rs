@@ -106,6 +106,9 @@ pub struct InstanceRecord {
     pub image: Option<ImagePixelInfo>,
     /// Where the frames are.
     pub frames: FrameTable,
+    /// Specific Character Set (0008,0005) as written, when a term was misspelt and read
+    /// as the defined term it stands for (`ISO IR 192` as `ISO_IR 192`).
+    pub normalized_charset: Option<String>,
 }
 
 /// What a scan found.
@@ -1134,6 +1137,9 @@ impl Found {
             },
             image,
             frames: frame_table,
+            normalized_charset: cs
+                .normalized()
+                .then(|| self.text(SPECIFIC_CHARACTER_SET).unwrap_or_default()),
         })))
     }
 }

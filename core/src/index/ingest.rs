@@ -45,6 +45,9 @@ pub struct IndexReport {
     /// Files read in this run whose Study, Series or SOP Instance UID is not a DICOM UID
     /// but a safe identifier (see [`crate::dicom::is_safe_uid`]): indexed, and named here.
     pub nonconformant_uids: Vec<NonconformantUid>,
+    /// Files read in this run whose Specific Character Set misspells a defined term
+    /// (`ISO IR 192`): their text was decoded with the term it stands for.
+    pub normalized_charsets: Vec<NormalizedCharset>,
     /// Wall-clock duration of the run.
     pub seconds: f64,
 }
@@ -67,6 +70,15 @@ pub struct NonconformantUid {
     pub attribute: String,
     /// The value.
     pub uid: String,
+}
+
+/// A file whose Specific Character Set needed normalising.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NormalizedCharset {
+    /// The file.
+    pub path: String,
+    /// Specific Character Set as written.
+    pub value: String,
 }
 
 /// A file that could not be indexed.
@@ -266,6 +278,9 @@ impl Index {
         report
             .nonconformant_uids
             .sort_by(|a, b| (&a.path, &a.attribute).cmp(&(&b.path, &b.attribute)));
+        report
+            .normalized_charsets
+            .sort_by(|a, b| a.path.cmp(&b.path));
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -762,6 +777,12 @@ impl<'r> Writer<'r> {
                     uid: uid.clone(),
                 });
             }
+        }
+        if let Some(value) = &record.normalized_charset {
+            report.normalized_charsets.push(NormalizedCharset {
+                path: e.path.clone(),
+                value: value.clone(),
+            });
         }
         let sop = record.sop_instance_uid.as_str();
         let holder: Option<(i64, i64, String, Vec<u8>)> = tx

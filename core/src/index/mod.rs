@@ -9,7 +9,9 @@ mod read;
 pub mod schema;
 pub mod search;
 
-pub use ingest::{Duplicate, IndexOptions, IndexReport, NonconformantUid, Progress, Skipped};
+pub use ingest::{
+    Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
+};
 pub use patients::PatientRow;
 pub use read::{InstanceFile, InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};
 
