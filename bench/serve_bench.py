@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -62,6 +63,36 @@ def build_data(data):
                        capture_output=True)
 
 
+def dev_token(base, patient):
+    """A token for `patient` from the development EHR: authorization code + PKCE."""
+    import base64
+    import hashlib
+    import urllib.parse
+
+    verifier = base64.urlsafe_b64encode(b"sia-serve-bench-verifier-0123456789abcdef").rstrip(b"=").decode()
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = "http://127.0.0.1:9/cb"
+    q = urllib.parse.urlencode({
+        "response_type": "code", "client_id": "bench", "redirect_uri": redirect, "state": "s",
+        "scope": "launch/patient patient/ImagingStudy.rs", "aud": f"{base}/dev/fhir",
+        "code_challenge": challenge, "code_challenge_method": "S256", "patient": patient})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    try:
+        urllib.request.build_opener(NoRedirect).open(f"{base}/dev/authorize?{q}", timeout=30)
+        raise RuntimeError("authorize did not redirect")
+    except urllib.error.HTTPError as e:
+        location = e.headers["Location"]
+    code = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)["code"][0]
+    body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": code, "client_id": "bench",
+                                   "redirect_uri": redirect, "code_verifier": verifier}).encode()
+    with urllib.request.urlopen(f"{base}/dev/token", data=body, timeout=30) as r:
+        return json.loads(r.read())["access_token"]
+
+
 def wrk(url, accept, token, seconds, connections=16, timeout="30s"):
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"--timeout={timeout}",
            "-H", f"Accept: {accept}", url]
@@ -95,9 +126,16 @@ def sia_figures(data, seconds):
             if "export TOKEN=" in (work / "out").read_text():
                 break
             time.sleep(0.1)
-        token = re.search(r"^export TOKEN=(\S+)$", (work / "out").read_text(), re.M).group(1)
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        tokens = {"DEMO-001": dev_token(base, "DEMO-001"), "BENCH": dev_token(base, "BENCH")}
         results = {}
         for label, path, accept, _ in CASES:
+            token = tokens["DEMO-001" if "DEMO-001" in path else "BENCH"]
             req = urllib.request.Request(base + path, headers={"Accept": accept, "Authorization": f"Bearer {token}"})
             urllib.request.urlopen(req, timeout=60).read()  # warm: caches and page cache
             results[label] = wrk(base + path, accept, token, seconds)

@@ -106,10 +106,11 @@ impl JwksFetcher {
         let Some(remote) = self.remotes.get(&iss) else {
             return;
         };
-        if !self.auth.wants_jwks_refresh(&iss, &kid) {
-            // Within the cooldown: a fetch may be running for another request with the
-            // same new key; wait for it rather than refuse a token it will accept.
-            drop(remote.url.lock().await);
+        // A fetch may be running (the start-up one, or one for another request with the
+        // same new key): wait for it rather than refuse a token it will accept, and spend
+        // no refresh (and its cooldown) when it brought the key.
+        drop(remote.url.lock().await);
+        if self.auth.unknown_kid(bearer).is_none() || !self.auth.wants_jwks_refresh(&iss, &kid) {
             return;
         }
         if let Err(e) = self.fetch(&iss).await {

@@ -22,12 +22,12 @@ use tokio_rustls::TlsAcceptor;
 pub struct Limits {
     /// Most connections open at once; more wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Time to receive a request's head (slow-header clients are closed; HTTP/1.1).
+    /// Time to receive a request's head, and a new connection's first byte: slow-header
+    /// and silent clients are closed. HTTP/1.1 keep-alive connections idle between
+    /// requests are closed after it too (hyper times every head from its first poll).
     pub header_read: Duration,
     /// Time a write may make no progress (clients that stop reading are closed).
     pub write_stall: Duration,
-    /// Time a connection may stay idle between requests.
-    pub idle: Duration,
     /// Longest request head, bytes (hyper answers 431 past it).
     pub max_head_bytes: usize,
     /// How long a shutdown waits for running responses.
@@ -40,7 +40,6 @@ impl Default for Limits {
             max_connections: 4096,
             header_read: Duration::from_secs(10),
             write_stall: Duration::from_secs(60),
-            idle: Duration::from_secs(120),
             max_head_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
         }
@@ -118,16 +117,21 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let mut io = TimeoutStream::new(stream);
-        io.set_write_timeout(Some(limits.write_stall));
-        io.set_read_timeout(Some(limits.idle));
-        let io = Box::pin(io);
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            // Silent clients are closed after `header_read` (hyper's header timeout starts
+            // only once the HTTP version is known). No read timeout on the stream: a client
+            // receiving a long download sends nothing, and must not be cut off for it.
+            if !first_bytes(&stream, limits.header_read).await {
+                return;
+            }
+            let mut io = TimeoutStream::new(stream);
+            io.set_write_timeout(Some(limits.write_stall));
+            let io = Box::pin(io);
             match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -154,6 +158,29 @@ pub async fn serve(
             tracing::warn!("shutdown grace of {:?} over; closing the rest", limits.shutdown_grace);
         }
     }
+}
+
+/// Waits up to `within` for a new connection's first bytes, until they tell HTTP/2's
+/// prior-knowledge preface from anything else (what hyper-util's version detection reads,
+/// with no timeout of its own); false for a client that stays silent, trickles the
+/// preface, or closes.
+async fn first_bytes(stream: &tokio::net::TcpStream, within: Duration) -> bool {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let known = async {
+        let mut buf = [0u8; 24];
+        loop {
+            let n = stream.peek(&mut buf).await?;
+            if n == 0 {
+                return Ok::<bool, std::io::Error>(false);
+            }
+            if n == PREFACE.len() || buf[..n] != PREFACE[..n] {
+                return Ok(true);
+            }
+            // Part of the preface: peek again once more may have arrived.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    matches!(tokio::time::timeout(within, known).await, Ok(Ok(true)))
 }
 
 /// Completes on SIGINT or SIGTERM.
