@@ -172,10 +172,14 @@ impl Engine {
         let mut parts: Vec<(String, String, Vec<Chunk>)> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
         let mut single_only = true;
+        let mut left_out = LeftOut::new(instance.is_none());
         for inst in &instances {
             let (ts, body) = match self.dicom_file(&inst.file) {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(r) => match left_out.add(&inst.sop_instance_uid, r) {
+                    Some(r) => return r,
+                    None => continue,
+                },
             };
             match wado::accepts_dicom(&accept, &ts) {
                 Some(multipart) => {
@@ -188,6 +192,9 @@ impl Engine {
                 }
                 None => refused.push(format!("{} ({ts})", inst.sop_instance_uid)),
             }
+        }
+        if parts.is_empty() && refused.is_empty() {
+            return left_out.all_failed();
         }
         if parts.is_empty() {
             return Response::error(
@@ -235,7 +242,7 @@ impl Engine {
                 ),
             ));
         }
-        resp
+        left_out.mark(resp)
     }
 
     /// The value a `BulkDataURI` names, as `application/octet-stream` (little endian);
@@ -664,6 +671,9 @@ impl Engine {
         // Each instance's JSON is written from its header once and then shared from the
         // cache while its file keeps the indexed identity (see `metadata_cache`).
         let mut jsons = Vec::with_capacity(instances.len());
+        // At study and series level an instance that cannot be read (malformed, changed
+        // or gone since indexing) is left out and named, never failing the others.
+        let mut left_out = LeftOut::new(instance.is_none());
         for inst in &instances {
             if let Some(json) = self.metadata_cache.get(&inst.file, base) {
                 jsons.push(json);
@@ -671,11 +681,17 @@ impl Engine {
             }
             let file = match self.files.open(&inst.file) {
                 Ok(f) => f,
-                Err(e) => return file_error(e),
+                Err(e) => match left_out.add(&inst.sop_instance_uid, file_error(e)) {
+                    Some(r) => return r,
+                    None => continue,
+                },
             };
             let bytes = match file.whole() {
                 Ok(b) => b,
-                Err(e) => return file_error(e),
+                Err(e) => match left_out.add(&inst.sop_instance_uid, file_error(e)) {
+                    Some(r) => return r,
+                    None => continue,
+                },
             };
             let url = format!(
                 "{}/studies/{}/series/{}/instances/{}",
@@ -689,16 +705,24 @@ impl Engine {
                     jsons.push(json);
                 }
                 Err(e) => {
-                    return Response::error(
+                    let r = Response::error(
                         500,
                         &format!("{}: cannot read the header again: {e}", inst.file.path),
                     );
+                    if let Some(r) = left_out.add(&inst.sop_instance_uid, r) {
+                        return r;
+                    }
                 }
             }
         }
-        self.metadata_cache
-            .put_listing(listing, instances.into_iter().map(|i| i.file).collect());
-        json_array(jsons)
+        if jsons.is_empty() {
+            return left_out.all_failed();
+        }
+        if left_out.is_empty() {
+            self.metadata_cache
+                .put_listing(listing, instances.into_iter().map(|i| i.file).collect());
+        }
+        left_out.mark(json_array(jsons))
     }
 
     fn frames(
@@ -1036,6 +1060,70 @@ impl Refusal {
             .push(("Content-Length".into(), body.len().to_string()));
         r.body = Body::from_vec(body);
         r
+    }
+}
+
+/// Instances left out of a study- or series-level answer because they cannot be read.
+struct LeftOut {
+    /// Whether the answer is for a study or series (else one instance: no leaving out).
+    several: bool,
+    /// SOP Instance UID and why, per instance left out.
+    names: Vec<String>,
+    /// The first failure, answered when nothing could be read.
+    first: Option<Response>,
+}
+
+impl LeftOut {
+    fn new(several: bool) -> LeftOut {
+        LeftOut {
+            several,
+            names: Vec::new(),
+            first: None,
+        }
+    }
+
+    /// Notes that `sop` cannot be read (`failure` says why); `Some` when the request
+    /// must fail with it instead (instance level).
+    fn add(&mut self, sop: &str, failure: Response) -> Option<Response> {
+        if !self.several {
+            return Some(failure);
+        }
+        let why = String::from_utf8_lossy(&failure.body.to_vec())
+            .trim()
+            .chars()
+            .map(|c| if c == '"' || c.is_control() { '\'' } else { c })
+            .take(200)
+            .collect::<String>();
+        self.names.push(format!("{sop} ({why})"));
+        self.first.get_or_insert(failure);
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The answer when no instance could be read: the first failure.
+    fn all_failed(self) -> Response {
+        self.first
+            .unwrap_or_else(|| Response::error(500, "no instance could be read"))
+    }
+
+    /// `resp` as 206 with a `Warning` naming the instances left out (PS3.18 8.3.5.1:
+    /// partial content), or as it is when none was.
+    fn mark(self, mut resp: Response) -> Response {
+        if self.names.is_empty() {
+            return resp;
+        }
+        resp.status = 206;
+        resp.headers.push((
+            "Warning".into(),
+            format!(
+                "299 sia \"instances left out because they cannot be read: {}\"",
+                self.names.join(", ")
+            ),
+        ));
+        resp
     }
 }
 

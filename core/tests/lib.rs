@@ -7,6 +7,7 @@ mod common;
 mod fhir_output;
 mod field_charsets;
 mod field_frames;
+mod field_tolerance;
 mod field_uids;
 mod fuzz_regressions;
 mod introspection;

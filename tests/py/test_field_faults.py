@@ -190,3 +190,34 @@ def test_misspelt_iso2022_term_decodes_as_pydicom(sia, tmp_path):
     status, _, body = sia_get(sia, db, f"{instance_path(sop)}/metadata")
     pn = json.loads(body)[0]["00100010"]["Value"][0]
     assert "=".join([pn["Alphabetic"], pn["Ideographic"], pn["Phonetic"]]) == expected
+
+
+def test_stray_delimiter_in_a_defined_length_sequence_reads_as_pydicom(sia, tmp_path):
+    import struct
+
+    sop = generate_uid()
+    ds = base_dataset(sop)
+    path = tmp_path / "stray.dcm"
+    ds.save_as(path, enforce_file_format=True)
+
+    def explicit(group, elem, vr, value):
+        return struct.pack("<HH2sH", group, elem, vr, len(value)) + value
+
+    item = explicit(0x2001, 0x1060, b"SH", b"ABCD")
+    sequence = struct.pack("<HH", 0xFFFE, 0xE000) + struct.pack("<I", len(item)) + item
+    sequence += struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    raw = explicit(0x2001, 0x0010, b"LO", b"SIA TEST")
+    raw += struct.pack("<HH2s2xI", 0x2001, 0x105F, b"SQ", len(sequence)) + sequence
+    raw += explicit(0x2001, 0x1061, b"SH", b"AFTER ")
+    with open(path, "ab") as f:
+        f.write(raw)
+    theirs = pydicom.dcmread(path).to_json_dict()
+    assert theirs["2001105F"] == {"vr": "SQ", "Value": [{"20011060": {"vr": "SH", "Value": ["ABCD"]}}]}
+    db = tmp_path / "i.db"
+    assert index_json(sia, db, path)["indexed"] == 1
+    for target in [f"{instance_path(sop)}/metadata", f"/dicom-web/studies/{STUDY}/metadata"]:
+        status, _, body = sia_get(sia, db, target)
+        assert status == 200, (target, body[:300])
+        ours = json.loads(body)[0]
+        for tag in ("2001105F", "20011061", "00100010", "0020000D"):
+            assert ours[tag] == theirs[tag], tag

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::ScanError;
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::scan::{
     Header, MAX_DEPTH, UNDEFINED, big_endian_pixel_unit, decode_header, inflate_up_to,
     locate_data_set, skip_undefined_sequence,
@@ -149,10 +150,15 @@ fn find_in<'a>(
             }
             let h = header(b, pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                if delimited && h.tag == tags::ITEM_DELIMITATION {
-                    return Ok(None);
+                let ends = if delimited {
+                    DataSetEnd::Delimiter
+                } else {
+                    DataSetEnd::Length
+                };
+                match elements::in_data_set(&h, pos, ends)? {
+                    InDataSet::Closes(_) => return Ok(None),
+                    InDataSet::Stray(next) => pos = next,
                 }
-                pos = h.value_pos;
                 continue;
             }
             if h.tag == target {
@@ -215,8 +221,10 @@ fn find_in<'a>(
                 return Ok(None);
             }
             let it = header(b, p, enc)?;
+            if let InSequence::End(_) = elements::in_sequence(&it, p, seq_end)? {
+                return Ok(None);
+            }
             match it.tag {
-                tags::SEQUENCE_DELIMITATION => return Ok(None),
                 tags::ITEM if k == index => {
                     pos = it.value_pos;
                     if it.len == UNDEFINED {
@@ -234,9 +242,15 @@ fn find_in<'a>(
                     p = it.value_pos;
                     loop {
                         let e = header(b, p, enc)?;
-                        if e.tag == tags::ITEM_DELIMITATION {
-                            p = e.value_pos;
-                            break;
+                        if e.tag.0 == 0xFFFE {
+                            match elements::in_data_set(&e, p, DataSetEnd::Delimiter)? {
+                                InDataSet::Closes(next) => {
+                                    p = next;
+                                    break;
+                                }
+                                InDataSet::Stray(next) => p = next,
+                            }
+                            continue;
                         }
                         p = skip(b, &e, enc, b.len() as u64)?;
                     }

@@ -10,6 +10,7 @@
 //! with the Specific Character Set in force (items may change it).
 
 use super::charset::CharacterSet;
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::scan::{MAX_DEPTH, UNDEFINED, decode_header, inflate, locate_data_set};
 use super::source::SliceSource;
 use super::tag::{self, Encoding, Tag, Vr, tags};
@@ -115,21 +116,19 @@ impl<'b> JsonWriter<'b, '_> {
             }
             let h = self.header_at(*pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                match (h.tag, end) {
-                    (tags::ITEM_DELIMITATION, End::Delimiter) => {
-                        *pos = h.value_pos;
+                let ends = match end {
+                    End::Delimiter => DataSetEnd::Delimiter,
+                    End::Eof | End::At(_) => DataSetEnd::Length,
+                };
+                match elements::in_data_set(&h, *pos, ends)? {
+                    InDataSet::Closes(next) => {
+                        *pos = next;
                         break;
                     }
-                    // A stray delimiter at the root (seen in the wild): step over it.
-                    (tags::ITEM_DELIMITATION | tags::SEQUENCE_DELIMITATION, End::Eof) => {
-                        *pos = h.value_pos;
+                    // A stray delimiter (seen in the wild): step over it.
+                    InDataSet::Stray(next) => {
+                        *pos = next;
                         continue;
-                    }
-                    _ => {
-                        return Err(ScanError::malformed(format!(
-                            "unexpected {} at byte {}",
-                            h.tag, *pos
-                        )));
                     }
                 }
             }
@@ -254,12 +253,12 @@ impl<'b> JsonWriter<'b, '_> {
                 break;
             }
             let h = self.header_at(*pos, enc)?;
-            match h.tag {
-                tags::SEQUENCE_DELIMITATION if end.is_none() => {
-                    *pos = h.value_pos;
+            match elements::in_sequence(&h, *pos, end)? {
+                InSequence::End(next) => {
+                    *pos = next;
                     break;
                 }
-                tags::ITEM => {
+                InSequence::Item => {
                     let item_path = format!("{path}/{index}");
                     let obj = if h.len == UNDEFINED {
                         *pos = h.value_pos;
@@ -285,12 +284,6 @@ impl<'b> JsonWriter<'b, '_> {
                     }
                     out.extend_from_slice(&obj);
                     index += 1;
-                }
-                other => {
-                    return Err(ScanError::malformed(format!(
-                        "expected an item at byte {}, found {other}",
-                        *pos
-                    )));
                 }
             }
         }

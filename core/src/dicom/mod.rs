@@ -8,6 +8,7 @@
 pub mod bulk;
 pub mod charset;
 mod dictionary;
+mod elements;
 pub mod frames;
 pub mod json;
 mod scan;

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::charset::CharacterSet;
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::frames::{self, Fragment, FrameTable, ImagePixelInfo, OffsetTables};
 use super::source::{ByteSource, FileSource, SliceSource};
 use super::tag::{self, Encoding, Tag, Vr, tags};
@@ -598,15 +599,12 @@ impl<S: ByteSource> Walker<'_, S> {
         while pos < self.total {
             let h = self.header(pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                if h.tag == tags::SEQUENCE_DELIMITATION || h.tag == tags::ITEM_DELIMITATION {
-                    // A stray delimiter at the root (a writer bug seen in the wild): step over it.
-                    pos = h.value_pos;
-                    continue;
+                // A stray delimiter at the root (a writer bug seen in the wild) is stepped
+                // over; an item here is an error (the rules shared by every reader).
+                match elements::in_data_set(&h, pos, DataSetEnd::Length)? {
+                    InDataSet::Closes(next) | InDataSet::Stray(next) => pos = next,
                 }
-                return Err(ScanError::malformed(format!(
-                    "item tag {} at byte {pos} outside any sequence",
-                    h.tag
-                )));
+                continue;
             }
             if h.tag == tags::PIXEL_DATA
                 || h.tag == tags::FLOAT_PIXEL_DATA
@@ -676,33 +674,28 @@ impl<S: ByteSource> Walker<'_, S> {
             match top {
                 Frame::Sequence(enc) => {
                     let h = self.header(pos, enc)?;
-                    match h.tag {
-                        tags::SEQUENCE_DELIMITATION => {
+                    match elements::in_sequence(&h, pos, None)? {
+                        InSequence::End(next) => {
                             stack.pop();
-                            pos = h.value_pos;
+                            pos = next;
                         }
-                        tags::ITEM if h.len == UNDEFINED => {
+                        InSequence::Item if h.len == UNDEFINED => {
                             stack.push(Frame::Item(enc));
                             pos = h.value_pos;
                         }
-                        tags::ITEM => pos = self.value_end(&h, pos)?,
-                        other => {
-                            return Err(ScanError::malformed(format!(
-                                "expected an item in a sequence at byte {pos}, found {other}"
-                            )));
-                        }
+                        InSequence::Item => pos = self.value_end(&h, pos)?,
                     }
                 }
                 Frame::Item(enc) => {
                     let h = self.header(pos, enc)?;
-                    if h.tag == tags::ITEM_DELIMITATION {
-                        stack.pop();
-                        pos = h.value_pos;
-                    } else if h.tag.0 == 0xFFFE {
-                        return Err(ScanError::malformed(format!(
-                            "unexpected {} inside an item at byte {pos}",
-                            h.tag
-                        )));
+                    if h.tag.0 == 0xFFFE {
+                        match elements::in_data_set(&h, pos, DataSetEnd::Delimiter)? {
+                            InDataSet::Closes(next) => {
+                                stack.pop();
+                                pos = next;
+                            }
+                            InDataSet::Stray(next) => pos = next,
+                        }
                     } else if h.len == UNDEFINED {
                         let nested = match h.vr {
                             Some(Vr::SQ) | None => enc,

@@ -5,6 +5,7 @@
 //! Files already in Explicit VR Little Endian (or an encapsulated syntax) with a File
 //! Meta group need nothing and are sent as they are.
 
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::scan::{
     Header, MAX_DEPTH, MAX_INFLATED_INSTANCE, UNDEFINED, big_endian_pixel_unit, decode_header,
     inflate_up_to, locate_data_set,
@@ -133,18 +134,22 @@ impl<'b> Rewriter<'b> {
             }
             let h = self.header(*pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                if h.tag == tags::ITEM_DELIMITATION && delimited {
-                    *pos = h.value_pos;
-                    return Ok(());
+                let ends = if delimited {
+                    DataSetEnd::Delimiter
+                } else {
+                    DataSetEnd::Length
+                };
+                match elements::in_data_set(&h, *pos, ends)? {
+                    InDataSet::Closes(next) => {
+                        *pos = next;
+                        return Ok(());
+                    }
+                    // A stray delimiter: stepped over, and not copied.
+                    InDataSet::Stray(next) => {
+                        *pos = next;
+                        continue;
+                    }
                 }
-                if end.is_none() && !delimited && h.tag != tags::ITEM {
-                    *pos = h.value_pos; // a stray delimiter at the root
-                    continue;
-                }
-                return Err(ScanError::malformed(format!(
-                    "unexpected {} at byte {}",
-                    h.tag, *pos
-                )));
             }
             let vr = h.vr.unwrap_or(Vr::UN);
             if h.len == UNDEFINED {
@@ -196,12 +201,12 @@ impl<'b> Rewriter<'b> {
                 break;
             }
             let h = self.header(*pos, enc)?;
-            match h.tag {
-                tags::SEQUENCE_DELIMITATION if end.is_none() => {
-                    *pos = h.value_pos;
+            match elements::in_sequence(&h, *pos, end)? {
+                InSequence::End(next) => {
+                    *pos = next;
                     break;
                 }
-                tags::ITEM => {
+                InSequence::Item => {
                     self.w.item_start();
                     if h.len == UNDEFINED {
                         *pos = h.value_pos;
@@ -214,12 +219,6 @@ impl<'b> Rewriter<'b> {
                         *pos = item_end;
                     }
                     self.w.item_end();
-                }
-                other => {
-                    return Err(ScanError::malformed(format!(
-                        "expected an item at byte {}, found {other}",
-                        *pos
-                    )));
                 }
             }
         }

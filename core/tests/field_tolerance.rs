@@ -1,0 +1,272 @@
+//! Issue 14, kind 3: one set of structural rules for every reader (a stray delimiter
+//! inside a defined-length sequence read as pydicom reads it), and an instance that
+//! cannot be read never failing the rest of its study or series.
+
+use serde_json::{Value, json};
+use sia::dicom::json::{JsonContext, instance_json};
+use sia::dicom::tag::{Encoding, Tag, Vr, tags, ts};
+use sia::dicom::transcode::{Output, for_web};
+use sia::dicom::write::DataSetWriter;
+use sia::http::{Request, Response};
+use sia::{Config, Engine};
+
+use crate::common::*;
+
+const SQ: Tag = Tag(0x2001, 0x105F);
+
+/// The issue's file: private sequence (2001,105F) of defined length holding one item
+/// {(2001,1060) SH "ABCD"} and then a Sequence Delimitation Item of length 0; normal
+/// elements after it. `extra` adds an OB (2001,1062) to the item.
+fn stray_delimiter_file(enc: Encoding, sop: &str, extra: bool) -> Vec<u8> {
+    let mut w = DataSetWriter::new(enc);
+    identity(&mut w, sop, "P1", "Doe^Jane");
+    let mut item = DataSetWriter::new(enc);
+    item.str(Tag(0x2001, 0x1060), Vr::SH, "ABCD");
+    if extra {
+        item.element(Tag(0x2001, 0x1062), Vr::OB, &[9, 8, 7, 6]);
+    }
+    let item = item.into_bytes();
+    w.str(Tag(0x2001, 0x0010), Vr::LO, "SIA TEST")
+        .header(SQ, Vr::SQ, (8 + item.len() + 8) as u32)
+        .header(tags::ITEM, Vr::UN, item.len() as u32)
+        .raw(&item)
+        .header(tags::SEQUENCE_DELIMITATION, Vr::UN, 0)
+        .str(Tag(0x2001, 0x1061), Vr::SH, "AFTER");
+    image(&mut w, 2, 2, 8, 1);
+    w.native_pixel_data(Vr::OB, &[1, 2, 3, 4]);
+    let ts_uid = if enc.big_endian {
+        ts::EXPLICIT_VR_BE
+    } else {
+        ts::EXPLICIT_VR_LE
+    };
+    let mut out = sia::dicom::write::file_meta(CT, sop, ts_uid);
+    out.extend_from_slice(w.as_bytes());
+    out
+}
+
+fn engine_of(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Engine {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(data.join(name), bytes).unwrap();
+    }
+    let engine = Engine::open(Config {
+        db: dir.join("i.db"),
+        ..Config::default()
+    })
+    .unwrap();
+    let r = engine.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(r.indexed, files.len() as u64, "{r:?}");
+    engine
+}
+
+fn get(engine: &Engine, target: &str) -> Response {
+    engine.handle(&Request::get(target))
+}
+
+fn json_of(resp: &Response) -> Value {
+    serde_json::from_slice(&resp.body.to_vec()).unwrap()
+}
+
+fn instance_url(sop: &str) -> String {
+    format!("/dicom-web/studies/{STUDY}/series/{SERIES}/instances/{sop}")
+}
+
+#[test]
+fn stray_sequence_delimiter_in_a_defined_length_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_of(
+        dir.path(),
+        &[(
+            "a.dcm",
+            stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, false),
+        )],
+    );
+    for target in [
+        format!("{}/metadata", instance_url(SOP)),
+        format!("/dicom-web/studies/{STUDY}/metadata"),
+        format!("/dicom-web/studies/{STUDY}/series/{SERIES}/metadata"),
+    ] {
+        let resp = get(&engine, &target);
+        assert_eq!(resp.status, 200, "{target}");
+        let meta = json_of(&resp);
+        assert_eq!(
+            meta[0]["2001105F"],
+            json!({"vr":"SQ","Value":[{"20011060":{"vr":"SH","Value":["ABCD"]}}]})
+        );
+        assert_eq!(meta[0]["20011061"]["Value"][0], "AFTER");
+        assert_eq!(meta[0]["00280010"]["Value"][0], 2);
+    }
+}
+
+#[test]
+fn every_reader_tolerates_the_stray_delimiter() {
+    // Big endian: the retrieve rewriter walks the sequence too.
+    let file = stray_delimiter_file(Encoding::EXPLICIT_BE, SOP, true);
+    let Output::Rewritten(le) = for_web(&file).unwrap() else {
+        panic!("a big-endian file is rewritten");
+    };
+    let ctx = JsonContext {
+        instance_url: "http://x/i",
+    };
+    let meta: Value = serde_json::from_slice(&instance_json(&le, &ctx).unwrap()).unwrap();
+    assert_eq!(meta["2001105F"]["Value"][0]["20011060"]["Value"][0], "ABCD");
+    assert_eq!(meta["20011061"]["Value"][0], "AFTER");
+    // The bulk data finder reaches into the item and past the sequence.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_of(
+        dir.path(),
+        &[(
+            "a.dcm",
+            stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, true),
+        )],
+    );
+    let meta = json_of(&get(&engine, &format!("{}/metadata", instance_url(SOP))));
+    let uri = meta[0]["2001105F"]["Value"][0]["20011062"]["BulkDataURI"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(uri.ends_with("/bulkdata/2001105F/0/20011062"), "{uri}");
+    let octets = |path: &str| {
+        let r = engine.handle(
+            &Request::get(&format!("{}/bulkdata/{path}", instance_url(SOP)))
+                .with_header("Accept", "application/octet-stream"),
+        );
+        (r.status, r.body.to_vec())
+    };
+    assert_eq!(octets("2001105F/0/20011062"), (200, vec![9, 8, 7, 6]));
+    assert_eq!(octets("7FE00010"), (200, vec![1, 2, 3, 4]));
+    assert_eq!(get(&engine, &instance_url(SOP)).status, 200);
+}
+
+#[test]
+fn stray_delimiters_elsewhere_are_stepped_over() {
+    // An Item Delimitation Item inside a defined-length item, and a Sequence
+    // Delimitation Item inside an undefined-length item.
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    identity(&mut w, SOP, "P1", "Doe^Jane");
+    let mut item = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    item.header(tags::ITEM_DELIMITATION, Vr::UN, 0)
+        .str(Tag(0x2001, 0x1060), Vr::SH, "ABCD");
+    let item = item.into_bytes();
+    w.str(Tag(0x2001, 0x0010), Vr::LO, "SIA TEST")
+        .header(SQ, Vr::SQ, (8 + item.len()) as u32)
+        .header(tags::ITEM, Vr::UN, item.len() as u32)
+        .raw(&item)
+        .sequence_start(Tag(0x2001, 0x1070))
+        .item_start()
+        .header(tags::SEQUENCE_DELIMITATION, Vr::UN, 0)
+        .str(Tag(0x2001, 0x1071), Vr::SH, "IN")
+        .item_end()
+        .sequence_end();
+    let file = with_meta(ts::EXPLICIT_VR_LE, w.as_bytes());
+    let r = record(&file);
+    assert_eq!(r.sop_instance_uid, SOP);
+    let meta: Value = serde_json::from_slice(
+        &instance_json(
+            &file,
+            &JsonContext {
+                instance_url: "http://x/i",
+            },
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["2001105F"]["Value"][0]["20011060"]["Value"][0], "ABCD");
+    assert_eq!(meta["20011070"]["Value"][0]["20011071"]["Value"][0], "IN");
+}
+
+/// A file the index accepts but whose header cannot be written as DICOM JSON: a
+/// defined-length sequence (skipped unread by the scanner) holding no item.
+fn unreadable_file(sop: &str) -> Vec<u8> {
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    identity(&mut w, sop, "P1", "Doe^Jane");
+    w.str(Tag(0x2001, 0x0010), Vr::LO, "SIA TEST")
+        .header(SQ, Vr::SQ, 12)
+        .str(Tag(0x2001, 0x1060), Vr::SH, "ABCD");
+    with_meta(ts::EXPLICIT_VR_LE, w.as_bytes())
+}
+
+#[test]
+fn one_unreadable_instance_does_not_fail_its_study() {
+    let good = "1.2.3.4.5.7";
+    let bad = "1.2.3.4.5.8";
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_of(
+        dir.path(),
+        &[
+            (
+                "good.dcm",
+                stray_delimiter_file(Encoding::EXPLICIT_LE, good, false),
+            ),
+            ("bad.dcm", unreadable_file(bad)),
+        ],
+    );
+    for level in [
+        format!("/dicom-web/studies/{STUDY}/metadata"),
+        format!("/dicom-web/studies/{STUDY}/series/{SERIES}/metadata"),
+    ] {
+        let resp = get(&engine, &level);
+        assert_eq!(resp.status, 206, "{level}");
+        let warning = resp.header("Warning").unwrap();
+        assert!(
+            warning.starts_with("299 ") && warning.contains(bad),
+            "{warning}"
+        );
+        assert!(!warning.contains(good));
+        let meta = json_of(&resp);
+        assert_eq!(meta.as_array().unwrap().len(), 1);
+        assert_eq!(meta[0]["00080018"]["Value"][0], good);
+    }
+    // The instance itself still says what is wrong.
+    assert_eq!(
+        get(&engine, &format!("{}/metadata", instance_url(bad))).status,
+        500
+    );
+    assert_eq!(
+        get(&engine, &format!("{}/metadata", instance_url(good))).status,
+        200
+    );
+}
+
+#[test]
+fn a_file_changed_since_indexing_is_left_out_of_study_answers() {
+    let (a, b) = ("1.2.3.4.5.7", "1.2.3.4.5.8");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_of(
+        dir.path(),
+        &[
+            (
+                "a.dcm",
+                stray_delimiter_file(Encoding::EXPLICIT_LE, a, false),
+            ),
+            (
+                "b.dcm",
+                stray_delimiter_file(Encoding::EXPLICIT_LE, b, false),
+            ),
+        ],
+    );
+    std::fs::write(dir.path().join("data/b.dcm"), b"changed").unwrap();
+    let resp = get(&engine, &format!("/dicom-web/studies/{STUDY}/metadata"));
+    assert_eq!(resp.status, 206);
+    assert!(resp.header("Warning").unwrap().contains(b));
+    assert_eq!(json_of(&resp).as_array().unwrap().len(), 1);
+    // Retrieval of the study: the readable instance, the other named.
+    let resp = engine.handle(
+        &Request::get(&format!("/dicom-web/studies/{STUDY}"))
+            .with_header("Accept", "multipart/related; type=\"application/dicom\""),
+    );
+    assert_eq!(resp.status, 206);
+    assert!(resp.header("Warning").unwrap().contains(b));
+    // Instance level: 410 as before.
+    assert_eq!(
+        get(&engine, &format!("{}/metadata", instance_url(b))).status,
+        410
+    );
+    // Every instance gone: the failure itself.
+    std::fs::write(dir.path().join("data/a.dcm"), b"changed").unwrap();
+    assert_eq!(
+        get(&engine, &format!("/dicom-web/studies/{STUDY}/metadata")).status,
+        410
+    );
+}
