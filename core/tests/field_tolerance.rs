@@ -176,14 +176,72 @@ fn stray_delimiters_elsewhere_are_stepped_over() {
     assert_eq!(meta["20011070"]["Value"][0]["20011071"]["Value"][0], "IN");
 }
 
-/// A file the index accepts but whose header cannot be written as DICOM JSON: a
-/// defined-length sequence (skipped unread by the scanner) holding no item.
+/// A defined-length sequence holding no item: the scanner steps over it unread.
+fn itemless_sequence_file(enc: Encoding, sop: &str) -> Vec<u8> {
+    let mut w = DataSetWriter::new(enc);
+    identity(&mut w, sop, "P1", "Doe^Jane");
+    w.str(Tag(0x2001, 0x0010), Vr::LO, "SIA TEST")
+        .header(SQ, Vr::SQ, 12)
+        .str(Tag(0x2001, 0x1060), Vr::SH, "ABCD")
+        .str(Tag(0x2001, 0x1061), Vr::SH, "AFTER");
+    let ts_uid = if enc.big_endian {
+        ts::EXPLICIT_VR_BE
+    } else {
+        ts::EXPLICIT_VR_LE
+    };
+    let mut out = sia::dicom::write::file_meta(CT, sop, ts_uid);
+    out.extend_from_slice(w.as_bytes());
+    out
+}
+
+#[test]
+fn a_defined_length_sequence_of_no_items_is_kept_as_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_of(
+        dir.path(),
+        &[("a.dcm", itemless_sequence_file(Encoding::EXPLICIT_LE, SOP))],
+    );
+    let resp = get(&engine, &format!("{}/metadata", instance_url(SOP)));
+    assert_eq!(resp.status, 200);
+    let meta = json_of(&resp);
+    assert_eq!(meta[0]["2001105F"]["vr"], "UN");
+    assert!(
+        meta[0]["2001105F"]["BulkDataURI"]
+            .as_str()
+            .unwrap()
+            .ends_with("/bulkdata/2001105F")
+    );
+    assert_eq!(meta[0]["20011061"]["Value"][0], "AFTER");
+    let raw = engine.handle(
+        &Request::get(&format!("{}/bulkdata/2001105F", instance_url(SOP)))
+            .with_header("Accept", "application/octet-stream"),
+    );
+    assert_eq!(raw.status, 200);
+    assert_eq!(&raw.body.to_vec()[..4], &[0x01, 0x20, 0x60, 0x10]);
+    // The retrieve rewriter keeps it the same way.
+    let file = itemless_sequence_file(Encoding::EXPLICIT_BE, SOP);
+    let Output::Rewritten(le) = for_web(&file).unwrap() else {
+        panic!("a big-endian file is rewritten");
+    };
+    let ctx = JsonContext {
+        instance_url: "http://x/i",
+    };
+    let meta: Value = serde_json::from_slice(&instance_json(&le, &ctx).unwrap()).unwrap();
+    assert_eq!(meta["2001105F"]["vr"], "UN");
+    assert_eq!(meta["20011061"]["Value"][0], "AFTER");
+}
+
+/// A file the index accepts but whose header cannot be written as DICOM JSON: an
+/// undefined-length sequence whose defined-length item (stepped over unread by the
+/// scanner) holds an element longer than the item.
 fn unreadable_file(sop: &str) -> Vec<u8> {
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
     identity(&mut w, sop, "P1", "Doe^Jane");
     w.str(Tag(0x2001, 0x0010), Vr::LO, "SIA TEST")
-        .header(SQ, Vr::SQ, 12)
-        .str(Tag(0x2001, 0x1060), Vr::SH, "ABCD");
+        .sequence_start(SQ)
+        .header(tags::ITEM, Vr::UN, 8)
+        .header(Tag(0x2001, 0x1060), Vr::SH, 0x100)
+        .sequence_end();
     with_meta(ts::EXPLICIT_VR_LE, w.as_bytes())
 }
 

@@ -183,9 +183,13 @@ impl<'b> JsonWriter<'b, '_> {
                 let value_end = h.value_pos + u64::from(h.len);
                 if vr == Vr::SQ {
                     let mut p = h.value_pos;
-                    let items =
-                        self.sequence(&mut p, Some(value_end), enc, &cs, &member_path, depth)?;
-                    write_sequence(&mut json, &items);
+                    match self.sequence(&mut p, Some(value_end), enc, &cs, &member_path, depth) {
+                        Ok(items) => write_sequence(&mut json, &items),
+                        // The scanner steps over a defined-length value unread, so the
+                        // index accepts any bytes in it; what cannot be read as items is
+                        // kept as those bytes (bulk data), never failing the instance.
+                        Err(_) => write_bulk(&mut json, "UN", self.ctx.instance_url, &member_path),
+                    }
                 } else {
                     if h.tag == tags::SPECIFIC_CHARACTER_SET {
                         cs = CharacterSet::from_value(value);

@@ -177,7 +177,16 @@ impl<'b> Rewriter<'b> {
             let value_end = h.value_pos + u64::from(h.len);
             if vr == Vr::SQ {
                 let mut p = h.value_pos;
-                self.sequence(h.tag, &mut p, Some(value_end), depth, enc)?;
+                let written = self.w.as_bytes().len();
+                if self
+                    .sequence(h.tag, &mut p, Some(value_end), depth, enc)
+                    .is_err()
+                {
+                    // As the DICOM JSON writer does: a defined-length sequence that cannot
+                    // be read as items is kept as its bytes.
+                    self.w.truncate(written);
+                    self.w.element_unpadded(h.tag, Vr::UN, value);
+                }
             } else if h.tag.1 != 0x0000 {
                 self.element(h.tag, vr, value, enc);
             }
