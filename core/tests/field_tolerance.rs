@@ -328,3 +328,52 @@ fn a_file_changed_since_indexing_is_left_out_of_study_answers() {
         410
     );
 }
+
+/// Random byte mutations of the files above: no reader panics, and (the point of the
+/// shared rules) every instance the scanner accepts has its DICOM JSON written.
+#[test]
+fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
+    let seeds = [
+        stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, true),
+        stray_delimiter_file(Encoding::EXPLICIT_BE, SOP, true),
+        itemless_sequence_file(Encoding::EXPLICIT_LE, SOP),
+    ];
+    let ctx = JsonContext {
+        instance_url: "http://x/i",
+    };
+    let path = sia::dicom::bulk::parse_path(&["2001105F", "0", "20011062"]).unwrap();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut accepted, mut unreadable) = (0, Vec::new());
+    for round in 0..20_000 {
+        let mut file = seeds[round % seeds.len()].clone();
+        let start = 132;
+        for _ in 0..1 + next() % 3 {
+            let at = start + (next() as usize) % (file.len() - start);
+            file[at] = next() as u8;
+        }
+        let scanned = scan_bytes(&file);
+        let json = instance_json(&file, &ctx);
+        let _ = for_web(&file);
+        let _ = sia::dicom::bulk::find(&file, &path, 8);
+        if matches!(scanned, Ok(sia::dicom::Scanned::Instance(_))) {
+            accepted += 1;
+            if let Err(e) = json {
+                unreadable.push(format!("round {round}: {e}"));
+            }
+        }
+    }
+    assert!(accepted > 1000, "{accepted}");
+    eprintln!("accepted {accepted}, unreadable {}", unreadable.len());
+    assert!(
+        unreadable.is_empty(),
+        "{} of {accepted}: {:?}",
+        unreadable.len(),
+        &unreadable[..unreadable.len().min(5)]
+    );
+}

@@ -173,7 +173,9 @@ fn find_in<'a>(
                 return Ok(pixels.then_some(BulkValue::EncapsulatedPixelData));
             }
             let end = h.value_pos + u64::from(h.len);
-            if end > limit {
+            // `limit` may be an item's declared end, which is not checked against the
+            // data: check both.
+            if end > limit || end > b.len() as u64 {
                 return Err(ScanError::truncated(format!(
                     "element {} runs past its end",
                     h.tag
