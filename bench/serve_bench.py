@@ -46,6 +46,9 @@ CASES = [
 ]
 
 
+LATENCY = "metadata of a 1,000-instance series, 1 client"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,7 +97,7 @@ def dev_token(base, patient):
 
 
 def wrk(url, accept, token, seconds, connections=16, timeout="30s"):
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", f"--timeout={timeout}",
+    cmd = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", f"--timeout={timeout}",
            "-H", f"Accept: {accept}", url]
     if token:
         cmd[1:1] = ["-H", f"Authorization: Bearer {token}"]
@@ -139,6 +142,9 @@ def sia_figures(data, seconds):
             req = urllib.request.Request(base + path, headers={"Accept": accept, "Authorization": f"Bearer {token}"})
             urllib.request.urlopen(req, timeout=60).read()  # warm: caches and page cache
             results[label] = wrk(base + path, accept, token, seconds)
+        # Latency as one viewer sees it: one connection, one request at a time.
+        label, path, accept, _ = CASES[-1]
+        results[LATENCY] = wrk(base + path, accept, tokens["BENCH"], seconds, connections=1)
         status = pathlib.Path(f"/proc/{proc.pid}/status").read_text()
         results["rss_mib"] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
         return results
@@ -187,6 +193,7 @@ def orthanc_figures(data, seconds):
             # The native frame takes Orthanc about a second: fewer connections, long timeout.
             conns = 2 if "native" in label else 16
             results[label] = wrk(url, accept, None, seconds, connections=conns, timeout="60s")
+        results[LATENCY] = wrk(base + CASES[-1][1], CASES[-1][2], None, seconds, connections=1, timeout="60s")
         return results
     finally:
         proc.terminate()
@@ -206,9 +213,10 @@ def main():
     build_data(args.dir)
     sia = sia_figures(args.dir, args.seconds)
     orth = None if args.no_orthanc else orthanc_figures(args.dir, args.seconds)
-    print(f"wrk -t2 -c16 -d{args.seconds}s on loopback; sia with a bearer token, Orthanc without auth")
+    print(f"wrk -t2 -c16 -d{args.seconds}s on loopback (-c1 for the last row; Orthanc's native frame -c2);"
+          " sia with a bearer token, Orthanc without auth")
     print(f"{'':44} {'sia req/s':>10} {'p50 ms':>8} {'p99 ms':>8} | {'Orthanc req/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>8}")
-    for label, *_ in CASES:
+    for label in [c[0] for c in CASES] + [LATENCY]:
         s = sia[label]
         line = f"{label:44} {s['rps']:>10.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}"
         if s["non2xx"]:

@@ -78,12 +78,44 @@ enum Command {
     },
     /// Link a FHIR Patient id to a DICOM patient (Patient ID + Issuer of Patient ID).
     ///
-    /// Tokens whose patient is that FHIR id can then see the DICOM patient's studies.
+    /// Tokens of that issuer whose patient is that FHIR id can then see the DICOM
+    /// patient's studies. A FHIR Patient id means something only on its EHR, so a link
+    /// names the token issuer (--fhir-issuer, or the only issuer of --config). Without
+    /// either, the link is unassigned: it serves tokens only while exactly one issuer is
+    /// configured.
     Link {
-        /// The index database.
-        #[arg(long, default_value = "sia.db")]
-        db: PathBuf,
+        /// The index database (default: the configuration's, else ./sia.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// A configuration file: its only issuer is the default --fhir-issuer.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The token issuer (`iss`) whose Patient id this is.
+        #[arg(long)]
+        fhir_issuer: Option<String>,
         /// The FHIR Patient id (as in the token's patient claim).
+        #[arg(long)]
+        patient: String,
+        /// The DICOM Patient ID (0010,0020).
+        #[arg(long)]
+        identifier: String,
+        /// The DICOM Issuer of Patient ID (0010,0021); empty when absent.
+        #[arg(long, default_value = "")]
+        issuer: String,
+    },
+    /// Remove a link made by `sia link` or `sia import-patients`; effective at once,
+    /// capability URLs that relied on it included.
+    Unlink {
+        /// The index database (default: the configuration's, else ./sia.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// A configuration file: its only issuer is the default --fhir-issuer.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The token issuer (`iss`) whose Patient id this is.
+        #[arg(long)]
+        fhir_issuer: Option<String>,
+        /// The FHIR Patient id.
         #[arg(long)]
         patient: String,
         /// The DICOM Patient ID (0010,0020).
@@ -97,6 +129,8 @@ enum Command {
     ///
     /// The file holds NDJSON, a Bundle or one Patient; identifier systems map to DICOM
     /// issuers through [patients] identifier_systems in --config, or urn:oid: systems.
+    /// The Patients are those of one token issuer (--fhir-issuer, or the only issuer of
+    /// --config).
     ImportPatients {
         /// The file of Patient resources.
         file: PathBuf,
@@ -106,6 +140,9 @@ enum Command {
         /// A configuration file with `[patients] identifier_systems`.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The token issuer (`iss`) whose Patients these are.
+        #[arg(long)]
+        fhir_issuer: Option<String>,
     },
     /// Serve FHIR, DICOMweb and WADO-URI over HTTP (and with --dev a development SMART EHR).
     ///
@@ -141,6 +178,17 @@ enum Command {
         /// An origin allowed by CORS (repeatable; `*` for any); overrides the configuration.
         #[arg(long = "cors-origin")]
         cors: Vec<String>,
+        /// The imaging app's folder, served at /app/ (default with --dev: ./app if present).
+        #[arg(long, value_name = "DIR")]
+        app: Option<PathBuf>,
+        /// fhirclient's build folder, served at /app/lib/ (default with --dev:
+        /// ./.cache/web/fhirclient if present; scripts/web-deps fetches it).
+        #[arg(long, value_name = "DIR")]
+        app_lib: Option<PathBuf>,
+        /// The OHIF viewer's dist/ folder, served at /viewer/ (default with --dev:
+        /// ./.cache/web/ohif if present; scripts/web-deps fetches it).
+        #[arg(long, value_name = "DIR")]
+        viewer: Option<PathBuf>,
     },
     /// Write a small synthetic DICOM data set to try sia on.
     Demo {
@@ -185,6 +233,9 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             dev_on_network,
             watch,
             cors,
+            app,
+            app_lib,
+            viewer,
         } => serve::run(serve::ServeArgs {
             paths,
             db,
@@ -195,6 +246,11 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             dev_on_network,
             watch,
             cors,
+            web: serve::WebDirs {
+                app,
+                app_lib,
+                viewer,
+            },
         })
         .map_err(|e| e as Box<dyn std::error::Error>),
         Command::Index { paths, db, json } => index(paths, db, json),
@@ -236,35 +292,53 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
         } => get(target, db, config, headers, base_url),
         Command::Link {
             db,
+            config,
+            fhir_issuer,
             patient,
             identifier,
             issuer,
         } => {
-            if !db.exists() {
-                let db = db.display();
-                return Err(
-                    format!("no index at {db} (run `sia index <folder> --db {db}` first)").into(),
-                );
-            }
-            let index = sia::index::Index::open(&db)?;
-            index.link_patient(&patient, &identifier, &issuer)?;
+            let (cfg, iss) = link_target(db, config, fhir_issuer)?;
+            let index = sia::index::Index::open(&cfg.db)?;
+            index.link_patient_for(&iss, &patient, &identifier, &issuer)?;
             println!(
-                "linked FHIR Patient/{patient} to DICOM patient {identifier:?} (issuer {issuer:?})"
+                "linked FHIR Patient/{patient} of issuer {iss:?} to DICOM patient {identifier:?} (issuer {issuer:?})"
             );
             Ok(())
         }
-        Command::ImportPatients { file, db, config } => {
-            let mut cfg = match &config {
-                Some(path) => Config::from_file(path)?,
-                None => Config::default(),
-            };
-            if let Some(db) = db {
-                cfg.db = db;
+        Command::Unlink {
+            db,
+            config,
+            fhir_issuer,
+            patient,
+            identifier,
+            issuer,
+        } => {
+            let (cfg, iss) = link_target(db, config, fhir_issuer)?;
+            let index = sia::index::Index::open(&cfg.db)?;
+            let n = index.unlink_patient(&iss, &patient, &identifier, &issuer)?;
+            if n == 0 {
+                return Err(format!(
+                    "no link from FHIR Patient/{patient} of issuer {iss:?} to DICOM patient {identifier:?} (issuer {issuer:?})"
+                )
+                .into());
             }
+            println!(
+                "unlinked FHIR Patient/{patient} of issuer {iss:?} from DICOM patient {identifier:?} (issuer {issuer:?})"
+            );
+            Ok(())
+        }
+        Command::ImportPatients {
+            file,
+            db,
+            config,
+            fhir_issuer,
+        } => {
+            let (cfg, iss) = link_target(db, config, fhir_issuer)?;
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let index = sia::index::Index::open(&cfg.db)?;
-            let report = index.import_patients(&text, &cfg.identifier_systems)?;
+            let report = index.import_patients_for(&iss, &text, &cfg.identifier_systems)?;
             serde_json::to_writer(std::io::stdout().lock(), &report)?;
             println!();
             Ok(())
@@ -276,6 +350,52 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+/// The configuration (for the index and identifier systems) and the token issuer a
+/// link command writes for: `--fhir-issuer` (which must be configured when --config is
+/// given), else the only issuer of --config; '' (an unassigned link) without either.
+fn link_target(
+    db: Option<PathBuf>,
+    config: Option<PathBuf>,
+    fhir_issuer: Option<String>,
+) -> Result<(Config, String), Box<dyn std::error::Error>> {
+    let mut cfg = match &config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(db) = db {
+        cfg.db = db;
+    }
+    if !cfg.db.exists() {
+        let db = cfg.db.display();
+        return Err(format!("no index at {db} (run `sia index <folder> --db {db}` first)").into());
+    }
+    let configured = cfg
+        .auth
+        .as_ref()
+        .map(|a| a.issuer_names())
+        .unwrap_or_default();
+    let iss = match (fhir_issuer, config.is_some(), configured.as_slice()) {
+        (Some(i), true, list) if !list.contains(&i) => {
+            return Err(format!("issuer {i:?} is not configured in --config").into());
+        }
+        (Some(i), _, _) if i.is_empty() => {
+            return Err("--fhir-issuer must not be empty".into());
+        }
+        (Some(i), _, _) => i,
+        (None, true, [only]) => only.clone(),
+        (None, true, _) => {
+            return Err("several issuers are configured: name one with --fhir-issuer".into());
+        }
+        (None, false, _) => {
+            eprintln!(
+                "note: no --fhir-issuer: the link is unassigned and serves tokens only while exactly one issuer is configured"
+            );
+            String::new()
+        }
+    };
+    Ok((cfg, iss))
 }
 
 fn get(
@@ -395,6 +515,19 @@ fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {
     }
     for s in &r.skipped {
         writeln!(out, "skipped: {}: {}", s.path, s.reason)?;
+    }
+    for c in &r.conflicts {
+        writeln!(
+            out,
+            "conflict: {}: {} {} is indexed for patient {:?} (issuer {:?}), the file names {:?} (issuer {:?}); not indexed",
+            c.path,
+            c.level,
+            c.uid,
+            c.indexed_patient.patient_id,
+            c.indexed_patient.issuer,
+            c.file_patient.patient_id,
+            c.file_patient.issuer
+        )?;
     }
     for c in &r.normalized_charsets {
         writeln!(

@@ -17,6 +17,8 @@
 //!
 //! Optional: `[patients] identifier_systems = { "http://hospital.example/mrn" = "HOSP" }`
 //! maps FHIR identifier systems to DICOM Issuers of Patient ID for `sia import-patients`.
+//! Optional: `[capabilities] enabled = true`, `secret_file = "cap.key"`,
+//! `max_lifetime_seconds = 300` (the longest a capability URL lives, whatever its token).
 //! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
 //! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
 //! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
@@ -43,13 +45,15 @@ struct FileConfig {
 }
 
 /// `[capabilities] enabled = true` (off by default); `secret_file` keeps capability URLs
-/// valid across restarts (else a random key per process).
+/// valid across restarts (else a random key per process); `max_lifetime_seconds` bounds
+/// a capability's life whatever its token's (default 300).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Capabilities {
     #[serde(default)]
     enabled: bool,
     secret_file: Option<PathBuf>,
+    max_lifetime_seconds: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +68,12 @@ struct Server {
     tls: Option<Tls>,
     #[serde(default)]
     max_connections: Option<usize>,
+    #[serde(default)]
+    app_dir: Option<PathBuf>,
+    #[serde(default)]
+    app_lib_dir: Option<PathBuf>,
+    #[serde(default)]
+    viewer_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +96,12 @@ pub struct ServerSettings {
     pub tls: Option<TlsFiles>,
     /// `max_connections`: most connections served at once.
     pub max_connections: Option<usize>,
+    /// `app_dir`: the imaging app's static files, served at `/app/`.
+    pub app_dir: Option<PathBuf>,
+    /// `app_lib_dir`: fhirclient's browser build, served at `/app/lib/`.
+    pub app_lib_dir: Option<PathBuf>,
+    /// `viewer_dir`: the OHIF viewer's `dist/`, served at `/viewer/`.
+    pub viewer_dir: Option<PathBuf>,
 }
 
 /// `[server.tls] cert_file`, `key_file` (PEM; resolved against the file's folder).
@@ -311,6 +327,16 @@ impl Config {
                 Some(CapabilityKey::new(secret).map_err(|m| invalid(&f, m))?)
             }
         };
+        let capabilities = match (capabilities, file.capabilities.max_lifetime_seconds) {
+            (Some(_), Some(0)) => {
+                return Err(invalid(
+                    path,
+                    "capabilities.max_lifetime_seconds must be at least 1",
+                ));
+            }
+            (Some(k), Some(s)) => Some(k.with_max_lifetime(i64::from(s))),
+            (k, _) => k,
+        };
         Ok(Config {
             db: resolve(&file.server.db),
             base_url: file.server.base_url,
@@ -326,6 +352,9 @@ impl Config {
                     key_file: resolve(&t.key_file),
                 }),
                 max_connections: file.server.max_connections,
+                app_dir: file.server.app_dir.as_deref().map(resolve),
+                app_lib_dir: file.server.app_lib_dir.as_deref().map(resolve),
+                viewer_dir: file.server.viewer_dir.as_deref().map(resolve),
             },
             ..Config::default()
         })

@@ -136,6 +136,25 @@ impl Engine {
         Ok(Some(loc))
     }
 
+    /// Removes the link from FHIR Patient `fhir_patient` of token issuer `fhir_issuer`
+    /// ('' for a link made without one) to DICOM patient (`patient_id`, `issuer`);
+    /// returns how many links went (0 or 1). Decisions read links from the index on
+    /// every request (only verified tokens are cached, never what they reach), so the
+    /// next request, and every capability URL that relied on the link, is refused.
+    pub fn unlink_patient(
+        &self,
+        fhir_issuer: &str,
+        fhir_patient: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<u64> {
+        let n = self
+            .index
+            .unlink_patient(fhir_issuer, fhir_patient, patient_id, issuer)?;
+        self.locations.clear();
+        Ok(n)
+    }
+
     /// Studies matching `filter`.
     pub fn studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>> {
         self.index.studies(filter)

@@ -53,11 +53,31 @@ impl Engine {
                 };
                 let (cap, inner) = after.split_once('/').unwrap_or((after, ""));
                 match key.check(cap) {
-                    Ok(study) => (
-                        inner,
-                        format!("{}/cap/{cap}", self.fhir.dicomweb_base),
-                        Some(study),
-                    ),
+                    Ok(granted) => {
+                        // The grant is checked again at every use: the study must still
+                        // belong to the token's (issuer, patient) and meet its granular
+                        // restrictions, so an unlinked patient ends the capability.
+                        match self.check_study_for(
+                            &granted.study,
+                            &granted.iss,
+                            &granted.patient,
+                            granted.restrictions.as_deref(),
+                        ) {
+                            Ok(()) => {}
+                            Err(Refusal::Denied(_)) => {
+                                return Denial::unauthorized_capability(
+                                    "the capability no longer grants its study",
+                                )
+                                .response();
+                            }
+                            Err(r) => return r.plain(),
+                        }
+                        (
+                            inner,
+                            format!("{}/cap/{cap}", self.fhir.dicomweb_base),
+                            Some(granted.study),
+                        )
+                    }
                     Err(m) => return Denial::unauthorized_capability(m).response(),
                 }
             }
@@ -73,12 +93,19 @@ impl Engine {
             | Route::Retrieve { study, .. }
             | Route::Bulkdata { study, .. } => Some(study.clone()),
             Route::Search { study, .. } => study.clone(),
-            Route::Other(_) => None,
+            // Resources not served yet are authorized like the others before the 501.
+            Route::Other(p) => match p.split('/').collect::<Vec<_>>().as_slice() {
+                ["studies", s, ..] => Some(s.to_string()),
+                _ => None,
+            },
         };
         let mut filter = Vec::new();
         if let Some(granted) = &cap_study {
-            // Under a capability only its study exists, whatever path is appended.
-            if study.as_deref() != Some(granted.as_str()) {
+            // Under a capability only its study exists, whatever path is appended;
+            // searches without a study in the path (OHIF's `studies?StudyInstanceUID=`)
+            // are filtered to it below.
+            let unscoped_search = matches!(&route, Route::Search { study: None, .. });
+            if !unscoped_search && study.as_deref() != Some(granted.as_str()) {
                 return Denial::patient_mismatch("this capability grants one study only")
                     .response();
             }
@@ -97,13 +124,19 @@ impl Engine {
                     Ok(f) => filter = f,
                     Err(denied) => return denied,
                 },
-                _ => {
-                    if let Some(study) = &study
-                        && let Some(denied) = self.guard_study(req, study)
-                    {
-                        return denied;
+                _ => match &study {
+                    Some(study) => {
+                        if let Some(denied) = self.guard_study(req, study) {
+                            return denied;
+                        }
                     }
-                }
+                    // Never dispatched without a decision.
+                    None => {
+                        if let Err(r) = self.grant(req, Interaction::Read) {
+                            return r.plain();
+                        }
+                    }
+                },
             }
         }
         let base = base.as_str();
@@ -531,16 +564,40 @@ impl Engine {
         let Some(grant) = self.grant(req, Interaction::Read)? else {
             return Ok(());
         };
+        self.check_study_for(
+            study,
+            &grant.token.iss,
+            &grant.patient,
+            grant.restrictions.as_deref(),
+        )
+    }
+
+    /// Whether a grant of issuer `iss` for FHIR Patient `patient` within granular
+    /// `restrictions` reaches `study` (a study not in the index passes: its route
+    /// answers 404).
+    pub(crate) fn check_study_for(
+        &self,
+        study: &str,
+        iss: &str,
+        patient: &str,
+        restrictions: Option<&[Vec<Restriction>]>,
+    ) -> Result<(), Refusal> {
         let Some((pid, issuer, modalities)) =
             self.index.study_owner(study).map_err(Refusal::internal)?
         else {
             return Ok(()); // nothing there: the route answers 404
         };
         let linked = match self.auth.as_ref().map(|a| a.patients) {
-            Some(PatientPolicy::Identity) => pid == grant.patient,
+            Some(PatientPolicy::Identity) => pid == patient,
             _ => self
                 .index
-                .is_linked(&grant.patient, &pid, &issuer)
+                .is_linked(
+                    iss,
+                    self.unassigned_links_serve(iss),
+                    patient,
+                    &pid,
+                    &issuer,
+                )
                 .map_err(Refusal::internal)?,
         };
         if !linked {
@@ -548,17 +605,10 @@ impl Engine {
                 "study {study} does not belong to the token's patient"
             ))));
         }
-        if let Some(sets) = &grant.restrictions {
-            let ok = sets.iter().any(|set| {
-                set.iter().all(|r| match r {
-                    Restriction::Modality(m) => modalities.iter().any(|x| x == m),
-                })
-            });
-            if !ok {
-                return Err(Refusal::Denied(Denial::patient_mismatch(format!(
-                    "study {study} is outside the token's granular scopes"
-                ))));
-            }
+        if !meets_restrictions(&modalities, restrictions) {
+            return Err(Refusal::Denied(Denial::patient_mismatch(format!(
+                "study {study} is outside the token's granular scopes"
+            ))));
         }
         Ok(())
     }
@@ -569,16 +619,30 @@ impl Engine {
         req: &Request,
     ) -> Result<Vec<crate::index::search::Condition>, Response> {
         match self.grant(req, Interaction::Search) {
-            Ok(Some(g)) => Ok(self.grant_conditions(&g.patient, g.restrictions.as_deref())),
+            Ok(Some(g)) => Ok(self.grant_conditions(
+                Some(&g.token.iss),
+                &g.patient,
+                g.restrictions.as_deref(),
+            )),
             Ok(None) => Ok(Vec::new()),
             Err(r) => Err(r.plain()),
         }
     }
 
-    /// Conditions (over `st` and `p`) for the studies of FHIR Patient `patient`, within
-    /// granular `restrictions` when there are any.
+    /// Whether links made without a token issuer serve tokens of `iss` (only while it
+    /// is the one configured issuer).
+    pub(crate) fn unassigned_links_serve(&self, iss: &str) -> bool {
+        self.auth
+            .as_ref()
+            .is_some_and(|a| a.unassigned_links_serve(iss))
+    }
+
+    /// Conditions (over `st` and `p`) for the studies of FHIR Patient `patient` of token
+    /// issuer `iss` (`None`: of any issuer, for the local administrator), within granular
+    /// `restrictions` when there are any.
     pub(crate) fn grant_conditions(
         &self,
+        iss: Option<&str>,
         patient: &str,
         restrictions: Option<&[Vec<Restriction>]>,
     ) -> Vec<crate::index::search::Condition> {
@@ -594,9 +658,22 @@ impl Engine {
                 params: vec![Value::Text(patient.to_string())],
             }
         } else {
-            Condition {
-                sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
-                params: vec![Value::Text(patient.to_string())],
+            match iss {
+                Some(iss) => {
+                    let other = if self.unassigned_links_serve(iss) { "" } else { iss };
+                    Condition {
+                        sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_issuer IN (?, ?) AND l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                        params: vec![
+                            Value::Text(iss.to_string()),
+                            Value::Text(other.to_string()),
+                            Value::Text(patient.to_string()),
+                        ],
+                    }
+                }
+                None => Condition {
+                    sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                    params: vec![Value::Text(patient.to_string())],
+                },
             }
         }];
         if let Some(sets) = restrictions {
@@ -1018,6 +1095,20 @@ fn frame_chunks(
         }
         FrameTable::None | FrameTable::Deflated { .. } => Ok(Vec::new()),
     }
+}
+
+/// Whether a study with `modalities` meets granular `restrictions` (one set in full).
+pub(crate) fn meets_restrictions(
+    modalities: &[String],
+    restrictions: Option<&[Vec<Restriction>]>,
+) -> bool {
+    restrictions.is_none_or(|sets| {
+        sets.iter().any(|set| {
+            set.iter().all(|r| match r {
+                Restriction::Modality(m) => modalities.iter().any(|x| x == m),
+            })
+        })
+    })
 }
 
 /// Why a request cannot go on: a token decision, or a failure inside the engine.

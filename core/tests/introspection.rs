@@ -42,7 +42,7 @@ fn handle_evaluates_a_hosts_introspection_response() {
         + 300;
     let mut req = Request::get("/fhir/ImagingStudy");
     req.introspection = Some(
-        json!({"active": true, "iss": "https://ehr", "exp": exp, "scope": "patient/ImagingStudy.rs", "patient": "123"}),
+        json!({"active": true, "iss": "https://ehr", "aud": "https://ehr/fhir", "exp": exp, "scope": "patient/ImagingStudy.rs", "patient": "123"}),
     );
     let resp = engine.handle(&req);
     assert_eq!(resp.status, 200);

@@ -14,6 +14,7 @@ mod introspection;
 mod properties;
 mod reindex;
 mod scan_cases;
+mod security;
 mod wado_frames;
 mod wado_metadata;
 mod wado_search;

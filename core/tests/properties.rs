@@ -201,7 +201,12 @@ mod claims {
             Some(Value::Array(l)) => l.iter().all(Value::is_string) && l.iter().any(|a| a == AUD),
             _ => false,
         };
-        let scope_ok = matches!(c.get("scope"), Some(Value::String(_)));
+        // A string, or an array of strings (joined with spaces), as some servers send it.
+        let scope_ok = match c.get("scope") {
+            Some(Value::String(_)) => true,
+            Some(Value::Array(l)) => l.iter().all(Value::is_string),
+            _ => false,
+        };
         let strings_ok = ["sub", "client_id", "patient", "fhirUser"]
             .iter()
             .all(|k| matches!(c.get(*k), None | Some(Value::String(_)) | Some(Value::Null)));
@@ -236,6 +241,92 @@ mod claims {
             let got = verify(&token, &[policy()], NOW);
             // The issuer is how keys are chosen: without a string iss equal to ISS nothing verifies.
             prop_assert_eq!(got.is_ok(), reference(&c), "{:?} -> {:?}", c, got);
+        }
+    }
+}
+
+/// Issue 18: no capability grants what its token could not. Random scope strings,
+/// patients and issuers against the demo set with capability URLs on: every capability
+/// a token obtains (from a search or a read) names a study the token itself reads, and
+/// reaches no other study.
+mod capabilities {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use crate::security::{A, B, Fx, cap_key, capabilities, fixture, get, json_of, path_of, token};
+
+    const ROOT: &str = sia::demo::DEMO_UID_ROOT;
+
+    fn fx() -> &'static Fx {
+        static FX: OnceLock<Fx> = OnceLock::new();
+        FX.get_or_init(|| {
+            let fx = fixture(&[A, B], Some(cap_key()));
+            let db = fx.engine.index_db();
+            db.link_patient_for(A, "alice", "DEMO-001", "SIA_DEMO")
+                .unwrap();
+            db.link_patient_for(A, "carol", "DEMO-003", "").unwrap();
+            db.link_patient_for(B, "alice", "DEMO-002", crate::security::DEMO2_ISSUER)
+                .unwrap();
+            // Unassigned: serves no one with two issuers.
+            db.link_patient("bob", "DEMO-002", crate::security::DEMO2_ISSUER)
+                .unwrap();
+            // The property is only as good as the capabilities it sees.
+            let t = token(A, "patient/ImagingStudy.rs", "alice");
+            let v = json_of(&get(&fx.engine, "/fhir/ImagingStudy", Some(&t)));
+            assert_eq!(capabilities(&v).len(), 2, "{v}");
+            fx
+        })
+    }
+
+    fn scope() -> impl Strategy<Value = String> {
+        let level = prop_oneof![Just("patient"), Just("user"), Just("system")];
+        let ty = prop_oneof![Just("ImagingStudy"), Just("*"), Just("Observation")];
+        let perms = prop_oneof![
+            Just("read"),
+            Just("*"),
+            Just("r"),
+            Just("s"),
+            Just("rs"),
+            Just("cruds"),
+            Just("c")
+        ];
+        let query = prop_oneof![
+            Just(""),
+            Just("?modality=CT"),
+            Just("?modality=US"),
+            Just("?modality=MR"),
+            Just("?modality=http://dicom.nema.org/resources/ontology/DCM|XA"),
+            Just("?started=gt2020"),
+        ];
+        (level, ty, perms, query).prop_map(|(l, t, p, q)| format!("{l}/{t}.{p}{q}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn no_capability_grants_what_its_token_could_not(
+            scopes in proptest::collection::vec(scope(), 1..4),
+            patient in prop_oneof![Just("alice"), Just("bob"), Just("carol")],
+            iss in prop_oneof![Just(A), Just(B)],
+        ) {
+            let fx = fx();
+            let t = token(iss, &scopes.join(" "), patient);
+            let studies: Vec<String> = (1..=4).map(|n| format!("{ROOT}.{n}")).collect();
+            let mut caps = capabilities(&json_of(&get(&fx.engine, "/fhir/ImagingStudy", Some(&t))));
+            for s in &studies {
+                caps.extend(capabilities(&json_of(&get(&fx.engine, &format!("/fhir/ImagingStudy/{s}"), Some(&t)))));
+            }
+            for (uid, address) in caps {
+                let direct = get(&fx.engine, &format!("/dicom-web/studies/{uid}/metadata"), Some(&t)).status;
+                prop_assert_eq!(direct, 200, "{} {:?} got a capability for {} it cannot read", iss, scopes, uid);
+                let base = path_of(&address);
+                for other in studies.iter().filter(|o| **o != uid) {
+                    let status = get(&fx.engine, &format!("{base}/studies/{other}/metadata"), None).status;
+                    prop_assert!(status >= 400, "{}'s capability reached {}", uid, other);
+                }
+                prop_assert_eq!(get(&fx.engine, &format!("{base}/studies/{uid}/metadata"), None).status, 200);
+            }
         }
     }
 }

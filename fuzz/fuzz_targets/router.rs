@@ -64,9 +64,10 @@ fn fixture() -> &'static Fixture {
         open.index(&[data.clone()], &Default::default())
             .expect("index");
 
-        let policy = IssuerPolicy {
-            iss: "https://ehr".into(),
-            audiences: vec!["https://ehr/fhir".into()],
+        // Two issuers: patient ids are per issuer, so issuer B's "p1" reaches nothing.
+        let policy = |iss: &str| IssuerPolicy {
+            iss: iss.into(),
+            audiences: vec![format!("{iss}/fhir")],
             algorithms: vec![Algorithm::HS256],
             leeway: 30,
             require_typ: None,
@@ -74,18 +75,35 @@ fn fixture() -> &'static Fixture {
             scope_claim: "scope".into(),
             keys: Keys::Secret(SECRET.to_vec()),
         };
-        let cap_key = CapabilityKey::new(CAP_SECRET.to_vec()).expect("capability key");
+        // Capabilities live as long as the fixture's tokens (ten days).
+        let cap_key = CapabilityKey::new(CAP_SECRET.to_vec())
+            .expect("capability key")
+            .with_max_lifetime(20 * 86_400);
         let secured = Engine::open(Config {
             db: dir.path().join("secured.db"),
             auth: Some(Arc::new(Authorizer::new(
-                vec![policy],
+                vec![policy("https://ehr"), policy("https://ehr-b")],
                 PatientPolicy::Links,
             ))),
             capabilities: Some(cap_key.clone()),
             ..Config::default()
         })
         .expect("engine");
-        secured.index(&[data], &Default::default()).expect("index");
+        secured
+            .index(&[data.clone()], &Default::default())
+            .expect("index");
+        // UID reuse across patients, added later: files of DEMO-002 naming DEMO-001's
+        // study, series and SOP Instance UIDs. None may be indexed (issue 18, finding 2).
+        let root = sia::demo::DEMO_UID_ROOT;
+        collision(&data.join("0-study.dcm"), &format!("{root}.1"), "1.9.1", "1.9.1.1");
+        collision(&data.join("0-series.dcm"), "1.9.2", &format!("{root}.1.1"), "1.9.2.1");
+        collision(&data.join("0-sop.dcm"), "1.9.3", "1.9.3.1", &format!("{root}.1.1.1"));
+        for engine in [&open, &secured] {
+            let report = engine
+                .index(&[data.clone()], &Default::default())
+                .expect("index");
+            assert_eq!(report.conflicts.len(), 3, "{report:?}");
+        }
         let links = [
             ("p1", "DEMO-001", "SIA_DEMO"),
             (
@@ -98,7 +116,7 @@ fn fixture() -> &'static Fixture {
         for (fhir, id, issuer) in links {
             secured
                 .index_db()
-                .link_patient(fhir, id, issuer)
+                .link_patient_for("https://ehr", fhir, id, issuer)
                 .expect("link");
         }
 
@@ -109,11 +127,18 @@ fn fixture() -> &'static Fixture {
             .unwrap()
             .as_secs()
             + 10 * 86_400;
-        let token = |scope: &str, patient: &str| {
-            let claims = json!({"iss": "https://ehr", "aud": "https://ehr/fhir", "exp": exp,
+        let token_of = |iss: &str, scope: &str, patient: &str| {
+            let claims = json!({"iss": iss, "aud": format!("{iss}/fhir"), "exp": exp,
                                 "scope": scope, "patient": patient});
             let key = EncodingKey::from_secret(SECRET).unwrap();
             encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+        };
+        let token = |scope: &str, patient: &str| token_of("https://ehr", scope, patient);
+        let bearer_of = |t: String, studies: BTreeSet<String>| Credential {
+            authorization: Some(format!("Bearer {t}")),
+            capability: None,
+            secret: t,
+            studies,
         };
         let bearer = |scope: &str, patient: &str, studies: BTreeSet<String>| {
             let t = token(scope, patient);
@@ -126,7 +151,7 @@ fn fixture() -> &'static Fixture {
         };
         let p1 = owned("DEMO-001");
         let cap_study = p1.iter().next().expect("DEMO-001 has a study").clone();
-        let cap = cap_key.issue(&cap_study, exp as i64);
+        let cap = cap_key.issue(&cap_study, "https://ehr", "p1", None, exp as i64);
         assert!(
             all_studies.len() > p1.len(),
             "the demo set has other patients' studies"
@@ -142,6 +167,10 @@ fn fixture() -> &'static Fixture {
             bearer("user/*.cruds", "p2", owned("DEMO-002")),
             bearer("system/*.rs", "p1", BTreeSet::new()),
             bearer("patient/*.rs", "nobody", BTreeSet::new()),
+            bearer_of(
+                token_of("https://ehr-b", "patient/*.rs", "p1"),
+                BTreeSet::new(),
+            ),
             Credential {
                 authorization: None,
                 capability: Some(format!("/dicom-web/cap/{cap}/")),
@@ -189,6 +218,31 @@ fn fixture() -> &'static Fixture {
             all_studies,
         }
     })
+}
+
+/// A file of DICOM patient DEMO-002 in `study`/`series` with SOP Instance UID `sop`.
+fn collision(path: &std::path::Path, study: &str, series: &str, sop: &str) {
+    use sia::dicom::tag::{Encoding, Vr, tags, ts};
+    use sia::dicom::write::{DataSetWriter, file_meta};
+    let ct = "1.2.840.10008.5.1.4.1.1.2";
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    w.str(tags::SOP_CLASS_UID, Vr::UI, ct)
+        .str(tags::SOP_INSTANCE_UID, Vr::UI, sop)
+        .str(tags::STUDY_DATE, Vr::DA, "20240102")
+        .str(tags::STUDY_TIME, Vr::TM, "101112")
+        .str(tags::MODALITY, Vr::CS, "CT")
+        .str(tags::PATIENT_NAME, Vr::PN, "Smith^John")
+        .str(tags::PATIENT_ID, Vr::LO, "DEMO-002")
+        .str(
+            tags::ISSUER_OF_PATIENT_ID,
+            Vr::LO,
+            "2.25.228146457203842916711418316839742735.999",
+        )
+        .str(tags::STUDY_INSTANCE_UID, Vr::UI, study)
+        .str(tags::SERIES_INSTANCE_UID, Vr::UI, series);
+    let mut bytes = file_meta(ct, sop, ts::EXPLICIT_VR_LE);
+    bytes.extend_from_slice(&w.into_bytes());
+    std::fs::write(path, bytes).expect("collision file");
 }
 
 /// Real UIDs of the demo set, so the fuzzer reaches the frame code without guessing them.

@@ -279,9 +279,101 @@ def test_capability_urls_grant_one_study_until_the_token_expires(sia, env):
     # Appending paths cannot widen it.
     other = f"{ROOT}.3" if uid != f"{ROOT}.3" else f"{ROOT}.1"
     assert cap_get(f"{address}/studies/{other}/metadata")[0] == 403
-    assert cap_get(f"{address}/studies")[0] == 403
+    # A search without a study in the path (OHIF's `studies?StudyInstanceUID=`) finds only it.
+    status, raw = cap_get(f"{address}/studies")
+    assert status == 200 and {s["0020000D"]["Value"][0] for s in json.loads(raw)} == {uid}
+    status, raw = cap_get(f"{address}/studies?StudyInstanceUID={other}")
+    assert status in (200, 204) and not (json.loads(raw) if raw.strip() else [])
     assert cap_get(f"{address}/studies/{uid}/../{other}/metadata")[0] == 400
     assert cap_get(f"{address}x/studies/{uid}/metadata")[0] == 401
     # It expires with the token that produced it.
     time.sleep(5)
     assert cap_get(f"{address}/studies/{uid}/metadata")[0] == 401
+
+
+def test_links_name_the_token_issuer_and_unlink_is_immediate(sia, env, tmp_path):
+    """Issue 18: links are keyed by (token issuer, FHIR Patient id); `sia unlink` removes one."""
+    base, keys = env
+    cfg = ["--config", base / "sia.toml"]
+    study4 = f"/dicom-web/studies/{ROOT}.4/metadata"      # DEMO-003, issuer ''
+    token = sign(keys, patient="777")
+    assert get(sia, env, study4, token)[0] == 403
+    # The only configured issuer is the default.
+    out = run_sia(sia, "link", *cfg, "--patient", "777", "--identifier", "DEMO-003").stdout
+    assert ISS in out
+    assert get(sia, env, study4, token)[0] == 200
+    # Another issuer's Patient 777 is not this one; an unconfigured issuer is refused.
+    assert run_sia(sia, "link", *cfg, "--fhir-issuer", "https://other", "--patient", "777",
+                   "--identifier", "DEMO-003", check=False).returncode != 0
+    run_sia(sia, "unlink", *cfg, "--patient", "777", "--identifier", "DEMO-003")
+    assert get(sia, env, study4, token)[0] == 403
+    assert run_sia(sia, "unlink", *cfg, "--patient", "777", "--identifier", "DEMO-003",
+                   check=False).returncode != 0
+
+
+def test_jwks_keys_that_must_not_verify_are_refused(sia, env):
+    """Issue 18: RSA e = 3, use = enc and key_ops without verify never verify a token."""
+    base, keys = env
+    weak = rsa.generate_private_key(public_exponent=3, key_size=2048)
+
+    def jwk(key, kid, **extra):
+        d = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        d.update(kid=kid, **extra)
+        return d
+
+    (base / "screened.json").write_text(json.dumps({"keys": [
+        jwk(weak, "e3"),
+        jwk(keys.rsa, "enc", use="enc"),
+        jwk(keys.rsa, "ops", key_ops=["encrypt"]),
+        jwk(keys.rsa, "good", key_ops=["verify"]),
+    ]}))
+    (base / "screened.toml").write_text((base / "sia.toml").read_text().replace("jwks.json", "screened.json"))
+    for kid, key, want in [("e3", weak, 401), ("enc", keys.rsa, 401), ("ops", keys.rsa, 401), ("good", keys.rsa, 200)]:
+        token = jwt.encode(claims(), key, algorithm="RS256", headers={"kid": kid})
+        proc = subprocess.run([str(sia), "get", "--config", str(base / "screened.toml"), OWN_STUDY,
+                               "-H", f"Authorization: Bearer {token}"], capture_output=True, timeout=60)
+        err = proc.stderr.decode()
+        status = [int(l.split()[1]) for l in err.splitlines() if l.startswith("HTTP/1.1 ")]
+        assert status == [want], (kid, err[-500:])
+        assert 'refused key "e3"' in err and 'refused key "enc"' in err and 'refused key "ops"' in err
+
+
+def test_a_reused_study_uid_does_not_move_the_study(sia, env, tmp_path):
+    """Issue 18, finding 2, as reported: a file with bob's Patient ID and issuer reusing
+    alice's CT Study Instance UID (with its own series and SOP) is reported as a
+    conflict by `sia index --json` and changes nothing."""
+    import pydicom
+
+    base, keys = env
+    data = tmp_path / "d"
+    run_sia(sia, "demo", data)
+    db = tmp_path / "sia.db"
+    run_sia(sia, "index", "--db", db, data)
+    run_sia(sia, "link", "--db", db, "--patient", "alice", "--identifier", "DEMO-001", "--issuer", "SIA_DEMO")
+    run_sia(sia, "link", "--db", db, "--patient", "bob", "--identifier", "DEMO-002",
+            "--issuer", f"{ROOT}.999")
+    source = sorted(data.rglob("*.dcm"), key=lambda p: str(p))
+    ds = next(pydicom.dcmread(p) for p in source if pydicom.dcmread(p).StudyInstanceUID == f"{ROOT}.1")
+    ds.PatientID, ds.IssuerOfPatientID, ds.PatientName = "DEMO-002", f"{ROOT}.999", "Smith^John^A^Dr."
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.826.0.1.9.1", "1.2.826.0.1.9.1.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(data / "bob.dcm")
+    report = json.loads(run_sia(sia, "index", "--db", db, "--json", data).stdout)
+    assert report["conflicts"] == [{
+        "path": str((data / "bob.dcm").resolve()), "level": "study", "uid": f"{ROOT}.1",
+        "indexed_patient": {"patient_id": "DEMO-001", "issuer": "SIA_DEMO"},
+        "file_patient": {"patient_id": "DEMO-002", "issuer": f"{ROOT}.999"},
+    }], report
+    config = (base / "sia.toml").read_text().replace('db = "sia.db"', f'db = "{db}"')
+    (tmp_path / "sia.toml").write_text(config)
+    (tmp_path / "jwks.json").write_text((base / "jwks.json").read_text())
+
+    def status(patient):
+        token = sign(keys, patient=patient)
+        proc = subprocess.run([str(sia), "get", "--config", str(tmp_path / "sia.toml"), OWN_STUDY,
+                               "-H", f"Authorization: Bearer {token}"], capture_output=True, timeout=60)
+        return int(proc.stderr.decode().splitlines()[0].split()[1]), proc.stdout
+
+    alice_status, body = status("alice")
+    assert alice_status == 200 and b"DEMO-002" not in body
+    assert status("bob")[0] == 403

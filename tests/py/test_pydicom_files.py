@@ -31,7 +31,7 @@ EXPECTED_SKIPS = {
 def test_whole_folder_is_indexed_or_skipped_with_reason(sia, pydicom_test_files, tmp_path):
     report = index_json(sia, tmp_path / "all.db", pydicom_test_files)
     files = all_files(pydicom_test_files)
-    accounted = report["indexed"] + len(report["duplicates"]) + len(report["skipped"])
+    accounted = report["indexed"] + len(report["duplicates"]) + len(report["skipped"]) + len(report["conflicts"])
     assert accounted == len(files)
     for s in report["skipped"]:
         assert s["reason"], s

@@ -10,6 +10,7 @@ mod layers;
 mod listener;
 mod transport;
 mod watch;
+mod web;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -47,7 +48,11 @@ pub struct ServeArgs {
     pub watch: bool,
     /// CORS origins, overriding the configuration's.
     pub cors: Vec<String>,
+    /// The imaging app, fhirclient and OHIF folders, overriding the configuration's.
+    pub web: web::WebDirs,
 }
+
+pub use web::WebDirs;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -62,6 +67,12 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Every connection and every file being read holds a descriptor; the usual soft
+    // limit of 1,024 is far below `max_connections`. Raise it to the hard limit.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!("open file limit: {n}"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -132,6 +143,13 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     }
 
     let db = config.db.clone();
+    // The viewer reaches a study through its Endpoint's capability address (README: the
+    // imaging app and the viewer): --dev serving the viewer turns capability URLs on (a
+    // key of this process) unless a configuration file decides.
+    let web_dirs = WebDirs::resolve(args.web.clone(), &config.server, args.dev)?;
+    if args.dev && web_dirs.viewer.is_some() && args.config.is_none() {
+        config.capabilities = Some(sia::auth::capability::CapabilityKey::random()?);
+    }
     if args.dev {
         let imaging_fhir = sia::fhir::FhirContext::for_base_url(&base_url).fhir_base;
         let policy = DevEhr::issuer_policy(&db, &base_url, &imaging_fhir)?;
@@ -163,14 +181,27 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         let report =
             tokio::task::spawn_blocking(move || crate::index_with_progress(&e, &paths)).await??;
         tracing::info!(
-            "indexed {}, unchanged {}, removed {}, duplicates {}, skipped {} in {:.3} s",
+            "indexed {}, unchanged {}, removed {}, duplicates {}, skipped {}, conflicts {} in {:.3} s",
             report.indexed,
             report.unchanged,
             report.removed,
             report.duplicates.len(),
             report.skipped.len(),
+            report.conflicts.len(),
             report.seconds
         );
+        for c in &report.conflicts {
+            tracing::warn!(
+                "not indexed: {}: its {} UID {} belongs to another patient ({} / {}) than the file's ({} / {})",
+                c.path,
+                c.level,
+                c.uid,
+                c.indexed_patient.patient_id,
+                c.indexed_patient.issuer,
+                c.file_patient.patient_id,
+                c.file_patient.issuer
+            );
+        }
     }
     let jwks = match (&auth, jwks_sources.is_empty()) {
         (Some(auth), false) => {
@@ -199,6 +230,12 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let base_path = url::Url::parse(&base_url)
         .map(|u| u.path().trim_end_matches('/').to_string())
         .unwrap_or_default();
+    let fhir_ctx = engine.fhir_context().clone();
+    let web = {
+        let (dirs, bp, dw) = (web_dirs, base_path.clone(), fhir_ctx.dicomweb_base.clone());
+        Arc::new(tokio::task::spawn_blocking(move || web::Web::new(&dirs, &bp, &dw)).await??)
+    };
+    let engine_paths = Arc::new(web::EnginePaths::new(&fhir_ctx));
     let state = EngineState {
         engine: engine.clone(),
         jwks,
@@ -207,9 +244,14 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     if let Some(d) = &dev {
         app = app.nest_service(&format!("{base_path}/dev"), d.clone().router());
     }
+    let app = web.clone().routes(app);
     let mut app = app
         .fallback(engine_route)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            engine_paths,
+            web::cache_headers,
+        ))
         .layer(CompressionLayer::new().compress_when(layers::JsonOnly));
     if let Some(c) = layers::cors(&cors) {
         app = app.layer(c);
@@ -218,7 +260,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         .layer(axum::middleware::from_fn(layers::limit_uri))
         .layer(axum::middleware::from_fn(layers::log_line));
 
-    print_banner(&base_url, &engine, dev.as_deref(), tls.is_some());
+    print_banner(&base_url, &engine, dev.as_deref(), tls.is_some(), &web);
     let mut limits = listener::Limits::default();
     if let Some(n) = max_connections {
         limits.max_connections = n.max(1);
@@ -233,7 +275,7 @@ async fn healthz() -> &'static str {
 
 /// What to open: the URLs, and with `--dev` a ready token and the seed's journey as
 /// curl lines. Printed to stdout (logs go to stderr).
-fn print_banner(base: &str, engine: &Engine, dev: Option<&DevEhr>, tls: bool) {
+fn print_banner(base: &str, engine: &Engine, dev: Option<&DevEhr>, tls: bool, web: &web::Web) {
     let mut out = String::new();
     let proto = if tls {
         "HTTPS, HTTP/1.1 and HTTP/2"
@@ -247,6 +289,7 @@ fn print_banner(base: &str, engine: &Engine, dev: Option<&DevEhr>, tls: bool) {
     out.push_str(&format!("  DICOMweb             {base}/dicom-web\n"));
     out.push_str(&format!("  WADO-URI             {base}/wado\n"));
     out.push_str(&format!("  health               {base}/healthz\n"));
+    out.push_str(&web.banner(base));
     if let Some(ehr) = dev {
         let (cid, secret) = &ehr.introspection_client;
         out.push_str(

@@ -56,15 +56,28 @@ pub fn spawn(engine: Arc<Engine>, paths: Vec<PathBuf>, db: PathBuf) -> Result<()
                 tokio::task::spawn_blocking(move || engine.index(&paths, &IndexOptions::default()))
                     .await;
             match run {
-                Ok(Ok(r)) if r.indexed + r.removed > 0 || !r.skipped.is_empty() => {
+                Ok(Ok(r))
+                    if r.indexed + r.removed > 0
+                        || !r.skipped.is_empty()
+                        || !r.conflicts.is_empty() =>
+                {
                     tracing::info!(
-                        "watch: re-indexed: {} indexed, {} removed, {} skipped, {} unchanged in {:.3} s",
+                        "watch: re-indexed: {} indexed, {} removed, {} skipped, {} conflicts, {} unchanged in {:.3} s",
                         r.indexed,
                         r.removed,
                         r.skipped.len(),
+                        r.conflicts.len(),
                         r.unchanged,
                         r.seconds
                     );
+                    for c in &r.conflicts {
+                        tracing::warn!(
+                            "watch: not indexed: {}: its {} UID {} belongs to another patient",
+                            c.path,
+                            c.level,
+                            c.uid
+                        );
+                    }
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!("watch: re-index failed: {e}"),

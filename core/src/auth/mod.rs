@@ -71,7 +71,16 @@ impl Denial {
         let mut r = Response::error(self.status, &self.reason);
         let challenge = match self.error {
             Some(code) => {
-                let desc = self.reason.replace(['"', '\\'], "'");
+                // The reason may quote request input: bounded, and no quote, backslash or
+                // control character reaches the header.
+                let desc: String = token::clip_message(&self.reason)
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => '\'',
+                        c if c.is_control() => '?',
+                        c => c,
+                    })
+                    .collect();
                 format!("Bearer realm=\"sia\", error=\"{code}\", error_description=\"{desc}\"")
             }
             None => "Bearer realm=\"sia\"".to_string(),
@@ -108,6 +117,10 @@ pub struct Authorizer {
     /// How FHIR Patient ids map to DICOM patients.
     pub patients: PatientPolicy,
     cache: Mutex<HashMap<String, VerifiedToken>>,
+    /// The issuer that links made without one ("unassigned") serve: the only issuer
+    /// configured when this authorizer was made, if there was exactly one (issuers
+    /// added later do not change it).
+    sole_issuer: Option<String>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -130,8 +143,25 @@ fn now() -> i64 {
 
 impl Authorizer {
     /// An authorizer for these issuers and patient policy.
+    ///
+    /// JWKS keys that must not verify tokens ([`token::refuse_key`]) are dropped and
+    /// logged by `kid`.
     pub fn new(issuers: Vec<IssuerPolicy>, patients: PatientPolicy) -> Authorizer {
+        let issuers = issuers
+            .into_iter()
+            .map(|mut i| {
+                if let Keys::Jwks(set) = i.keys {
+                    i.keys = Keys::Jwks(token::screen_jwks(&i.iss, set));
+                }
+                i
+            })
+            .collect::<Vec<_>>();
+        let sole_issuer = match issuers.as_slice() {
+            [only] => Some(only.iss.clone()),
+            _ => None,
+        };
         Authorizer {
+            sole_issuer,
             issuers: std::sync::RwLock::new(issuers),
             refreshed: Mutex::new(HashMap::new()),
             patients,
@@ -148,6 +178,28 @@ impl Authorizer {
             .collect()
     }
 
+    /// The configured issuers (`iss` values), in configuration order.
+    pub fn issuer_names(&self) -> Vec<String> {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        issuers.iter().map(|i| i.iss.clone()).collect()
+    }
+
+    /// The audiences (FHIR bases) of issuer `iss`; empty when it is not configured.
+    pub fn audiences_of(&self, iss: &str) -> Vec<String> {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        issuers
+            .iter()
+            .filter(|i| i.iss == iss)
+            .flat_map(|i| i.audiences.iter().cloned())
+            .collect()
+    }
+
+    /// Whether links made without a token issuer ("unassigned") serve tokens of `iss`:
+    /// only when `iss` was the one and only issuer this authorizer was made with.
+    pub fn unassigned_links_serve(&self, iss: &str) -> bool {
+        self.sole_issuer.as_deref() == Some(iss)
+    }
+
     /// Replaces the keys of issuer `iss` with the JWKS `jwks_json` (the host fetched it
     /// from the issuer's `jwks_url`). Tokens already verified stay cached until they expire.
     pub fn set_jwks(&self, iss: &str, jwks_json: &str) -> Result<(), String> {
@@ -161,7 +213,7 @@ impl Authorizer {
         if matches!(issuer.keys, Keys::Secret(_)) {
             return Err(format!("issuer {iss:?} uses a shared secret, not a JWKS"));
         }
-        issuer.keys = Keys::Jwks(set);
+        issuer.keys = Keys::Jwks(token::screen_jwks(iss, set));
         Ok(())
     }
 
@@ -201,6 +253,10 @@ impl Authorizer {
         let mut issuers = self.issuers.write().unwrap_or_else(|e| e.into_inner());
         if issuers.iter().any(|i| i.iss == policy.iss) {
             return Err(format!("issuer {:?} is already configured", policy.iss));
+        }
+        let mut policy = policy;
+        if let Keys::Jwks(set) = policy.keys {
+            policy.keys = Keys::Jwks(token::screen_jwks(&policy.iss, set));
         }
         issuers.push(policy);
         Ok(())
@@ -245,6 +301,11 @@ impl Authorizer {
             Err(_) => serde_json::json!({ "active": false }),
             Ok(t) => {
                 let mut v = serde_json::json!({ "active": true, "scope": t.scope, "exp": t.exp, "iss": t.iss });
+                match t.aud.as_slice() {
+                    [] => {}
+                    [one] => v["aud"] = serde_json::Value::String(one.clone()),
+                    all => v["aud"] = serde_json::json!(all),
+                }
                 for (k, val) in [
                     ("client_id", &t.client_id),
                     ("patient", &t.patient),
@@ -276,64 +337,29 @@ impl Authorizer {
         if o.get("active") != Some(&Value::Bool(true)) {
             return Err(Denial::unauthorized("the token is not active"));
         }
-        let exp = o
-            .get("exp")
-            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
-        let exp =
-            exp.ok_or_else(|| Denial::unauthorized("introspection response has no numeric exp"))?;
-        if exp < now() {
-            return Err(Denial::unauthorized("the token has expired"));
-        }
         let token = {
             let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
-            let policy = match o.get("iss") {
-                None => None,
-                Some(Value::String(iss)) => {
-                    Some(issuers.iter().find(|p| &p.iss == iss).ok_or_else(|| {
-                        Denial::unauthorized(format!("issuer {iss:?} is not trusted"))
-                    })?)
+            // Patient ids are per issuer: a response without `iss` is attributed to the
+            // only configured issuer, and refused when there are several.
+            let policy = match (o.get("iss"), issuers.as_slice()) {
+                (Some(Value::String(iss)), _) => {
+                    issuers.iter().find(|p| &p.iss == iss).ok_or_else(|| {
+                        Denial::unauthorized(format!(
+                            "issuer {:?} is not trusted",
+                            token::clip(iss)
+                        ))
+                    })?
                 }
-                Some(_) => return Err(Denial::unauthorized("iss is not a string")),
-            };
-            let audiences: Vec<&String> = match policy {
-                Some(p) => p.audiences.iter().collect(),
-                None => issuers.iter().flat_map(|p| p.audiences.iter()).collect(),
-            };
-            let aud_ok = match o.get("aud") {
-                None => true,
-                Some(Value::String(a)) => audiences.contains(&a),
-                Some(Value::Array(l)) => {
-                    l.iter().all(Value::is_string)
-                        && l.iter().any(|a| {
-                            a.as_str()
-                                .is_some_and(|a| audiences.iter().any(|x| *x == a))
-                        })
-                }
-                Some(_) => false,
-            };
-            if !aud_ok {
-                return Err(Denial::unauthorized(
-                    "the token is not for this server (aud)",
-                ));
-            }
-            let text = |k: &str| -> Result<Option<String>, Denial> {
-                match o.get(k) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(s.clone())),
-                    Some(_) => Err(Denial::unauthorized(format!("{k} is not a string"))),
+                (Some(_), _) => return Err(Denial::unauthorized("iss is not a string")),
+                (None, [only]) => only,
+                (None, _) => {
+                    return Err(Denial::unauthorized(
+                        "the introspection response has no iss, and several issuers are configured",
+                    ));
                 }
             };
-            let patient_claim = policy.map_or("patient", |p| p.patient_claim.as_str());
-            VerifiedToken {
-                iss: text("iss")?.unwrap_or_default(),
-                sub: text("sub")?,
-                client_id: text("client_id")?,
-                scope: text("scope")?
-                    .ok_or_else(|| Denial::unauthorized("introspection response has no scope"))?,
-                patient: text(patient_claim)?,
-                fhir_user: text("fhirUser")?,
-                exp,
-            }
+            // The same claim rules as a JWT's: exp, nbf, iat, aud, scope, string claims.
+            token::check_claims(o, policy, now()).map_err(Denial::unauthorized)?
         };
         self.grant_for(token, interaction)
     }
@@ -475,6 +501,9 @@ mod tests {
         let a = authorizer();
         let r = a.introspect(&token(valid()));
         assert_eq!(r["active"], true);
+        assert_eq!(r["aud"], "https://ehr/fhir");
+        // What sia produces, sia accepts (the same claim rules both ways).
+        assert!(a.authorize_introspection(&r, Interaction::Read).is_ok());
         assert_eq!(
             (
                 r["patient"].as_str(),
@@ -509,11 +538,29 @@ mod tests {
         };
         check(&|v| v["active"] = json!(false), 401);
         check(&|v| v["active"] = json!("true"), 401);
-        check(&|v| v["exp"] = json!(now() - 10), 401);
+        check(&|v| v["exp"] = json!(now() - 100), 401); // past the leeway (30 s), as for a JWT
         check(&|v| v["exp"] = json!("soon"), 401);
         check(&|v| v["iss"] = json!("https://evil"), 401);
         check(&|v| v["aud"] = json!("https://other/fhir"), 401);
         check(&|v| v["aud"] = json!(["x", "https://ehr/fhir"]), 200);
+        // The same rules as a JWT's (issue 18): aud required, nbf and iat not ahead.
+        check(
+            &|v| {
+                v.as_object_mut().unwrap().remove("aud");
+            },
+            401,
+        );
+        check(&|v| v["nbf"] = json!(now() + 3600), 401);
+        check(&|v| v["iat"] = json!(now() + 3600), 401);
+        check(&|v| v["nbf"] = json!(i64::MIN), 200);
+        check(&|v| v["exp"] = json!(1e300), 401);
+        check(&|v| v["sub"] = json!(7), 401);
+        check(
+            &|v| {
+                v.as_object_mut().unwrap().remove("iss");
+            },
+            401, // two issuers are configured: whose patient would it be?
+        );
         check(
             &|v| {
                 v.as_object_mut().unwrap().remove("patient");

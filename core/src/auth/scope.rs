@@ -120,7 +120,7 @@ impl Scope {
     }
 }
 
-/// The clinical scopes of a token (split on ASCII whitespace only).
+/// The clinical scopes of a token (separated by single spaces only).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScopeSet {
     /// The scopes that parsed.
@@ -128,14 +128,20 @@ pub struct ScopeSet {
 }
 
 impl ScopeSet {
-    /// Parses a space-separated scope string.
+    /// Parses a scope string: scope tokens separated by single spaces (RFC 6749 3.3).
+    /// Any other separation (tabs, line breaks, repeated, leading or trailing spaces)
+    /// is not a SMART scope string, and grants nothing.
     pub fn parse(text: &str) -> ScopeSet {
+        let tokens: Vec<&str> = text.split(' ').collect();
+        let well_formed = text.is_empty()
+            || tokens
+                .iter()
+                .all(|t| !t.is_empty() && t.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        if !well_formed {
+            return ScopeSet::default();
+        }
         ScopeSet {
-            scopes: text
-                .split([' ', '\t', '\n', '\r'])
-                .filter(|s| !s.is_empty())
-                .filter_map(Scope::parse)
-                .collect(),
+            scopes: tokens.into_iter().filter_map(Scope::parse).collect(),
         }
     }
 }

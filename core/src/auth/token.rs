@@ -62,6 +62,8 @@ pub struct VerifiedToken {
     pub fhir_user: Option<String>,
     /// `exp`, seconds since the epoch.
     pub exp: i64,
+    /// `aud` (one or more audiences, one of them this server's).
+    pub aud: Vec<String>,
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, String> {
@@ -76,6 +78,93 @@ fn number(v: &Value) -> Option<i64> {
             .filter(|f| f.is_finite() && f.abs() < 1e15)
             .map(|f| f as i64)
     })
+}
+
+/// At most 64 characters of attacker-supplied text, for error messages (which end up in
+/// `WWW-Authenticate` and logs): never the whole of a 60 kB `kid`.
+pub fn clip(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}...", &s[..at]),
+    }
+}
+
+/// A whole message bounded to 256 characters (a backstop for what [`clip`] missed).
+pub fn clip_message(s: &str) -> String {
+    match s.char_indices().nth(256) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}...", &s[..at]),
+    }
+}
+
+/// Least RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Why a JWK must not verify tokens, if it must not: an RSA key with a public exponent
+/// below 65537 or even, or a modulus under [`MIN_RSA_BITS`]; a key whose `use` is not
+/// `sig`, or whose `key_ops` lack `verify`.
+pub fn refuse_key(jwk: &Jwk) -> Option<String> {
+    use jsonwebtoken::jwk::{KeyOperations, PublicKeyUse};
+    if let Some(u) = &jwk.common.public_key_use
+        && !matches!(u, PublicKeyUse::Signature)
+    {
+        return Some("its use is not sig".into());
+    }
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops.iter().any(|o| matches!(o, KeyOperations::Verify))
+    {
+        return Some("its key_ops do not include verify".into());
+    }
+    if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+        let unsigned = |v: &str| -> Option<Vec<u8>> {
+            let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(v.trim_end_matches('='))
+                .ok()?;
+            let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+            Some(b[first..].to_vec())
+        };
+        let (Some(n), Some(e)) = (unsigned(&rsa.n), unsigned(&rsa.e)) else {
+            return Some("its n or e is not base64url".into());
+        };
+        let bits = n
+            .first()
+            .map_or(0, |&top| n.len() * 8 - top.leading_zeros() as usize);
+        if bits < MIN_RSA_BITS {
+            return Some(format!(
+                "its RSA modulus has {bits} bits (at least {MIN_RSA_BITS})"
+            ));
+        }
+        let odd = e.last().is_some_and(|&b| b & 1 == 1);
+        let small =
+            e.len() < 3 || (e.len() == 3 && u32::from_be_bytes([0, e[0], e[1], e[2]]) < 65_537);
+        if !odd || small {
+            return Some("its RSA public exponent is even or below 65537".into());
+        }
+    }
+    None
+}
+
+/// The keys of `set` that may verify tokens of issuer `iss`; each refused key is logged
+/// (to standard error) by `kid` with the reason.
+pub fn screen_jwks(iss: &str, set: JwkSet) -> JwkSet {
+    JwkSet {
+        keys: set
+            .keys
+            .into_iter()
+            .filter(|k| match refuse_key(k) {
+                None => true,
+                Some(why) => {
+                    eprintln!(
+                        "sia: refused key {:?} of issuer {:?}: {why}",
+                        clip(k.common.key_id.as_deref().unwrap_or("")),
+                        clip(iss)
+                    );
+                    false
+                }
+            })
+            .collect(),
+    }
 }
 
 fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
@@ -97,7 +186,7 @@ fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
         .public_key_use
         .as_ref()
         .is_none_or(|u| matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature));
-    kty_ok && alg_ok && use_ok
+    kty_ok && alg_ok && use_ok && refuse_key(jwk).is_none()
 }
 
 fn key_algorithm_name(ka: KeyAlgorithm) -> Option<Algorithm> {
@@ -160,14 +249,14 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
     let policy = issuers
         .iter()
         .find(|p| p.iss == iss)
-        .ok_or_else(|| format!("issuer {iss:?} is not trusted"))?;
+        .ok_or_else(|| format!("issuer {:?} is not trusted", clip(iss)))?;
     let alg_name = header
         .get("alg")
         .and_then(Value::as_str)
         .ok_or("token header has no alg")?;
     let alg: Algorithm = alg_name
         .parse()
-        .map_err(|_| format!("algorithm {alg_name:?} is not accepted"))?;
+        .map_err(|_| format!("algorithm {:?} is not accepted", clip(alg_name)))?;
     if !policy.algorithms.contains(&alg) {
         return Err(format!(
             "algorithm {alg_name} is not allowed for this issuer"
@@ -199,8 +288,13 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
                 [one] => {
                     DecodingKey::from_jwk(one).map_err(|_| "the issuer's key cannot be used")?
                 }
-                [] => return Err(format!("no key {kid:?} of this issuer fits {alg_name}")),
-                _ => return Err(format!("several keys {kid:?} fit {alg_name}")),
+                [] => {
+                    return Err(format!(
+                        "no key {:?} of this issuer fits {alg_name}",
+                        clip(kid)
+                    ));
+                }
+                _ => return Err(format!("several keys {:?} fit {alg_name}", clip(kid))),
             }
         }
         // HMAC with a public key, or a signature where a shared secret is configured.
@@ -217,17 +311,30 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
     validation.required_spec_claims.clear();
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map_err(|_| "signature does not verify")?;
+    check_claims(claims, policy, now)
+}
 
+/// The claim rules of [`verify`], for claims whose issuer is `policy`'s (a verified
+/// token's, or a host's RFC 7662 introspection response): `exp` numeric and ahead,
+/// `nbf`/`iat` numeric and not ahead (with the issuer's leeway, saturating), `aud` a
+/// string or an array of strings containing one of the issuer's audiences, the scope
+/// claim present, the other standard claims strings.
+pub fn check_claims(
+    claims: &serde_json::Map<String, Value>,
+    policy: &IssuerPolicy,
+    now: i64,
+) -> Result<VerifiedToken, String> {
     let leeway = policy.leeway;
     let exp = claims.get("exp").ok_or("token has no exp")?;
     let exp = number(exp).ok_or("exp is not a number")?;
-    if exp + leeway < now {
+    // Saturating: claims are attacker input, and i64::MIN or i64::MAX must not wrap.
+    if exp.saturating_add(leeway) < now {
         return Err("token has expired".into());
     }
     for name in ["nbf", "iat"] {
         if let Some(v) = claims.get(name) {
             let t = number(v).ok_or_else(|| format!("{name} is not a number"))?;
-            if t - leeway > now {
+            if t.saturating_sub(leeway) > now {
                 return Err(format!("{name} is in the future"));
             }
         }
@@ -245,6 +352,19 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
         Some(_) => return Err("aud must be a string or an array of strings".into()),
         None => false,
     };
+    // The configured audiences the token names (not the whole claim: attacker-sized).
+    let aud: Vec<String> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|a| policy.audiences.contains(a))
+    .collect();
     if !aud_ok {
         return Err("token is not for this server (aud)".into());
     }
@@ -266,12 +386,13 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
         _ => return Err("token has no scope claim".into()),
     };
     Ok(VerifiedToken {
-        iss: iss.to_string(),
+        iss: policy.iss.clone(),
         sub: string("sub")?,
         client_id: string("client_id")?,
         scope,
         patient: string(&policy.patient_claim)?,
         fhir_user: string("fhirUser")?,
         exp,
+        aud,
     })
 }

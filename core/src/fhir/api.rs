@@ -167,14 +167,37 @@ impl Engine {
     }
 
     /// A capability address for `study` when capability URLs are on and the request
-    /// was authorized by a token (it expires with the token).
-    fn capability_for(&self, req: &Request, study: &str) -> Option<String> {
+    /// carries a token that may itself read (`r`) that study: the capability carries the
+    /// token's issuer, patient and granular restrictions, and lives no longer than the
+    /// token nor than the configured bound.
+    fn capability_for(&self, req: &Request, study: &str, modalities: &[String]) -> Option<String> {
         let key = self.capabilities.as_ref()?;
         let grant = self.grant(req, Interaction::Read).ok()??;
+        self.capability_of(key, &grant, study, modalities)
+    }
+
+    /// The capability address for `study` under a read `grant`, when the grant reaches
+    /// the study's modalities (the caller has checked its patient).
+    fn capability_of(
+        &self,
+        key: &crate::auth::capability::CapabilityKey,
+        grant: &crate::auth::Grant,
+        study: &str,
+        modalities: &[String],
+    ) -> Option<String> {
+        if !crate::router::meets_restrictions(modalities, grant.restrictions.as_deref()) {
+            return None;
+        }
         Some(format!(
             "{}/cap/{}",
             self.fhir.dicomweb_base,
-            key.issue(study, grant.token.exp)
+            key.issue(
+                study,
+                &grant.token.iss,
+                &grant.patient,
+                grant.restrictions.as_deref(),
+                grant.token.exp
+            )
         ))
     }
 
@@ -186,16 +209,25 @@ impl Engine {
             sql: "st.study_uid = ?".into(),
             params: vec![Sql::Text(id.to_string())],
         };
+        let grant = match self.grant(req, Interaction::Read) {
+            Ok(g) => g,
+            Err(r) => return r.fhir(),
+        };
         match self.index.find_studies(&[cond], 1, 0) {
-            Ok((rows, _)) if !rows.is_empty() => Response::with_body(
-                200,
-                FHIR_JSON,
-                Body::from_vec(super::imaging_study_json(
-                    &rows[0],
-                    &self.fhir,
-                    self.capability_for(req, id),
-                )),
-            ),
+            Ok((mut rows, _)) if !rows.is_empty() => {
+                if let Some(g) = &grant {
+                    rows[0].fhir_patient = Some(g.patient.clone());
+                }
+                Response::with_body(
+                    200,
+                    FHIR_JSON,
+                    Body::from_vec(super::imaging_study_json(
+                        &rows[0],
+                        &self.fhir,
+                        self.capability_for(req, id, &rows[0].modalities),
+                    )),
+                )
+            }
             Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
             Err(e) => outcome(500, "exception", &format!("index: {e}")),
         }
@@ -203,7 +235,7 @@ impl Engine {
 
     /// The FHIR Patient id a `patient`/`subject` value names: `123`, `Patient/123`, or
     /// an absolute URL on a known FHIR base (a configured audience, or this server's).
-    fn patient_id(&self, value: &str) -> Result<String, Response> {
+    fn patient_id(&self, value: &str, iss: Option<&str>) -> Result<String, Response> {
         let unknown = || {
             outcome(
                 403,
@@ -212,13 +244,17 @@ impl Engine {
             )
         };
         let id = match value.rsplit_once("/Patient/") {
-            // An absolute reference must be on a FHIR base this server knows.
+            // An absolute reference must be on a FHIR base this server knows: its own, or
+            // one of the token issuer's (Patient ids are per issuer; without a token, any
+            // configured issuer's).
             Some((base, id)) if base.contains("://") => {
                 let own = base == self.fhir.fhir_base.trim_end_matches('/');
                 let audience = self.auth.as_ref().is_some_and(|a| {
-                    a.audiences()
-                        .iter()
-                        .any(|x| x.trim_end_matches('/') == base)
+                    let bases = match iss {
+                        Some(iss) => a.audiences_of(iss),
+                        None => a.audiences(),
+                    };
+                    bases.iter().any(|x| x.trim_end_matches('/') == base)
                 });
                 if !(own || audience) {
                     return Err(unknown());
@@ -253,6 +289,7 @@ impl Engine {
         let (mut count, mut offset) = (DEFAULT_COUNT, 0u64);
         let (mut include, mut summary_count) = (false, false);
         let mut asked_patient: Option<String> = None;
+        let mut asked_identifier: Option<(String, String)> = None;
         let mut kept: Vec<(String, String)> = Vec::new();
         let pairs: Vec<&str> = req.query.split('&').filter(|p| !p.is_empty()).collect();
         if pairs.len() > MAX_PARAMETERS {
@@ -273,10 +310,17 @@ impl Engine {
             }
             let bad = |m: String| outcome(400, "invalid", &m);
             match key.as_str() {
-                "patient" | "subject" => match self.patient_id(&value) {
-                    Ok(id) => asked_patient = Some(id),
-                    Err(r) => return r,
-                },
+                // Repeated compartment parameters must agree: `patient=bob&patient=alice`
+                // is a 400, never "the last one wins".
+                "patient" | "subject" => {
+                    match self.patient_id(&value, grant.as_ref().map(|g| g.token.iss.as_str())) {
+                        Ok(id) if asked_patient.as_ref().is_some_and(|p| *p != id) => {
+                            return bad("patient/subject parameters name different patients".into());
+                        }
+                        Ok(id) => asked_patient = Some(id),
+                        Err(r) => return r,
+                    }
+                }
                 "patient.identifier" | "subject.identifier" => {
                     let Some((system, id)) = value
                         .split_once('|')
@@ -287,6 +331,11 @@ impl Engine {
                         ));
                     };
                     let issuer = system.strip_prefix("urn:oid:").unwrap_or(system);
+                    let named = (id.to_string(), issuer.to_string());
+                    if asked_identifier.as_ref().is_some_and(|p| *p != named) {
+                        return bad(format!("{key} parameters name different patients"));
+                    }
+                    asked_identifier = Some(named);
                     conditions.push(Condition {
                         sql: "p.patient_id = ? AND p.issuer = ?".into(),
                         params: vec![Sql::Text(id.into()), Sql::Text(issuer.into())],
@@ -379,6 +428,28 @@ impl Engine {
         }
         // The patient compartment: a token sees its own patient's studies only, and
         // asking for another patient is refused, not answered with an empty Bundle.
+        if let (Some(g), Some((pid, issuer))) = (&grant, &asked_identifier) {
+            let linked = match self.auth.as_ref().map(|a| a.patients) {
+                Some(crate::auth::PatientPolicy::Identity) => *pid == g.patient,
+                _ => match self.index.is_linked(
+                    &g.token.iss,
+                    self.unassigned_links_serve(&g.token.iss),
+                    &g.patient,
+                    pid,
+                    issuer,
+                ) {
+                    Ok(l) => l,
+                    Err(e) => return outcome(500, "exception", &format!("index: {e}")),
+                },
+            };
+            if !linked {
+                return outcome(
+                    403,
+                    "forbidden",
+                    "the patient identifier asked for is not the token's patient",
+                );
+            }
+        }
         match (&grant, &asked_patient) {
             (Some(g), Some(p)) if *p != g.patient => {
                 return outcome(
@@ -387,28 +458,40 @@ impl Engine {
                     "the patient asked for is not the token's patient",
                 );
             }
-            (Some(g), _) => {
-                conditions.extend(self.grant_conditions(&g.patient, g.restrictions.as_deref()))
-            }
-            (None, Some(p)) => conditions.extend(self.grant_conditions(p, None)),
+            (Some(g), _) => conditions.extend(self.grant_conditions(
+                Some(&g.token.iss),
+                &g.patient,
+                g.restrictions.as_deref(),
+            )),
+            (None, Some(p)) => conditions.extend(self.grant_conditions(None, p, None)),
             (None, None) => {}
         }
         let limit = if summary_count { 0 } else { count };
-        let (studies, total) = match self.index.find_studies(&conditions, limit, offset) {
+        let (mut studies, total) = match self.index.find_studies(&conditions, limit, offset) {
             Ok(r) => r,
             Err(e) => return outcome(500, "exception", &format!("index: {e}")),
         };
-        let capabilities: Vec<String> = match (&self.capabilities, &grant) {
-            (Some(key), Some(g)) => studies
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{}/cap/{}",
-                        self.fhir.dicomweb_base,
-                        key.issue(&s.uid, g.token.exp)
-                    )
-                })
-                .collect(),
+        // The subject is the patient the compartment was decided for (a DICOM patient
+        // may be linked to several FHIR ids, and on several issuers).
+        if let Some(subject) = grant
+            .as_ref()
+            .map(|g| &g.patient)
+            .or(asked_patient.as_ref())
+        {
+            for s in &mut studies {
+                s.fhir_patient = Some(subject.clone());
+            }
+        }
+        // A capability only for a study the token could read itself (`r`, within its
+        // granular scopes): a search-only token gets none.
+        let capabilities: Vec<Option<String>> = match (&self.capabilities, &grant) {
+            (Some(key), Some(_)) => match self.grant(req, Interaction::Read) {
+                Ok(Some(read)) => studies
+                    .iter()
+                    .map(|s| self.capability_of(key, &read, &s.uid, &s.modalities))
+                    .collect(),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         };
         let query: String = kept

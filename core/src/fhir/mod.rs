@@ -120,14 +120,14 @@ pub fn searchset(
 }
 
 /// [`searchset`] as JSON bytes, written without an intermediate `Value`. With
-/// `capabilities` (one address per study), each study gets a contained capability
-/// Endpoint instead of the shared one.
+/// `capabilities` (an address or `None` per study), each study with an address gets a
+/// contained capability Endpoint instead of the shared one.
 pub fn searchset_json(
     studies: &[StudyRow],
     page: &Page,
     include_endpoint: bool,
     ctx: &FhirContext,
-    capabilities: &[String],
+    capabilities: &[Option<String>],
 ) -> Vec<u8> {
     let bundle = resource::Bundle::new(studies, page, include_endpoint, ctx, capabilities);
     serde_json::to_vec(&bundle).unwrap_or_default()

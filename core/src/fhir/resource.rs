@@ -333,14 +333,14 @@ impl<'a> Bundle<'a> {
         page: &'a Page,
         include_endpoint: bool,
         ctx: &FhirContext,
-        capabilities: &[String],
+        capabilities: &[Option<String>],
     ) -> Bundle<'a> {
         let mut entry: Vec<Entry<'a>> = studies
             .iter()
             .enumerate()
             .map(|(k, s)| {
                 let mut study = ImagingStudy::new(s, ctx);
-                if let Some(address) = capabilities.get(k) {
+                if let Some(Some(address)) = capabilities.get(k) {
                     study = study.with_capability(address.clone(), ctx);
                 }
                 Entry {
@@ -350,8 +350,10 @@ impl<'a> Bundle<'a> {
                 }
             })
             .collect();
-        // With capabilities the Endpoints are contained; there is nothing to include.
-        if include_endpoint && !studies.is_empty() && capabilities.is_empty() {
+        // Studies with a capability have their Endpoint contained; the shared one is
+        // included when a study on the page has none.
+        let shared = (0..studies.len()).any(|k| !matches!(capabilities.get(k), Some(Some(_))));
+        if include_endpoint && shared {
             entry.push(Entry {
                 full_url: format!("{}/Endpoint/{ENDPOINT_ID}", ctx.fhir_base),
                 resource: EntryResource::Other(endpoint(ctx)),

@@ -23,7 +23,7 @@ use rayon::iter::{ParallelBridge, ParallelIterator};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::schema::{STATE_DUPLICATE, STATE_INDEXED, STATE_SKIPPED};
+use super::schema::{STATE_CONFLICT, STATE_DUPLICATE, STATE_INDEXED, STATE_SKIPPED};
 use super::{Index, open_writer};
 use crate::dicom::{InstanceRecord, ScanError, Scanned, scan_file};
 use crate::error::{Error, Result};
@@ -48,6 +48,10 @@ pub struct IndexReport {
     /// Files read in this run whose Specific Character Set misspells a defined term
     /// (`ISO IR 192`): their text was decoded with the term it stands for.
     pub normalized_charsets: Vec<NormalizedCharset>,
+    /// Files not indexed because a UID they name is indexed for another patient (data
+    /// never moves to another patient; the file is read again on every run until the
+    /// conflict is resolved).
+    pub conflicts: Vec<Conflict>,
     /// Wall-clock duration of the run.
     pub seconds: f64,
 }
@@ -79,6 +83,31 @@ pub struct NormalizedCharset {
     pub path: String,
     /// Specific Character Set as written.
     pub value: String,
+}
+
+/// A file not indexed because its study, series or instance is indexed for another
+/// patient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// The file not indexed.
+    pub path: String,
+    /// `study`, `series` or `instance`: the level of the UID in conflict.
+    pub level: &'static str,
+    /// The Study, Series or SOP Instance UID in conflict.
+    pub uid: String,
+    /// The patient the index holds that UID for.
+    pub indexed_patient: ConflictPatient,
+    /// The patient the file names.
+    pub file_patient: ConflictPatient,
+}
+
+/// A DICOM patient in a [`Conflict`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConflictPatient {
+    /// Patient ID (0010,0020).
+    pub patient_id: String,
+    /// Issuer of Patient ID (0010,0021).
+    pub issuer: String,
 }
 
 /// A file that could not be indexed.
@@ -146,6 +175,8 @@ struct Known {
     inode: i64,
     state: i64,
     sop: Option<String>,
+    /// Read again whatever the stat (set by schema migration 3).
+    reread: bool,
 }
 
 impl Known {
@@ -281,6 +312,7 @@ impl Index {
         report
             .normalized_charsets
             .sort_by(|a, b| a.path.cmp(&b.path));
+        report.conflicts.sort_by(|a, b| a.path.cmp(&b.path));
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
@@ -318,10 +350,11 @@ fn known_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Known> {
         inode: r.get(4)?,
         state: r.get(5)?,
         sop: r.get(6)?,
+        reread: r.get::<_, i64>(7)? != 0,
     })
 }
 
-const KNOWN_COLUMNS: &str = "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid";
+const KNOWN_COLUMNS: &str = "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reread";
 
 /// Walks each root in name order and merges it with the index rows under that root,
 /// read in the same order from a snapshot, sending what changed.
@@ -422,7 +455,8 @@ fn walk_and_diff(
             match pending.take_if(|k| k.key == entry.key) {
                 Some(k) => {
                     pending = next_known()?;
-                    if k.same_stat(&entry) {
+                    // A file in conflict is read again until the conflict is gone.
+                    if k.same_stat(&entry) && k.state != STATE_CONFLICT && !k.reread {
                         summary.unchanged += 1;
                     } else {
                         found.fetch_add(1, Ordering::Relaxed);
@@ -545,6 +579,54 @@ fn delete_instance_of_file(
     Ok(())
 }
 
+/// The first UID of `r` (instance, series, study) that the index holds, with instances,
+/// for another DICOM patient: its level, the UID and that patient (ID, issuer).
+fn conflict_of(
+    tx: &Transaction<'_>,
+    r: &InstanceRecord,
+) -> Result<Option<(&'static str, String, ConflictPatient)>> {
+    let checks: [(&'static str, &str, &str); 3] = [
+        (
+            "instance",
+            "SELECT p.patient_id, p.issuer FROM instances i JOIN series se ON se.id = i.series
+             JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient
+             WHERE i.sop_instance_uid = ?1",
+            &r.sop_instance_uid,
+        ),
+        (
+            "series",
+            "SELECT p.patient_id, p.issuer FROM series se JOIN studies st ON st.id = se.study
+             JOIN patients p ON p.id = st.patient
+             WHERE se.series_uid = ?1 AND EXISTS (SELECT 1 FROM instances i WHERE i.series = se.id)",
+            &r.series.uid,
+        ),
+        (
+            "study",
+            "SELECT p.patient_id, p.issuer FROM studies st JOIN patients p ON p.id = st.patient
+             WHERE st.study_uid = ?1 AND EXISTS (SELECT 1 FROM series se JOIN instances i ON i.series = se.id
+               WHERE se.study = st.id)",
+            &r.study.uid,
+        ),
+    ];
+    for (level, sql, uid) in checks {
+        let mut q = tx.prepare_cached(sql)?;
+        let mut rows = q.query_map([uid], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        if let Some(owner) = rows.next().transpose()?
+            && (owner.0 != r.patient.id || owner.1 != r.patient.issuer)
+        {
+            let (patient_id, issuer) = owner;
+            return Ok(Some((
+                level,
+                uid.to_string(),
+                ConflictPatient { patient_id, issuer },
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// The single writer: applies scan results inside the current batch transaction.
 struct Writer<'r> {
     updated_ms: i64,
@@ -558,6 +640,9 @@ struct Writer<'r> {
     indexed: HashSet<i64>,
     /// Promoted duplicates that the walk also counted as unchanged.
     promoted_unchanged: u64,
+    /// Files found in conflict in this run, tried once more at its end (the other
+    /// patient's data may have gone later in the same run).
+    conflicted: Vec<(Entry, Box<InstanceRecord>)>,
 }
 
 impl<'r> Writer<'r> {
@@ -571,6 +656,7 @@ impl<'r> Writer<'r> {
             series: HashMap::new(),
             indexed: HashSet::new(),
             promoted_unchanged: 0,
+            conflicted: Vec::new(),
         }
     }
 
@@ -623,6 +709,16 @@ impl<'r> Writer<'r> {
                 last_commit = Instant::now();
             }
         }
+        let retry = std::mem::take(&mut self.conflicted);
+        if !retry.is_empty() {
+            report
+                .conflicts
+                .retain(|c| !retry.iter().any(|(e, _)| e.path == c.path));
+            for (e, record) in retry {
+                self.write_result(&tx, &e, Ok(Scanned::Instance(record)), report)?;
+            }
+            self.conflicted.clear();
+        }
         self.touched.settle(&tx, self.updated_ms)?;
         tx.commit()?;
         report.indexed = self.indexed.len() as u64;
@@ -649,7 +745,7 @@ impl<'r> Writer<'r> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, size = excluded.size,
                mtime_ns = excluded.mtime_ns, inode = excluded.inode, state = excluded.state,
-               sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason
+               sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason, reread = 0
              RETURNING id",
         )?;
         Ok(q.query_row(
@@ -698,7 +794,7 @@ impl<'r> Writer<'r> {
                 "SELECT {KNOWN_COLUMNS}, path FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
             ))?;
             let rows = q.query_map(params![STATE_DUPLICATE, sop], |r| {
-                Ok((known_from(r)?, r.get::<_, String>(7)?))
+                Ok((known_from(r)?, r.get::<_, String>(8)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
@@ -765,6 +861,31 @@ impl<'r> Writer<'r> {
                 return Ok(());
             }
         };
+        let sop = record.sop_instance_uid.as_str();
+        // Data never moves to another patient: a file whose instance, series or study is
+        // indexed (with instances) for another patient is not indexed, and reported.
+        if let Some((level, uid, indexed_patient)) = conflict_of(tx, &record)? {
+            let reason = format!(
+                "conflict: {level} {uid} is indexed for patient {:?} (issuer {:?}); this file names patient {:?} (issuer {:?})",
+                indexed_patient.patient_id,
+                indexed_patient.issuer,
+                record.patient.id,
+                record.patient.issuer
+            );
+            self.file_row(tx, e, STATE_CONFLICT, Some(sop), Some(&reason))?;
+            report.conflicts.push(Conflict {
+                path: e.path.clone(),
+                level,
+                uid,
+                indexed_patient,
+                file_patient: ConflictPatient {
+                    patient_id: record.patient.id.clone(),
+                    issuer: record.patient.issuer.clone(),
+                },
+            });
+            self.conflicted.push((e.clone(), record));
+            return Ok(());
+        }
         for (attribute, uid) in [
             ("StudyInstanceUID", &record.study.uid),
             ("SeriesInstanceUID", &record.series.uid),
@@ -784,7 +905,6 @@ impl<'r> Writer<'r> {
                 value: value.clone(),
             });
         }
-        let sop = record.sop_instance_uid.as_str();
         let holder: Option<(i64, i64, String, Vec<u8>)> = tx
             .prepare_cached(
                 "SELECT i.id, f.id, f.path, f.walk_key FROM instances i JOIN files f ON f.id = i.file

@@ -9,6 +9,7 @@ mod read;
 pub mod schema;
 pub mod search;
 
+pub use ingest::{Conflict, ConflictPatient};
 pub use ingest::{
     Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
 };
@@ -84,8 +85,23 @@ impl Index {
         out
     }
 
-    /// Adds a link from a FHIR Patient id to a DICOM (PatientID, IssuerOfPatientID).
+    /// Adds a link from a FHIR Patient id to a DICOM (PatientID, IssuerOfPatientID)
+    /// without naming the token issuer whose Patient id it is: an "unassigned" link,
+    /// which serves tokens only while exactly one issuer is configured (with two or more,
+    /// it serves no one). Prefer [`Index::link_patient_for`].
     pub fn link_patient(&self, fhir_patient: &str, patient_id: &str, issuer: &str) -> Result<()> {
+        self.link_patient_for("", fhir_patient, patient_id, issuer)
+    }
+
+    /// Adds a link from FHIR Patient `fhir_patient` of token issuer `fhir_issuer` (the
+    /// `iss` of its tokens) to a DICOM (PatientID, IssuerOfPatientID).
+    pub fn link_patient_for(
+        &self,
+        fhir_issuer: &str,
+        fhir_patient: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<()> {
         if fhir_patient.is_empty() || patient_id.is_empty() {
             return Err(Error::InvalidInput(
                 "a link needs a FHIR Patient id and a DICOM Patient ID".into(),
@@ -93,10 +109,32 @@ impl Index {
         }
         let conn = open_writer(&self.path)?;
         conn.execute(
-            "INSERT OR IGNORE INTO patient_links (fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3)",
-            (fhir_patient, patient_id, issuer),
+            "INSERT OR IGNORE INTO patient_links (fhir_issuer, fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3, ?4)",
+            (fhir_issuer, fhir_patient, patient_id, issuer),
         )?;
         Ok(())
+    }
+}
+
+impl Index {
+    /// Removes the link from FHIR Patient `fhir_patient` of token issuer `fhir_issuer`
+    /// ('' for an unassigned link) to DICOM patient (`patient_id`, `issuer`); returns how
+    /// many links were removed (0 or 1). Every decision reads the links from the index,
+    /// so the removal takes effect on the next request, capability URLs that relied on
+    /// the link included.
+    pub fn unlink_patient(
+        &self,
+        fhir_issuer: &str,
+        fhir_patient: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<u64> {
+        let conn = open_writer(&self.path)?;
+        let n = conn.execute(
+            "DELETE FROM patient_links WHERE fhir_issuer = ?1 AND fhir_patient = ?2 AND patient_id = ?3 AND issuer = ?4",
+            (fhir_issuer, fhir_patient, patient_id, issuer),
+        )?;
+        Ok(n as u64)
     }
 }
 
@@ -139,8 +177,21 @@ impl Index {
     /// to a DICOM Issuer of Patient ID: through `systems` (FHIR system -> DICOM issuer),
     /// else a `urn:oid:` system whose OID is the issuer. Identifiers typed `MR` (the MRN)
     /// whose system cannot be mapped are reported; the value alone is never matched.
+    ///
+    /// The links are unassigned (no token issuer; see [`Index::link_patient`]); prefer
+    /// [`Index::import_patients_for`].
     pub fn import_patients(
         &self,
+        text: &str,
+        systems: &std::collections::HashMap<String, String>,
+    ) -> Result<PatientImport> {
+        self.import_patients_for("", text, systems)
+    }
+
+    /// [`Index::import_patients`] for the Patients of token issuer `fhir_issuer`.
+    pub fn import_patients_for(
+        &self,
+        fhir_issuer: &str,
         text: &str,
         systems: &std::collections::HashMap<String, String>,
     ) -> Result<PatientImport> {
@@ -205,9 +256,9 @@ impl Index {
         let mut conn = open_writer(&self.path)?;
         let tx = conn.transaction()?;
         {
-            let mut q = tx.prepare("INSERT OR IGNORE INTO patient_links (fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3)")?;
+            let mut q = tx.prepare("INSERT OR IGNORE INTO patient_links (fhir_issuer, fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3, ?4)")?;
             for (fhir, pid, issuer) in &links {
-                q.execute((fhir, pid, issuer))?;
+                q.execute((fhir_issuer, fhir, pid, issuer))?;
                 report.links += 1;
             }
         }

@@ -388,14 +388,25 @@ impl Index {
         })
     }
 
-    /// Whether DICOM patient (`patient_id`, `issuer`) is linked to FHIR Patient `fhir_id`.
-    pub fn is_linked(&self, fhir_id: &str, patient_id: &str, issuer: &str) -> Result<bool> {
+    /// Whether DICOM patient (`patient_id`, `issuer`) is linked to FHIR Patient `fhir_id`
+    /// of token issuer `fhir_issuer`; with `unassigned`, links made without a token
+    /// issuer count too (the engine asks so only while one issuer is configured).
+    pub fn is_linked(
+        &self,
+        fhir_issuer: &str,
+        unassigned: bool,
+        fhir_id: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<bool> {
+        let other = if unassigned { "" } else { fhir_issuer };
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT 1 FROM patient_links WHERE fhir_patient = ?1 AND patient_id = ?2 AND issuer = ?3",
+                    "SELECT 1 FROM patient_links WHERE fhir_issuer IN (?1, ?2) AND fhir_patient = ?3
+                       AND patient_id = ?4 AND issuer = ?5",
                 )?
-                .exists([fhir_id, patient_id, issuer])?)
+                .exists([fhir_issuer, other, fhir_id, patient_id, issuer])?)
         })
     }
 }

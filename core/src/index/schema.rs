@@ -8,7 +8,9 @@
 //! rows come in the order of a depth-first walk that sorts each folder by name, so a
 //! re-index merges the walk with the index in one pass instead of holding either in
 //! memory. `instances.frame_table` holds [`crate::dicom::FrameTable::to_bytes`]; see there for
-//! the layout. `files.state` is one of the `STATE_*` constants.
+//! the layout. `files.state` is one of the `STATE_*` constants. `patient_links` maps
+//! (token issuer, FHIR Patient id) to a DICOM (Patient ID, Issuer of Patient ID); the
+//! token issuer '' marks a link made without one (see [`crate::index::Index::link_patient`]).
 
 use rusqlite::Connection;
 
@@ -20,6 +22,10 @@ pub const STATE_INDEXED: i64 = 0;
 pub const STATE_DUPLICATE: i64 = 1;
 /// The file could not be indexed; `reason` says why.
 pub const STATE_SKIPPED: i64 = 2;
+/// The file names a study, series or SOP Instance UID that the index holds for another
+/// patient; it is not indexed (`reason` says which), and is read again on every run until
+/// the conflict is gone.
+pub const STATE_CONFLICT: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -104,6 +110,31 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (fhir_patient, patient_id, issuer)
     );
     CREATE INDEX patient_links_dicom ON patient_links(patient_id, issuer);
+    "#,
+    // 2: links are keyed by the token issuer too: a FHIR Patient id means something only
+    // on its EHR. Links made before carry the issuer '' ("unassigned"), which serves a
+    // token only while exactly one issuer is configured.
+    r#"
+    CREATE TABLE patient_links_2 (
+        fhir_issuer TEXT NOT NULL,
+        fhir_patient TEXT NOT NULL,
+        patient_id TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        PRIMARY KEY (fhir_issuer, fhir_patient, patient_id, issuer)
+    );
+    INSERT INTO patient_links_2 (fhir_issuer, fhir_patient, patient_id, issuer)
+        SELECT '', fhir_patient, patient_id, issuer FROM patient_links;
+    DROP TABLE patient_links;
+    ALTER TABLE patient_links_2 RENAME TO patient_links;
+    CREATE INDEX patient_links_dicom ON patient_links(patient_id, issuer);
+    "#,
+    // 3: before this version a file could move a study, series or instance to its own
+    // patient (a reused UID), and the index keeps no trace of whose files were under
+    // it. `files.reread` = 1 makes the next index run read the file again whatever its
+    // stat, which puts each instance back with its own patient and reports conflicts.
+    r#"
+    ALTER TABLE files ADD COLUMN reread INTEGER NOT NULL DEFAULT 0;
+    UPDATE files SET reread = 1;
     "#,
 ];
 
