@@ -337,6 +337,17 @@ fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
         stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, true),
         stray_delimiter_file(Encoding::EXPLICIT_BE, SOP, true),
         itemless_sequence_file(Encoding::EXPLICIT_LE, SOP),
+        {
+            use std::io::Write;
+            let ds = stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, true);
+            let body = &ds[sia::dicom::write::file_meta(CT, SOP, ts::EXPLICIT_VR_LE).len()..];
+            let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+            z.write_all(body).unwrap();
+            sia::dicom::write::file_meta(CT, SOP, ts::DEFLATED_EXPLICIT_VR_LE)
+                .into_iter()
+                .chain(z.finish().unwrap())
+                .collect()
+        },
     ];
     let ctx = JsonContext {
         instance_url: "http://x/i",
@@ -361,6 +372,7 @@ fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
         let json = instance_json(&file, &ctx);
         let _ = for_web(&file);
         let _ = sia::dicom::bulk::find(&file, &path, 8);
+        let _ = sia::dicom::inflated_frames(&file);
         if matches!(scanned, Ok(sia::dicom::Scanned::Instance(_))) {
             accepted += 1;
             if let Err(e) = json {
@@ -376,4 +388,24 @@ fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
         unreadable.len(),
         &unreadable[..unreadable.len().min(5)]
     );
+}
+
+#[test]
+fn fewer_bytes_than_a_header_at_the_end_are_ignored_by_every_reader() {
+    // As pydicom does: 1 to 7 trailing bytes end the data set.
+    for tail in 1..8usize {
+        let mut file = itemless_sequence_file(Encoding::EXPLICIT_LE, SOP);
+        file.extend(std::iter::repeat_n(0xAB, tail));
+        assert_eq!(record(&file).sop_instance_uid, SOP, "{tail}");
+        let ctx = JsonContext {
+            instance_url: "http://x/i",
+        };
+        let meta: Value = serde_json::from_slice(&instance_json(&file, &ctx).unwrap()).unwrap();
+        assert_eq!(meta["20011061"]["Value"][0], "AFTER");
+        let mut be = itemless_sequence_file(Encoding::EXPLICIT_BE, SOP);
+        be.extend(std::iter::repeat_n(0xAB, tail));
+        assert!(matches!(for_web(&be).unwrap(), Output::Rewritten(_)));
+        let path = sia::dicom::bulk::parse_path(&["20011061"]).unwrap();
+        assert!(sia::dicom::bulk::find(&file, &path, 8).unwrap().is_some());
+    }
 }

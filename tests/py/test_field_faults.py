@@ -221,3 +221,19 @@ def test_stray_delimiter_in_a_defined_length_sequence_reads_as_pydicom(sia, tmp_
         ours = json.loads(body)[0]
         for tag in ("2001105F", "20011061", "00100010", "0020000D"):
             assert ours[tag] == theirs[tag], tag
+
+
+@pytest.mark.parametrize("tail", [1, 5, 7])
+def test_trailing_bytes_shorter_than_a_header_are_ignored_as_pydicom_does(sia, tmp_path, tail):
+    sop = generate_uid()
+    path = tmp_path / "tail.dcm"
+    base_dataset(sop).save_as(path, enforce_file_format=True)
+    with open(path, "ab") as f:
+        f.write(b"\xab" * tail)
+    theirs = pydicom.dcmread(path).to_json_dict()
+    db = tmp_path / "i.db"
+    assert index_json(sia, db, path)["indexed"] == 1
+    status, _, body = sia_get(sia, db, f"{instance_path(sop)}/metadata")
+    assert status == 200
+    ours = json.loads(body)[0]
+    assert {k: v for k, v in ours.items()} == {k: v for k, v in theirs.items() if not k.startswith("0002")}

@@ -145,7 +145,7 @@ fn find_in<'a>(
         };
         // Find `target` in the current data set.
         let h = loop {
-            if pos >= limit {
+            if pos >= limit || (depth == 0 && elements::root_ends(pos, limit)) {
                 return Ok(None);
             }
             let h = header(b, pos, enc)?;

@@ -4,7 +4,8 @@
 //! decide every (FFFE,xxxx) tag here, so that they are equally tolerant: what the index
 //! accepts, every later reader can read.
 //!
-//! Tolerated, as pydicom reads them: a delimiter that closes nothing (a Sequence
+//! Tolerated, as pydicom reads them: fewer bytes than an element header at the end of
+//! the root data set (ignored); a delimiter that closes nothing (a Sequence
 //! Delimitation Item inside a data set, an Item Delimitation Item outside an
 //! undefined-length item) is stepped over; a Sequence Delimitation Item inside a
 //! defined-length sequence ends that sequence, and the walk goes on where the
@@ -44,6 +45,13 @@ pub(crate) fn in_data_set(h: &Header, at: u64, end: DataSetEnd) -> Result<InData
             "unexpected {other} inside a data set at byte {at}"
         ))),
     }
+}
+
+/// Whether the root data set ends at `pos` of `total` bytes: at the end, or with fewer
+/// bytes left than an element header (trailing padding or garbage, which pydicom ignores
+/// too).
+pub(crate) fn root_ends(pos: u64, total: u64) -> bool {
+    total.saturating_sub(pos) < 8
 }
 
 /// What comes next in a sequence.

@@ -106,7 +106,7 @@ impl<'b> JsonWriter<'b, '_> {
         let mut cs = inherited.clone();
         let mut members: Vec<(u32, Vec<u8>)> = Vec::new();
         loop {
-            if *pos >= limit {
+            if *pos >= limit || (matches!(end, End::Eof) && elements::root_ends(*pos, limit)) {
                 if matches!(end, End::Delimiter) {
                     return Err(ScanError::truncated(
                         "item has no delimiter before the end of the data",

@@ -596,7 +596,7 @@ impl<S: ByteSource> Walker<'_, S> {
         enc: Encoding,
         found: &mut Found,
     ) -> Result<Option<PixelData>, ScanError> {
-        while pos < self.total {
+        while !elements::root_ends(pos, self.total) {
             let h = self.header(pos, enc)?;
             if h.tag.0 == 0xFFFE {
                 // A stray delimiter at the root (a writer bug seen in the wild) is stepped
@@ -736,6 +736,12 @@ impl<S: ByteSource> Walker<'_, S> {
                     fragments: Vec::new(),
                 }
             } else {
+                // When the whole stream was inflated (it is below the cap), the value
+                // must fit in it, as in a file: what the index accepts, the metadata and
+                // frames can read.
+                if (self.total as usize) < MAX_INFLATED {
+                    self.value_end(&h, pos)?;
+                }
                 PixelLayout::Native {
                     len: u64::from(h.len),
                 }

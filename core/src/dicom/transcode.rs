@@ -124,7 +124,8 @@ impl<'b> Rewriter<'b> {
         }
         let limit = end.unwrap_or(self.b.len() as u64);
         loop {
-            if *pos >= limit {
+            let root = end.is_none() && !delimited;
+            if *pos >= limit || (root && elements::root_ends(*pos, limit)) {
                 if delimited {
                     return Err(ScanError::truncated(
                         "item has no delimiter before the end of the data",
