@@ -139,10 +139,7 @@ fn every_reader_tolerates_the_stray_delimiter() {
     assert_eq!(get(&engine, &instance_url(SOP)).status, 200);
 }
 
-#[test]
-fn stray_delimiters_elsewhere_are_stepped_over() {
-    // An Item Delimitation Item inside a defined-length item, and a Sequence
-    // Delimitation Item inside an undefined-length item.
+fn strays_elsewhere_file() -> Vec<u8> {
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
     identity(&mut w, SOP, "P1", "Doe^Jane");
     let mut item = DataSetWriter::new(Encoding::EXPLICIT_LE);
@@ -158,8 +155,17 @@ fn stray_delimiters_elsewhere_are_stepped_over() {
         .header(tags::SEQUENCE_DELIMITATION, Vr::UN, 0)
         .str(Tag(0x2001, 0x1071), Vr::SH, "IN")
         .item_end()
+        .header(tags::ITEM, Vr::UN, 12)
+        .str(Tag(0x2001, 0x1072), Vr::SH, "ITEM")
         .sequence_end();
-    let file = with_meta(ts::EXPLICIT_VR_LE, w.as_bytes());
+    with_meta(ts::EXPLICIT_VR_LE, w.as_bytes())
+}
+
+#[test]
+fn stray_delimiters_elsewhere_are_stepped_over() {
+    // An Item Delimitation Item inside a defined-length item, and a Sequence
+    // Delimitation Item inside an undefined-length item.
+    let file = strays_elsewhere_file();
     let r = record(&file);
     assert_eq!(r.sop_instance_uid, SOP);
     let meta: Value = serde_json::from_slice(
@@ -231,10 +237,9 @@ fn a_defined_length_sequence_of_no_items_is_kept_as_its_bytes() {
     assert_eq!(meta["20011061"]["Value"][0], "AFTER");
 }
 
-/// A file the index accepts but whose header cannot be written as DICOM JSON: an
-/// undefined-length sequence whose defined-length item (stepped over unread by the
+/// An undefined-length sequence whose defined-length item (stepped over unread by the
 /// scanner) holds an element longer than the item.
-fn unreadable_file(sop: &str) -> Vec<u8> {
+fn broken_item_file(sop: &str) -> Vec<u8> {
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
     identity(&mut w, sop, "P1", "Doe^Jane");
     w.str(Tag(0x2001, 0x0010), Vr::LO, "SIA TEST")
@@ -243,6 +248,22 @@ fn unreadable_file(sop: &str) -> Vec<u8> {
         .header(Tag(0x2001, 0x1060), Vr::SH, 0x100)
         .sequence_end();
     with_meta(ts::EXPLICIT_VR_LE, w.as_bytes())
+}
+
+#[test]
+fn a_broken_item_in_an_undefined_length_sequence_is_kept_as_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_of(dir.path(), &[("a.dcm", broken_item_file(SOP))]);
+    let meta = json_of(&get(&engine, &format!("{}/metadata", instance_url(SOP))));
+    assert_eq!(meta[0]["2001105F"]["vr"], "UN");
+    let raw = engine.handle(
+        &Request::get(&format!("{}/bulkdata/2001105F", instance_url(SOP)))
+            .with_header("Accept", "application/octet-stream"),
+    );
+    assert_eq!(raw.status, 200);
+    // The item as it is: its header, then the element header that runs past it.
+    assert_eq!(&raw.body.to_vec()[..4], &[0xFE, 0xFF, 0x00, 0xE0]);
+    assert_eq!(raw.body.len(), 16);
 }
 
 #[test]
@@ -257,9 +278,20 @@ fn one_unreadable_instance_does_not_fail_its_study() {
                 "good.dcm",
                 stray_delimiter_file(Encoding::EXPLICIT_LE, good, false),
             ),
-            ("bad.dcm", unreadable_file(bad)),
+            (
+                "bad.dcm",
+                stray_delimiter_file(Encoding::EXPLICIT_LE, bad, false),
+            ),
         ],
     );
+    // Overwritten in place after indexing, same size and time: the index still takes
+    // it for the indexed file, and its bytes are no DICOM.
+    let path = dir.path().join("data/bad.dcm");
+    let meta = std::fs::metadata(&path).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_at(&f, &vec![0xFFu8; meta.len() as usize], 0).unwrap();
+    f.set_modified(meta.modified().unwrap()).unwrap();
+    drop(f);
     for level in [
         format!("/dicom-web/studies/{STUDY}/metadata"),
         format!("/dicom-web/studies/{STUDY}/series/{SERIES}/metadata"),
@@ -337,6 +369,8 @@ fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
         stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, true),
         stray_delimiter_file(Encoding::EXPLICIT_BE, SOP, true),
         itemless_sequence_file(Encoding::EXPLICIT_LE, SOP),
+        strays_elsewhere_file(),
+        broken_item_file(SOP),
         {
             use std::io::Write;
             let ds = stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, true);

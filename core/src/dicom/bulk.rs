@@ -169,8 +169,17 @@ fn find_in<'a>(
         let Some(&Step::Item(index)) = steps.next() else {
             // The last step: the value.
             if h.len == UNDEFINED {
-                let pixels = h.tag == tags::PIXEL_DATA && depth == 0;
-                return Ok(pixels.then_some(BulkValue::EncapsulatedPixelData));
+                if h.tag == tags::PIXEL_DATA && depth == 0 {
+                    return Ok(Some(BulkValue::EncapsulatedPixelData));
+                }
+                // A sequence the metadata keeps as its bytes: its items, without the
+                // sequence delimiter.
+                let end = skip(b, &h, enc, limit)?;
+                let raw = &b[h.value_pos as usize..(end - 8) as usize];
+                return Ok(Some(BulkValue::Bytes {
+                    data: Cow::Borrowed(raw),
+                    file_offset: Some(h.value_pos),
+                }));
             }
             let end = h.value_pos + u64::from(h.len);
             // `limit` may be an item's declared end, which is not checked against the

@@ -11,7 +11,9 @@
 
 use super::charset::CharacterSet;
 use super::elements::{self, DataSetEnd, InDataSet, InSequence};
-use super::scan::{MAX_DEPTH, UNDEFINED, decode_header, inflate, locate_data_set};
+use super::scan::{
+    MAX_DEPTH, UNDEFINED, decode_header, inflate, locate_data_set, skip_undefined_sequence,
+};
 use super::source::SliceSource;
 use super::tag::{self, Encoding, Tag, Vr, tags};
 use super::{ScanError, ScanErrorKind};
@@ -168,8 +170,17 @@ impl<'b> JsonWriter<'b, '_> {
                         enc
                     };
                     *pos = h.value_pos;
-                    let items = self.sequence(pos, None, nested, &cs, &member_path, depth)?;
-                    write_sequence(&mut json, &items);
+                    let start = *pos;
+                    match self.sequence(pos, None, nested, &cs, &member_path, depth) {
+                        Ok(items) => write_sequence(&mut json, &items),
+                        // Items the scanner stepped over unread (defined-length ones)
+                        // that cannot be read: the sequence is kept as its bytes, found
+                        // by the scanner's own walk, which the index passed.
+                        Err(e) => {
+                            *pos = skip_undefined_sequence(self.b, start, nested).map_err(|_| e)?;
+                            write_bulk(&mut json, "UN", self.ctx.instance_url, &member_path);
+                        }
+                    }
                 } else {
                     return Err(ScanError::malformed(format!(
                         "element {} (VR {}) at byte {} has undefined length",

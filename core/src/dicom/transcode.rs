@@ -8,7 +8,7 @@
 use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::scan::{
     Header, MAX_DEPTH, MAX_INFLATED_INSTANCE, UNDEFINED, big_endian_pixel_unit, decode_header,
-    inflate_up_to, locate_data_set,
+    inflate_up_to, locate_data_set, skip_undefined_sequence,
 };
 use super::source::SliceSource;
 use super::tag::{Encoding, Tag, Vr, tags, ts};
@@ -171,7 +171,18 @@ impl<'b> Rewriter<'b> {
                     enc
                 };
                 *pos = h.value_pos;
-                self.sequence(h.tag, pos, None, depth, nested)?;
+                let start = *pos;
+                let written = self.w.as_bytes().len();
+                if let Err(e) = self.sequence(h.tag, pos, None, depth, nested) {
+                    // As the DICOM JSON writer does: kept as its bytes (UN of undefined
+                    // length, items and delimiter as they are).
+                    let end = skip_undefined_sequence(self.b, start, nested).map_err(|_| e)?;
+                    self.w.truncate(written);
+                    self.w
+                        .header(h.tag, Vr::UN, UNDEFINED)
+                        .raw(&self.b[start as usize..end as usize]);
+                    *pos = end;
+                }
                 continue;
             }
             let value = self.value(&h, limit)?;
