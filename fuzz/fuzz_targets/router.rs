@@ -95,9 +95,24 @@ fn fixture() -> &'static Fixture {
         // UID reuse across patients, added later: files of DEMO-002 naming DEMO-001's
         // study, series and SOP Instance UIDs. None may be indexed (issue 18, finding 2).
         let root = sia::demo::DEMO_UID_ROOT;
-        collision(&data.join("0-study.dcm"), &format!("{root}.1"), "1.9.1", "1.9.1.1");
-        collision(&data.join("0-series.dcm"), "1.9.2", &format!("{root}.1.1"), "1.9.2.1");
-        collision(&data.join("0-sop.dcm"), "1.9.3", "1.9.3.1", &format!("{root}.1.1.1"));
+        collision(
+            &data.join("0-study.dcm"),
+            &format!("{root}.1"),
+            "1.9.1",
+            "1.9.1.1",
+        );
+        collision(
+            &data.join("0-series.dcm"),
+            "1.9.2",
+            &format!("{root}.1.1"),
+            "1.9.2.1",
+        );
+        collision(
+            &data.join("0-sop.dcm"),
+            "1.9.3",
+            "1.9.3.1",
+            &format!("{root}.1.1.1"),
+        );
         for engine in [&open, &secured] {
             let report = engine
                 .index(&[data.clone()], &Default::default())
