@@ -547,5 +547,19 @@ fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {
             c.file_patient.issuer
         )?;
     }
+    for c in &r.normalized_charsets {
+        writeln!(
+            out,
+            "misspelt Specific Character Set (read as meant): {}: {:?}",
+            c.path, c.value
+        )?;
+    }
+    for u in &r.nonconformant_uids {
+        writeln!(
+            out,
+            "non-conformant UID (indexed): {}: {} {:?}",
+            u.path, u.attribute, u.uid
+        )?;
+    }
     Ok(())
 }

@@ -205,10 +205,14 @@ impl Engine {
         let mut parts: Vec<(String, String, Vec<Chunk>)> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
         let mut single_only = true;
+        let mut left_out = LeftOut::new(instance.is_none());
         for inst in &instances {
             let (ts, body) = match self.dicom_file(&inst.file) {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(r) => match left_out.add(&inst.sop_instance_uid, r) {
+                    Some(r) => return r,
+                    None => continue,
+                },
             };
             match wado::accepts_dicom(&accept, &ts) {
                 Some(multipart) => {
@@ -221,6 +225,9 @@ impl Engine {
                 }
                 None => refused.push(format!("{} ({ts})", inst.sop_instance_uid)),
             }
+        }
+        if parts.is_empty() && refused.is_empty() {
+            return left_out.all_failed();
         }
         if parts.is_empty() {
             return Response::error(
@@ -268,7 +275,7 @@ impl Engine {
                 ),
             ));
         }
-        resp
+        left_out.mark(resp)
     }
 
     /// The value a `BulkDataURI` names, as `application/octet-stream` (little endian);
@@ -826,6 +833,9 @@ impl Engine {
         // Each instance's JSON is written from its header once and then shared from the
         // cache while its file keeps the indexed identity (see `metadata_cache`).
         let mut jsons = Vec::with_capacity(instances.len());
+        // At study and series level an instance that cannot be read (malformed, changed
+        // or gone since indexing) is left out and named, never failing the others.
+        let mut left_out = LeftOut::new(instance.is_none());
         for inst in &instances {
             if let Some(json) = self.metadata_cache.get(&inst.file, base) {
                 jsons.push(json);
@@ -833,11 +843,17 @@ impl Engine {
             }
             let file = match self.files.open(&inst.file) {
                 Ok(f) => f,
-                Err(e) => return file_error(e),
+                Err(e) => match left_out.add(&inst.sop_instance_uid, file_error(e)) {
+                    Some(r) => return r,
+                    None => continue,
+                },
             };
             let bytes = match file.whole() {
                 Ok(b) => b,
-                Err(e) => return file_error(e),
+                Err(e) => match left_out.add(&inst.sop_instance_uid, file_error(e)) {
+                    Some(r) => return r,
+                    None => continue,
+                },
             };
             let url = format!(
                 "{}/studies/{}/series/{}/instances/{}",
@@ -851,16 +867,24 @@ impl Engine {
                     jsons.push(json);
                 }
                 Err(e) => {
-                    return Response::error(
+                    let r = Response::error(
                         500,
                         &format!("{}: cannot read the header again: {e}", inst.file.path),
                     );
+                    if let Some(r) = left_out.add(&inst.sop_instance_uid, r) {
+                        return r;
+                    }
                 }
             }
         }
-        self.metadata_cache
-            .put_listing(listing, instances.into_iter().map(|i| i.file).collect());
-        json_array(jsons)
+        if jsons.is_empty() {
+            return left_out.all_failed();
+        }
+        if left_out.is_empty() {
+            self.metadata_cache
+                .put_listing(listing, instances.into_iter().map(|i| i.file).collect());
+        }
+        left_out.mark(json_array(jsons))
     }
 
     fn frames(
@@ -881,19 +905,8 @@ impl Engine {
             Err(r) => return r,
         };
         let count = loc.frames.count();
-        match &loc.frames {
-            FrameTable::None => {
-                return Response::error(404, &format!("instance {instance} has no pixel data"));
-            }
-            FrameTable::Deflated { .. } => {
-                return Response::error(
-                    406,
-                    &format!(
-                        "instance {instance} is stored deflated; its frames cannot be served as stored"
-                    ),
-                );
-            }
-            _ => {}
+        if loc.frames == FrameTable::None {
+            return Response::error(404, &format!("instance {instance} has no pixel data"));
         }
         let present: Vec<u32> = wanted.iter().copied().filter(|&n| n <= count).collect();
         let missing: Vec<String> = wanted
@@ -910,7 +923,11 @@ impl Engine {
                 ),
             );
         }
-        let native = matches!(loc.frames, FrameTable::Native { .. });
+        // Frames of a deflated data set are native frames once inflated.
+        let native = matches!(
+            loc.frames,
+            FrameTable::Native { .. } | FrameTable::Deflated { .. }
+        );
         let Some(rep) =
             wado::negotiate_frames(&accept, native, &loc.transfer_syntax, present.len())
         else {
@@ -932,6 +949,39 @@ impl Engine {
             Ok(f) => f,
             Err(e) => return file_error(e),
         };
+        // A deflated data set is inflated (bounded as for retrieval) and its frames cut
+        // from the inflated bytes with a native table built as at index time.
+        let inflated;
+        let (file, table) = match &loc.frames {
+            FrameTable::Deflated { .. } => {
+                let bytes = match file.whole() {
+                    Ok(b) => b,
+                    Err(e) => return file_error(e),
+                };
+                let (data, table) = match crate::dicom::inflated_frames(&bytes) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return Response::error(
+                            500,
+                            &format!("{}: cannot inflate the data set: {e}", loc.file.path),
+                        );
+                    }
+                };
+                if present.iter().any(|&n| n > table.count()) {
+                    return Response::error(
+                        500,
+                        &format!(
+                            "{}: the inflated data set holds {} frame(s), the index {count}",
+                            loc.file.path,
+                            table.count()
+                        ),
+                    );
+                }
+                inflated = data;
+                (FrameBytes::Inflated(&inflated), table)
+            }
+            _ => (FrameBytes::File(&file), loc.frames.clone()),
+        };
         let part_type = format!(
             "{}; transfer-syntax={}",
             rep.media_type, rep.transfer_syntax
@@ -945,7 +995,7 @@ impl Engine {
         let mut resp = if rep.multipart {
             let mut mp = Multipart::new();
             for &n in &present {
-                let chunks = match frame_chunks(&file, &loc.frames, n) {
+                let chunks = match frame_chunks(&file, &table, n) {
                     Ok(c) => c,
                     Err(e) => return file_error(e),
                 };
@@ -965,7 +1015,7 @@ impl Engine {
             Response::with_body(200, &ct, body)
         } else {
             let mut body = Body::new();
-            match frame_chunks(&file, &loc.frames, present[0]) {
+            match frame_chunks(&file, &table, present[0]) {
                 Ok(chunks) => chunks.into_iter().for_each(|c| body.push(c)),
                 Err(e) => return file_error(e),
             }
@@ -1020,9 +1070,42 @@ fn file_error(e: FileError) -> Response {
     }
 }
 
+/// Where frame bytes are read from: the file, or a deflated file's inflated data set.
+enum FrameBytes<'a> {
+    File(&'a OpenFile),
+    Inflated(&'a [u8]),
+}
+
+impl FrameBytes<'_> {
+    fn chunk(&self, start: u64, len: u64) -> Result<Chunk, FileError> {
+        match self {
+            FrameBytes::File(f) => f.chunk(start, len),
+            FrameBytes::Inflated(b) => Ok(Chunk::Owned(self_range(b, start, len)?.to_vec())),
+        }
+    }
+
+    fn read(&self, start: u64, len: u64) -> Result<Vec<u8>, FileError> {
+        match self {
+            FrameBytes::File(f) => f.read(start, len),
+            FrameBytes::Inflated(b) => Ok(self_range(b, start, len)?.to_vec()),
+        }
+    }
+}
+
+fn self_range(b: &[u8], start: u64, len: u64) -> Result<&[u8], FileError> {
+    start
+        .checked_add(len)
+        .and_then(|end| b.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?))
+        .ok_or_else(|| FileError::Io("frame runs past the inflated data set".into()))
+}
+
 /// The bytes of frame `n` (1-based): ranges of the file where they can be sent as they
 /// are, owned buffers where they must change (big-endian swap, 1-bit realignment).
-fn frame_chunks(file: &OpenFile, table: &FrameTable, n: u32) -> Result<Vec<Chunk>, FileError> {
+fn frame_chunks(
+    file: &FrameBytes<'_>,
+    table: &FrameTable,
+    n: u32,
+) -> Result<Vec<Chunk>, FileError> {
     let i = u64::from(n - 1);
     match table {
         FrameTable::Native {
@@ -1153,6 +1236,70 @@ impl Refusal {
             .push(("Content-Length".into(), body.len().to_string()));
         r.body = Body::from_vec(body);
         r
+    }
+}
+
+/// Instances left out of a study- or series-level answer because they cannot be read.
+struct LeftOut {
+    /// Whether the answer is for a study or series (else one instance: no leaving out).
+    several: bool,
+    /// SOP Instance UID and why, per instance left out.
+    names: Vec<String>,
+    /// The first failure, answered when nothing could be read.
+    first: Option<Response>,
+}
+
+impl LeftOut {
+    fn new(several: bool) -> LeftOut {
+        LeftOut {
+            several,
+            names: Vec::new(),
+            first: None,
+        }
+    }
+
+    /// Notes that `sop` cannot be read (`failure` says why); `Some` when the request
+    /// must fail with it instead (instance level).
+    fn add(&mut self, sop: &str, failure: Response) -> Option<Response> {
+        if !self.several {
+            return Some(failure);
+        }
+        let why = String::from_utf8_lossy(&failure.body.to_vec())
+            .trim()
+            .chars()
+            .map(|c| if c == '"' || c.is_control() { '\'' } else { c })
+            .take(200)
+            .collect::<String>();
+        self.names.push(format!("{sop} ({why})"));
+        self.first.get_or_insert(failure);
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The answer when no instance could be read: the first failure.
+    fn all_failed(self) -> Response {
+        self.first
+            .unwrap_or_else(|| Response::error(500, "no instance could be read"))
+    }
+
+    /// `resp` as 206 with a `Warning` naming the instances left out (PS3.18 8.3.5.1:
+    /// partial content), or as it is when none was.
+    fn mark(self, mut resp: Response) -> Response {
+        if self.names.is_empty() {
+            return resp;
+        }
+        resp.status = 206;
+        resp.headers.push((
+            "Warning".into(),
+            format!(
+                "299 sia \"instances left out because they cannot be read: {}\"",
+                self.names.join(", ")
+            ),
+        ));
+        resp
     }
 }
 

@@ -304,11 +304,19 @@ fn number_of_frames_written_as_us() {
 }
 
 #[test]
-fn native_pixel_data_shorter_than_its_frames_is_refused() {
+fn native_pixel_data_shorter_than_its_frames_has_the_frames_it_holds() {
+    // Issue 14: 2 frames declared, 1 held: the one frame (frames::frame_count).
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
     identity(&mut w, SOP, "P1", "Doe^Jane");
     image(&mut w, 4, 4, 8, 2);
     w.native_pixel_data(Vr::OB, &[0u8; 16]);
+    let r = record(&with_meta(ts::EXPLICIT_VR_LE, w.as_bytes()));
+    assert_eq!(r.frames.count(), 1);
+    // Not even one frame: refused.
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    identity(&mut w, SOP, "P1", "Doe^Jane");
+    image(&mut w, 4, 4, 8, 2);
+    w.native_pixel_data(Vr::OB, &[0u8; 8]);
     let err = scan_bytes(&with_meta(ts::EXPLICIT_VR_LE, w.as_bytes())).unwrap_err();
     assert_eq!(err.kind(), ScanErrorKind::Malformed, "{err}");
 }

@@ -13,7 +13,7 @@ use crate::common::*;
 
 const FRAMES: &str = "/dicom-web/studies/1.2.3.4/series/1.2.3.4.5/instances/1.2.3.4.5.6/frames";
 
-fn engine_with(dir: &Path, files: &[(&str, Vec<u8>)], mode: ReadMode) -> Engine {
+pub(crate) fn engine_with(dir: &Path, files: &[(&str, Vec<u8>)], mode: ReadMode) -> Engine {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     for (name, bytes) in files {
@@ -30,7 +30,7 @@ fn engine_with(dir: &Path, files: &[(&str, Vec<u8>)], mode: ReadMode) -> Engine 
     engine
 }
 
-fn get(engine: &Engine, target: &str, accept: Option<&str>) -> Response {
+pub(crate) fn get(engine: &Engine, target: &str, accept: Option<&str>) -> Response {
     let mut req = Request::get(target);
     if let Some(a) = accept {
         req = req.with_header("Accept", a);
@@ -39,7 +39,7 @@ fn get(engine: &Engine, target: &str, accept: Option<&str>) -> Response {
 }
 
 /// The payloads of a multipart body (parts split on the boundary).
-fn parts(resp: &Response) -> Vec<Vec<u8>> {
+pub(crate) fn parts(resp: &Response) -> Vec<Vec<u8>> {
     let ct = resp.header("Content-Type").unwrap();
     let boundary = ct.split("boundary=").nth(1).unwrap();
     let body = resp.body.to_vec();

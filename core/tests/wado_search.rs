@@ -171,7 +171,7 @@ fn includefield_limit_offset_and_errors() {
         "/dicom-web/studies?Modality=CT",
         "/dicom-web/studies?StudyDate=2020-01-01",
         "/dicom-web/studies?limit=-1",
-        "/dicom-web/studies?StudyInstanceUID=1.2.x",
+        "/dicom-web/studies?StudyInstanceUID=1.2%2Fx",
         "/dicom-web/studies?Unknown=1",
         "/dicom-web/studies?fuzzymatching=yes",
     ] {

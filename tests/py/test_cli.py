@@ -22,7 +22,7 @@ def test_bad_files_do_not_fail_the_run(sia, tmp_path):
     (tmp_path / "data" / "junk.dcm").write_bytes(b"not dicom at all" * 10)
     (tmp_path / "data" / "empty.dcm").write_bytes(b"")
     report = index_json(sia, tmp_path / "x.db", tmp_path / "data")
-    assert set(report) == {"indexed", "unchanged", "removed", "duplicates", "skipped", "conflicts", "seconds"}
+    assert set(report) == {"indexed", "unchanged", "removed", "duplicates", "skipped", "conflicts", "nonconformant_uids", "normalized_charsets", "seconds"}
     assert report["indexed"] == 0
     assert sorted(os.path.basename(s["path"]) for s in report["skipped"]) == ["empty.dcm", "junk.dcm"]
     assert all(s["reason"] for s in report["skipped"])

@@ -99,5 +99,5 @@ def test_wado_uri(sia, demo_db):
     assert get(sia, demo_db, f"/wado?{uids}&contentType=application/dicom")[0] == 400
     assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}")[0] == 406  # default is a rendered JPEG
     assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}&contentType=image/jpeg")[0] == 406
-    assert get(sia, demo_db, f"/wado?requestType=WADO&studyUID=x&seriesUID=1&objectUID=2&contentType=application/dicom")[0] == 400
+    assert get(sia, demo_db, f"/wado?requestType=WADO&studyUID=..%2Fx&seriesUID=1&objectUID=2&contentType=application/dicom")[0] == 400
     assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}&contentType=application/dicom&transferSyntax=1.2.840.10008.1.2.4.50")[0] == 406

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::ScanError;
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::scan::{
     Header, MAX_DEPTH, UNDEFINED, big_endian_pixel_unit, decode_header, inflate_up_to,
     locate_data_set, skip_undefined_sequence,
@@ -68,7 +69,7 @@ pub fn find<'a>(
             &mut SliceSource(bytes),
             start.pos,
             bytes.len() as u64,
-            1 << 30,
+            super::scan::MAX_INFLATED_INSTANCE,
         )?;
         let found = find_in(&inflated, 0, start.encoding, path, bits_allocated)?;
         return Ok(found.map(|v| match v {
@@ -144,15 +145,20 @@ fn find_in<'a>(
         };
         // Find `target` in the current data set.
         let h = loop {
-            if pos >= limit {
+            if pos >= limit || (depth == 0 && elements::root_ends(pos, limit)) {
                 return Ok(None);
             }
             let h = header(b, pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                if delimited && h.tag == tags::ITEM_DELIMITATION {
-                    return Ok(None);
+                let ends = if delimited {
+                    DataSetEnd::Delimiter
+                } else {
+                    DataSetEnd::Length
+                };
+                match elements::in_data_set(&h, pos, ends)? {
+                    InDataSet::Closes(_) => return Ok(None),
+                    InDataSet::Stray(next) => pos = next,
                 }
-                pos = h.value_pos;
                 continue;
             }
             if h.tag == target {
@@ -163,11 +169,22 @@ fn find_in<'a>(
         let Some(&Step::Item(index)) = steps.next() else {
             // The last step: the value.
             if h.len == UNDEFINED {
-                let pixels = h.tag == tags::PIXEL_DATA && depth == 0;
-                return Ok(pixels.then_some(BulkValue::EncapsulatedPixelData));
+                if h.tag == tags::PIXEL_DATA && depth == 0 {
+                    return Ok(Some(BulkValue::EncapsulatedPixelData));
+                }
+                // A sequence the metadata keeps as its bytes: its items, without the
+                // sequence delimiter.
+                let end = skip(b, &h, enc, limit)?;
+                let raw = &b[h.value_pos as usize..(end - 8) as usize];
+                return Ok(Some(BulkValue::Bytes {
+                    data: Cow::Borrowed(raw),
+                    file_offset: Some(h.value_pos),
+                }));
             }
             let end = h.value_pos + u64::from(h.len);
-            if end > limit {
+            // `limit` may be an item's declared end, which is not checked against the
+            // data: check both.
+            if end > limit || end > b.len() as u64 {
                 return Err(ScanError::truncated(format!(
                     "element {} runs past its end",
                     h.tag
@@ -215,8 +232,10 @@ fn find_in<'a>(
                 return Ok(None);
             }
             let it = header(b, p, enc)?;
+            if let InSequence::End(_) = elements::in_sequence(&it, p, seq_end)? {
+                return Ok(None);
+            }
             match it.tag {
-                tags::SEQUENCE_DELIMITATION => return Ok(None),
                 tags::ITEM if k == index => {
                     pos = it.value_pos;
                     if it.len == UNDEFINED {
@@ -234,9 +253,15 @@ fn find_in<'a>(
                     p = it.value_pos;
                     loop {
                         let e = header(b, p, enc)?;
-                        if e.tag == tags::ITEM_DELIMITATION {
-                            p = e.value_pos;
-                            break;
+                        if e.tag.0 == 0xFFFE {
+                            match elements::in_data_set(&e, p, DataSetEnd::Delimiter)? {
+                                InDataSet::Closes(next) => {
+                                    p = next;
+                                    break;
+                                }
+                                InDataSet::Stray(next) => p = next,
+                            }
+                            continue;
                         }
                         p = skip(b, &e, enc, b.len() as u64)?;
                     }

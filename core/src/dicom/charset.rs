@@ -109,10 +109,84 @@ fn term(name: &str) -> Option<Term> {
     })
 }
 
+/// Every defined term of Specific Character Set (PS3.3 C.12.1.1.2) sia decodes.
+const DEFINED_TERMS: &[&str] = &[
+    "ISO_IR 6",
+    "ISO_IR 100",
+    "ISO_IR 101",
+    "ISO_IR 109",
+    "ISO_IR 110",
+    "ISO_IR 144",
+    "ISO_IR 127",
+    "ISO_IR 126",
+    "ISO_IR 138",
+    "ISO_IR 148",
+    "ISO_IR 203",
+    "ISO_IR 166",
+    "ISO_IR 13",
+    "ISO_IR 192",
+    "GB18030",
+    "GBK",
+    "ISO 2022 IR 6",
+    "ISO 2022 IR 100",
+    "ISO 2022 IR 101",
+    "ISO 2022 IR 109",
+    "ISO 2022 IR 110",
+    "ISO 2022 IR 144",
+    "ISO 2022 IR 127",
+    "ISO 2022 IR 126",
+    "ISO 2022 IR 138",
+    "ISO 2022 IR 148",
+    "ISO 2022 IR 203",
+    "ISO 2022 IR 166",
+    "ISO 2022 IR 13",
+    "ISO 2022 IR 87",
+    "ISO 2022 IR 159",
+    "ISO 2022 IR 149",
+    "ISO 2022 IR 58",
+];
+
+/// Names real files carry for a defined term that are no spelling of it (what pydicom
+/// accepts as Python codec names), with the term they mean.
+const ALIASES: &[(&str, &str)] = &[
+    ("UTF8", "ISO_IR 192"),
+    ("ISO88591", "ISO_IR 100"),
+    ("LATIN1", "ISO_IR 100"),
+];
+
+/// A term reduced to what tells defined terms apart: upper case, without spaces,
+/// underscores and hyphens (`iso-ir 192`, `ISO IR 192`, `ISO_IR192` are all `ISOIR192`).
+fn spelling_key(term: &str) -> String {
+    term.chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '\0'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// The defined term `term` stands for: itself when it is one, else the one it is a
+/// misspelling of (separators, case, stray spaces), else `None`.
+pub fn normalize_term(term: &str) -> Option<&'static str> {
+    let term = term.trim_matches([' ', '\0']);
+    if let Some(&t) = DEFINED_TERMS.iter().find(|&&t| t == term) {
+        return Some(t);
+    }
+    let key = spelling_key(term);
+    if key.is_empty() {
+        return None;
+    }
+    DEFINED_TERMS
+        .iter()
+        .copied()
+        .find(|t| spelling_key(t) == key)
+        .or_else(|| ALIASES.iter().find(|(k, _)| *k == key).map(|&(_, t)| t))
+}
+
 /// How text of one data set is decoded, from its Specific Character Set.
 #[derive(Clone, Debug)]
 pub struct CharacterSet {
     mode: Mode,
+    /// A term was not spelt as defined and was read as the defined term it stands for.
+    normalized: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -128,19 +202,32 @@ impl Default for CharacterSet {
     fn default() -> Self {
         CharacterSet {
             mode: Mode::Whole(None),
+            normalized: false,
         }
     }
 }
 
 impl CharacterSet {
-    /// Builds the decoder from the raw value of Specific Character Set. Unknown terms
-    /// fall back to the default repertoire rather than failing the file: a wrong
+    /// Builds the decoder from the raw value of Specific Character Set. Misspelt terms
+    /// (`ISO IR 192`, `iso-ir-100`, `ISO2022 IR 87`, ...) are read as the defined term
+    /// they stand for ([`normalize_term`]; [`CharacterSet::normalized`] tells). Unknown
+    /// terms fall back to the default repertoire rather than failing the file: a wrong
     /// accent is better than an unindexed study, and the raw value stays in the file.
     pub fn from_value(raw: &[u8]) -> CharacterSet {
         let text = String::from_utf8_lossy(raw);
+        let mut normalized = false;
         let terms: Vec<&str> = text
             .split('\\')
-            .map(|t| t.trim_matches([' ', '\0']))
+            .map(|t| {
+                let t = t.trim_matches([' ', '\0']);
+                match normalize_term(t) {
+                    Some(defined) => {
+                        normalized |= defined != t;
+                        defined
+                    }
+                    None => t,
+                }
+            })
             .collect();
         let any_extension = terms.iter().any(|t| t.starts_with("ISO 2022"));
         let first = terms.first().copied().unwrap_or("");
@@ -154,7 +241,13 @@ impl CharacterSet {
             Some(Term::Whole(e)) => Mode::Whole(e),
             None => Mode::Whole(None),
         };
-        CharacterSet { mode }
+        CharacterSet { mode, normalized }
+    }
+
+    /// Whether a term of the value was misspelt and read as the defined term it stands
+    /// for.
+    pub fn normalized(&self) -> bool {
+        self.normalized
     }
 
     /// Decodes a text value of the given kind to UTF-8. `person_name` makes `^` and `=`

@@ -229,7 +229,8 @@ pub struct ImagePixelInfo {
     pub photometric: String,
     /// Planar Configuration (0028,0006).
     pub planar_configuration: u32,
-    /// Number of Frames (0028,0008); 1 when absent.
+    /// The number of frames, as [`frame_count`] decides it from Number of Frames
+    /// (0028,0008) and the pixel data.
     pub frames: u32,
 }
 
@@ -247,36 +248,82 @@ impl ImagePixelInfo {
     }
 }
 
-/// Builds the table of native Pixel Data whose value is `len` bytes at `offset`.
-pub(crate) fn native(
-    image: &ImagePixelInfo,
-    offset: u64,
-    len: u64,
-    swap_unit: u8,
-) -> Result<FrameTable, ScanError> {
+/// How many frames an instance has: **the one place that decides it**, for native,
+/// encapsulated and deflated pixel data alike.
+///
+/// `declared` is Number of Frames (0028,0008) as read (`None` when the attribute is
+/// absent, empty, or not a number); `held` is how many frames the pixel data holds:
+/// whole native frames in the value's length, or for encapsulated data the entries of a
+/// usable Extended or Basic Offset Table, else the number of fragments (a frame has at
+/// least one).
+///
+/// - absent, empty, not a number, zero or negative: **one frame** (pydicom reads 0 and
+///   an empty value as 1; a value that is no number says nothing, and an image has at
+///   least one frame);
+/// - a positive number up to what the data holds: that number;
+/// - more than the data holds: **the frames the data holds** (the ones present can be
+///   served; those past the end of the data do not exist);
+/// - pixel data holding no whole frame gives 0, and the caller refuses the file.
+pub fn frame_count(declared: Option<i64>, held: u64) -> u32 {
+    let wanted = match declared {
+        Some(n) if n >= 1 => n as u64,
+        _ => 1,
+    };
+    wanted.min(held).min(u64::from(u32::MAX)) as u32
+}
+
+/// Bits in one native frame of `image`, refusing dimensions that make no frame.
+pub(crate) fn native_frame_bits(image: &ImagePixelInfo) -> Result<u64, ScanError> {
     if image.rows == 0 || image.columns == 0 || image.bits_allocated == 0 {
         return Err(ScanError::malformed(format!(
             "native Pixel Data but Rows={}, Columns={}, Bits Allocated={}",
             image.rows, image.columns, image.bits_allocated
         )));
     }
-    let frame_bits = image
+    image
         .native_frame_bits()
-        .ok_or_else(|| ScanError::malformed("image dimensions overflow".to_string()))?;
-    let needed = u64::from(image.frames)
-        .checked_mul(frame_bits)
-        .map(|bits| bits.div_ceil(8))
-        .ok_or_else(|| ScanError::malformed("image dimensions overflow".to_string()))?;
-    if needed > len {
+        .filter(|&b| b > 0)
+        .ok_or_else(|| ScanError::malformed("image dimensions overflow".to_string()))
+}
+
+/// The number of frames of native Pixel Data of `len` bytes, by [`frame_count`]; an
+/// error when the value does not hold one whole frame.
+pub(crate) fn native_count(
+    image: &ImagePixelInfo,
+    declared: Option<i64>,
+    len: u64,
+) -> Result<u32, ScanError> {
+    let frame_bits = native_frame_bits(image)?;
+    let held = len.saturating_mul(8) / frame_bits;
+    let count = frame_count(declared, held);
+    if count == 0 {
         return Err(ScanError::malformed(format!(
-            "Pixel Data holds {len} bytes but {} frame(s) of {}x{}x{} at {} bits need {needed}",
-            image.frames, image.rows, image.columns, image.samples_per_pixel, image.bits_allocated
+            "Pixel Data holds {len} bytes but one frame of {}x{}x{} at {} bits needs {}",
+            image.rows,
+            image.columns,
+            image.samples_per_pixel,
+            image.bits_allocated,
+            frame_bits.div_ceil(8)
         )));
     }
+    Ok(count)
+}
+
+/// Builds the table of native Pixel Data whose value is `len` bytes at `offset`; the
+/// number of frames follows [`frame_count`].
+pub(crate) fn native(
+    image: &ImagePixelInfo,
+    declared: Option<i64>,
+    offset: u64,
+    len: u64,
+    swap_unit: u8,
+) -> Result<FrameTable, ScanError> {
+    let frame_bits = native_frame_bits(image)?;
+    let count = native_count(image, declared, len)?;
     Ok(FrameTable::Native {
         offset,
         frame_bits,
-        count: image.frames,
+        count,
         swap_unit,
     })
 }
@@ -289,16 +336,17 @@ pub(crate) struct OffsetTables {
     pub extended: Option<(Vec<u64>, Option<Vec<u64>>)>,
 }
 
-/// Splits the fragments of encapsulated Pixel Data into `frames` frames, trying the
-/// Extended Offset Table, a non-empty Basic Offset Table, one fragment per frame, one
-/// frame, and finally start-of-codestream markers, in that order.
+/// Splits the fragments of encapsulated Pixel Data into frames (as many as
+/// [`frame_count`] decides from `declared`), trying the Extended Offset Table, a
+/// non-empty Basic Offset Table, one fragment per frame, one frame, and finally
+/// start-of-codestream markers, in that order.
 pub(crate) fn encapsulated<S: ByteSource>(
     src: &mut S,
-    frames: u32,
+    declared: Option<i64>,
     fragments: Vec<Fragment>,
     tables: &OffsetTables,
 ) -> Result<FrameTable, ScanError> {
-    let (frame_starts, boundaries) = frame_starts(src, frames, &fragments, tables)?;
+    let (frame_starts, boundaries) = frame_starts(src, declared, &fragments, tables)?;
     Ok(FrameTable::Encapsulated {
         fragments,
         frame_starts,
@@ -308,14 +356,11 @@ pub(crate) fn encapsulated<S: ByteSource>(
 
 fn frame_starts<S: ByteSource>(
     src: &mut S,
-    frames: u32,
+    declared: Option<i64>,
     fragments: &[Fragment],
     tables: &OffsetTables,
 ) -> Result<(Vec<u32>, FrameBoundaries), ScanError> {
     let n = fragments.len();
-    if frames == 0 {
-        return Ok((vec![n as u32], FrameBoundaries::SingleFrame));
-    }
     if n == 0 {
         return Err(ScanError::malformed(
             "encapsulated Pixel Data has no fragments".to_string(),
@@ -334,8 +379,10 @@ fn frame_starts<S: ByteSource>(
             .ok()
             .map(|i| i as u32)
     };
+    // Frame starts from an offset table: every offset names a fragment, in increasing
+    // order from the first; `None` when the table is unusable.
     let from_offsets = |offsets: &mut dyn Iterator<Item = u64>| -> Option<Vec<u32>> {
-        let mut starts = Vec::with_capacity(frames as usize + 1);
+        let mut starts = Vec::new();
         for rel in offsets {
             let idx = index_of(rel)?;
             if starts.last().is_some_and(|&prev| prev >= idx) {
@@ -343,19 +390,16 @@ fn frame_starts<S: ByteSource>(
             }
             starts.push(idx);
         }
-        if starts.len() != frames as usize || starts[0] != 0 {
+        if starts.first() != Some(&0) {
             return None;
         }
         starts.push(n as u32);
         Some(starts)
     };
-
-    if let Some((offsets, lengths)) = &tables.extended
-        && offsets.len() == frames as usize
-        && let Some(starts) = from_offsets(&mut offsets.iter().copied())
-    {
+    let extended = tables.extended.as_ref().and_then(|(offsets, lengths)| {
+        let starts = from_offsets(&mut offsets.iter().copied())?;
         let lengths_agree = lengths.as_ref().is_none_or(|lens| {
-            lens.len() == frames as usize
+            lens.len() == offsets.len()
                 && starts.windows(2).zip(lens).all(|(w, &len)| {
                     fragments[w[0] as usize..w[1] as usize]
                         .iter()
@@ -364,14 +408,24 @@ fn frame_starts<S: ByteSource>(
                         == len
                 })
         });
-        if lengths_agree {
-            return Ok((starts, FrameBoundaries::ExtendedOffsetTable));
-        }
+        lengths_agree.then_some(starts)
+    });
+    let basic = if tables.basic.is_empty() {
+        None
+    } else {
+        from_offsets(&mut tables.basic.iter().map(|&o| u64::from(o)))
+    };
+    // What the data holds: the frames a usable table names, else one per fragment.
+    let held = extended
+        .as_ref()
+        .or(basic.as_ref())
+        .map_or(n, |starts| starts.len() - 1);
+    let frames = frame_count(declared, held as u64);
+
+    if let Some(starts) = extended.filter(|s| s.len() - 1 == frames as usize) {
+        return Ok((starts, FrameBoundaries::ExtendedOffsetTable));
     }
-    if !tables.basic.is_empty()
-        && tables.basic.len() == frames as usize
-        && let Some(starts) = from_offsets(&mut tables.basic.iter().map(|&o| u64::from(o)))
-    {
+    if let Some(starts) = basic.filter(|s| s.len() - 1 == frames as usize) {
         return Ok((starts, FrameBoundaries::BasicOffsetTable));
     }
     if n == frames as usize {

@@ -10,7 +10,10 @@
 //! with the Specific Character Set in force (items may change it).
 
 use super::charset::CharacterSet;
-use super::scan::{MAX_DEPTH, UNDEFINED, decode_header, inflate, locate_data_set};
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
+use super::scan::{
+    MAX_DEPTH, UNDEFINED, decode_header, inflate, locate_data_set, skip_undefined_sequence,
+};
 use super::source::SliceSource;
 use super::tag::{self, Encoding, Tag, Vr, tags};
 use super::{ScanError, ScanErrorKind};
@@ -105,7 +108,7 @@ impl<'b> JsonWriter<'b, '_> {
         let mut cs = inherited.clone();
         let mut members: Vec<(u32, Vec<u8>)> = Vec::new();
         loop {
-            if *pos >= limit {
+            if *pos >= limit || (matches!(end, End::Eof) && elements::root_ends(*pos, limit)) {
                 if matches!(end, End::Delimiter) {
                     return Err(ScanError::truncated(
                         "item has no delimiter before the end of the data",
@@ -115,21 +118,19 @@ impl<'b> JsonWriter<'b, '_> {
             }
             let h = self.header_at(*pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                match (h.tag, end) {
-                    (tags::ITEM_DELIMITATION, End::Delimiter) => {
-                        *pos = h.value_pos;
+                let ends = match end {
+                    End::Delimiter => DataSetEnd::Delimiter,
+                    End::Eof | End::At(_) => DataSetEnd::Length,
+                };
+                match elements::in_data_set(&h, *pos, ends)? {
+                    InDataSet::Closes(next) => {
+                        *pos = next;
                         break;
                     }
-                    // A stray delimiter at the root (seen in the wild): step over it.
-                    (tags::ITEM_DELIMITATION | tags::SEQUENCE_DELIMITATION, End::Eof) => {
-                        *pos = h.value_pos;
+                    // A stray delimiter (seen in the wild): step over it.
+                    InDataSet::Stray(next) => {
+                        *pos = next;
                         continue;
-                    }
-                    _ => {
-                        return Err(ScanError::malformed(format!(
-                            "unexpected {} at byte {}",
-                            h.tag, *pos
-                        )));
                     }
                 }
             }
@@ -169,8 +170,17 @@ impl<'b> JsonWriter<'b, '_> {
                         enc
                     };
                     *pos = h.value_pos;
-                    let items = self.sequence(pos, None, nested, &cs, &member_path, depth)?;
-                    write_sequence(&mut json, &items);
+                    let start = *pos;
+                    match self.sequence(pos, None, nested, &cs, &member_path, depth) {
+                        Ok(items) => write_sequence(&mut json, &items),
+                        // Items the scanner stepped over unread (defined-length ones)
+                        // that cannot be read: the sequence is kept as its bytes, found
+                        // by the scanner's own walk, which the index passed.
+                        Err(e) => {
+                            *pos = skip_undefined_sequence(self.b, start, nested).map_err(|_| e)?;
+                            write_bulk(&mut json, "UN", self.ctx.instance_url, &member_path);
+                        }
+                    }
                 } else {
                     return Err(ScanError::malformed(format!(
                         "element {} (VR {}) at byte {} has undefined length",
@@ -184,9 +194,13 @@ impl<'b> JsonWriter<'b, '_> {
                 let value_end = h.value_pos + u64::from(h.len);
                 if vr == Vr::SQ {
                     let mut p = h.value_pos;
-                    let items =
-                        self.sequence(&mut p, Some(value_end), enc, &cs, &member_path, depth)?;
-                    write_sequence(&mut json, &items);
+                    match self.sequence(&mut p, Some(value_end), enc, &cs, &member_path, depth) {
+                        Ok(items) => write_sequence(&mut json, &items),
+                        // The scanner steps over a defined-length value unread, so the
+                        // index accepts any bytes in it; what cannot be read as items is
+                        // kept as those bytes (bulk data), never failing the instance.
+                        Err(_) => write_bulk(&mut json, "UN", self.ctx.instance_url, &member_path),
+                    }
                 } else {
                     if h.tag == tags::SPECIFIC_CHARACTER_SET {
                         cs = CharacterSet::from_value(value);
@@ -254,12 +268,12 @@ impl<'b> JsonWriter<'b, '_> {
                 break;
             }
             let h = self.header_at(*pos, enc)?;
-            match h.tag {
-                tags::SEQUENCE_DELIMITATION if end.is_none() => {
-                    *pos = h.value_pos;
+            match elements::in_sequence(&h, *pos, end)? {
+                InSequence::End(next) => {
+                    *pos = next;
                     break;
                 }
-                tags::ITEM => {
+                InSequence::Item => {
                     let item_path = format!("{path}/{index}");
                     let obj = if h.len == UNDEFINED {
                         *pos = h.value_pos;
@@ -285,12 +299,6 @@ impl<'b> JsonWriter<'b, '_> {
                     }
                     out.extend_from_slice(&obj);
                     index += 1;
-                }
-                other => {
-                    return Err(ScanError::malformed(format!(
-                        "expected an item at byte {}, found {other}",
-                        *pos
-                    )));
                 }
             }
         }

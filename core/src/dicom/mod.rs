@@ -8,6 +8,7 @@
 pub mod bulk;
 pub mod charset;
 mod dictionary;
+mod elements;
 pub mod frames;
 pub mod json;
 mod scan;
@@ -17,9 +18,36 @@ pub mod transcode;
 pub mod write;
 
 pub use frames::{Fragment, FrameBoundaries, FrameTable, ImagePixelInfo};
-pub use scan::{InstanceRecord, PatientInfo, Scanned, SeriesInfo, StudyInfo, scan, scan_file};
+pub use scan::{
+    InstanceRecord, PatientInfo, Scanned, SeriesInfo, StudyInfo, inflated_frames, scan, scan_file,
+};
 
 use std::fmt;
+
+/// Whether `s` is a DICOM UID as PS3.5 9.1 defines it: digits and dots, at most 64
+/// characters.
+pub fn is_conformant_uid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// Whether `s` may identify a study, series or instance: the one rule the scanner (what
+/// is indexed) and every path and query (what is asked for) share.
+///
+/// A DICOM UID always may. So may a non-conformant value that real (often anonymised)
+/// files carry, such as 64 hexadecimal digits or a UUID, when it is a safe identifier:
+/// at most 64 characters, none of them a control, non-ASCII, space, `/` or `\`
+/// character, no `..`, and only characters a URL path segment carries as they are
+/// (letters, digits and `-._~!$&'()*+;=:@`; not `,`, which separates list values).
+/// Everything else is refused: the scanner skips the file with a reason, and a request
+/// that names such a value is a 400.
+pub fn is_safe_uid(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s != "."
+        && !s.contains("..")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=:@".contains(&b))
+}
 
 /// Why a file could not be indexed. The message names what was wrong and where, so a
 /// user can find the file's problem without a hex editor.

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::charset::CharacterSet;
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::frames::{self, Fragment, FrameTable, ImagePixelInfo, OffsetTables};
 use super::source::{ByteSource, FileSource, SliceSource};
 use super::tag::{self, Encoding, Tag, Vr, tags};
@@ -18,6 +19,9 @@ const MAX_TEXT_VALUE: u32 = 64 * 1024;
 /// Most a deflated data set may inflate to before Pixel Data (a bound against
 /// decompression bombs; real headers are far smaller).
 pub(crate) const MAX_INFLATED: usize = 16 * 1024 * 1024;
+/// Most a deflated data set may inflate to when all of it is needed: a whole instance
+/// sent, its bulk data or its frames served.
+pub(crate) const MAX_INFLATED_INSTANCE: usize = 1 << 30;
 /// Most fragments in one Pixel Data element (180,000-frame slides have one per frame).
 const MAX_FRAGMENTS: usize = 1 << 22;
 /// How much one read of a file fetches; most headers fit in one.
@@ -103,6 +107,9 @@ pub struct InstanceRecord {
     pub image: Option<ImagePixelInfo>,
     /// Where the frames are.
     pub frames: FrameTable,
+    /// Specific Character Set (0008,0005) as written, when a term was misspelt and read
+    /// as the defined term it stands for (`ISO IR 192` as `ISO_IR 192`).
+    pub normalized_charset: Option<String>,
 }
 
 /// What a scan found.
@@ -167,6 +174,54 @@ pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
         w.data_set(pos, encoding, &mut found)?
     };
     found.into_record(ts_uid, encoding, pixel, w.src)
+}
+
+/// The frames of a Deflated Explicit VR Little Endian file: its data set inflated (at
+/// most [`MAX_INFLATED_INSTANCE`] bytes) and the native frame table of its Pixel Data,
+/// with offsets into the inflated bytes. The table is built by the same code, and the
+/// same frame-count rule, as a native file's at index time.
+pub fn inflated_frames(bytes: &[u8]) -> Result<(Vec<u8>, FrameTable), ScanError> {
+    let total = bytes.len() as u64;
+    let mut src = SliceSource(bytes);
+    let mut found = Found::default();
+    let start = Walker {
+        src: &mut src,
+        total,
+        deflated: false,
+    }
+    .locate(&mut found)?;
+    if !start.deflated {
+        return Err(ScanError::malformed("the data set is not deflated"));
+    }
+    let inflated = inflate_up_to(&mut src, start.pos, total, MAX_INFLATED_INSTANCE)?;
+    if inflated.len() >= MAX_INFLATED_INSTANCE {
+        return Err(ScanError::new(
+            ScanErrorKind::Unsupported,
+            format!(
+                "deflated data set inflates past {} MiB",
+                MAX_INFLATED_INSTANCE >> 20
+            ),
+        ));
+    }
+    let table = {
+        let mut inner = SliceSource(&inflated);
+        let mut w = Walker {
+            src: &mut inner,
+            total: inflated.len() as u64,
+            deflated: false,
+        };
+        let pixel = w.data_set(0, start.encoding, &mut found)?;
+        match found.into_record(start.transfer_syntax, start.encoding, pixel, &mut inner)? {
+            Scanned::Instance(r) => r.frames,
+            Scanned::Dicomdir => FrameTable::None,
+        }
+    };
+    match table {
+        FrameTable::Native { .. } => Ok((inflated, table)),
+        _ => Err(ScanError::malformed(
+            "the deflated data set has no native Pixel Data",
+        )),
+    }
 }
 
 /// Inflates the deflated data set that starts at `pos`, reading the file in chunks and
@@ -541,18 +596,15 @@ impl<S: ByteSource> Walker<'_, S> {
         enc: Encoding,
         found: &mut Found,
     ) -> Result<Option<PixelData>, ScanError> {
-        while pos < self.total {
+        while !elements::root_ends(pos, self.total) {
             let h = self.header(pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                if h.tag == tags::SEQUENCE_DELIMITATION || h.tag == tags::ITEM_DELIMITATION {
-                    // A stray delimiter at the root (a writer bug seen in the wild): step over it.
-                    pos = h.value_pos;
-                    continue;
+                // A stray delimiter at the root (a writer bug seen in the wild) is stepped
+                // over; an item here is an error (the rules shared by every reader).
+                match elements::in_data_set(&h, pos, DataSetEnd::Length)? {
+                    InDataSet::Closes(next) | InDataSet::Stray(next) => pos = next,
                 }
-                return Err(ScanError::malformed(format!(
-                    "item tag {} at byte {pos} outside any sequence",
-                    h.tag
-                )));
+                continue;
             }
             if h.tag == tags::PIXEL_DATA
                 || h.tag == tags::FLOAT_PIXEL_DATA
@@ -622,33 +674,28 @@ impl<S: ByteSource> Walker<'_, S> {
             match top {
                 Frame::Sequence(enc) => {
                     let h = self.header(pos, enc)?;
-                    match h.tag {
-                        tags::SEQUENCE_DELIMITATION => {
+                    match elements::in_sequence(&h, pos, None)? {
+                        InSequence::End(next) => {
                             stack.pop();
-                            pos = h.value_pos;
+                            pos = next;
                         }
-                        tags::ITEM if h.len == UNDEFINED => {
+                        InSequence::Item if h.len == UNDEFINED => {
                             stack.push(Frame::Item(enc));
                             pos = h.value_pos;
                         }
-                        tags::ITEM => pos = self.value_end(&h, pos)?,
-                        other => {
-                            return Err(ScanError::malformed(format!(
-                                "expected an item in a sequence at byte {pos}, found {other}"
-                            )));
-                        }
+                        InSequence::Item => pos = self.value_end(&h, pos)?,
                     }
                 }
                 Frame::Item(enc) => {
                     let h = self.header(pos, enc)?;
-                    if h.tag == tags::ITEM_DELIMITATION {
-                        stack.pop();
-                        pos = h.value_pos;
-                    } else if h.tag.0 == 0xFFFE {
-                        return Err(ScanError::malformed(format!(
-                            "unexpected {} inside an item at byte {pos}",
-                            h.tag
-                        )));
+                    if h.tag.0 == 0xFFFE {
+                        match elements::in_data_set(&h, pos, DataSetEnd::Delimiter)? {
+                            InDataSet::Closes(next) => {
+                                stack.pop();
+                                pos = next;
+                            }
+                            InDataSet::Stray(next) => pos = next,
+                        }
                     } else if h.len == UNDEFINED {
                         let nested = match h.vr {
                             Some(Vr::SQ) | None => enc,
@@ -682,7 +729,24 @@ impl<S: ByteSource> Walker<'_, S> {
             deflated: false,
         };
         if self.deflated {
-            return Ok(base);
+            // The frames are counted from the declared length; the bytes may lie past
+            // the part of the stream inflated for the header.
+            let layout = if h.len == UNDEFINED {
+                PixelLayout::Encapsulated {
+                    fragments: Vec::new(),
+                }
+            } else {
+                // When the whole stream was inflated (it is below the cap), the value
+                // must fit in it, as in a file: what the index accepts, the metadata and
+                // frames can read.
+                if (self.total as usize) < MAX_INFLATED {
+                    self.value_end(&h, pos)?;
+                }
+                PixelLayout::Native {
+                    len: u64::from(h.len),
+                }
+            };
+            return Ok(PixelData { layout, ..base });
         }
         if h.len != UNDEFINED {
             self.value_end(&h, pos)?;
@@ -947,9 +1011,9 @@ impl Found {
                     "{name} {t} is missing or empty"
                 )));
             }
-            if v.len() > 64 || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            if !super::is_safe_uid(&v) {
                 return Err(ScanError::malformed(format!(
-                    "{name} {t} is not a valid UID: {v:?}"
+                    "{name} {t} is not a valid UID, nor a safe identifier: {v:?}"
                 )));
             }
             Ok(v)
@@ -967,12 +1031,8 @@ impl Found {
                 .and_then(|v| u32::try_from(v).ok())
                 .unwrap_or(0)
         };
-        let frames = match self.number(NUMBER_OF_FRAMES, enc.big_endian) {
-            None => 1,
-            Some(n) => u32::try_from(n).map_err(|_| {
-                ScanError::malformed(format!("Number of Frames {n} is out of range"))
-            })?,
-        };
+        // Number of Frames as written; what it means is decided by `frames::frame_count`.
+        let declared_frames = self.number(NUMBER_OF_FRAMES, enc.big_endian);
         let (image, frame_table) = match pixel {
             None => (None, FrameTable::None),
             Some(p) => {
@@ -985,7 +1045,7 @@ impl Found {
                     pixel_representation: number(PIXEL_REPRESENTATION),
                     photometric: self.text(PHOTOMETRIC_INTERPRETATION).unwrap_or_default(),
                     planar_configuration: number(PLANAR_CONFIGURATION),
-                    frames,
+                    frames: 0,
                 };
                 if p.tag == FLOAT_PIXEL_DATA {
                     image.bits_allocated = 32;
@@ -993,14 +1053,21 @@ impl Found {
                     image.bits_allocated = 64;
                 }
                 let table = match (p.layout, p.deflated) {
-                    (_, true) => FrameTable::Deflated { count: frames },
+                    // Native pixel data of known length inside the deflated stream: the
+                    // same rule, on the length its element declares.
+                    (PixelLayout::Native { len }, true) => FrameTable::Deflated {
+                        count: frames::native_count(&image, declared_frames, len)?,
+                    },
+                    (_, true) => FrameTable::Deflated {
+                        count: frames::frame_count(declared_frames, u64::MAX),
+                    },
                     (PixelLayout::Native { len }, false) => {
                         let swap_unit = if enc.big_endian && p.vr != Some(Vr::OB) {
                             big_endian_pixel_unit(image.bits_allocated) as u8
                         } else {
                             0
                         };
-                        frames::native(&image, p.value_pos, len, swap_unit)?
+                        frames::native(&image, declared_frames, p.value_pos, len, swap_unit)?
                     }
                     (PixelLayout::Encapsulated { fragments }, false) => {
                         let extended =
@@ -1018,9 +1085,10 @@ impl Found {
                             basic: p.basic_offsets,
                             extended,
                         };
-                        frames::encapsulated(src, frames, fragments, &tables)?
+                        frames::encapsulated(src, declared_frames, fragments, &tables)?
                     }
                 };
+                image.frames = table.count();
                 (Some(image), table)
             }
         };
@@ -1068,6 +1136,9 @@ impl Found {
             },
             image,
             frames: frame_table,
+            normalized_charset: cs
+                .normalized()
+                .then(|| self.text(SPECIFIC_CHARACTER_SET).unwrap_or_default()),
         })))
     }
 }

@@ -5,17 +5,15 @@
 //! Files already in Explicit VR Little Endian (or an encapsulated syntax) with a File
 //! Meta group need nothing and are sent as they are.
 
+use super::elements::{self, DataSetEnd, InDataSet, InSequence};
 use super::scan::{
-    Header, MAX_DEPTH, UNDEFINED, big_endian_pixel_unit, decode_header, inflate_up_to,
-    locate_data_set,
+    Header, MAX_DEPTH, MAX_INFLATED_INSTANCE, UNDEFINED, big_endian_pixel_unit, decode_header,
+    inflate_up_to, locate_data_set, skip_undefined_sequence,
 };
 use super::source::SliceSource;
 use super::tag::{Encoding, Tag, Vr, tags, ts};
 use super::write::{DataSetWriter, file_meta};
 use super::{ScanError, Scanned, scan};
-
-/// Most a deflated data set may inflate to when a whole instance is sent.
-const MAX_INFLATED_INSTANCE: usize = 1 << 30;
 
 /// What to send for an instance.
 pub enum Output {
@@ -126,7 +124,8 @@ impl<'b> Rewriter<'b> {
         }
         let limit = end.unwrap_or(self.b.len() as u64);
         loop {
-            if *pos >= limit {
+            let root = end.is_none() && !delimited;
+            if *pos >= limit || (root && elements::root_ends(*pos, limit)) {
                 if delimited {
                     return Err(ScanError::truncated(
                         "item has no delimiter before the end of the data",
@@ -136,18 +135,22 @@ impl<'b> Rewriter<'b> {
             }
             let h = self.header(*pos, enc)?;
             if h.tag.0 == 0xFFFE {
-                if h.tag == tags::ITEM_DELIMITATION && delimited {
-                    *pos = h.value_pos;
-                    return Ok(());
+                let ends = if delimited {
+                    DataSetEnd::Delimiter
+                } else {
+                    DataSetEnd::Length
+                };
+                match elements::in_data_set(&h, *pos, ends)? {
+                    InDataSet::Closes(next) => {
+                        *pos = next;
+                        return Ok(());
+                    }
+                    // A stray delimiter: stepped over, and not copied.
+                    InDataSet::Stray(next) => {
+                        *pos = next;
+                        continue;
+                    }
                 }
-                if end.is_none() && !delimited && h.tag != tags::ITEM {
-                    *pos = h.value_pos; // a stray delimiter at the root
-                    continue;
-                }
-                return Err(ScanError::malformed(format!(
-                    "unexpected {} at byte {}",
-                    h.tag, *pos
-                )));
             }
             let vr = h.vr.unwrap_or(Vr::UN);
             if h.len == UNDEFINED {
@@ -168,14 +171,34 @@ impl<'b> Rewriter<'b> {
                     enc
                 };
                 *pos = h.value_pos;
-                self.sequence(h.tag, pos, None, depth, nested)?;
+                let start = *pos;
+                let written = self.w.as_bytes().len();
+                if let Err(e) = self.sequence(h.tag, pos, None, depth, nested) {
+                    // As the DICOM JSON writer does: kept as its bytes (UN of undefined
+                    // length, items and delimiter as they are).
+                    let end = skip_undefined_sequence(self.b, start, nested).map_err(|_| e)?;
+                    self.w.truncate(written);
+                    self.w
+                        .header(h.tag, Vr::UN, UNDEFINED)
+                        .raw(&self.b[start as usize..end as usize]);
+                    *pos = end;
+                }
                 continue;
             }
             let value = self.value(&h, limit)?;
             let value_end = h.value_pos + u64::from(h.len);
             if vr == Vr::SQ {
                 let mut p = h.value_pos;
-                self.sequence(h.tag, &mut p, Some(value_end), depth, enc)?;
+                let written = self.w.as_bytes().len();
+                if self
+                    .sequence(h.tag, &mut p, Some(value_end), depth, enc)
+                    .is_err()
+                {
+                    // As the DICOM JSON writer does: a defined-length sequence that cannot
+                    // be read as items is kept as its bytes.
+                    self.w.truncate(written);
+                    self.w.element_unpadded(h.tag, Vr::UN, value);
+                }
             } else if h.tag.1 != 0x0000 {
                 self.element(h.tag, vr, value, enc);
             }
@@ -199,12 +222,12 @@ impl<'b> Rewriter<'b> {
                 break;
             }
             let h = self.header(*pos, enc)?;
-            match h.tag {
-                tags::SEQUENCE_DELIMITATION if end.is_none() => {
-                    *pos = h.value_pos;
+            match elements::in_sequence(&h, *pos, end)? {
+                InSequence::End(next) => {
+                    *pos = next;
                     break;
                 }
-                tags::ITEM => {
+                InSequence::Item => {
                     self.w.item_start();
                     if h.len == UNDEFINED {
                         *pos = h.value_pos;
@@ -217,12 +240,6 @@ impl<'b> Rewriter<'b> {
                         *pos = item_end;
                     }
                     self.w.item_end();
-                }
-                other => {
-                    return Err(ScanError::malformed(format!(
-                        "expected an item at byte {}, found {other}",
-                        *pos
-                    )));
                 }
             }
         }

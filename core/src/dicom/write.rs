@@ -149,6 +149,11 @@ impl DataSetWriter {
         self.sequence_end()
     }
 
+    /// Drops what was written after the first `len` bytes.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+    }
+
     /// The bytes written so far.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf

@@ -42,6 +42,12 @@ pub struct IndexReport {
     pub duplicates: Vec<Duplicate>,
     /// Files that could not be indexed, with the reason.
     pub skipped: Vec<Skipped>,
+    /// Files read in this run whose Study, Series or SOP Instance UID is not a DICOM UID
+    /// but a safe identifier (see [`crate::dicom::is_safe_uid`]): indexed, and named here.
+    pub nonconformant_uids: Vec<NonconformantUid>,
+    /// Files read in this run whose Specific Character Set misspells a defined term
+    /// (`ISO IR 192`): their text was decoded with the term it stands for.
+    pub normalized_charsets: Vec<NormalizedCharset>,
     /// Files not indexed because a UID they name is indexed for another patient (data
     /// never moves to another patient; the file is read again on every run until the
     /// conflict is resolved).
@@ -57,6 +63,26 @@ pub struct Duplicate {
     pub path: String,
     /// The shared SOP Instance UID.
     pub sop_instance_uid: String,
+}
+
+/// A UID that is not a DICOM UID, indexed because it is a safe identifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NonconformantUid {
+    /// The file.
+    pub path: String,
+    /// `StudyInstanceUID`, `SeriesInstanceUID` or `SOPInstanceUID`.
+    pub attribute: String,
+    /// The value.
+    pub uid: String,
+}
+
+/// A file whose Specific Character Set needed normalising.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NormalizedCharset {
+    /// The file.
+    pub path: String,
+    /// Specific Character Set as written.
+    pub value: String,
 }
 
 /// A file not indexed because its study, series or instance is indexed for another
@@ -280,6 +306,12 @@ impl Index {
         report.skipped.extend(walked.skipped);
         report.skipped.sort_by(|a, b| a.path.cmp(&b.path));
         report.duplicates.sort_by(|a, b| a.path.cmp(&b.path));
+        report
+            .nonconformant_uids
+            .sort_by(|a, b| (&a.path, &a.attribute).cmp(&(&b.path, &b.attribute)));
+        report
+            .normalized_charsets
+            .sort_by(|a, b| a.path.cmp(&b.path));
         report.conflicts.sort_by(|a, b| a.path.cmp(&b.path));
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
@@ -853,6 +885,25 @@ impl<'r> Writer<'r> {
             });
             self.conflicted.push((e.clone(), record));
             return Ok(());
+        }
+        for (attribute, uid) in [
+            ("StudyInstanceUID", &record.study.uid),
+            ("SeriesInstanceUID", &record.series.uid),
+            ("SOPInstanceUID", &record.sop_instance_uid),
+        ] {
+            if !crate::dicom::is_conformant_uid(uid) {
+                report.nonconformant_uids.push(NonconformantUid {
+                    path: e.path.clone(),
+                    attribute: attribute.into(),
+                    uid: uid.clone(),
+                });
+            }
+        }
+        if let Some(value) = &record.normalized_charset {
+            report.normalized_charsets.push(NormalizedCharset {
+                path: e.path.clone(),
+                value: value.clone(),
+            });
         }
         let holder: Option<(i64, i64, String, Vec<u8>)> = tx
             .prepare_cached(

@@ -10,7 +10,9 @@ pub mod schema;
 pub mod search;
 
 pub use ingest::{Conflict, ConflictPatient};
-pub use ingest::{Duplicate, IndexOptions, IndexReport, Progress, Skipped};
+pub use ingest::{
+    Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
+};
 pub use patients::PatientRow;
 pub use read::{InstanceFile, InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};
 

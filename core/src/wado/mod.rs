@@ -83,9 +83,11 @@ fn bad(message: impl Into<String>) -> RouteError {
     }
 }
 
-/// Whether `s` is a DICOM UID: digits and dots, at most 64 characters.
+/// Whether `s` may name a study, series or instance in a path or query: a DICOM UID, or
+/// a non-conformant but safe identifier, by the rule the scanner indexes with
+/// ([`crate::dicom::is_safe_uid`]).
 pub fn is_uid(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    crate::dicom::is_safe_uid(s)
 }
 
 fn uid(s: &str, what: &str) -> Result<String, RouteError> {
@@ -128,8 +130,9 @@ fn search(level: Level, study: Option<&str>, series: Option<&str>) -> Route {
     }
 }
 
-/// Parses a path relative to the DICOMweb base (no leading slash). Only digits, dots and
-/// the fixed keywords can appear, so no request can name a file.
+/// Parses a path relative to the DICOMweb base (no leading slash). Only UIDs (by
+/// [`is_uid`]: no `/`, `\`, `..`, `%` or control characters) and the fixed keywords can
+/// appear, so no request can name a file.
 pub fn parse_path(rest: &str) -> Result<Route, RouteError> {
     let segs: Vec<&str> = rest.split('/').collect();
     if segs.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
@@ -468,7 +471,27 @@ mod tests {
             parse_path("studies/1.2%2F..%2Fetc").unwrap_err().status,
             400
         );
-        assert_eq!(parse_path("studies/abc").unwrap_err().status, 400);
+        // Non-conformant but safe UIDs are names; unsafe ones are 400.
+        assert!(parse_path(&format!("studies/{}", "ab12".repeat(16))).is_ok());
+        for unsafe_uid in [
+            "a\\b",
+            "1..2",
+            "1.2\u{e9}",
+            "1 2",
+            "1,2",
+            "a?b",
+            "a#b",
+            "a\"b",
+            "\u{1}",
+        ] {
+            assert_eq!(
+                parse_path(&format!("studies/{unsafe_uid}"))
+                    .unwrap_err()
+                    .status,
+                400,
+                "{unsafe_uid:?}"
+            );
+        }
         assert_eq!(parse_path("studies//x").unwrap_err().status, 400);
         assert_eq!(parse_path("patients").unwrap_err().status, 404);
         assert_eq!(

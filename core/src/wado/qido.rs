@@ -636,7 +636,9 @@ mod tests {
             "series attribute at study level"
         );
         assert!(parse(Level::Study, None, None, "StudyDate=2020").is_err());
-        assert!(parse(Level::Study, None, None, "StudyInstanceUID=1.2,abc").is_err());
+        assert!(parse(Level::Study, None, None, "StudyInstanceUID=1.2,../x").is_err());
+        // A safe non-conformant UID is a UID (issue 14).
+        assert!(parse(Level::Study, None, None, "StudyInstanceUID=1.2,abc").is_ok());
         assert!(parse(Level::Study, None, None, "Nonsense=1").is_err());
         assert!(parse(Level::Study, None, None, "PatientID=%zz").is_err());
         assert!(parse(Level::Series, None, None, "Modality=CT&00080060=MR").is_err());
