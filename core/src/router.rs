@@ -376,7 +376,12 @@ impl Engine {
         let bytes = file.whole().map_err(file_error)?;
         match crate::dicom::transcode::for_web(&bytes) {
             Ok(crate::dicom::transcode::Output::AsStored(ts)) => {
-                Ok((ts, vec![file.chunk(0, id.size).map_err(file_error)?]))
+                // Read once in pread mode; a slice of the mapping in mmap mode.
+                let chunk = match bytes {
+                    std::borrow::Cow::Owned(v) => Chunk::Owned(v),
+                    std::borrow::Cow::Borrowed(_) => file.chunk(0, id.size).map_err(file_error)?,
+                };
+                Ok((ts, vec![chunk]))
             }
             Ok(crate::dicom::transcode::Output::Rewritten(v)) => Ok((
                 crate::dicom::tag::ts::EXPLICIT_VR_LE.to_string(),

@@ -11,6 +11,7 @@ mod properties;
 mod reindex;
 mod scan_cases;
 mod security;
+mod storage_race;
 mod wado_frames;
 mod wado_metadata;
 mod wado_search;
