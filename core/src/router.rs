@@ -24,8 +24,11 @@ impl Engine {
         }
         // A bug must cost one request a 500, never the host process (a PACS links this).
         let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(req)));
-        let mut resp = routed.unwrap_or_else(|_| {
-            Response::error(500, "internal error while answering this request")
+        let mut resp = routed.unwrap_or_else(|panic| {
+            let what = (panic.downcast_ref::<&str>().copied())
+                .or(panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic");
+            Response::internal(format!("panic while answering {}: {what}", req.path))
         });
         if head {
             resp.body = Body::new();
@@ -200,7 +203,7 @@ impl Engine {
         let instances = match self.index.instance_files(study, series, instance) {
             Ok(v) if !v.is_empty() => v,
             Ok(_) => return Response::error(404, &format!("nothing at {}", req.path)),
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         let mut parts: Vec<(String, String, Vec<Chunk>)> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
@@ -301,7 +304,7 @@ impl Engine {
         let value = match crate::dicom::bulk::find(&bytes, path, loc.bits_allocated) {
             Ok(Some(v)) => v,
             Ok(None) => return Response::error(404, &format!("no bulk data at {}", req.path)),
-            Err(e) => return Response::error(500, &format!("{}: {e}", loc.file.path)),
+            Err(e) => return Response::internal(format!("{}: {e}", loc.file.path)),
         };
         let chunk = match value {
             crate::dicom::bulk::BulkValue::EncapsulatedPixelData => {
@@ -387,10 +390,10 @@ impl Engine {
                 crate::dicom::tag::ts::EXPLICIT_VR_LE.to_string(),
                 vec![Chunk::Owned(v)],
             )),
-            Err(e) => Err(Response::error(
-                500,
-                &format!("{}: cannot read the file again: {e}", id.path),
-            )),
+            Err(e) => Err(Response::internal(format!(
+                "{}: cannot read the file again: {e}",
+                id.path
+            ))),
         }
     }
 
@@ -461,7 +464,7 @@ impl Engine {
                     ),
                 );
             }
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         let (ts, chunks) = match self.dicom_file(&instances[0].file) {
             Ok(v) => v,
@@ -503,7 +506,7 @@ impl Engine {
         q.search.conditions.extend(filter);
         let mut rows = match self.index.search(&q.search) {
             Ok(r) => r,
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         let more = rows.len() as u64 > q.search.limit;
         rows.truncate(q.search.limit as usize);
@@ -733,7 +736,7 @@ impl Engine {
         }
         let instances = match self.index.instance_files(study, series, instance) {
             Ok(v) => v,
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         if instances.is_empty() {
             let what = match (series, instance) {
@@ -771,10 +774,10 @@ impl Engine {
                     jsons.push(json);
                 }
                 Err(e) => {
-                    return Response::error(
-                        500,
-                        &format!("{}: cannot read the header again: {e}", inst.file.path),
-                    );
+                    return Response::internal(format!(
+                        "{}: cannot read the header again: {e}",
+                        inst.file.path
+                    ));
                 }
             }
         }
@@ -928,16 +931,17 @@ impl Engine {
                 404,
                 &format!("no instance {instance} in series {series} of study {study}"),
             )),
-            Err(e) => Err(Response::error(500, &format!("index: {e}"))),
+            Err(e) => Err(Response::internal(format!("index: {e}"))),
         }
     }
 }
 
 fn file_error(e: FileError) -> Response {
-    match e {
-        FileError::Gone(m) | FileError::Changed(m) => Response::error(410, &m),
-        FileError::Io(m) => Response::error(500, &m),
-    }
+    let status = match e {
+        FileError::Gone(_) | FileError::Changed(_) => 410,
+        FileError::Io(_) => 500,
+    };
+    Response::error(status, e.client_message()).with_detail(e.detail())
 }
 
 /// The bytes of frame `n` (1-based): ranges of the file where they can be sent as they
@@ -1050,7 +1054,7 @@ impl Refusal {
     pub(crate) fn plain(&self) -> Response {
         match self {
             Refusal::Denied(d) => d.response(),
-            Refusal::Internal(m) => Response::error(500, m),
+            Refusal::Internal(m) => Response::internal(m),
         }
     }
 
@@ -1060,7 +1064,7 @@ impl Refusal {
         let (code, text) = match self {
             Refusal::Denied(d) if d.status == 401 => ("login", d.reason.as_str()),
             Refusal::Denied(d) => ("forbidden", d.reason.as_str()),
-            Refusal::Internal(m) => ("exception", m.as_str()),
+            Refusal::Internal(_) => ("exception", crate::http::INTERNAL_ERROR),
         };
         let body =
             serde_json::to_vec(&crate::fhir::operation_outcome(code, text)).unwrap_or_default();

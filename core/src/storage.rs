@@ -70,7 +70,8 @@ pub struct FileIdentity {
     pub inode: u64,
 }
 
-/// Why a file cannot be served.
+/// Why a file cannot be served. Each variant holds the detail for the host's log (it
+/// names the file); [`FileError::client_message`] is what a client may read.
 #[derive(Debug)]
 pub enum FileError {
     /// The file no longer exists.
@@ -79,6 +80,26 @@ pub enum FileError {
     Changed(String),
     /// Reading failed.
     Io(String),
+}
+
+impl FileError {
+    /// A message for clients: no path, no system error text.
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            FileError::Gone(_) => "the file of this instance was removed since it was indexed",
+            FileError::Changed(_) => {
+                "the file of this instance changed since it was indexed; run `sia index` again"
+            }
+            FileError::Io(_) => "the file of this instance cannot be read",
+        }
+    }
+
+    /// The detail for the host's log (names the file).
+    pub fn detail(&self) -> &str {
+        match self {
+            FileError::Gone(m) | FileError::Changed(m) | FileError::Io(m) => m,
+        }
+    }
 }
 
 /// A read-only memory mapping of an indexed file.

@@ -7,6 +7,7 @@ mod common;
 mod fhir_output;
 mod fuzz_regressions;
 mod introspection;
+mod no_paths;
 mod properties;
 mod reindex;
 mod scan_cases;
