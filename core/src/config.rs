@@ -19,6 +19,8 @@
 //! maps FHIR identifier systems to DICOM Issuers of Patient ID for `sia import-patients`.
 //! Optional: `[capabilities] enabled = true`, `secret_file = "cap.key"`,
 //! `max_lifetime_seconds = 300` (the longest a capability URL lives, whatever its token).
+//! Optional: `[storage] read_mode = "pread"` (default) or `"mmap"` (zero-copy; only for
+//! storage whose files are never truncated or rewritten in place while indexed).
 //! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
 //! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
 //! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
@@ -60,6 +62,8 @@ struct FileConfig {
     capabilities: Capabilities,
     #[serde(default)]
     backend_clients: Vec<BackendClientFile>,
+    #[serde(default)]
+    storage: Storage,
 }
 
 /// `[[backend_clients]]` (SMART Backend Services): `client_id`, `iss` (optional when one
@@ -71,6 +75,15 @@ struct BackendClientFile {
     client_id: String,
     patients: Option<Vec<String>>,
     studies: Option<String>,
+}
+
+/// `[storage] read_mode = "pread"` (the default: a file truncated or unreachable while
+/// it is read is a 410/500, never a crash) or `"mmap"` (zero-copy, for storage whose
+/// files are never truncated in place); see [`crate::storage::ReadMode`].
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Storage {
+    read_mode: Option<String>,
 }
 
 /// `[capabilities] enabled = true` (off by default); `secret_file` keeps capability URLs
@@ -554,7 +567,14 @@ impl Config {
             (Some(k), Some(s)) => Some(k.with_max_lifetime(i64::from(s))),
             (k, _) => k,
         };
+        let read_mode = match file.storage.read_mode.as_deref() {
+            None => crate::storage::ReadMode::default(),
+            Some(m) => m
+                .parse()
+                .map_err(|e| invalid(path, format!("storage: {e}")))?,
+        };
         Ok(Config {
+            read_mode,
             db: resolve(&file.server.db),
             base_url: file.server.base_url,
             auth: Some(std::sync::Arc::new(

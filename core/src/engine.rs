@@ -21,7 +21,9 @@ pub struct Config {
     pub db: PathBuf,
     /// Public base URL; FHIR is served at `{base_url}/fhir`, DICOMweb at `{base_url}/dicom-web`.
     pub base_url: String,
-    /// How frames are read from files.
+    /// How frames are read from files: `Pread` (the default; safe whatever happens to
+    /// the files) or `Mmap` (zero-copy, for storage whose files are never truncated in
+    /// place; see [`ReadMode`]).
     pub read_mode: ReadMode,
     /// Most memory mappings kept open at once.
     pub mapped_files: usize,
@@ -48,7 +50,7 @@ impl Default for Config {
         Config {
             db: PathBuf::from("sia.db"),
             base_url: "http://127.0.0.1:8080".into(),
-            read_mode: ReadMode::Mmap,
+            read_mode: ReadMode::Pread,
             mapped_files: 1024,
             metadata_cache_bytes: 256 * 1024 * 1024,
             auth: None,

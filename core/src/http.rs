@@ -142,7 +142,12 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Body,
+    /// What went wrong, for the host's log only: see [`Response::detail`].
+    detail: Option<String>,
 }
+
+/// The body of a 500: what went wrong stays in [`Response::detail`].
+pub(crate) const INTERNAL_ERROR: &str = "internal error while answering this request";
 
 impl Response {
     /// A response with `body` and its `Content-Type` and `Content-Length`.
@@ -155,7 +160,26 @@ impl Response {
             status,
             headers,
             body,
+            detail: None,
         }
+    }
+
+    /// What went wrong, for the host's log, when the engine knows more than it tells the
+    /// client (a file path, an index error): client-visible bodies never name a server
+    /// path, SQL or an internal identifier, so a host that logs errors logs this.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// Attaches the detail for the host's log.
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Response {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// A 500 whose cause goes to [`Response::detail`], not to the client.
+    pub(crate) fn internal(detail: impl std::fmt::Display) -> Response {
+        Response::error(500, INTERNAL_ERROR).with_detail(detail.to_string())
     }
 
     /// A plain-text error (DICOMweb errors carry a human-readable reason).

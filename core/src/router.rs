@@ -24,8 +24,11 @@ impl Engine {
         }
         // A bug must cost one request a 500, never the host process (a PACS links this).
         let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(req)));
-        let mut resp = routed.unwrap_or_else(|_| {
-            Response::error(500, "internal error while answering this request")
+        let mut resp = routed.unwrap_or_else(|panic| {
+            let what = (panic.downcast_ref::<&str>().copied())
+                .or(panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic");
+            Response::internal(format!("panic while answering {}: {what}", req.path))
         });
         if head {
             resp.body = Body::new();
@@ -200,7 +203,7 @@ impl Engine {
         let instances = match self.index.instance_files(study, series, instance) {
             Ok(v) if !v.is_empty() => v,
             Ok(_) => return Response::error(404, &format!("nothing at {}", req.path)),
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         let mut parts: Vec<(String, String, Vec<Chunk>)> = Vec::new();
         let mut refused: Vec<String> = Vec::new();
@@ -308,7 +311,7 @@ impl Engine {
         let value = match crate::dicom::bulk::find(&bytes, path, loc.bits_allocated) {
             Ok(Some(v)) => v,
             Ok(None) => return Response::error(404, &format!("no bulk data at {}", req.path)),
-            Err(e) => return Response::error(500, &format!("{}: {e}", loc.file.path)),
+            Err(e) => return Response::internal(format!("{}: {e}", loc.file.path)),
         };
         let chunk = match value {
             crate::dicom::bulk::BulkValue::EncapsulatedPixelData => {
@@ -383,16 +386,21 @@ impl Engine {
         let bytes = file.whole().map_err(file_error)?;
         match crate::dicom::transcode::for_web(&bytes) {
             Ok(crate::dicom::transcode::Output::AsStored(ts)) => {
-                Ok((ts, vec![file.chunk(0, id.size).map_err(file_error)?]))
+                // Read once in pread mode; a slice of the mapping in mmap mode.
+                let chunk = match bytes {
+                    std::borrow::Cow::Owned(v) => Chunk::Owned(v),
+                    std::borrow::Cow::Borrowed(_) => file.chunk(0, id.size).map_err(file_error)?,
+                };
+                Ok((ts, vec![chunk]))
             }
             Ok(crate::dicom::transcode::Output::Rewritten(v)) => Ok((
                 crate::dicom::tag::ts::EXPLICIT_VR_LE.to_string(),
                 vec![Chunk::Owned(v)],
             )),
-            Err(e) => Err(Response::error(
-                500,
-                &format!("{}: cannot read the file again: {e}", id.path),
-            )),
+            Err(e) => Err(Response::internal(format!(
+                "{}: cannot read the file again: {e}",
+                id.path
+            ))),
         }
     }
 
@@ -463,7 +471,7 @@ impl Engine {
                     ),
                 );
             }
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         let (ts, chunks) = match self.dicom_file(&instances[0].file) {
             Ok(v) => v,
@@ -505,7 +513,7 @@ impl Engine {
         q.search.conditions.extend(filter);
         let mut rows = match self.index.search(&q.search) {
             Ok(r) => r,
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         let more = rows.len() as u64 > q.search.limit;
         rows.truncate(q.search.limit as usize);
@@ -820,7 +828,7 @@ impl Engine {
         }
         let instances = match self.index.instance_files(study, series, instance) {
             Ok(v) => v,
-            Err(e) => return Response::error(500, &format!("index: {e}")),
+            Err(e) => return Response::internal(format!("index: {e}")),
         };
         if instances.is_empty() {
             let what = match (series, instance) {
@@ -867,10 +875,10 @@ impl Engine {
                     jsons.push(json);
                 }
                 Err(e) => {
-                    let r = Response::error(
-                        500,
-                        &format!("{}: cannot read the header again: {e}", inst.file.path),
-                    );
+                    let r = Response::internal(format!(
+                        "{}: cannot read the header again: {e}",
+                        inst.file.path
+                    ));
                     if let Some(r) = left_out.add(&inst.sop_instance_uid, r) {
                         return r;
                     }
@@ -1058,16 +1066,17 @@ impl Engine {
                 404,
                 &format!("no instance {instance} in series {series} of study {study}"),
             )),
-            Err(e) => Err(Response::error(500, &format!("index: {e}"))),
+            Err(e) => Err(Response::internal(format!("index: {e}"))),
         }
     }
 }
 
 fn file_error(e: FileError) -> Response {
-    match e {
-        FileError::Gone(m) | FileError::Changed(m) => Response::error(410, &m),
-        FileError::Io(m) => Response::error(500, &m),
-    }
+    let status = match e {
+        FileError::Gone(_) | FileError::Changed(_) => 410,
+        FileError::Io(_) => 500,
+    };
+    Response::error(status, e.client_message()).with_detail(e.detail())
 }
 
 /// Where frame bytes are read from: the file, or a deflated file's inflated data set.
@@ -1213,7 +1222,7 @@ impl Refusal {
     pub(crate) fn plain(&self) -> Response {
         match self {
             Refusal::Denied(d) => d.response(),
-            Refusal::Internal(m) => Response::error(500, m),
+            Refusal::Internal(m) => Response::internal(m),
         }
     }
 
@@ -1223,7 +1232,7 @@ impl Refusal {
         let (code, text) = match self {
             Refusal::Denied(d) if d.status == 401 => ("login", d.reason.as_str()),
             Refusal::Denied(d) => ("forbidden", d.reason.as_str()),
-            Refusal::Internal(m) => ("exception", m.as_str()),
+            Refusal::Internal(_) => ("exception", crate::http::INTERNAL_ERROR),
         };
         let body =
             serde_json::to_vec(&crate::fhir::operation_outcome(code, text)).unwrap_or_default();

@@ -1,12 +1,27 @@
-//! Access to indexed files at request time: a bounded cache of memory mappings, or
-//! `pread` for storage where files may be truncated in place.
+//! Access to indexed files at request time: `pread` into owned buffers (the default), or
+//! a bounded cache of memory mappings for hosts that own their storage.
 //!
 //! Before a file is used its identity (size, mtime, inode) is checked against the index,
-//! and a cached mapping is re-checked with `fstat` on every use, so a file changed or
+//! and a cached mapping is re-checked with `stat` on every use, so a file changed or
 //! removed since indexing gives [`FileError::Changed`] / [`FileError::Gone`] (410 to
-//! clients), not stale bytes. A mapped file truncated by another process *between* that
-//! check and the host's write can still raise SIGBUS; `ReadMode::Pread` rules that out at
-//! the cost of a copy.
+//! clients), not stale bytes.
+//!
+//! Why `pread` is the default: a page of a mapping that lies beyond the end of a file
+//! truncated by another process raises SIGBUS when touched, and that touch can happen
+//! anywhere — in a frame copy, or in the host writing a [`Chunk::Mapped`] to a socket
+//! long after `handle` returned. A signal kills the host (a PACS, a Python notebook),
+//! which no panic boundary can catch, and a library cannot install a SIGBUS handler
+//! without taking one over from its host. `pread` turns the same event into a short read
+//! (`UnexpectedEof`, answered 410); an NFS/SMB server that goes away becomes an `EIO`
+//! (500) instead of a fault. The cost is one copy of each range served (see README,
+//! "Read modes").
+//!
+//! [`ReadMode::Mmap`] is the opt-in for hosts whose files are never truncated or
+//! rewritten in place while indexed: written once, and replaced (if ever) by writing a
+//! new file and renaming it over the old one — a mapping keeps the old inode alive, so a
+//! rename or unlink cannot fault. Frames in their stored syntax are then zero-copy
+//! slices of the mapping. Truncating a mapped file in place remains a SIGBUS by design
+//! of the operating system; that is the contract the host accepts with `Mmap`.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -16,14 +31,28 @@ use std::sync::{Arc, Mutex};
 
 use crate::http::Chunk;
 
-/// How frames are read from files.
+/// How frames are read from files (configuration: `[storage] read_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadMode {
-    /// Memory-map files and hand out ranges without copying (the default).
-    #[default]
+    /// Memory-map files and hand out ranges without copying. Only for storage the host
+    /// owns: a file truncated or rewritten in place while mapped raises SIGBUS, which
+    /// kills the process. Replacing files by rename and deleting them are safe.
     Mmap,
-    /// Read ranges with `pread` into owned buffers.
+    /// Read ranges with `pread` into owned buffers (the default): a file truncated,
+    /// replaced or unreachable while it is read gives 410 or 500, never a signal.
+    #[default]
     Pread,
+}
+
+impl std::str::FromStr for ReadMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ReadMode, String> {
+        match s {
+            "pread" => Ok(ReadMode::Pread),
+            "mmap" => Ok(ReadMode::Mmap),
+            _ => Err(format!("read mode {s:?} is not \"pread\" or \"mmap\"")),
+        }
+    }
 }
 
 /// What the index says a file is.
@@ -41,7 +70,8 @@ pub struct FileIdentity {
     pub inode: u64,
 }
 
-/// Why a file cannot be served.
+/// Why a file cannot be served. Each variant holds the detail for the host's log (it
+/// names the file); [`FileError::client_message`] is what a client may read.
 #[derive(Debug)]
 pub enum FileError {
     /// The file no longer exists.
@@ -50,6 +80,26 @@ pub enum FileError {
     Changed(String),
     /// Reading failed.
     Io(String),
+}
+
+impl FileError {
+    /// A message for clients: no path, no system error text.
+    pub fn client_message(&self) -> &'static str {
+        match self {
+            FileError::Gone(_) => "the file of this instance was removed since it was indexed",
+            FileError::Changed(_) => {
+                "the file of this instance changed since it was indexed; run `sia index` again"
+            }
+            FileError::Io(_) => "the file of this instance cannot be read",
+        }
+    }
+
+    /// The detail for the host's log (names the file).
+    pub fn detail(&self) -> &str {
+        match self {
+            FileError::Gone(m) | FileError::Changed(m) | FileError::Io(m) => m,
+        }
+    }
 }
 
 /// A read-only memory mapping of an indexed file.
@@ -151,6 +201,10 @@ impl OpenFile {
                         }
                         _ => FileError::Io(format!("{}: {e}", id.path)),
                     })?;
+                // A write between the check at open and this read (truncated and
+                // written again in place) changes the size or mtime: better a 410 than
+                // bytes of two versions.
+                check(f, id)?;
                 Ok(Chunk::Owned(buf))
             }
         }
@@ -166,7 +220,10 @@ impl OpenFile {
 
     /// The bytes of a range, copied (for frames that must be transformed).
     pub fn read(&self, start: u64, len: u64) -> Result<Vec<u8>, FileError> {
-        Ok(self.chunk(start, len)?.as_bytes().to_vec())
+        Ok(match self.chunk(start, len)? {
+            Chunk::Owned(v) => v,
+            c => c.as_bytes().to_vec(),
+        })
     }
 }
 
@@ -254,8 +311,9 @@ impl FileCache {
         // SAFETY: the mapping is read-only and private to this process. Its contents can
         // change if another process writes the file; sia checks size, mtime and inode
         // before every use and never relies on the bytes for memory safety (they are
-        // copied out or handed to the host as plain bytes). Truncation by another process
-        // after the check can fault; ReadMode::Pread exists for storage where that happens.
+        // copied out or handed to the host as plain bytes). Truncation in place by another
+        // process after the check can fault: ReadMode::Mmap is an opt-in for hosts whose
+        // files are never truncated in place (see the module documentation).
         let map = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
         drop(file);

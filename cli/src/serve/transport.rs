@@ -94,7 +94,21 @@ pub async fn engine_route(
         return into_http(state.engine.handle(&request));
     }
     let engine = state.engine.clone();
-    match tokio::task::spawn_blocking(move || engine.handle(&request)).await {
+    match tokio::task::spawn_blocking(move || {
+        let resp = engine.handle(&request);
+        // What the client is not told (a file path, an index error) goes to the log.
+        if let Some(detail) = resp.detail() {
+            tracing::warn!(
+                "{} {}: {}: {detail}",
+                request.method,
+                request.path,
+                resp.status
+            );
+        }
+        resp
+    })
+    .await
+    {
         Ok(resp) => into_http(resp),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
     }

@@ -31,6 +31,11 @@ fn outcome(status: u16, code: &str, text: &str) -> Response {
     json_response(status, &operation_outcome(code, text))
 }
 
+/// A 500 OperationOutcome; the index error goes to the response's detail, for the log.
+fn internal(e: crate::Error) -> Response {
+    outcome(500, "exception", crate::http::INTERNAL_ERROR).with_detail(format!("index: {e}"))
+}
+
 /// A date comparison prefix (FHIR search `date` parameters). The value is a FHIR date
 /// (`2024`, `2024-03`, `2024-03-12`) or dateTime, compared at day precision (DICOM dates
 /// have no more): it stands for the range of days it covers, so `eq2024` is any day of
@@ -232,7 +237,7 @@ impl Engine {
                 )
             }
             Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
-            Err(e) => outcome(500, "exception", &format!("index: {e}")),
+            Err(e) => internal(e),
         }
     }
 
@@ -454,7 +459,7 @@ impl Engine {
                             issuer,
                         ) {
                             Ok(l) => l,
-                            Err(e) => return outcome(500, "exception", &format!("index: {e}")),
+                            Err(e) => return internal(e),
                         },
                     };
             }
@@ -507,7 +512,7 @@ impl Engine {
         let limit = if summary_count { 0 } else { count };
         let (mut studies, total) = match self.index.find_studies(&conditions, limit, offset) {
             Ok(r) => r,
-            Err(e) => return outcome(500, "exception", &format!("index: {e}")),
+            Err(e) => return internal(e),
         };
         // The subject is the patient the compartment was decided for (a DICOM patient
         // may be linked to several FHIR ids, and on several issuers).
