@@ -124,6 +124,14 @@ impl MappedFile {
     }
 }
 
+/// `st_ctime` in nanoseconds: moved by every write, truncation or `utimes`, and not
+/// settable by the writer.
+fn status_changed_ns(md: &std::fs::Metadata) -> i64 {
+    md.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.ctime_nsec())
+}
+
 fn check_metadata(md: &std::fs::Metadata, id: &FileIdentity) -> Result<(), FileError> {
     let mtime = md.mtime() * 1_000_000_000 + md.mtime_nsec();
     if md.len() != id.size || mtime != id.mtime_ns || md.ino() != id.inode {
@@ -164,8 +172,8 @@ fn open(id: &FileIdentity) -> Result<File, FileError> {
 pub enum OpenFile {
     /// A checked mapping.
     Mapped(Arc<MappedFile>),
-    /// A checked file for `pread`.
-    Pread(File, FileIdentity),
+    /// A checked file for `pread`, with its status-change time (ns) when it was checked.
+    Pread(File, FileIdentity, i64),
 }
 
 impl OpenFile {
@@ -188,7 +196,7 @@ impl OpenFile {
                     len: len as usize,
                 })
             }
-            OpenFile::Pread(f, id) => {
+            OpenFile::Pread(f, id, ctime) => {
                 let mut buf = vec![
                     0u8;
                     usize::try_from(len)
@@ -203,8 +211,18 @@ impl OpenFile {
                     })?;
                 // A write between the check at open and this read (truncated and
                 // written again in place) changes the size or mtime: better a 410 than
-                // bytes of two versions.
-                check(f, id)?;
+                // bytes of two versions. A writer that restores size and mtime still
+                // moves the status-change time, which nobody can set back.
+                let md = f
+                    .metadata()
+                    .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
+                check_metadata(&md, id)?;
+                if status_changed_ns(&md) != *ctime {
+                    return Err(FileError::Changed(format!(
+                        "{} changed while it was being read",
+                        id.path
+                    )));
+                }
                 Ok(Chunk::Owned(buf))
             }
         }
@@ -214,7 +232,7 @@ impl OpenFile {
     pub fn whole(&self) -> Result<std::borrow::Cow<'_, [u8]>, FileError> {
         match self {
             OpenFile::Mapped(m) => Ok(std::borrow::Cow::Borrowed(m.bytes())),
-            OpenFile::Pread(_, id) => Ok(std::borrow::Cow::Owned(self.read(0, id.size)?)),
+            OpenFile::Pread(_, id, _) => Ok(std::borrow::Cow::Owned(self.read(0, id.size)?)),
         }
     }
 
@@ -292,8 +310,11 @@ impl FileCache {
     pub fn open(&self, id: &FileIdentity) -> Result<OpenFile, FileError> {
         if self.mode == ReadMode::Pread {
             let f = open(id)?;
-            check(&f, id)?;
-            return Ok(OpenFile::Pread(f, id.clone()));
+            let md = f
+                .metadata()
+                .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
+            check_metadata(&md, id)?;
+            return Ok(OpenFile::Pread(f, id.clone(), status_changed_ns(&md)));
         }
         let cached = self.lru().get(id);
         if let Some(m) = cached {
