@@ -135,7 +135,7 @@ fn answers_quickly(req: &sia::http::Request) -> bool {
 /// their mapping alive until hyper has written them.
 pub fn into_http(resp: sia::http::Response) -> Response {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let chunks: VecDeque<Bytes> = resp.body.into_chunks().into_iter().map(bytes_of).collect();
+    let chunks = coalesce(resp.body.into_chunks());
     let mut out = Response::new(axum::body::Body::new(ChunkBody {
         remaining: chunks.iter().map(|b| b.len() as u64).sum(),
         chunks,
@@ -150,6 +150,38 @@ pub fn into_http(resp: sia::http::Response) -> Response {
             continue;
         };
         headers.append(n, v);
+    }
+    out
+}
+
+/// Chunks smaller than this are copied together before writing.
+const SMALL_CHUNK: usize = 16 * 1024;
+/// Largest buffer small chunks are gathered into.
+const GATHER: usize = 256 * 1024;
+
+/// The body as `Bytes` for hyper. Large chunks (frames, files) pass as they are; runs of
+/// small ones (the thousand instance objects and commas of a series' metadata, multipart
+/// part headers) are gathered into buffers of up to 256 KiB, so a response is a few
+/// large writes rather than thousands of tiny ones.
+fn coalesce(chunks: Vec<Chunk>) -> VecDeque<Bytes> {
+    let mut out = VecDeque::new();
+    let mut gathered: Vec<u8> = Vec::new();
+    for chunk in chunks {
+        let len = chunk.as_bytes().len();
+        if len < SMALL_CHUNK {
+            if gathered.len() + len > GATHER {
+                out.push_back(Bytes::from(std::mem::take(&mut gathered)));
+            }
+            gathered.extend_from_slice(chunk.as_bytes());
+            continue;
+        }
+        if !gathered.is_empty() {
+            out.push_back(Bytes::from(std::mem::take(&mut gathered)));
+        }
+        out.push_back(bytes_of(chunk));
+    }
+    if !gathered.is_empty() {
+        out.push_back(Bytes::from(gathered));
     }
     out
 }
