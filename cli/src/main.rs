@@ -88,48 +88,10 @@ enum Command {
     /// names the token issuer (--fhir-issuer, or the only issuer of --config). Without
     /// either, the link is unassigned: it serves tokens only while exactly one issuer is
     /// configured.
-    Link {
-        /// The index database (default: the configuration's, else ./sia.db).
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// A configuration file: its only issuer is the default --fhir-issuer.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The token issuer (`iss`) whose Patient id this is.
-        #[arg(long)]
-        fhir_issuer: Option<String>,
-        /// The FHIR Patient id (as in the token's patient claim).
-        #[arg(long)]
-        patient: String,
-        /// The DICOM Patient ID (0010,0020).
-        #[arg(long)]
-        identifier: String,
-        /// The DICOM Issuer of Patient ID (0010,0021); empty when absent.
-        #[arg(long, default_value = "")]
-        issuer: String,
-    },
+    Link(LinkArgs),
     /// Remove a link made by `sia link` or `sia import-patients`; effective at once,
     /// capability URLs that relied on it included.
-    Unlink {
-        /// The index database (default: the configuration's, else ./sia.db).
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// A configuration file: its only issuer is the default --fhir-issuer.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The token issuer (`iss`) whose Patient id this is.
-        #[arg(long)]
-        fhir_issuer: Option<String>,
-        /// The FHIR Patient id.
-        #[arg(long)]
-        patient: String,
-        /// The DICOM Patient ID (0010,0020).
-        #[arg(long)]
-        identifier: String,
-        /// The DICOM Issuer of Patient ID (0010,0021); empty when absent.
-        #[arg(long, default_value = "")]
-        issuer: String,
-    },
+    Unlink(LinkArgs),
     /// Link FHIR Patients to DICOM patients from Patient resources.
     ///
     /// The file holds NDJSON, a Bundle or one Patient; identifier systems map to DICOM
@@ -209,6 +171,30 @@ enum Command {
         /// Folder to write into (created if needed).
         dir: PathBuf,
     },
+}
+
+/// Which link `sia link` adds and `sia unlink` removes: a FHIR Patient id of a token
+/// issuer, and a DICOM patient (Patient ID + Issuer of Patient ID).
+#[derive(clap::Args)]
+struct LinkArgs {
+    /// The index database (default: the configuration's, else ./sia.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// A configuration file: its only issuer is the default --fhir-issuer.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The token issuer (`iss`) whose Patient id this is.
+    #[arg(long)]
+    fhir_issuer: Option<String>,
+    /// The FHIR Patient id (as in the token's patient claim).
+    #[arg(long)]
+    patient: String,
+    /// The DICOM Patient ID (0010,0020).
+    #[arg(long)]
+    identifier: String,
+    /// The DICOM Issuer of Patient ID (0010,0021); empty when absent.
+    #[arg(long, default_value = "")]
+    issuer: String,
 }
 
 fn main() -> ExitCode {
@@ -308,14 +294,14 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             headers,
             base_url,
         } => get(target, db, config, headers, base_url),
-        Command::Link {
+        Command::Link(LinkArgs {
             db,
             config,
             fhir_issuer,
             patient,
             identifier,
             issuer,
-        } => {
+        }) => {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
             let index = sia::index::Index::open(&cfg.db)?;
             index.link_patient_for(&iss, &patient, &identifier, &issuer)?;
@@ -324,14 +310,14 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
-        Command::Unlink {
+        Command::Unlink(LinkArgs {
             db,
             config,
             fhir_issuer,
             patient,
             identifier,
             issuer,
-        } => {
+        }) => {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
             let index = sia::index::Index::open(&cfg.db)?;
             let n = index.unlink_patient(&iss, &patient, &identifier, &issuer)?;
@@ -535,17 +521,7 @@ fn print_report(out: &mut impl Write, r: &IndexReport) -> std::io::Result<()> {
         writeln!(out, "skipped: {}: {}", s.path, s.reason)?;
     }
     for c in &r.conflicts {
-        writeln!(
-            out,
-            "conflict: {}: {} {} is indexed for patient {:?} (issuer {:?}), the file names {:?} (issuer {:?}); not indexed",
-            c.path,
-            c.level,
-            c.uid,
-            c.indexed_patient.patient_id,
-            c.indexed_patient.issuer,
-            c.file_patient.patient_id,
-            c.file_patient.issuer
-        )?;
+        writeln!(out, "conflict: {c}; not indexed")?;
     }
     for c in &r.normalized_charsets {
         writeln!(

@@ -199,16 +199,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
             report.seconds
         );
         for c in &report.conflicts {
-            tracing::warn!(
-                "not indexed: {}: its {} UID {} belongs to another patient ({} / {}) than the file's ({} / {})",
-                c.path,
-                c.level,
-                c.uid,
-                c.indexed_patient.patient_id,
-                c.indexed_patient.issuer,
-                c.file_patient.patient_id,
-                c.file_patient.issuer
-            );
+            tracing::warn!("conflict: {c}; not indexed");
         }
     }
     let jwks = match (&auth, jwks_sources.is_empty()) {

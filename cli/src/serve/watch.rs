@@ -71,12 +71,7 @@ pub fn spawn(engine: Arc<Engine>, paths: Vec<PathBuf>, db: PathBuf) -> Result<()
                         r.seconds
                     );
                     for c in &r.conflicts {
-                        tracing::warn!(
-                            "watch: not indexed: {}: its {} UID {} belongs to another patient",
-                            c.path,
-                            c.level,
-                            c.uid
-                        );
+                        tracing::warn!("watch: conflict: {c}; not indexed");
                     }
                 }
                 Ok(Ok(_)) => {}

@@ -101,6 +101,23 @@ pub struct Conflict {
     pub file_patient: ConflictPatient,
 }
 
+impl std::fmt::Display for Conflict {
+    /// `path: study UID is indexed for patient "A" (issuer "X"), the file names "B" (issuer "Y")`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} {} is indexed for patient {:?} (issuer {:?}), the file names {:?} (issuer {:?})",
+            self.path,
+            self.level,
+            self.uid,
+            self.indexed_patient.patient_id,
+            self.indexed_patient.issuer,
+            self.file_patient.patient_id,
+            self.file_patient.issuer
+        )
+    }
+}
+
 /// A DICOM patient in a [`Conflict`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConflictPatient {
