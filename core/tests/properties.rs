@@ -190,7 +190,7 @@ mod claims {
     /// The claim rules, written plainly.
     fn reference(c: &serde_json::Map<String, Value>) -> bool {
         let num = |v: &Value| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64));
-        let exp_ok = c.get("exp").and_then(num).is_some_and(|e| e + 30 >= NOW);
+        let exp_ok = c.get("exp").and_then(num).is_some_and(|e| e + 30 > NOW);
         let time_ok = |k: &str| {
             c.get(k)
                 .is_none_or(|v| num(v).is_some_and(|t| t - 30 <= NOW))
@@ -217,6 +217,14 @@ mod claims {
         prop_oneof![
             Just(None),
             (NOW - 200..NOW + 200).prop_map(|t| Some(json!(t))),
+            // The boundaries of a 30-second leeway, exactly.
+            prop_oneof![
+                Just(NOW - 31),
+                Just(NOW - 30),
+                Just(NOW + 30),
+                Just(NOW + 31)
+            ]
+            .prop_map(|t| Some(json!(t))),
             (NOW - 200..NOW + 200).prop_map(|t| Some(json!(t.to_string()))),
             Just(Some(json!(null))),
             Just(Some(json!(ISS))),

@@ -259,7 +259,7 @@ impl Introspector {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .get(token)
-            .filter(|c| c.until >= now())
+            .filter(|c| c.until > now())
             .map(|c| c.response.clone())
     }
 
@@ -278,7 +278,7 @@ impl Introspector {
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MAX_CACHED {
-            cache.retain(|_, c| c.until >= t);
+            cache.retain(|_, c| c.until > t);
             if cache.len() >= MAX_CACHED {
                 cache.clear();
             }

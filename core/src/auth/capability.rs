@@ -155,8 +155,10 @@ impl CapabilityKey {
                 }
                 _ => "the capability is not valid".to_string(),
             })?;
-        // The bound holds even for capabilities issued under a longer one.
-        if now() > c.iat.saturating_add(self.max_lifetime) {
+        // jsonwebtoken accepts a token in the very second of its exp; RFC 7519 §4.1.4
+        // does not. The bound holds even for capabilities issued under a longer one.
+        let t = now();
+        if t >= c.exp || t >= c.iat.saturating_add(self.max_lifetime) {
             return Err("the capability has expired".into());
         }
         if c.iss.is_empty() || c.pat.is_empty() {
@@ -194,6 +196,17 @@ mod tests {
             k.check(&k.issue("1.2.3", "https://ehr", "123", None, now - 1))
                 .unwrap_err()
                 .contains("expired")
+        );
+        // RFC 7519 §4.1.4: not accepted in the second of its exp (leeway 0), accepted
+        // the second before.
+        assert!(
+            k.check(&k.issue("1.2.3", "https://ehr", "123", None, now))
+                .unwrap_err()
+                .contains("expired")
+        );
+        assert!(
+            k.check(&k.issue("1.2.3", "https://ehr", "123", None, now + 2))
+                .is_ok()
         );
         let other = CapabilityKey::new(vec![8; 32]).unwrap();
         assert!(

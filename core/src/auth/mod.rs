@@ -413,7 +413,7 @@ impl Authorizer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(bearer)
-            && v.exp >= t
+            && v.exp > t
         {
             return Ok(v.clone());
         }
@@ -423,7 +423,7 @@ impl Authorizer {
         };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= TOKEN_CACHE {
-            cache.retain(|_, v| v.exp >= t);
+            cache.retain(|_, v| v.exp > t);
             if cache.len() >= TOKEN_CACHE {
                 cache.clear();
             }

@@ -328,7 +328,8 @@ pub fn check_claims(
     let exp = claims.get("exp").ok_or("token has no exp")?;
     let exp = number(exp).ok_or("exp is not a number")?;
     // Saturating: claims are attacker input, and i64::MIN or i64::MAX must not wrap.
-    if exp.saturating_add(leeway) < now {
+    // RFC 7519 §4.1.4: not accepted *on or after* exp (plus the leeway).
+    if exp.saturating_add(leeway) <= now {
         return Err("token has expired".into());
     }
     for name in ["nbf", "iat"] {
@@ -395,4 +396,58 @@ pub fn check_claims(
         exp,
         aud,
     })
+}
+
+#[cfg(test)]
+mod time_boundaries {
+    use super::*;
+
+    fn policy(leeway: i64) -> IssuerPolicy {
+        IssuerPolicy {
+            iss: "https://ehr".into(),
+            audiences: vec!["https://ehr/fhir".into()],
+            algorithms: vec![Algorithm::HS256],
+            leeway,
+            require_typ: None,
+            patient_claim: "patient".into(),
+            scope_claim: "scope".into(),
+            keys: Keys::Secret(vec![0; 32]),
+        }
+    }
+
+    fn claims(extra: &[(&str, i64)]) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::json!({"iss": "https://ehr", "aud": "https://ehr/fhir",
+            "scope": "patient/ImagingStudy.rs", "patient": "p"});
+        for (k, v) in extra {
+            m[*k] = serde_json::json!(v);
+        }
+        m.as_object().unwrap().clone()
+    }
+
+    /// RFC 7519 §4.1.4/§4.1.5 at each boundary, with leeway 0 and with leeway 30:
+    /// valid while now < exp + leeway; nbf and iat valid while now >= t - leeway.
+    #[test]
+    fn exp_nbf_and_iat_at_their_boundaries() {
+        let now = 1_800_000_000;
+        for leeway in [0, 30] {
+            let p = policy(leeway);
+            let ok = |c: &[(&str, i64)]| check_claims(&claims(c), &p, now).is_ok();
+            assert!(
+                !ok(&[("exp", now - leeway)]),
+                "exp reached (leeway {leeway})"
+            );
+            assert!(ok(&[("exp", now - leeway + 1)]), "one second before exp");
+            assert!(!ok(&[("exp", now - leeway - 1)]));
+            for name in ["nbf", "iat"] {
+                assert!(
+                    ok(&[("exp", now + 60), (name, now + leeway)]),
+                    "{name} reached"
+                );
+                assert!(
+                    !ok(&[("exp", now + 60), (name, now + leeway + 1)]),
+                    "{name} ahead"
+                );
+            }
+        }
+    }
 }
