@@ -459,8 +459,25 @@ impl Config {
                     let f = resolve(f);
                     let secret = std::fs::read(&f).map_err(|e| Error::io(&f, e))?;
                     let secret = secret.strip_suffix(b"\n").unwrap_or(&secret).to_vec();
-                    if secret.len() < 32 {
-                        return Err(invalid(&f, "a shared secret must be at least 32 bytes"));
+                    // RFC 7518 §3.2: a key at least as long as the hash output.
+                    let need = algorithms
+                        .iter()
+                        .map(|a| match a {
+                            jsonwebtoken::Algorithm::HS512 => 64,
+                            jsonwebtoken::Algorithm::HS384 => 48,
+                            _ => 32,
+                        })
+                        .max()
+                        .unwrap_or(32);
+                    if secret.len() < need {
+                        return Err(invalid(
+                            &f,
+                            format!(
+                                "a shared secret for {} must be at least {need} bytes (RFC 7518 §3.2); it has {}",
+                                i.algorithms.join(", "),
+                                secret.len()
+                            ),
+                        ));
                     }
                     Keys::Secret(secret)
                 }

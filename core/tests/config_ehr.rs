@@ -149,3 +149,37 @@ fn backend_client_policies() {
         assert!(load(issuer, bad).is_err(), "{bad}");
     }
 }
+
+/// RFC 7518 §3.2: an HMAC key at least as long as the hash output — 32 bytes for
+/// HS256, 48 for HS384, 64 for HS512 — checked when the configuration is read.
+#[test]
+fn shared_secrets_are_as_long_as_their_algorithms_hash() {
+    for (algorithms, len, ok) in [
+        ("\"HS256\"", 31, false),
+        ("\"HS256\"", 32, true),
+        ("\"HS384\"", 47, false),
+        ("\"HS384\"", 48, true),
+        ("\"HS256\", \"HS512\"", 63, false),
+        ("\"HS512\"", 64, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.key"), vec![b'k'; len]).unwrap();
+        let p = dir.path().join("sia.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[server]\nbase_url = \"http://h\"\ndb = \"i.db\"\n[[issuers]]\niss = \"https://ehr\"\naudiences = [\"https://ehr/fhir\"]\nhs256_secret_file = \"s.key\"\nalgorithms = [{algorithms}]\n"
+            ),
+        )
+        .unwrap();
+        let loaded = Config::from_file(&p);
+        assert_eq!(
+            loaded.is_ok(),
+            ok,
+            "{algorithms} with {len} bytes: {loaded:?}"
+        );
+        if let Err(e) = loaded {
+            assert!(e.to_string().contains("RFC 7518"), "{e}");
+        }
+    }
+}
