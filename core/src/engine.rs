@@ -84,6 +84,8 @@ pub struct Engine {
     pub(crate) auth: Option<Arc<Authorizer>>,
     /// Signs and checks capability URLs, when enabled.
     pub(crate) capabilities: Option<CapabilityKey>,
+    /// Decode slots and the decoded-frame cache (`pixels`).
+    pub(crate) pixels: crate::pixels::Pixels,
 }
 
 impl Engine {
@@ -104,6 +106,7 @@ impl Engine {
             metadata_cache: crate::metadata_cache::MetadataCache::new(config.metadata_cache_bytes),
             auth: config.auth,
             capabilities: config.capabilities,
+            pixels: crate::pixels::Pixels::new(crate::pixels::DEFAULT_CACHE_BYTES),
         })
     }
 

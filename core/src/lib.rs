@@ -17,6 +17,7 @@ pub mod http;
 pub mod index;
 mod locations;
 mod metadata_cache;
+pub mod pixels;
 mod router;
 pub mod storage;
 pub mod wado;

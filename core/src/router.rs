@@ -939,11 +939,22 @@ impl Engine {
         let Some(rep) =
             wado::negotiate_frames(&accept, native, &loc.transfer_syntax, present.len())
         else {
+            // Uncompressed frames of a compressed instance: decoded (wado/decoded.rs).
+            let location = |n: u32| {
+                format!("{base}/studies/{study}/series/{series}/instances/{instance}/frames/{n}")
+            };
+            let asked = wado::decoded::FrameRequest {
+                present: &present,
+                missing: &missing,
+            };
+            if let Some(resp) = self.decoded_frames(&accept, location, instance, &loc, asked) {
+                return resp;
+            }
             let offer = if native {
                 "multipart/related; type=\"application/octet-stream\"".to_string()
             } else {
                 format!(
-                    "multipart/related; type=\"{}\"; transfer-syntax={} (sia does not decompress)",
+                    "multipart/related; type=\"{}\"; transfer-syntax={}",
                     wado::frame_media_type(&loc.transfer_syntax),
                     loc.transfer_syntax
                 )

@@ -1,6 +1,7 @@
 //! DICOMweb: the path grammar, media types and negotiation, and the multipart writer.
 
 pub mod accept;
+pub(crate) mod decoded;
 mod multipart;
 pub mod qido;
 

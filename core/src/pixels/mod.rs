@@ -1,0 +1,150 @@
+//! Pixel data: decoding compressed frames (through the dicom-rs codecs), and the bounds
+//! around it — a size check before any allocation, a per-request cap, a bounded number
+//! of decodes at once and a byte-bounded cache of decoded frames.
+//!
+//! Frames in their stored syntax never come here: they are served from the frame table
+//! without parsing (`router.rs`). This module is used when a client asks for what the
+//! file does not hold: uncompressed frames of a compressed instance (PS3.18 8.7.3.5),
+//! rendered images and thumbnails (PS3.18 10.4).
+
+mod cache;
+mod codestream;
+mod decode;
+mod pool;
+pub mod syntax;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use decode::{decode_frame, decoded_frame_len};
+
+use crate::dicom::ImagePixelInfo;
+use crate::storage::{FileError, FileIdentity};
+
+/// Largest decoded frame, in bytes (1 GiB): past this a frame is refused before
+/// anything is allocated. A 16-bit 16384 × 16384 whole-slide tile plane is 512 MiB.
+pub const MAX_FRAME_BYTES: u64 = 1 << 30;
+/// Most decoded bytes one request may produce (frames answered together), 1 GiB.
+pub const MAX_REQUEST_BYTES: u64 = 1 << 30;
+/// Default bound of the decoded-frame cache, 256 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// This build cannot decode it (no codec for the syntax, or a codestream feature
+    /// the codec lacks); a client asking for decoded data gets 406.
+    Unsupported(String),
+    /// The decoded frame (or request) would exceed the memory cap.
+    TooLarge(String),
+    /// The codestream is damaged or disagrees with the data set.
+    Corrupt(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Unsupported(m) | DecodeError::TooLarge(m) | DecodeError::Corrupt(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Why a decoded frame could not be produced for a request.
+#[derive(Debug)]
+pub(crate) enum FrameFailure {
+    /// Decoding failed.
+    Decode(DecodeError),
+    /// The file could not be read (410 / 500 as for stored frames).
+    File(FileError),
+    /// Every decode slot stayed busy (503).
+    Busy,
+}
+
+/// The engine's decoding state: slots and cache. `Send + Sync`.
+#[derive(Debug)]
+pub(crate) struct Pixels {
+    slots: pool::DecodeSlots,
+    cache: cache::FrameCache,
+}
+
+impl Pixels {
+    /// Half the cores decode at once (at least one), four requests per slot may wait up
+    /// to 5 s; `cache_bytes` of decoded frames are kept.
+    pub(crate) fn new(cache_bytes: usize) -> Pixels {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let slots = (cores / 2).max(1);
+        Pixels {
+            slots: pool::DecodeSlots::new(slots, 4 * slots, Duration::from_secs(5)),
+            cache: cache::FrameCache::new(cache_bytes),
+        }
+    }
+
+    /// Frame `n` (1-based) of `file`, decoded: from the cache, else read with `encoded`
+    /// and decoded in a slot. The result is [`decode_frame`]'s.
+    pub(crate) fn frame(
+        &self,
+        file: &FileIdentity,
+        n: u32,
+        transfer_syntax: &str,
+        image: &ImagePixelInfo,
+        encoded: impl FnOnce() -> Result<Vec<u8>, FileError>,
+    ) -> Result<Arc<[u8]>, FrameFailure> {
+        let key = cache::key(file, n);
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
+        // Refuse what cannot be decoded before reading or waiting for anything.
+        if !syntax::decodes(transfer_syntax) {
+            return Err(FrameFailure::Decode(DecodeError::Unsupported(format!(
+                "sia does not decode transfer syntax {transfer_syntax}"
+            ))));
+        }
+        let bytes = encoded().map_err(FrameFailure::File)?;
+        let _slot = self.slots.take().ok_or(FrameFailure::Busy)?;
+        let frame: Arc<[u8]> = decode_frame(transfer_syntax, image, &bytes, MAX_FRAME_BYTES)
+            .map_err(FrameFailure::Decode)?
+            .into();
+        self.cache.put(key, frame.clone());
+        Ok(frame)
+    }
+}
+
+/// The Image Pixel attributes of an instance as the index holds them, or `None` when
+/// the instance is not indexed or has no pixel module.
+pub(crate) fn image_info(
+    index: &crate::index::Index,
+    sop_instance_uid: &str,
+) -> crate::Result<Option<ImagePixelInfo>> {
+    use rusqlite::OptionalExtension;
+    index.read(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT rows, columns, coalesce(samples_per_pixel, 1), bits_allocated,
+                        coalesce(bits_stored, bits_allocated), coalesce(pixel_representation, 0),
+                        coalesce(photometric, ''), coalesce(planar_configuration, 0), number_of_frames
+                 FROM instances WHERE sop_instance_uid = ?1 AND rows IS NOT NULL
+                   AND columns IS NOT NULL AND bits_allocated IS NOT NULL",
+            )?
+            .query_row([sop_instance_uid], |r| {
+                let u = |i: usize| -> rusqlite::Result<u32> {
+                    Ok(u32::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+                };
+                Ok(ImagePixelInfo {
+                    rows: u(0)?,
+                    columns: u(1)?,
+                    samples_per_pixel: u(2)?,
+                    bits_allocated: u(3)?,
+                    bits_stored: u(4)?,
+                    pixel_representation: u(5)?,
+                    photometric: r.get::<_, String>(6)?.trim().to_string(),
+                    planar_configuration: u(7)?,
+                    frames: u(8)?,
+                })
+            })
+            .optional()?)
+    })
+}
