@@ -178,10 +178,8 @@ impl Engine {
                 instance,
                 path,
             } => self.bulkdata(req, base, &study, &series, &instance, &path),
-            Route::Other(p) => Response::error(
-                501,
-                &format!("{p}: rendered, thumbnail and bulkdata resources are not served yet"),
-            ),
+            // Rendered and thumbnail resources (wado/rendered.rs); the rest is 501.
+            Route::Other(p) => self.rendered(req, base, &p),
         }
     }
 
@@ -452,10 +450,8 @@ impl Engine {
                 .any(|a| a.contains("application/dicom")),
         };
         if !content_type {
-            return Response::error(
-                406,
-                "only contentType=application/dicom is served; rendered images are not yet",
-            );
+            // A rendered image (wado/rendered.rs): image/jpeg by default.
+            return self.wado_uri_rendered(&get, &uids);
         }
         let instances = match self
             .index
@@ -1091,7 +1087,7 @@ fn file_error(e: FileError) -> Response {
 }
 
 /// Where frame bytes are read from: the file, or a deflated file's inflated data set.
-enum FrameBytes<'a> {
+pub(crate) enum FrameBytes<'a> {
     File(&'a OpenFile),
     Inflated(&'a [u8]),
 }
@@ -1121,7 +1117,7 @@ fn self_range(b: &[u8], start: u64, len: u64) -> Result<&[u8], FileError> {
 
 /// The bytes of frame `n` (1-based): ranges of the file where they can be sent as they
 /// are, owned buffers where they must change (big-endian swap, 1-bit realignment).
-fn frame_chunks(
+pub(crate) fn frame_chunks(
     file: &FrameBytes<'_>,
     table: &FrameTable,
     n: u32,

@@ -735,7 +735,7 @@ pub fn token_with(iss: &str, extra: Value) -> String {
 }
 
 #[test]
-fn routes_not_served_yet_are_authorized_first() {
+fn routes_not_served_yet_and_rendered_are_authorized_first() {
     let fx = fixture(&[A], Some(cap_key()));
     let db = fx.engine.index_db();
     db.link_patient_for(A, "alice", "DEMO-001", "SIA_DEMO")
@@ -780,12 +780,25 @@ fn routes_not_served_yet_are_authorized_first() {
         assert_eq!(get(&fx.engine, &p, Some("garbage")).status, 401, "{p}");
         assert_eq!(get(&fx.engine, &p, Some(&bob)).status, 403, "{p}");
         assert_eq!(get(&fx.engine, &p, Some(&search_only)).status, 403, "{p}");
-        assert_eq!(get(&fx.engine, &p, Some(&alice)).status, 501, "{p}");
-        assert_eq!(
-            get(&fx.engine, &format!("{cap}/{t}"), None).status,
-            501,
-            "{t}"
-        );
+        // Rendered and thumbnail resources are served (issue 13); the rest is 501.
+        let served = if t.ends_with("/rendered") || t.ends_with("/thumbnail") {
+            200
+        } else {
+            501
+        };
+        let mine = get(&fx.engine, &p, Some(&alice));
+        assert_eq!(mine.status, served, "{p}");
+        let through_cap = get(&fx.engine, &format!("{cap}/{t}"), None);
+        assert_eq!(through_cap.status, served, "{t}");
+        if served == 200 {
+            // Every URL under a capability carries it.
+            // (In the header for one image, in each part of a multipart answer.)
+            let location = match through_cap.header("Content-Location") {
+                Some(l) => l.to_string(),
+                None => String::from_utf8_lossy(&through_cap.body.to_vec()).into_owned(),
+            };
+            assert!(location.contains(&format!("{cap}/studies/")), "{t}");
+        }
         assert_eq!(
             get(&fx.engine, &format!("{other_cap}/{t}"), None).status,
             403,

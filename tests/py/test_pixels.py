@@ -171,3 +171,183 @@ def test_hostile_codestreams_are_clear_errors(sia, pydicom_test_files, tmp_path)
         index_json(sia, db, target)
         status, _, body, _ = get(sia, db, frames_url(db, [1]), UNCOMPRESSED)
         assert status == 500 and b"header describes" in body, (name, body[:200])
+
+
+# ---------------------------------------------------------------------------------
+# Rendered and thumbnail resources (PS3.18 10.4): the PNG must equal a rendering
+# computed here from pydicom's pixel_array with the standard's formulas.
+
+import io  # noqa: E402
+
+from PIL import Image  # noqa: E402
+from pydicom.pixels import apply_color_lut, apply_modality_lut  # noqa: E402
+
+
+def first_value(v):
+    return float(v[0]) if isinstance(v, pydicom.multival.MultiValue) else float(v)
+
+
+def expected_grey(ds, frame, window=None):
+    """PS3.3 C.11.2.1.2.1 / C.11.2.1.3 over the Modality LUT output; with no window in
+    the request or the data set, the frame's range (linear-exact)."""
+    x = apply_modality_lut(frame, ds).astype(np.float64)
+    if window is None and "WindowCenter" in ds and "WindowWidth" in ds:
+        window = (first_value(ds.WindowCenter), first_value(ds.WindowWidth), str(ds.get("VOILUTFunction", "LINEAR")))
+    if window is None:
+        lo, hi = x.min(), x.max()
+        window = ((lo + hi) / 2, max(hi - lo, np.finfo(float).tiny), "LINEAR_EXACT")
+    c, w, fn = window
+    fn = fn.upper().replace("-", "_")
+    if fn == "LINEAR":
+        w = max(w, 1.0)
+        y = ((x - (c - 0.5)) / (w - 1) + 0.5) * 255
+        y = np.where(x <= c - 0.5 - (w - 1) / 2, 0, np.where(x > c - 0.5 + (w - 1) / 2, 255, y))
+    elif fn == "LINEAR_EXACT":
+        y = ((x - c) / w + 0.5) * 255
+        y = np.where(x <= c - w / 2, 0, np.where(x > c + w / 2, 255, y))
+    else:
+        y = 255 / (1 + np.exp(-4 * (x - c) / w))
+    y = np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
+    return 255 - y if ds.PhotometricInterpretation == "MONOCHROME1" else y
+
+
+def expected_colour(ds, frame):
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        lut = apply_color_lut(frame, ds).astype(np.uint32)
+        return ((lut * 255 + 32767) // 65535).astype(np.uint8)
+    return frame  # pydicom's pixel_array is RGB already (YBR converted)
+
+
+def rendered_url(db, level="instance", kind="rendered", query=""):
+    study, series, sop = the_instance(db)
+    url = {
+        "study": f"/dicom-web/studies/{study}",
+        "series": f"/dicom-web/studies/{study}/series/{series}",
+        "instance": f"/dicom-web/studies/{study}/series/{series}/instances/{sop}",
+        "frame": f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1",
+    }[level]
+    return f"{url}/{kind}" + (f"?{query}" if query else "")
+
+
+def indexed(sia, tmp_path, path):
+    db = tmp_path / f"{path.name}.db"
+    index_json(sia, db, path)
+    return db
+
+
+def png_of(sia, db, url):
+    status, fields, body, _ = get(sia, db, url, "Accept: image/png")
+    assert status == 200 and fields["Content-Type"] == "image/png", (url, status, body[:200])
+    return np.asarray(Image.open(io.BytesIO(body)))
+
+
+@pytest.fixture()
+def monochrome1(pydicom_test_files, tmp_path):
+    ds = pydicom.dcmread(pydicom_test_files / "MR_small.dcm")
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = tmp_path / "mr_monochrome1.dcm"
+    ds.save_as(out)
+    return out
+
+
+GREY = [
+    "CT_small.dcm",  # Rescale Slope/Intercept, no window: the frame's range
+    "MR_small.dcm",  # the data set's window
+    "MR_small_bigendian.dcm",
+    "MR_small_implicit.dcm",
+    "MR_small_RLE.dcm",  # decoded
+    "MR_small_jp2klossless.dcm",  # decoded
+    "J2K_pixelrep_mismatch.dcm",  # decoded, sign-extended, rescaled
+]
+COLOUR = ["examples_palette.dcm", "examples_rgb_color.dcm", "ExplVR_BigEnd.dcm", "SC_rgb_rle.dcm", "SC_rgb_jpeg_gdcm.dcm"]
+
+
+def test_rendered_png_equals_the_standard_windowing(sia, pydicom_test_files, tmp_path, monochrome1):
+    for name in GREY + ["mr_monochrome1.dcm"]:
+        path = monochrome1 if name == "mr_monochrome1.dcm" else pydicom_test_files / name
+        ds = pydicom.dcmread(path)
+        db = indexed(sia, tmp_path, path)
+        got = png_of(sia, db, rendered_url(db))
+        assert np.array_equal(got, expected_grey(ds, ds.pixel_array)), name
+        for window in [(40, 400, "linear"), (100, 50, "linear-exact"), (0, 300, "sigmoid")]:
+            query = "window=" + ",".join(map(str, window))
+            got = png_of(sia, db, rendered_url(db, query=query))
+            assert np.array_equal(got, expected_grey(ds, ds.pixel_array, window)), (name, window)
+    for name in COLOUR:
+        ds = pydicom.dcmread(pydicom_test_files / name)
+        db = indexed(sia, tmp_path, pydicom_test_files / name)
+        got = png_of(sia, db, rendered_url(db, level="frame"))
+        assert np.array_equal(got, expected_colour(ds, ds.pixel_array)), name
+
+
+def test_rendered_ybr_within_rounding(sia, pydicom_test_files, tmp_path):
+    # Native YBR_FULL_422 to RGB (PS3.3 C.7.6.3.1.2): pydicom's integer conversion and
+    # sia's floating-point one round differently by at most 1.
+    name = "SC_ybr_full_422_uncompressed.dcm"
+    ds = pydicom.dcmread(pydicom_test_files / name)
+    db = indexed(sia, tmp_path, pydicom_test_files / name)
+    got = png_of(sia, db, rendered_url(db)).astype(int)
+    assert np.abs(got - ds.pixel_array.astype(int)).max() <= 1
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+# JPEG renderings at the default quality (90) must stay this close to the exact one.
+JPEG_MIN_PSNR_DB = 35
+
+
+def test_rendered_jpeg_and_gif(sia, pydicom_test_files, tmp_path):
+    ds = pydicom.dcmread(pydicom_test_files / "CT_small.dcm")
+    db = indexed(sia, tmp_path, pydicom_test_files / "CT_small.dcm")
+    want = expected_grey(ds, ds.pixel_array, (40, 400, "linear"))
+    status, fields, body, _ = get(sia, db, rendered_url(db, query="window=40,400"))
+    assert status == 200 and fields["Content-Type"] == "image/jpeg"  # the default
+    assert psnr(np.asarray(Image.open(io.BytesIO(body)).convert("L")), want) >= JPEG_MIN_PSNR_DB
+    low = get(sia, db, rendered_url(db, query="window=40,400&quality=10"))[2]
+    assert len(low) < len(body)
+    status, fields, body, _ = get(sia, db, rendered_url(db, query="window=40,400"), "Accept: image/gif")
+    assert status == 200 and body[:6] == b"GIF89a"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(body)).convert("L")), want)
+    assert get(sia, db, rendered_url(db), "Accept: application/dicom")[0] == 406
+    for bad in ["window=40", "window=40,0", "viewport=0,5", "quality=0", "window=1,2,cubic"]:
+        assert get(sia, db, rendered_url(db, query=bad))[0] == 400, bad
+
+
+def test_thumbnails_and_levels(sia, pydicom_test_files, tmp_path):
+    db = indexed(sia, tmp_path, pydicom_test_files / "examples_ybr_color.dcm")  # 30 frames, 640×480
+    for level in ["study", "series", "instance", "frame"]:
+        status, fields, body, _ = get(sia, db, rendered_url(db, level, "thumbnail"))
+        assert status == 200 and fields["Content-Type"] == "image/jpeg", level
+        img = Image.open(io.BytesIO(body))
+        assert max(img.size) == 128 and img.size[0] > img.size[1], (level, img.size)
+        assert not any(k in img.info for k in ("comment", "exif")), "no patient data in a thumbnail"
+    status, fields, body, _ = get(sia, db, rendered_url(db, "frame", "thumbnail", "viewport=50,50"), "Accept: image/png")
+    assert Image.open(io.BytesIO(body)).size == (50, 38)
+    # A series renders every frame, inside multipart/related.
+    status, fields, body, _ = get(sia, db, rendered_url(db, "series"), 'Accept: multipart/related; type="image/png"')
+    assert status == 200
+    parts = parse_multipart(fields["Content-Type"], body)
+    assert len(parts) == 30 and all(p[0][0] == "image/png" for p in parts)
+    assert parts[4][1].endswith("/frames/5/rendered")
+
+
+def test_wado_uri_renders_jpeg_by_default(sia, pydicom_test_files, tmp_path):
+    ds = pydicom.dcmread(pydicom_test_files / "CT_small.dcm")
+    db = indexed(sia, tmp_path, pydicom_test_files / "CT_small.dcm")
+    study, series, sop = the_instance(db)
+    base = f"/wado?requestType=WADO&studyUID={study}&seriesUID={series}&objectUID={sop}"
+    status, fields, body, _ = get(sia, db, base)
+    assert status == 200 and fields["Content-Type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
+    status, fields, body, _ = get(sia, db, base + "&contentType=image/png&windowCenter=40&windowWidth=400")
+    assert status == 200 and fields["Content-Type"] == "image/png"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(body))), expected_grey(ds, ds.pixel_array, (40, 400, "linear")))
+    status, fields, body, _ = get(sia, db, base + "&contentType=image/png&rows=64&columns=64")
+    assert Image.open(io.BytesIO(body)).size == (64, 64)
+    assert get(sia, db, base + "&frameNumber=2")[0] == 404
+    assert get(sia, db, base + "&windowCenter=40")[0] == 400
+    assert get(sia, db, base + "&contentType=application/dicom")[1]["Content-Type"] == "application/dicom"

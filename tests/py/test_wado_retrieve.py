@@ -97,7 +97,10 @@ def test_wado_uri(sia, demo_db):
     assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian  # was big endian
     assert ds.SOPInstanceUID == f"{ROOT}.3.2.5"
     assert get(sia, demo_db, f"/wado?{uids}&contentType=application/dicom")[0] == 400
-    assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}")[0] == 406  # default is a rendered JPEG
-    assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}&contentType=image/jpeg")[0] == 406
+    # The default is a rendered JPEG (test_pixels.py checks the pixels).
+    status, fields, body, _ = get(sia, demo_db, f"/wado?requestType=WADO&{uids}")
+    assert status == 200 and fields["Content-Type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
+    assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}&contentType=image/jpeg")[0] == 200
+    assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}&contentType=text/html")[0] == 406
     assert get(sia, demo_db, f"/wado?requestType=WADO&studyUID=..%2Fx&seriesUID=1&objectUID=2&contentType=application/dicom")[0] == 400
     assert get(sia, demo_db, f"/wado?requestType=WADO&{uids}&contentType=application/dicom&transferSyntax=1.2.840.10008.1.2.4.50")[0] == 406

@@ -25,6 +25,18 @@ pub fn decoded_frame_len(image: &ImagePixelInfo) -> Option<u64> {
         .checked_mul(u64::from(image.bits_allocated.div_ceil(8)))
 }
 
+/// The Photometric Interpretation of frames as [`decode_frame`] returns them: colour
+/// JPEG and JPEG 2000 frames come out RGB (their decoders apply the colour transform,
+/// and RGB-coded JPEG is told not to); everything else keeps the data set's.
+pub fn decoded_photometric<'a>(transfer_syntax: &str, image: &'a ImagePixelInfo) -> &'a str {
+    match syntax::family(transfer_syntax) {
+        Some(syntax::Family::Jpeg | syntax::Family::Jpeg2000) if image.samples_per_pixel == 3 => {
+            "RGB"
+        }
+        _ => image.photometric.as_str(),
+    }
+}
+
 /// Decodes one frame of `transfer_syntax` whose encoded bytes (its fragments,
 /// concatenated) are `encoded`, into native pixel data: little endian, samples
 /// interleaved (Planar Configuration 0), exactly [`decoded_frame_len`] bytes.

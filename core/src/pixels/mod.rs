@@ -7,16 +7,19 @@
 //! file does not hold: uncompressed frames of a compressed instance (PS3.18 8.7.3.5),
 //! rendered images and thumbnails (PS3.18 10.4).
 
+pub(crate) mod attributes;
 mod cache;
 mod codestream;
 mod decode;
+pub mod encode;
 mod pool;
 pub mod syntax;
+pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use decode::{decode_frame, decoded_frame_len};
+pub use decode::{decode_frame, decoded_frame_len, decoded_photometric};
 
 use crate::dicom::ImagePixelInfo;
 use crate::storage::{FileError, FileIdentity};

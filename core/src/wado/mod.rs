@@ -4,6 +4,7 @@ pub mod accept;
 pub(crate) mod decoded;
 mod multipart;
 pub mod qido;
+pub(crate) mod rendered;
 
 pub use accept::{AcceptError, AcceptHeader, MediaRange};
 pub use multipart::Multipart;
