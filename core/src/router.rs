@@ -215,6 +215,16 @@ impl Engine {
                     None => continue,
                 },
             };
+            // Compressed instances decoded to Explicit VR Little Endian when asked or by
+            // default for lossless sources (wado/decoded.rs).
+            let ask = wado::decoded::DicomAsk::Accept(&accept);
+            let (ts, body) = match self.dicom_as_asked(&ask, &inst.sop_instance_uid, ts, body) {
+                Ok(v) => v,
+                Err(r) => match left_out.add(&inst.sop_instance_uid, r) {
+                    Some(r) => return r,
+                    None => continue,
+                },
+            };
             match wado::accepts_dicom(&accept, &ts) {
                 Some(multipart) => {
                     single_only &= !multipart;
@@ -234,7 +244,7 @@ impl Engine {
             return Response::error(
                 406,
                 &format!(
-                    "no instance can be sent in an accepted form (sia does not decompress): {}",
+                    "no instance can be sent in an accepted form: {}",
                     refused.join(", ")
                 ),
             );
@@ -473,14 +483,18 @@ impl Engine {
             Ok(v) => v,
             Err(r) => return r,
         };
+        // Explicit VR Little Endian by default (PS3.18 9.4.1; wado/decoded.rs).
+        let ask = wado::decoded::DicomAsk::Uri(get("transferSyntax"));
+        let (ts, chunks) = match self.dicom_as_asked(&ask, &uids[2], ts, chunks) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
         if let Some(wanted) = get("transferSyntax")
             && wanted != ts
         {
             return Response::error(
                 406,
-                &format!(
-                    "the object is available in {ts}, not {wanted} (sia does not transcode pixel data)"
-                ),
+                &format!("the object is available in {ts}, not {wanted}"),
             );
         }
         let mut body = Body::new();

@@ -351,3 +351,72 @@ def test_wado_uri_renders_jpeg_by_default(sia, pydicom_test_files, tmp_path):
     assert get(sia, db, base + "&frameNumber=2")[0] == 404
     assert get(sia, db, base + "&windowCenter=40")[0] == 400
     assert get(sia, db, base + "&contentType=application/dicom")[1]["Content-Type"] == "application/dicom"
+
+
+# ---------------------------------------------------------------------------------
+# application/dicom in Explicit VR Little Endian from compressed instances (PS3.18
+# 8.7.3): lossless sources are decoded by default, lossy ones only when asked.
+
+
+def instance_parts(sia, db, accept):
+    study, series, sop = the_instance(db)
+    status, fields, body, _ = get(sia, db, f"/dicom-web/studies/{study}/series/{series}/instances/{sop}", accept)
+    assert status == 200, body[:300]
+    return [(ctype[1], pydicom.dcmread(io.BytesIO(payload))) for ctype, _, payload in parse_multipart(fields["Content-Type"], body)]
+
+
+def same_attributes(a, b):
+    skip = {"PixelData", "PhotometricInterpretation", "PlanarConfiguration", "ExtendedOffsetTable", "ExtendedOffsetTableLengths"}
+    ka = {e.keyword or e.tag for e in a if (e.keyword or "") not in skip and e.tag.element != 0}
+    kb = {e.keyword or e.tag for e in b if (e.keyword or "") not in skip and e.tag.element != 0}
+    assert ka == kb
+    for k in ka:
+        assert a[k].value == b[k].value, k
+
+
+MULTIPART_DICOM = 'Accept: multipart/related; type="application/dicom"'
+
+
+def test_application_dicom_decodes_lossless_sources(sia, pydicom_test_files, tmp_path):
+    for name in ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "SC_rgb_jpeg_gdcm.dcm", "SC_rgb_rle_2frame.dcm", "J2K_pixelrep_mismatch.dcm"]:
+        original = pydicom.dcmread(pydicom_test_files / name)
+        db = indexed(sia, tmp_path, pydicom_test_files / name)
+        ((ts_uid, ds),) = instance_parts(sia, db, MULTIPART_DICOM)
+        assert ts_uid == EXPLICIT_LE and ds.file_meta.TransferSyntaxUID == EXPLICIT_LE, name
+        assert not ds.file_meta.TransferSyntaxUID.is_compressed
+        assert np.array_equal(ds.pixel_array, original.pixel_array), name
+        same_attributes(ds, original)
+        # transfer-syntax=* keeps the stored form.
+        ((ts_uid, _),) = instance_parts(sia, db, MULTIPART_DICOM + "; transfer-syntax=*")
+        assert ts_uid == original.file_meta.TransferSyntaxUID
+
+
+def test_application_dicom_keeps_lossy_sources_unless_asked(sia, pydicom_test_files, tmp_path):
+    name = "SC_rgb_dcmtk_+eb+cy+np.dcm"  # JPEG Baseline, YBR_FULL_422
+    original = pydicom.dcmread(pydicom_test_files / name)
+    db = indexed(sia, tmp_path, pydicom_test_files / name)
+    ((ts_uid, _),) = instance_parts(sia, db, MULTIPART_DICOM)
+    assert ts_uid == "1.2.840.10008.1.2.4.50"
+    ((ts_uid, ds),) = instance_parts(sia, db, f"Accept: multipart/related; type=\"application/dicom\"; transfer-syntax={EXPLICIT_LE}")
+    assert ts_uid == EXPLICIT_LE
+    assert ds.PhotometricInterpretation == "RGB" and ds.PlanarConfiguration == 0
+    diff = np.abs(ds.pixel_array.astype(int) - original.pixel_array.astype(int)).max()
+    assert diff <= LOSSY_MAX_DIFF
+    # A syntax sia cannot produce from it: 406.
+    study, series, sop = the_instance(db)
+    url = f"/dicom-web/studies/{study}/series/{series}/instances/{sop}"
+    jls = 'Accept: multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.80'
+    assert get(sia, db, url, jls)[0] == 406
+
+
+def test_wado_uri_application_dicom_defaults_to_explicit_le(sia, pydicom_test_files, tmp_path):
+    original = pydicom.dcmread(pydicom_test_files / "MR_small_RLE.dcm")
+    db = indexed(sia, tmp_path, pydicom_test_files / "MR_small_RLE.dcm")
+    study, series, sop = the_instance(db)
+    base = f"/wado?requestType=WADO&studyUID={study}&seriesUID={series}&objectUID={sop}&contentType=application/dicom"
+    status, _, body, _ = get(sia, db, base)
+    ds = pydicom.dcmread(io.BytesIO(body))
+    assert status == 200 and ds.file_meta.TransferSyntaxUID == EXPLICIT_LE
+    assert np.array_equal(ds.pixel_array, original.pixel_array)
+    status, _, body, _ = get(sia, db, base + "&transferSyntax=1.2.840.10008.1.2.5")
+    assert status == 200 and pydicom.dcmread(io.BytesIO(body)).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"

@@ -77,14 +77,19 @@ def test_study_retrieval_and_statuses(sia, demo_db):
     assert status == 200
     parts = parse_multipart(fields["Content-Type"], body)
     assert len(parts) == 2 and all(p[0][0] == "application/dicom" for p in parts)
-    # Asking for an uncompressed syntax: the RLE instance cannot be sent, the other can.
+    # Asking for an uncompressed syntax: the RLE instance is decoded (issue 13), both go
+    # in Explicit VR Little Endian.
     status, fields, body, _ = get(
         sia, demo_db, f"/dicom-web/studies/{ROOT}.2",
         "Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.1",
     )
-    assert status == 206 and "1.2.840.10008.1.2.5" in fields["Warning"]
-    assert len(parse_multipart(fields["Content-Type"], body)) == 1
-    status, *_ = get(sia, demo_db, f"/dicom-web/studies/{ROOT}.2/series/{ROOT}.2.2", "Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.1")
+    assert status == 200
+    parts = parse_multipart(fields["Content-Type"], body)
+    assert [p[0][1] for p in parts] == ["1.2.840.10008.1.2.1"] * 2
+    # A syntax sia cannot produce: the RLE instance is left out, the other as well
+    # (native data is not compressed), so 406.
+    jpeg = "Accept: multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.50"
+    status, *_ = get(sia, demo_db, f"/dicom-web/studies/{ROOT}.2/series/{ROOT}.2.2", jpeg)
     assert status == 406
     assert get(sia, demo_db, "/dicom-web/studies/1.2.3")[0] == 404
 
