@@ -217,8 +217,19 @@ fn methods_head_and_unknown_paths() {
     assert_eq!(resp.status, 200);
     assert!(resp.body.is_empty() && resp.header("Content-Length").unwrap() != "0");
     assert_eq!(get(&engine, "/elsewhere", None).status, 404);
+    // Rendered resources are served (issue 13); pixeldata is not.
+    let rendered = get(&engine, "/dicom-web/studies/1.2.3.4/rendered", None);
     assert_eq!(
-        get(&engine, "/dicom-web/studies/1.2.3.4/rendered", None).status,
+        (
+            rendered.status,
+            rendered
+                .header("Content-Type")
+                .is_some_and(|t| t.starts_with("multipart/related; type=\"image/jpeg\""))
+        ),
+        (200, true)
+    );
+    assert_eq!(
+        get(&engine, "/dicom-web/studies/1.2.3.4/pixeldata", None).status,
         501
     );
     assert_eq!(
