@@ -58,6 +58,40 @@ def item(payload: bytes) -> bytes:
 DELIM = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
+# The transfer syntaxes of fuzz_targets/pixels.rs, in its order.
+PIXEL_SYNTAXES = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                  "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
+                  "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.5"]
+
+
+def pixel_seeds():
+    """The first frame of every compressed pydicom file behind the 9-byte header of the
+    pixels target (syntax, flags, rows, columns, samples, bits allocated and stored)."""
+    try:
+        import pydicom
+        from pydicom.encaps import generate_frames
+    except ImportError:
+        return
+    data = pathlib.Path(pydicom.__file__).parent / "data" / "test_files"
+    for path in sorted(data.rglob("*.dcm")):
+        try:
+            ds = pydicom.dcmread(path)
+            uid = ds.file_meta.TransferSyntaxUID
+            if uid not in PIXEL_SYNTAXES or "PixelData" not in ds:
+                continue
+            n = int(ds.get("NumberOfFrames", 1) or 1)
+            frame = next(generate_frames(ds.PixelData, number_of_frames=n))
+        except Exception:
+            continue
+        pi = str(ds.get("PhotometricInterpretation", ""))
+        flags = (ds.get("PixelRepresentation", 0) & 1) | (2 if pi == "MONOCHROME1" else 0)
+        header = struct.pack("<BBHHBBB", PIXEL_SYNTAXES.index(uid), flags, ds.Rows, ds.Columns,
+                             1 if ds.get("SamplesPerPixel", 1) == 3 else 0, 1 if ds.BitsAllocated == 16 else 0,
+                             ds.get("BitsStored", ds.BitsAllocated))
+        if len(frame) <= MAX_SEED:
+            put("pixels", header + frame)
+
+
 def main():
     sia = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "target" / "debug" / "sia"
     with tempfile.TemporaryDirectory() as t:
@@ -74,6 +108,8 @@ def main():
         for (blob,) in con.execute("SELECT DISTINCT frame_table FROM instances"):
             put("frame_table_blob", bytes(blob))
         con.close()
+
+    pixel_seeds()
 
     frag_a, frag_b = b"\xff\xd8ab\xff\xd9", b"\xff\xd8cd\xff\xd9"
     put("frame_locator", locator_seed(2, 1, item(b"") + item(frag_a) + item(frag_b) + DELIM))
