@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use jsonwebtoken::Algorithm;
-use sia::auth::token::verify;
-use sia::auth::{Authorizer, Interaction, PatientPolicy};
-use sia::http::Request;
+use sia::Request;
+use sia::internal::auth::token::verify;
+use sia::internal::auth::{Authorizer, Interaction, PatientPolicy};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

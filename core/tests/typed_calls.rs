@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sia::demo::DEMO_UID_ROOT as ROOT;
+use sia::DEMO_UID_ROOT as ROOT;
 use sia::{
     Access, Config, Credentials, DicomRef, Engine, ErrorKind, Grant, IndexOptions, QidoLevel,
     ResourceKind,
@@ -84,11 +84,7 @@ fn authorize_decides_token_scopes_and_compartment() {
 
     // Without issuers, everything is granted.
     let dir = tempfile::tempdir().unwrap();
-    let local = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let local = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     assert!(
         local
             .authorize(&Credentials::none(), &Access::study("1.2"))
@@ -173,14 +169,15 @@ fn frames_carry_bytes_and_what_numpy_needs() {
 
 #[test]
 fn frames_outlive_the_engine_in_each_read_mode() {
-    for mode in [sia::storage::ReadMode::Pread, sia::storage::ReadMode::Mmap] {
+    for mode in [sia::ReadMode::Pread, sia::ReadMode::Mmap] {
         let dir = tempfile::tempdir().unwrap();
-        sia::demo::write_demo(&dir.path().join("data")).unwrap();
-        let engine = Engine::open(Config {
-            db: dir.path().join("i.db"),
-            read_mode: mode,
-            ..Config::default()
-        })
+        sia::write_demo(&dir.path().join("data")).unwrap();
+        let engine = Engine::open(
+            Config::builder()
+                .db(dir.path().join("i.db"))
+                .read_mode(mode)
+                .build(),
+        )
         .unwrap();
         engine
             .index(&[dir.path().join("data")], &IndexOptions::default())
@@ -385,12 +382,8 @@ fn link_and_import_patients() {
 fn an_index_run_reports_progress_and_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let files = sia::demo::write_demo(&data).unwrap().len();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let files = sia::write_demo(&data).unwrap().len();
+    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     let seen = AtomicU64::new(0);
     let cancel_after_5 = IndexOptions::default().batch_size(2).progress(|p| {
         seen.fetch_add(1, Ordering::Relaxed);
@@ -423,19 +416,20 @@ fn an_index_run_reports_progress_and_can_be_cancelled() {
 
 #[test]
 fn unknown_kids_are_signalled_once_per_cooldown() {
-    use sia::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
+    use sia::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
     let dir = tempfile::tempdir().unwrap();
     let mut policy = crate::security::policy(A);
-    policy.keys = Keys::Jwks(serde_json::from_str(r#"{"keys":[]}"#).unwrap());
+    policy.keys = Keys::jwks_json(r#"{"keys":[]}"#).unwrap();
     let _: &IssuerPolicy = &policy;
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        auth: Some(std::sync::Arc::new(Authorizer::new(
-            vec![policy],
-            PatientPolicy::Links,
-        ))),
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .authorizer(Some(std::sync::Arc::new(Authorizer::new(
+                vec![policy],
+                PatientPolicy::Links,
+            ))))
+            .build(),
+    )
     .unwrap();
     let b64 = |v: serde_json::Value| {
         use base64::Engine as _;
@@ -455,12 +449,8 @@ fn unknown_kids_are_signalled_once_per_cooldown() {
 fn errors_carry_no_server_path() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    sia::demo::write_demo(&data).unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    sia::write_demo(&data).unwrap();
+    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     engine.index(&[&data], &IndexOptions::default()).unwrap();
     let file = data.join("DEMO-001/study1/series1/001.dcm");
     assert!(file.exists());

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::DataSetWriter;
-use sia::http::{Request, Response};
-use sia::storage::ReadMode;
+use sia::ReadMode;
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::DataSetWriter;
 use sia::{Config, Engine};
+use sia::{Request, Response};
 
 use crate::common::*;
 
@@ -19,11 +19,12 @@ pub(crate) fn engine_with(dir: &Path, files: &[(&str, Vec<u8>)], mode: ReadMode)
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(Config {
-        db: dir.join("i.db"),
-        read_mode: mode,
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.join("i.db"))
+            .read_mode(mode)
+            .build(),
+    )
     .unwrap();
     let r = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, files.len() as u64, "{r:?}");

@@ -177,7 +177,7 @@ pub fn scan<S: ByteSource>(src: &mut S) -> Result<Scanned, ScanError> {
 }
 
 /// The frames of a Deflated Explicit VR Little Endian file: its data set inflated (at
-/// most [`MAX_INFLATED_INSTANCE`] bytes) and the native frame table of its Pixel Data,
+/// most `MAX_INFLATED_INSTANCE` bytes) and the native frame table of its Pixel Data,
 /// with offsets into the inflated bytes. The table is built by the same code, and the
 /// same frame-count rule, as a native file's at index time.
 pub fn inflated_frames(bytes: &[u8]) -> Result<(Vec<u8>, FrameTable), ScanError> {

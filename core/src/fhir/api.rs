@@ -2,13 +2,12 @@
 //! `metadata` (CapabilityStatement) and `.well-known/smart-configuration`. Errors are
 //! OperationOutcomes; authorization failures keep their `WWW-Authenticate`.
 
-use rusqlite::types::Value as Sql;
 use serde_json::{Value, json};
 
 use super::{ENDPOINT_ID, Page, endpoint};
 use crate::auth::{Access, Credentials, Grant, ResourceKind};
 use crate::http::{Body, Request, Response};
-use crate::index::search::{Condition, MAX_LIST_VALUES};
+use crate::index::search::{Condition, DayRange, MAX_LIST_VALUES};
 use crate::wado::is_uid;
 use crate::{Engine, Error, Result};
 
@@ -79,36 +78,19 @@ fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, Str
         }
     };
     let lo_day = days_from_civil(first.0, first.1, first.2).ok_or_else(not_a_date)?;
-    let (sql, params) = if is_ms {
-        // Milliseconds since the epoch: the range is [lo, hi).
-        let (lo, hi) = (
-            Sql::Integer(lo_day * 86_400_000),
-            Sql::Integer(hi_day * 86_400_000),
-        );
-        match prefix {
-            "eq" => (format!("{column} >= ? AND {column} < ?"), vec![lo, hi]),
-            "ne" => (format!("({column} < ? OR {column} >= ?)"), vec![lo, hi]),
-            "gt" | "sa" => (format!("{column} >= ?"), vec![hi]),
-            "ge" => (format!("{column} >= ?"), vec![lo]),
-            "lt" | "eb" => (format!("{column} < ?"), vec![lo]),
-            _ => (format!("{column} < ?"), vec![hi]),
+    let range = if is_ms {
+        DayRange::Millis {
+            lo: lo_day * 86_400_000,
+            hi: hi_day * 86_400_000,
         }
     } else {
-        // DICOM dates (YYYYMMDD, '' when unknown): the range is [lo, hi], inclusive;
-        // an unknown date is in no range but differs from every date.
-        let text = |(y, m, d): (i64, i64, i64)| Sql::Text(format!("{y:04}{m:02}{d:02}"));
-        let last = civil_from_days(hi_day - 1);
-        let (lo, hi) = (text(first), text(last));
-        match prefix {
-            "eq" => (format!("{column} >= ? AND {column} <= ?"), vec![lo, hi]),
-            "ne" => (format!("({column} < ? OR {column} > ?)"), vec![lo, hi]),
-            "gt" | "sa" => (format!("{column} > ?"), vec![hi]),
-            "ge" => (format!("{column} >= ? AND {column} != ''"), vec![lo]),
-            "lt" | "eb" => (format!("{column} < ? AND {column} != ''"), vec![lo]),
-            _ => (format!("{column} <= ? AND {column} != ''"), vec![hi]),
+        let text = |(y, m, d): (i64, i64, i64)| format!("{y:04}{m:02}{d:02}");
+        DayRange::DicomDate {
+            first: text(first),
+            last: text(civil_from_days(hi_day - 1)),
         }
     };
-    Ok(Condition { sql, params })
+    Ok(Condition::day_range(column, prefix, &range))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date; `None` when it is not one.

@@ -150,6 +150,144 @@ impl Condition {
     }
 }
 
+/// A comparison of a date column with a range of days, by FHIR search prefix
+/// (FHIR R4 §3.1.1.5.6: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `sa`, `eb`).
+#[derive(Clone, Debug)]
+pub enum DayRange {
+    /// A DICOM date column (`YYYYMMDD`, `''` when unknown): the range is `[first,
+    /// last]` inclusive, and an unknown date is in no range but differs from every date.
+    DicomDate {
+        /// First day, `YYYYMMDD`.
+        first: String,
+        /// Last day, `YYYYMMDD`.
+        last: String,
+    },
+    /// A column of milliseconds since the epoch: the range is `[lo, hi)`.
+    Millis {
+        /// First millisecond.
+        lo: i64,
+        /// First millisecond after.
+        hi: i64,
+    },
+}
+
+impl Condition {
+    /// The study is in the series `series_uid` (QIDO-RS path `series/{uid}`).
+    pub fn series_is(series_uid: &str) -> Condition {
+        Condition {
+            sql: "se.series_uid = ?".into(),
+            params: vec![Value::Text(series_uid.to_string())],
+        }
+    }
+
+    /// `column` equals `value`.
+    pub fn text_equals(column: &str, value: &str) -> Condition {
+        Condition {
+            sql: format!("{column} = ?"),
+            params: vec![Value::Text(value.to_string())],
+        }
+    }
+
+    /// `column` equals the integer `value`.
+    pub fn int_equals(column: &str, value: i64) -> Condition {
+        Condition {
+            sql: format!("{column} = ?"),
+            params: vec![Value::Integer(value)],
+        }
+    }
+
+    /// `column` matches the SQLite GLOB `pattern` (case-sensitive).
+    pub fn glob(column: &str, pattern: &str) -> Condition {
+        Condition {
+            sql: format!("{column} GLOB ?"),
+            params: vec![Value::Text(pattern.to_string())],
+        }
+    }
+
+    /// `column` matches the LIKE `pattern` (ASCII case-insensitive, `\` escapes).
+    pub fn like(column: &str, pattern: &str) -> Condition {
+        Condition {
+            sql: format!("{column} LIKE ? ESCAPE '\\'"),
+            params: vec![Value::Text(pattern.to_string())],
+        }
+    }
+
+    /// Some component of the person name in `column` (split at `^`, `=` and `,`)
+    /// matches the LIKE `pattern` from its start (`pattern` is matched after a space).
+    pub fn name_component_like(column: &str, pattern: &str) -> Condition {
+        let words =
+            format!("(' ' || replace(replace(replace({column}, '^', ' '), '=', ' '), ',', ' '))");
+        Condition {
+            sql: format!("{words} LIKE ? ESCAPE '\\'"),
+            params: vec![Value::Text(pattern.to_string())],
+        }
+    }
+
+    /// A DICOM date (`YYYYMMDD`) in `column` is known and within `[lo, hi]` (either
+    /// bound may be open).
+    pub fn date_between(column: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        Condition::known_between(column, column, lo, hi)
+    }
+
+    /// A DICOM time in `column` is known and its `HHMMSS` within `[lo, hi]` (six-digit
+    /// bounds; either may be open).
+    pub fn time_between(column: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        let hhmmss = format!("substr({column} || '000000', 1, 6)");
+        Condition::known_between(column, &hhmmss, lo, hi)
+    }
+
+    fn known_between(column: &str, expr: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        let mut sql = format!("{column} != ''");
+        let mut params = Vec::new();
+        if let Some(lo) = lo {
+            sql.push_str(&format!(" AND {expr} >= ?"));
+            params.push(Value::Text(lo.to_string()));
+        }
+        if let Some(hi) = hi {
+            sql.push_str(&format!(" AND {expr} <= ?"));
+            params.push(Value::Text(hi.to_string()));
+        }
+        Condition { sql, params }
+    }
+
+    /// `column` compared with the days of `range` by FHIR search `prefix`.
+    pub fn day_range(column: &str, prefix: &str, range: &DayRange) -> Condition {
+        let (sql, params) = match range {
+            DayRange::Millis { lo, hi } => {
+                let (lo, hi) = (Value::Integer(*lo), Value::Integer(*hi));
+                match prefix {
+                    "eq" => (format!("{column} >= ? AND {column} < ?"), vec![lo, hi]),
+                    "ne" => (format!("({column} < ? OR {column} >= ?)"), vec![lo, hi]),
+                    "gt" | "sa" => (format!("{column} >= ?"), vec![hi]),
+                    "ge" => (format!("{column} >= ?"), vec![lo]),
+                    "lt" | "eb" => (format!("{column} < ?"), vec![lo]),
+                    _ => (format!("{column} < ?"), vec![hi]),
+                }
+            }
+            DayRange::DicomDate { first, last } => {
+                let (lo, hi) = (Value::Text(first.clone()), Value::Text(last.clone()));
+                match prefix {
+                    "eq" => (format!("{column} >= ? AND {column} <= ?"), vec![lo, hi]),
+                    "ne" => (format!("({column} < ? OR {column} > ?)"), vec![lo, hi]),
+                    "gt" | "sa" => (format!("{column} > ?"), vec![hi]),
+                    "ge" => (format!("{column} >= ? AND {column} != ''"), vec![lo]),
+                    "lt" | "eb" => (format!("{column} < ? AND {column} != ''"), vec![lo]),
+                    _ => (format!("{column} <= ? AND {column} != ''"), vec![hi]),
+                }
+            }
+        };
+        Condition { sql, params }
+    }
+
+    /// `column IN (...)` of these texts.
+    pub fn text_in(column: &str, values: &[String]) -> Condition {
+        Condition::one_of(
+            column,
+            values.iter().map(|v| Value::Text(v.clone())).collect(),
+        )
+    }
+}
+
 /// `?,?,...` for `n` bound values.
 pub fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
