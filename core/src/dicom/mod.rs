@@ -11,6 +11,7 @@ mod dictionary;
 mod elements;
 pub mod frames;
 pub mod json;
+mod record;
 mod scan;
 pub mod source;
 pub mod tag;

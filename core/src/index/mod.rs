@@ -6,16 +6,18 @@
 mod ingest;
 mod patients;
 mod read;
+mod run;
 pub mod schema;
 pub mod search;
+mod walk;
 
-pub use ingest::{Conflict, ConflictPatient};
-pub use ingest::{
-    Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
-};
 pub use patients::PatientRow;
 pub use read::{
     InstanceFile, InstanceLocation, InstanceRow, PixelDescription, SeriesRow, StudyFilter, StudyRow,
+};
+pub use run::{Conflict, ConflictPatient};
+pub use run::{
+    Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
 };
 
 use std::path::{Path, PathBuf};
