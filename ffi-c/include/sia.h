@@ -75,6 +75,35 @@ typedef struct sia_response sia_response;
 // undefined behaviour in an older caller.
 typedef int32_t sia_status;
 
+// A header field. In requests, `name`/`value` point to `name_len`/`value_len` bytes of
+// UTF-8 (no NUL needed). In responses (`sia_response_header`), both are also
+// NUL-terminated.
+typedef struct sia_header {
+  // The field name (case-insensitive).
+  const char *name;
+  // Length of `name` in bytes.
+  size_t name_len;
+  // The field value.
+  const char *value;
+  // Length of `value` in bytes.
+  size_t value_len;
+} sia_header;
+
+// An HTTP request as the host received it.
+typedef struct sia_request {
+  // `"GET"` or `"HEAD"` (others are answered 405). NUL-terminated.
+  const char *method;
+  // The path as sent, still percent-encoded, without the query (`"/fhir/ImagingStudy"`).
+  // NUL-terminated.
+  const char *path;
+  // The query string without `?`, still percent-encoded; NULL or `""` for none.
+  const char *query;
+  // `header_count` header fields (NULL when `header_count` is 0).
+  const struct sia_header *headers;
+  // Number of header fields.
+  size_t header_count;
+} sia_request;
+
 // Where an index run is, passed to the progress callback.
 typedef struct sia_index_progress {
   // Files read and written so far in this run.
@@ -116,35 +145,6 @@ typedef struct sia_index_report {
   // Wall-clock duration of the run, in seconds.
   double seconds;
 } sia_index_report;
-
-// A header field. In requests, `name`/`value` point to `name_len`/`value_len` bytes of
-// UTF-8 (no NUL needed). In responses (`sia_response_header`), both are also
-// NUL-terminated.
-typedef struct sia_header {
-  // The field name (case-insensitive).
-  const char *name;
-  // Length of `name` in bytes.
-  size_t name_len;
-  // The field value.
-  const char *value;
-  // Length of `value` in bytes.
-  size_t value_len;
-} sia_header;
-
-// An HTTP request as the host received it.
-typedef struct sia_request {
-  // `"GET"` or `"HEAD"` (others are answered 405). NUL-terminated.
-  const char *method;
-  // The path as sent, still percent-encoded, without the query (`"/fhir/ImagingStudy"`).
-  // NUL-terminated.
-  const char *path;
-  // The query string without `?`, still percent-encoded; NULL or `""` for none.
-  const char *query;
-  // `header_count` header fields (NULL when `header_count` is 0).
-  const struct sia_header *headers;
-  // Number of header fields.
-  size_t header_count;
-} sia_request;
 
 // A byte view: `len` bytes at `data`.
 typedef struct sia_bytes {
@@ -211,6 +211,23 @@ typedef struct sia_bytes {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Answers `request` `iterations` times through the engine's Rust API
+// (`Engine::handle`, each response's chunks visited and dropped), without the C ABI in
+// between, and writes the total wall-clock time in nanoseconds to `*out_nanoseconds`.
+// The request is converted once, before the clock starts. For benchmarks that measure
+// what `sia_handle` adds (compare with the same loop over `sia_handle` /
+// `sia_response_free`).
+//
+// Errors: as `sia_handle`, and `SIA_ERR_INVALID_ARGUMENT` when `iterations` is 0.
+// Thread safety: any thread.
+//
+// # Safety
+// As `sia_handle`; `out_nanoseconds` is NULL or writable.
+sia_status sia_benchmark_handle(const struct sia_engine *engine,
+                                const struct sia_request *request,
+                                uint64_t iterations,
+                                uint64_t *out_nanoseconds);
 
 // A configuration with the engine's defaults and the SQLite index at `db_path` (created
 // on open when missing). No token checks: every request is served (the local

@@ -16,6 +16,7 @@
 #![allow(non_camel_case_types)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod index;
 pub mod response;
 pub mod version;
 
+pub use bench::*;
 pub use config::*;
 pub use engine::*;
 pub use error::*;
