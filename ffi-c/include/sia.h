@@ -57,10 +57,23 @@
 // setters need exclusive access (as `&mut`).
 typedef struct sia_config sia_config;
 
+// The outcome of `sia_authorize` (opaque): allowed (a grant the typed reads take) or
+// denied (HTTP status, reason, `WWW-Authenticate` challenge). Freed by
+// `sia_decision_free`.
+//
+// Thread safety: a `const sia_decision *` may be used by several threads at once (a
+// host may authorize once and read frames from many threads with the decision).
+typedef struct sia_decision sia_decision;
+
 // An open engine (opaque). Thread safety: every call taking a `const sia_engine *` may
 // run on any number of threads at once; reads run in parallel and index writes are
 // serialised by SQLite.
 typedef struct sia_engine sia_engine;
+
+// Frames returned by `sia_frames_get` (opaque), owned until `sia_frames_free`.
+//
+// Thread safety: a `const sia_frames *` may be read from several threads at once.
+typedef struct sia_frames sia_frames;
 
 // A response (opaque): status, header fields and body chunks, owned until
 // `sia_response_free`.
@@ -153,6 +166,46 @@ typedef struct sia_bytes {
   // Length in bytes.
   size_t len;
 } sia_bytes;
+
+// A search parameter: `name` and `value` as NUL-terminated UTF-8, already
+// percent-decoded (`{"patient.identifier", "urn:oid:1.2|MRN7"}`).
+typedef struct sia_param {
+  // The parameter name.
+  const char *name;
+  // The parameter value.
+  const char *value;
+} sia_param;
+
+// One frame: a view of its bytes and how to read them. Strings are NUL-terminated.
+// Everything stays valid until the `sia_frames` it came from is freed.
+typedef struct sia_frame {
+  // The frame's bytes: native frames in Explicit VR Little Endian, compressed frames
+  // as stored. A view into the file's mapping or the engine's buffer when the frame
+  // is one piece (no copy).
+  const uint8_t *data;
+  // Length of `data` in bytes.
+  size_t len;
+  // The frame number (1-based).
+  uint32_t number;
+  // Rows (0028,0010).
+  uint32_t rows;
+  // Columns (0028,0011).
+  uint32_t columns;
+  // Samples per Pixel (0028,0002).
+  uint32_t samples_per_pixel;
+  // Bits Allocated (0028,0100).
+  uint32_t bits_allocated;
+  // Pixel Representation (0028,0103): 0 unsigned, 1 signed.
+  uint32_t pixel_representation;
+  // Planar Configuration (0028,0006).
+  uint32_t planar_configuration;
+  // Photometric Interpretation (0028,0004), e.g. `"MONOCHROME2"`.
+  const char *photometric_interpretation;
+  // The transfer syntax UID of `data`.
+  const char *transfer_syntax;
+  // The media type with its transfer syntax, as a multipart part's `Content-Type`.
+  const char *content_type;
+} sia_frame;
 
 // Success.
 #define SIA_OK 0
@@ -253,6 +306,24 @@ sia_status sia_config_new(const char *db_path, struct sia_config **out);
 // # Safety
 // `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
 sia_status sia_config_from_file(const char *path, struct sia_config **out);
+
+// Reads a configuration from TOML text (the format of `sia_config_from_file`) of
+// `toml_len` bytes; relative paths in it (the index, key files) resolve against
+// `base_dir`, a folder.
+//
+// Writes `*out` on success; free it with `sia_config_free`.
+// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
+// (length past any object), `SIA_ERR_CONFIG` (invalid TOML or values, unreadable key
+// files; the message says which).
+// Thread safety: any thread.
+//
+// # Safety
+// `toml` is NULL or points to `toml_len` readable bytes; `base_dir` is NULL or
+// NUL-terminated; `out` is NULL or writable.
+sia_status sia_config_from_toml(const char *toml,
+                                size_t toml_len,
+                                const char *base_dir,
+                                struct sia_config **out);
 
 // Replaces the SQLite index path (as `sia serve --db` overrides the file's).
 //
@@ -428,6 +499,167 @@ const char *sia_response_detail(const struct sia_response *response);
 // # Safety
 // `response` is NULL or a live response not freed before.
 void sia_response_free(struct sia_response *response);
+
+// Decides whether the caller presenting `authorization` (the value of its HTTP
+// `Authorization` header, e.g. `"Bearer eyJ..."`; NULL for none) may read study
+// `study_uid`, or, when `study_uid` is NULL, search ImagingStudy (FHIR search and
+// QIDO-RS): the token verified, its SMART scopes evaluated, and the study's patient
+// compartment checked, exactly as `sia_handle` decides. Without configured issuers
+// everything is allowed.
+//
+// A denial is a decision, not a failure: the call returns `SIA_OK` and `*out` says
+// `allowed == false` with the HTTP status (401 or 403), the reason and the
+// `WWW-Authenticate` challenge (RFC 6750 §3). Free `*out` with `sia_decision_free`.
+// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_CLOSED`,
+// `SIA_ERR_INTERNAL` (the index failed while deciding).
+// Thread safety: any thread.
+//
+// # Safety
+// `authorization` and `study_uid` are NULL or NUL-terminated; `out` is NULL or writable.
+sia_status sia_authorize(const struct sia_engine *engine,
+                         const char *authorization,
+                         const char *study_uid,
+                         struct sia_decision **out);
+
+// A decision that allows everything, for hosts without configured issuers that call
+// the typed reads directly (the local administrator, as `sia get` without a
+// configuration). Free with `sia_decision_free`.
+//
+// Errors: `SIA_ERR_NULL_ARGUMENT`. Thread safety: any thread.
+//
+// # Safety
+// `out` is NULL or writable.
+sia_status sia_decision_local(struct sia_decision **out);
+
+// Whether the decision allows the access (false when `decision` is NULL).
+//
+// # Safety
+// `decision` is NULL or a live decision.
+bool sia_decision_allowed(const struct sia_decision *decision);
+
+// The HTTP status of the decision: 200 when allowed, 401 (no or invalid credentials)
+// or 403 (scopes, patient compartment) when denied; 0 when `decision` is NULL.
+//
+// # Safety
+// `decision` is NULL or a live decision.
+uint16_t sia_decision_http_status(const struct sia_decision *decision);
+
+// Why the access is denied (for the client: never a path or a token), or NULL when
+// allowed. Lifetime: until the decision is freed.
+//
+// # Safety
+// `decision` is NULL or a live decision.
+const char *sia_decision_reason(const struct sia_decision *decision);
+
+// The `WWW-Authenticate` value to send with a denial (`Bearer error="invalid_token"`,
+// RFC 6750 §3), or NULL (allowed, or a denial without a challenge). Lifetime: until the
+// decision is freed.
+//
+// # Safety
+// `decision` is NULL or a live decision.
+const char *sia_decision_challenge(const struct sia_decision *decision);
+
+// Frees a decision; NULL is a no-op.
+//
+// # Safety
+// `decision` is NULL or a live decision not freed before, used by no other thread.
+void sia_decision_free(struct sia_decision *decision);
+
+// Searches FHIR ImagingStudy (FHIR R4 search: `patient`, `patient.identifier`,
+// `identifier`, `started`, `modality`, `_count`, `_offset`, `_include`, ...) within what
+// `decision` reaches, as `GET /fhir/ImagingStudy?...` would: writes a searchset Bundle
+// (FHIR JSON, UTF-8, NUL-terminated) to `*out_json` and its length without the NUL to
+// `*out_len`. Free it with `sia_string_free`.
+//
+// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_CLOSED`,
+// `SIA_ERR_UNAUTHORIZED` / `SIA_ERR_FORBIDDEN` (a denied decision, or a search for
+// another patient than the token's), `SIA_ERR_INVALID_ARGUMENT` (unknown or bad
+// parameter), `SIA_ERR_INTERNAL`. Thread safety: any thread.
+//
+// # Safety
+// `decision` is NULL or live; `params` is NULL or `param_count` valid parameters;
+// `out_json` and `out_len` are NULL or writable.
+sia_status sia_search_imaging_studies(const struct sia_engine *engine,
+                                      const struct sia_decision *decision,
+                                      const struct sia_param *params,
+                                      size_t param_count,
+                                      char **out_json,
+                                      size_t *out_len);
+
+// The DICOM JSON metadata (PS3.18 F.2; WADO-RS metadata, 10.4.1.1.2) of a study, a
+// series (`series_uid` non-NULL) or an instance (`series_uid` and `sop_instance_uid`
+// non-NULL), within what `decision` reaches: a JSON array, one object per instance,
+// written to `*out_json` (NUL-terminated) with its length in `*out_len`. Free it with
+// `sia_string_free`.
+//
+// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
+// (an instance UID without its series), `SIA_ERR_CLOSED`, `SIA_ERR_UNAUTHORIZED`,
+// `SIA_ERR_FORBIDDEN`, `SIA_ERR_NOT_FOUND`, `SIA_ERR_GONE` (the instance's file changed),
+// `SIA_ERR_INTERNAL`. Thread safety: any thread.
+//
+// # Safety
+// The UIDs are NULL or NUL-terminated; `decision` is NULL or live; the out-pointers are
+// NULL or writable.
+sia_status sia_metadata(const struct sia_engine *engine,
+                        const struct sia_decision *decision,
+                        const char *study_uid,
+                        const char *series_uid,
+                        const char *sop_instance_uid,
+                        char **out_json,
+                        size_t *out_len);
+
+// Frees a string returned by a `sia_` call; NULL is a no-op.
+//
+// # Safety
+// `s` is NULL or a string from `sia_search_imaging_studies` / `sia_metadata` not freed
+// before.
+void sia_string_free(char *s);
+
+// Frames `numbers` (1-based, `count` of them) of an instance, within what `decision`
+// reaches and in a representation `accept` allows (an HTTP `Accept` value; NULL or
+// `""` accepts anything: native frames as `application/octet-stream`, compressed frames
+// as stored), as `GET .../frames/{numbers}` would (PS3.18 10.4.1.1.5). Frames the
+// instance does not have are left out (at least one must exist). Writes `*out`; free
+// it with `sia_frames_free`.
+//
+// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
+// (no numbers, a 0, a bad `accept`), `SIA_ERR_CLOSED`, `SIA_ERR_UNAUTHORIZED`,
+// `SIA_ERR_FORBIDDEN`, `SIA_ERR_NOT_FOUND`, `SIA_ERR_NOT_ACCEPTABLE`, `SIA_ERR_GONE`,
+// `SIA_ERR_INTERNAL`. Thread safety: any thread, concurrently with any other call.
+//
+// # Safety
+// The UIDs and `accept` are NULL or NUL-terminated; `numbers` is NULL or `count`
+// readable values; `decision` is NULL or live; `out` is NULL or writable.
+sia_status sia_frames_get(const struct sia_engine *engine,
+                          const struct sia_decision *decision,
+                          const char *study_uid,
+                          const char *series_uid,
+                          const char *sop_instance_uid,
+                          const uint32_t *numbers,
+                          size_t count,
+                          const char *accept,
+                          struct sia_frames **out);
+
+// The number of frames in `frames` (0 when NULL).
+//
+// # Safety
+// `frames` is NULL or live.
+size_t sia_frames_count(const struct sia_frames *frames);
+
+// Frame `index` (0-based, in the order asked) as a view written to `*out`, valid until
+// `frames` is freed.
+//
+// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_ARGUMENT` (index out of range).
+//
+// # Safety
+// `frames` is NULL or live; `out` is NULL or writable.
+sia_status sia_frames_frame(const struct sia_frames *frames, size_t index, struct sia_frame *out);
+
+// Frees frames and every view into them; NULL is a no-op.
+//
+// # Safety
+// `frames` is NULL or live, not freed before, used by no other thread.
+void sia_frames_free(struct sia_frames *frames);
 
 // The library's version as a static NUL-terminated string, e.g. `"0.1.0"`.
 //

@@ -51,6 +51,20 @@ struct engine_close {
 struct response_free {
   void operator()(sia_response *r) const noexcept { sia_response_free(r); }
 };
+struct decision_free {
+  void operator()(sia_decision *d) const noexcept { sia_decision_free(d); }
+};
+struct frames_free {
+  void operator()(sia_frames *f) const noexcept { sia_frames_free(f); }
+};
+struct string_free {
+  void operator()(char *s) const noexcept { sia_string_free(s); }
+};
+// A string returned by libsia as std::string (copied once; JSON documents).
+inline std::string take_string(char *s, std::size_t len) {
+  std::unique_ptr<char, string_free> owned(s);
+  return std::string(owned.get(), len);
+}
 }  // namespace detail
 
 // An engine configuration (sia_config).
@@ -60,6 +74,12 @@ class config {
   static config with_db(const std::string &db_path) {
     sia_config *c = nullptr;
     check(sia_config_new(db_path.c_str(), &c));
+    return config(c);
+  }
+  // TOML text; relative paths resolve against `base_dir`.
+  static config from_toml(const std::string &toml, const std::string &base_dir) {
+    sia_config *c = nullptr;
+    check(sia_config_from_toml(toml.data(), toml.size(), base_dir.c_str(), &c));
     return config(c);
   }
   // A TOML configuration file (`sia serve --config` format).
@@ -132,6 +152,51 @@ class response {
   std::unique_ptr<sia_response, detail::response_free> ptr_;
 };
 
+// An authorization decision (sia_decision): allowed (then a grant for the typed reads)
+// or denied with its HTTP status, reason and WWW-Authenticate challenge.
+class decision {
+ public:
+  explicit decision(sia_decision *d) : ptr_(d) {}
+  // Everything allowed (no issuers configured).
+  static decision local() {
+    sia_decision *d = nullptr;
+    check(sia_decision_local(&d));
+    return decision(d);
+  }
+  bool allowed() const noexcept { return sia_decision_allowed(ptr_.get()); }
+  std::uint16_t http_status() const noexcept { return sia_decision_http_status(ptr_.get()); }
+  std::string reason() const {
+    const char *r = sia_decision_reason(ptr_.get());
+    return r ? r : "";
+  }
+  std::string challenge() const {
+    const char *c = sia_decision_challenge(ptr_.get());
+    return c ? c : "";
+  }
+  const sia_decision *get() const noexcept { return ptr_.get(); }
+
+ private:
+  std::unique_ptr<sia_decision, detail::decision_free> ptr_;
+};
+
+// Frames of sia_frames_get: views valid while this object lives.
+class frames {
+ public:
+  explicit frames(sia_frames *f) : ptr_(f) {}
+  std::size_t size() const noexcept { return sia_frames_count(ptr_.get()); }
+  sia_frame operator[](std::size_t i) const {
+    sia_frame f{};
+    check(sia_frames_frame(ptr_.get(), i, &f));
+    return f;
+  }
+  static std::string_view bytes(const sia_frame &f) {
+    return std::string_view(reinterpret_cast<const char *>(f.data), f.len);
+  }
+
+ private:
+  std::unique_ptr<sia_frames, detail::frames_free> ptr_;
+};
+
 // Progress of an index run; return false to cancel it.
 using progress_fn = std::function<bool(const sia_index_progress &)>;
 
@@ -185,6 +250,43 @@ class engine {
     sia_response *r = nullptr;
     check(sia_handle(ptr_.get(), &req, &r));
     return response(r);
+  }
+  // The decision for `authorization` (an Authorization header value, empty for none)
+  // reading `study_uid`, or searching ImagingStudy when `study_uid` is empty.
+  decision authorize(const std::string &authorization, const std::string &study_uid = "") const {
+    sia_decision *d = nullptr;
+    check(sia_authorize(ptr_.get(), authorization.empty() ? nullptr : authorization.c_str(),
+                        study_uid.empty() ? nullptr : study_uid.c_str(), &d));
+    return decision(d);
+  }
+  // FHIR ImagingStudy search (decoded name/value pairs): a searchset Bundle as JSON.
+  std::string search_imaging_studies(const decision &grant,
+                                     const std::vector<std::pair<std::string, std::string>> &params = {}) const {
+    std::vector<sia_param> raw;
+    for (const auto &p : params) raw.push_back({p.first.c_str(), p.second.c_str()});
+    char *json = nullptr;
+    std::size_t len = 0;
+    check(sia_search_imaging_studies(ptr_.get(), grant.get(), raw.data(), raw.size(), &json, &len));
+    return detail::take_string(json, len);
+  }
+  // DICOM JSON metadata of a study, series (non-empty series_uid) or instance.
+  std::string metadata(const decision &grant, const std::string &study_uid, const std::string &series_uid = "",
+                       const std::string &sop_instance_uid = "") const {
+    char *json = nullptr;
+    std::size_t len = 0;
+    check(sia_metadata(ptr_.get(), grant.get(), study_uid.c_str(),
+                       series_uid.empty() ? nullptr : series_uid.c_str(),
+                       sop_instance_uid.empty() ? nullptr : sop_instance_uid.c_str(), &json, &len));
+    return detail::take_string(json, len);
+  }
+  // Frames (1-based numbers) of an instance; `accept` empty accepts anything.
+  sia::frames frames(const decision &grant, const std::string &study_uid, const std::string &series_uid,
+                     const std::string &sop_instance_uid, const std::vector<std::uint32_t> &numbers,
+                     const std::string &accept = "") const {
+    sia_frames *f = nullptr;
+    check(sia_frames_get(ptr_.get(), grant.get(), study_uid.c_str(), series_uid.c_str(),
+                         sop_instance_uid.c_str(), numbers.data(), numbers.size(), accept.c_str(), &f));
+    return sia::frames(f);
   }
   const sia_engine *get() const noexcept { return ptr_.get(); }
 

@@ -5,8 +5,12 @@
 // scripts/test-cpp linked dynamically and statically, under valgrind and with
 // -fsanitize=address,undefined.
 //
-//   consumer DEMO_DIR WORK_DIR
-// Environment: SIA_CPP_ROUNDS (frame requests per thread per instance, default 20).
+//   consumer DEMO_DIR WORK_DIR AUTH_CONFIG
+// AUTH_CONFIG: a configuration with one HS256 issuer whose index has the demo set and
+// Patient/123 linked to DEMO-001; SIA_CPP_TOKEN (patient 123, ImagingStudy.rs),
+// SIA_CPP_TOKEN_OTHER (patient 456), SIA_CPP_TOKEN_EXPIRED, SIA_CPP_TOKEN_READ_ONLY
+// (ImagingStudy.r): tokens of that issuer. SIA_CPP_ROUNDS: frame requests per thread
+// per instance (default 20).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -154,8 +158,9 @@ void test_handle(const sia::engine &engine) {
   CHECK(head.status() == 200 && head.chunk_count() == 0 && !head.header("Content-Length").empty());
 }
 
-// 8 threads read frame 1 of every instance, again and again; every answer must equal the
-// one read before the threads started.
+// 8 threads read frame 1 of every instance, again and again, through sia_handle and
+// sia_frames_get by turns; every answer must equal the one read before the threads
+// started.
 void test_frames_from_8_threads(const sia::engine &engine, const std::vector<instance> &all) {
   // Single-part: the body is the frame itself (a multipart boundary is fresh per response).
   const char *accept = "application/octet-stream; transfer-syntax=*";
@@ -165,6 +170,9 @@ void test_frames_from_8_threads(const sia::engine &engine, const std::vector<ins
     if (r.status() == 200) expected[i.frames_path()] = r.body();
   }
   CHECK(expected.size() >= 30);
+  std::map<std::string, const instance *> by_path;
+  for (const auto &i : all) by_path[i.frames_path()] = &i;
+  const auto local = sia::decision::local();
   const char *env = std::getenv("SIA_CPP_ROUNDS");
   const int rounds = env ? std::atoi(env) : 20;
   std::atomic<int> bad{0}, done{0};
@@ -174,6 +182,14 @@ void test_frames_from_8_threads(const sia::engine &engine, const std::vector<ins
       for (int round = 0; round < rounds; ++round) {
         for (const auto &[path, body] : expected) {
           try {
+            if (round % 2 == 1) {
+              // Odd rounds: the typed call, sharing one decision across the threads.
+              const auto &i = by_path.at(path);
+              auto f = engine.frames(local, i->study, i->series, i->sop, {1}, accept);
+              if (f.size() != 1 || sia::frames::bytes(f[0]) != body) ++bad;
+              ++done;
+              continue;
+            }
             auto r = engine.handle("GET", path, {{"Accept", accept}});
             // Compare chunk by chunk: the views point into the engine's memory.
             std::size_t at = 0;
@@ -211,6 +227,132 @@ void test_response_outlives_engine(const std::string &db, const instance &i) {
   }
   CHECK(kept.status() == 200);
   CHECK(kept.body() == before);
+}
+
+// The typed calls answer as sia_handle does: same studies, same metadata, same frame bytes.
+void test_typed_calls(const sia::engine &engine, const std::vector<instance> &all) {
+  auto local = sia::decision::local();
+  CHECK(local.allowed() && local.http_status() == 200 && local.reason().empty());
+  std::string bundle = engine.search_imaging_studies(local);
+  CHECK(bundle.find("\"total\":4") != std::string::npos);
+  std::string one = engine.search_imaging_studies(
+      local, {{"patient.identifier", "urn:oid:2.25.228146457203842916711418316839742735.999|DEMO-002"}});
+  CHECK(one.find("\"total\":1") != std::string::npos && one.find("DEMO-002") != std::string::npos);
+  try {
+    engine.search_imaging_studies(local, {{"no-such-parameter", "1"}});
+    CHECK(!"an unknown search parameter must fail");
+  } catch (const sia::error &e) {
+    CHECK(e.status() == SIA_ERR_INVALID_ARGUMENT);
+  }
+  const instance &i = all.front();
+  std::string meta = engine.metadata(local, i.study, i.series, i.sop);
+  CHECK(meta.front() == '[' && meta.find(i.sop) != std::string::npos);
+  auto via_handle = engine.handle("GET", "/dicom-web/studies/" + i.study + "/series/" + i.series +
+                                              "/instances/" + i.sop + "/metadata");
+  CHECK(via_handle.status() == 200 && via_handle.body() == meta);
+  std::string study_meta = engine.metadata(local, i.study);
+  CHECK(study_meta.find(i.sop) != std::string::npos);
+
+  std::size_t compared = 0, native = 0;
+  for (const auto &inst : all) {
+    const std::string accept = "application/octet-stream; transfer-syntax=*";
+    auto r = engine.handle("GET", inst.frames_path(), {{"Accept", accept}});
+    if (r.status() != 200) continue;
+    auto f = engine.frames(local, inst.study, inst.series, inst.sop, {1}, accept);
+    // Without an Accept, the same bytes (stored syntax) under the syntax's own media type.
+    auto any = engine.frames(local, inst.study, inst.series, inst.sop, {1});
+    CHECK(any.size() == 1 && sia::frames::bytes(any[0]) == r.body());
+    CHECK(f.size() == 1);
+    sia_frame fr = f[0];
+    CHECK(fr.number == 1);
+    CHECK(sia::frames::bytes(fr) == r.body());
+    CHECK(std::string(fr.content_type) == std::string(r.header("Content-Type")));
+    if (std::string(fr.transfer_syntax) == "1.2.840.10008.1.2.1") {
+      CHECK(fr.len == std::size_t(fr.rows) * fr.columns * fr.samples_per_pixel * (fr.bits_allocated / 8));
+      CHECK(std::strlen(fr.photometric_interpretation) > 0);
+      ++native;
+    }
+    ++compared;
+  }
+  CHECK(compared >= 30 && native >= 20);
+  // Several frames in the order asked, frames the instance lacks left out.
+  try {
+    engine.frames(local, i.study, i.series, i.sop, {999999});
+    CHECK(!"a missing frame must fail");
+  } catch (const sia::error &e) {
+    CHECK(e.status() == SIA_ERR_NOT_FOUND);
+  }
+}
+
+// Tokens (HS256, made by scripts/test-cpp with openssl) against a configuration with
+// one issuer; Patient/123 is linked to DEMO-001 (studies .1 and .2).
+void test_authorization(const std::string &config_path) {
+  auto env = [](const char *name) {
+    const char *v = std::getenv(name);
+    if (!v) {
+      std::fprintf(stderr, "%s is not set (scripts/test-cpp sets it)\n", name);
+      ++failures;
+      return std::string();
+    }
+    return std::string(v);
+  };
+  const std::string ok = "Bearer " + env("SIA_CPP_TOKEN"), other = "Bearer " + env("SIA_CPP_TOKEN_OTHER"),
+                    expired = "Bearer " + env("SIA_CPP_TOKEN_EXPIRED"), read_only = "Bearer " + env("SIA_CPP_TOKEN_READ_ONLY");
+  const std::string root = "2.25.228146457203842916711418316839742735";
+  sia::engine engine(sia::config::from_file(config_path));
+
+  auto none = engine.authorize("", root + ".1");
+  CHECK(!none.allowed() && none.http_status() == 401);
+  CHECK(none.challenge().rfind("Bearer", 0) == 0);
+  auto garbage = engine.authorize("Bearer not.a.token", root + ".1");
+  CHECK(!garbage.allowed() && garbage.http_status() == 401);
+  CHECK(garbage.challenge().find("invalid_token") != std::string::npos);
+  CHECK(garbage.reason().find("not.a.token") == std::string::npos);
+  auto late = engine.authorize(expired, root + ".1");
+  CHECK(!late.allowed() && late.http_status() == 401);
+  auto own = engine.authorize(ok, root + ".1");
+  CHECK(own.allowed() && own.http_status() == 200 && own.challenge().empty());
+  auto foreign = engine.authorize(ok, root + ".3");
+  CHECK(!foreign.allowed() && foreign.http_status() == 403);
+  auto stranger = engine.authorize(other, root + ".1");
+  CHECK(!stranger.allowed() && stranger.http_status() == 403);
+  auto no_search = engine.authorize(read_only);
+  CHECK(!no_search.allowed() && no_search.http_status() == 403);
+  CHECK(no_search.challenge().find("insufficient_scope") != std::string::npos);
+
+  // The same decision as sia_handle, challenge included.
+  auto r = engine.handle("GET", "/dicom-web/studies/" + root + ".1/metadata");
+  CHECK(r.status() == 401 && std::string(r.header("WWW-Authenticate")) == none.challenge());
+  auto r_ok = engine.handle("GET", "/dicom-web/studies/" + root + ".1/metadata", {{"Authorization", ok}});
+  CHECK(r_ok.status() == 200);
+  auto r_foreign = engine.handle("GET", "/dicom-web/studies/" + root + ".3/metadata", {{"Authorization", ok}});
+  CHECK(r_foreign.status() == 403);
+
+  // Search within the token's patient; reads with the study's decision.
+  auto search = engine.authorize(ok);
+  CHECK(search.allowed());
+  std::string bundle = engine.search_imaging_studies(search);
+  CHECK(bundle.find("\"total\":2") != std::string::npos && bundle.find("DEMO-002") == std::string::npos);
+  try {
+    engine.search_imaging_studies(none);
+    CHECK(!"a denied decision must not search");
+  } catch (const sia::error &e) {
+    CHECK(e.status() == SIA_ERR_UNAUTHORIZED);
+  }
+  auto f = engine.frames(own, root + ".1", root + ".1.1", root + ".1.1.1", {1});
+  CHECK(f.size() == 1 && f[0].len > 0);
+  try {
+    engine.frames(own, root + ".3", root + ".3.1", root + ".3.1.1", {1});
+    CHECK(!"a decision for study .1 must not read study .3");
+  } catch (const sia::error &e) {
+    CHECK(e.status() == SIA_ERR_FORBIDDEN);
+  }
+  try {
+    engine.metadata(foreign, root + ".3");
+    CHECK(!"a denied decision must not read");
+  } catch (const sia::error &e) {
+    CHECK(e.status() == SIA_ERR_FORBIDDEN);
+  }
 }
 
 void test_bad_input(const std::string &db) {
@@ -294,7 +436,45 @@ void test_bad_input(const std::string &db) {
   CHECK(std::strcmp(sia_status_str(SIA_ERR_CLOSED), "") != 0);
   CHECK(std::strcmp(sia_status_str(-12345), "unknown status") == 0);
 
+  // Typed calls: NULL decision, frame numbers, UIDs.
+  sia_engine *open_engine = nullptr;
+  CHECK_STATUS(sia_engine_open(config, &open_engine), SIA_OK);
+  char *json = reinterpret_cast<char *>(0x1);
+  std::size_t len = 7;
+  CHECK_STATUS(sia_search_imaging_studies(open_engine, nullptr, nullptr, 0, &json, &len), SIA_ERR_NULL_ARGUMENT);
+  sia_decision *local = nullptr;
+  CHECK_STATUS(sia_decision_local(&local), SIA_OK);
+  CHECK_STATUS(sia_search_imaging_studies(open_engine, local, nullptr, 2, &json, &len), SIA_ERR_NULL_ARGUMENT);
+  sia_param bad_param{"_count", "\xff"};
+  CHECK_STATUS(sia_search_imaging_studies(open_engine, local, &bad_param, 1, &json, &len), SIA_ERR_INVALID_UTF8);
+  CHECK_STATUS(sia_metadata(open_engine, local, "1.2", nullptr, "3.4", &json, &len), SIA_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(sia_metadata(open_engine, local, "1.2.3", nullptr, nullptr, &json, &len), SIA_ERR_NOT_FOUND);
+  CHECK(json == reinterpret_cast<char *>(0x1) && len == 7);
+  sia_frames *frames = reinterpret_cast<sia_frames *>(0x1);
+  const std::uint32_t zero = 0;
+  CHECK_STATUS(sia_frames_get(open_engine, local, "1", "2", "3", &zero, 1, nullptr, &frames), SIA_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(sia_frames_get(open_engine, local, "1", "2", "3", nullptr, 0, nullptr, &frames), SIA_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(sia_frames_get(open_engine, local, "1", "2", "3", nullptr, 3, nullptr, &frames), SIA_ERR_NULL_ARGUMENT);
+  CHECK_STATUS(sia_frames_get(open_engine, local, "1", "2", nullptr, &zero, 1, nullptr, &frames), SIA_ERR_NULL_ARGUMENT);
+  const std::uint32_t first = 1;
+  CHECK_STATUS(sia_frames_get(open_engine, local, "1", "2", "3", &first, 1, nullptr, &frames), SIA_ERR_NOT_FOUND);
+  CHECK(frames == reinterpret_cast<sia_frames *>(0x1));
+  sia_frame view{};
+  CHECK_STATUS(sia_frames_frame(nullptr, 0, &view), SIA_ERR_NULL_ARGUMENT);
+  CHECK(sia_frames_count(nullptr) == 0);
+  CHECK(!sia_decision_allowed(nullptr) && sia_decision_http_status(nullptr) == 0);
+  sia_decision_free(local);
+  sia_engine_close(open_engine);
+  const char bad_toml[] = "[server]\nbase_url = 1\n";
+  CHECK_STATUS(sia_config_from_toml(bad_toml, sizeof bad_toml - 1, "/tmp", &from_file), SIA_ERR_CONFIG);
+  const std::string toml = "[server]\nbase_url = \"http://127.0.0.1:9\"\ndb = \"t.db\"\n";
+  CHECK_STATUS(sia_config_from_toml(toml.data(), toml.size(), "/nonexistent-dir", &from_file), SIA_OK);
+  sia_config_free(from_file);
+
   // *_free(NULL) and close(NULL) are no-ops.
+  sia_string_free(nullptr);
+  sia_frames_free(nullptr);
+  sia_decision_free(nullptr);
   sia_response_free(nullptr);
   sia_config_free(nullptr);
   sia_engine_close(nullptr);
@@ -304,11 +484,11 @@ void test_bad_input(const std::string &db) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: consumer DEMO_DIR WORK_DIR\n");
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: consumer DEMO_DIR WORK_DIR AUTH_CONFIG\n");
     return 2;
   }
-  const std::string demo = argv[1], work = argv[2];
+  const std::string demo = argv[1], work = argv[2], auth_config = argv[3];
   try {
     test_version();
     test_index(demo, work);
@@ -320,9 +500,11 @@ int main(int argc, char **argv) {
       auto all = instances_of(engine);
       CHECK(all.size() >= 40);
       test_frames_from_8_threads(engine, all);
+      test_typed_calls(engine, all);
       if (!all.empty()) test_response_outlives_engine(db, all.front());
     }
     test_bad_input(db);
+    test_authorization(auth_config);
   } catch (const std::exception &e) {
     std::fprintf(stderr, "unexpected exception: %s\n", e.what());
     ++failures;

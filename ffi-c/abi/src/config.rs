@@ -88,7 +88,43 @@ pub unsafe extern "C" fn sia_config_from_file(
         // SAFETY: as the function's contract.
         let path = unsafe { c_str(path, "path") }?;
         let config = sia::Config::from_file(path)
-            .map_err(|e| Failure::new(SIA_ERR_CONFIG, e.to_string()))?;
+            .map_err(|e| Failure::new(SIA_ERR_CONFIG, Failure::from(e).message))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out, sia_config::new(config)) };
+        Ok(())
+    })
+}
+
+/// Reads a configuration from TOML text (the format of `sia_config_from_file`) of
+/// `toml_len` bytes; relative paths in it (the index, key files) resolve against
+/// `base_dir`, a folder.
+///
+/// Writes `*out` on success; free it with `sia_config_free`.
+/// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
+/// (length past any object), `SIA_ERR_CONFIG` (invalid TOML or values, unreadable key
+/// files; the message says which).
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `toml` is NULL or points to `toml_len` readable bytes; `base_dir` is NULL or
+/// NUL-terminated; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sia_config_from_toml(
+    toml: *const c_char,
+    toml_len: usize,
+    base_dir: *const c_char,
+    out: *mut *mut sia_config,
+) -> sia_status {
+    boundary(|| {
+        check_out(out, "out")?;
+        if toml.is_null() {
+            return Err(Failure::new(SIA_ERR_NULL_ARGUMENT, "toml is NULL"));
+        }
+        // SAFETY: as the function's contract.
+        let text = unsafe { c_text(toml, toml_len, "toml") }?;
+        let dir = unsafe { c_str(base_dir, "base_dir") }?;
+        let config = sia::Config::from_toml_str(text, std::path::Path::new(dir))
+            .map_err(|e| Failure::new(SIA_ERR_CONFIG, Failure::from(e).message))?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, sia_config::new(config)) };
         Ok(())

@@ -112,14 +112,14 @@ impl Failure {
 }
 
 impl From<sia::Error> for Failure {
+    /// The status of the error's kind; the message, then what the engine tells only its
+    /// host (a path, SQL): the C caller is the host, and the message goes to its log.
     fn from(e: sia::Error) -> Failure {
-        let status = match &e {
-            sia::Error::Io { .. } => SIA_ERR_IO,
-            sia::Error::Database(_) | sia::Error::Schema(_) => SIA_ERR_DATABASE,
-            sia::Error::InvalidInput(_) => SIA_ERR_INVALID_ARGUMENT,
-            _ => SIA_ERR_INTERNAL,
+        let message = match e.detail() {
+            Some(d) if d != e.message() => format!("{} ({d})", e.message()),
+            _ => e.message().to_string(),
         };
-        Failure::new(status, e.to_string())
+        Failure::new(crate::typed::status_of(e.kind()), message)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `sia_index`: index files and folders, with a progress callback that can cancel.
 
 use std::ffi::{c_char, c_void};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use crate::engine::{engine_of, sia_engine};
@@ -61,8 +62,10 @@ struct Callback {
 
 // SAFETY: the engine calls the progress closure from one thread at a time (its writer),
 // and the header tells the caller that the callback runs on that thread with
-// `user_data`; sharing the pointer is what the caller asked for.
+// `user_data`; handing the pointer to that thread is what the caller asked for.
 unsafe impl Sync for Callback {}
+// SAFETY: as for Sync: the pointer is only passed back to the caller's callback.
+unsafe impl Send for Callback {}
 
 /// Indexes `path_count` files or folders (NUL-terminated UTF-8 paths): new and changed
 /// DICOM files are read, unchanged ones skipped, vanished ones removed. Per-file problems
@@ -123,39 +126,37 @@ fn run_index(
     roots: &[PathBuf],
     callback: Option<&Callback>,
 ) -> Result<sia_index_report, Failure> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let cancelled = AtomicBool::new(false);
-    let on_progress = |p: &sia::index::Progress<'_>| {
-        let Some(cb) = callback else { return };
-        if cancelled.load(Ordering::Relaxed) {
-            return;
-        }
-        let path = p.current.as_os_str().as_encoded_bytes();
-        let view = sia_index_progress {
-            files_done: p.files_done,
-            files_found: p.files_found,
-            bytes_done: p.bytes_done,
-            walk_done: p.walk_done,
-            current_path: path.as_ptr().cast(),
-            current_path_len: path.len(),
-        };
-        // SAFETY: the caller supplied a function safe to call with its user data; `view`
-        // and the path bytes outlive the call.
-        if unsafe { (cb.f)(&view, cb.user_data) } != 0 {
-            cancelled.store(true, Ordering::Relaxed);
-        }
-    };
-    let opts = sia::index::IndexOptions {
-        progress: Some(&on_progress),
-        ..Default::default()
-    };
-    let r = engine.index(roots, &opts)?;
-    if cancelled.load(Ordering::Relaxed) {
-        return Err(Failure::new(
-            SIA_ERR_CANCELLED,
-            "indexing cancelled by the progress callback",
-        ));
+    let mut opts = sia::IndexOptions::default();
+    if let Some(cb) = callback {
+        opts = opts.progress(move |p: &sia::IndexProgress<'_>| {
+            let path = p.current.as_os_str().as_encoded_bytes();
+            let view = sia_index_progress {
+                files_done: p.files_done,
+                files_found: p.files_found,
+                bytes_done: p.bytes_done,
+                walk_done: p.walk_done,
+                current_path: path.as_ptr().cast(),
+                current_path_len: path.len(),
+            };
+            // SAFETY: the caller supplied a function safe to call with its user data;
+            // `view` and the path bytes outlive the call.
+            if unsafe { (cb.f)(&view, cb.user_data) } == 0 {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        });
     }
+    let r = engine.index(roots, &opts).map_err(|e| {
+        if e.kind() == sia::ErrorKind::Cancelled {
+            Failure::new(
+                SIA_ERR_CANCELLED,
+                "indexing cancelled by the progress callback; committed files stay indexed",
+            )
+        } else {
+            Failure::from(e)
+        }
+    })?;
     Ok(sia_index_report {
         indexed: r.indexed,
         unchanged: r.unchanged,

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod response;
+pub mod typed;
 pub mod version;
 
 pub use bench::*;
@@ -30,4 +31,5 @@ pub use engine::*;
 pub use error::*;
 pub use index::*;
 pub use response::*;
+pub use typed::*;
 pub use version::*;

@@ -24,10 +24,7 @@ impl sia_decision {
     fn new(outcome: Result<sia::Grant, sia::Error>) -> *mut sia_decision {
         let (reason, challenge) = match &outcome {
             Ok(_) => (None, None),
-            Err(e) => (
-                Some(c_string(e.message())),
-                e.challenge().map(c_string),
-            ),
+            Err(e) => (Some(c_string(e.message())), e.challenge().map(c_string)),
         };
         Box::into_raw(Box::new(sia_decision {
             outcome,
@@ -111,10 +108,14 @@ pub unsafe extern "C" fn sia_authorize(
         };
         let outcome = match engine.authorize(&credentials, &access) {
             Ok(grant) => Ok(grant),
-            Err(e) if matches!(
-                e.kind(),
-                sia::ErrorKind::Unauthorized | sia::ErrorKind::Forbidden
-            ) => Err(e),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    sia::ErrorKind::Unauthorized | sia::ErrorKind::Forbidden
+                ) =>
+            {
+                Err(e)
+            }
             Err(e) => return Err(Failure::from(e)),
         };
         // SAFETY: checked non-NULL above.
@@ -228,12 +229,18 @@ const MAX_PARAMS: usize = 1024;
 
 /// # Safety
 /// `params` is NULL or points to `count` valid parameters.
-unsafe fn params_of(params: *const sia_param, count: usize) -> Result<Vec<(String, String)>, Failure> {
+unsafe fn params_of(
+    params: *const sia_param,
+    count: usize,
+) -> Result<Vec<(String, String)>, Failure> {
     if count == 0 {
         return Ok(Vec::new());
     }
     if params.is_null() {
-        return Err(Failure::new(SIA_ERR_NULL_ARGUMENT, "params is NULL with param_count > 0"));
+        return Err(Failure::new(
+            SIA_ERR_NULL_ARGUMENT,
+            "params is NULL with param_count > 0",
+        ));
     }
     if count > MAX_PARAMS {
         return Err(Failure::new(
@@ -258,7 +265,11 @@ unsafe fn params_of(params: *const sia_param, count: usize) -> Result<Vec<(Strin
 ///
 /// # Safety
 /// `out` and `out_len` were checked non-NULL.
-unsafe fn give_string(bytes: Vec<u8>, out: *mut *mut c_char, out_len: *mut usize) -> Result<(), Failure> {
+unsafe fn give_string(
+    bytes: Vec<u8>,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) -> Result<(), Failure> {
     let len = bytes.len();
     let s = CString::new(bytes)
         .map_err(|_| Failure::new(SIA_ERR_INTERNAL, "the engine's JSON contains a NUL byte"))?;
@@ -481,7 +492,10 @@ pub unsafe extern "C" fn sia_frames_get(
         let numbers: &[u32] = if count == 0 {
             &[]
         } else if numbers.is_null() {
-            return Err(Failure::new(SIA_ERR_NULL_ARGUMENT, "numbers is NULL with count > 0"));
+            return Err(Failure::new(
+                SIA_ERR_NULL_ARGUMENT,
+                "numbers is NULL with count > 0",
+            ));
         } else {
             // SAFETY: non-NULL, bounded, readable by contract.
             unsafe { std::slice::from_raw_parts(numbers, count) }
@@ -512,7 +526,9 @@ pub unsafe extern "C" fn sia_frames_get(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sia_frames_count(frames: *const sia_frames) -> usize {
     // SAFETY: as the function's contract.
-    infallible(0, || unsafe { frames.as_ref() }.map_or(0, |f| f.frames.len()))
+    infallible(0, || {
+        unsafe { frames.as_ref() }.map_or(0, |f| f.frames.len())
+    })
 }
 
 /// Frame `index` (0-based, in the order asked) as a view written to `*out`, valid until
