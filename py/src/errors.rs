@@ -1,0 +1,112 @@
+//! Engine failures as Python exceptions. The classes live in `sia/_errors.py` (a
+//! hierarchy under `sia.SiaError`, with `status`, `challenge` and `detail` attributes);
+//! this module picks the class from the engine's error kind or HTTP status and raises
+//! it with the engine's client message.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyModule};
+
+/// The exception classes of `sia._errors`, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// 404.
+    NotFound,
+    /// 410: the file of an indexed instance was removed or changed.
+    Gone,
+    /// 400: a malformed argument or request.
+    InvalidInput,
+    /// 401: no token, or one that does not verify.
+    InvalidToken,
+    /// 403: a valid token that does not reach what was asked.
+    AccessDenied,
+    /// 406.
+    NotAcceptable,
+    /// 501.
+    NotImplemented,
+    /// 503.
+    Unavailable,
+    /// An invalid configuration, or an index of a newer sia.
+    ConfigError,
+    /// A failure inside the engine.
+    InternalError,
+    /// A call on a closed engine.
+    EngineClosed,
+}
+
+impl Class {
+    fn name(self) -> &'static str {
+        match self {
+            Class::NotFound => "NotFound",
+            Class::Gone => "Gone",
+            Class::InvalidInput => "InvalidInput",
+            Class::InvalidToken => "InvalidToken",
+            Class::AccessDenied => "AccessDenied",
+            Class::NotAcceptable => "NotAcceptable",
+            Class::NotImplemented => "NotImplemented",
+            Class::Unavailable => "Unavailable",
+            Class::ConfigError => "ConfigError",
+            Class::InternalError => "InternalError",
+            Class::EngineClosed => "EngineClosed",
+        }
+    }
+
+    /// The class of an HTTP error status (what `Engine::handle` answered).
+    pub fn of_status(status: u16) -> Class {
+        match status {
+            401 => Class::InvalidToken,
+            403 => Class::AccessDenied,
+            404 => Class::NotFound,
+            406 => Class::NotAcceptable,
+            410 => Class::Gone,
+            501 => Class::NotImplemented,
+            503 => Class::Unavailable,
+            400..=499 => Class::InvalidInput,
+            _ => Class::InternalError,
+        }
+    }
+}
+
+/// What a raised exception carries besides its message.
+#[derive(Debug, Default)]
+pub struct Extra<'a> {
+    /// The HTTP status the failure maps to.
+    pub status: Option<u16>,
+    /// The `WWW-Authenticate` challenge of a refusal (RFC 6750 §3).
+    pub challenge: Option<&'a str>,
+    /// What the engine knows beyond the message (may name files), for logs.
+    pub detail: Option<&'a str>,
+}
+
+static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// The exception `class(message, status=, challenge=, detail=)` from `sia._errors`.
+pub fn raise(py: Python<'_>, class: Class, message: &str, extra: Extra<'_>) -> PyErr {
+    match build(py, class, message, &extra) {
+        Ok(err) => err,
+        // Only when the package is broken (sia._errors missing): still an exception.
+        Err(e) => e,
+    }
+}
+
+fn build(py: Python<'_>, class: Class, message: &str, extra: &Extra<'_>) -> PyResult<PyErr> {
+    let module =
+        ERRORS.get_or_try_init(py, || Ok::<_, PyErr>(py.import("sia._errors")?.unbind()))?;
+    let cls = module.bind(py).getattr(class.name())?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("status", extra.status)?;
+    kwargs.set_item("challenge", extra.challenge)?;
+    kwargs.set_item("detail", extra.detail)?;
+    let value = cls.call((message,), Some(&kwargs))?;
+    Ok(PyErr::from_value(value))
+}
+
+/// `EngineClosed`: a call after `Engine.close()`.
+pub fn closed(py: Python<'_>) -> PyErr {
+    raise(
+        py,
+        Class::EngineClosed,
+        "the engine is closed",
+        Extra::default(),
+    )
+}
