@@ -9,7 +9,18 @@ mod errors;
 mod index;
 mod response;
 
+use std::path::PathBuf;
+
 use pyo3::prelude::*;
+
+/// Writes sia's synthetic demo set (3 patients, 4 studies, 40 files: native and RLE,
+/// single- and multi-frame, RGB, three transfer syntaxes) into `folder`, created if
+/// needed; returns the files written.
+#[pyfunction]
+fn write_demo(py: Python<'_>, folder: PathBuf) -> PyResult<Vec<PathBuf>> {
+    py.detach(|| sia::demo::write_demo(&folder))
+        .map_err(|e| engine::engine_error(py, &e))
+}
 
 #[pymodule]
 fn _sia(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -18,5 +29,6 @@ fn _sia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::PyResponse>()?;
     m.add_class::<buffer::ChunkBuffer>()?;
     m.add_class::<index::IndexProgress>()?;
+    m.add_function(wrap_pyfunction!(write_demo, m)?)?;
     Ok(())
 }

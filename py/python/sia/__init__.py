@@ -42,7 +42,7 @@ from ._errors import (
 )
 from ._progress import default_display
 from ._report import IndexReport
-from ._sia import IndexProgress, Response
+from ._sia import IndexProgress, Response, write_demo
 
 if TYPE_CHECKING:
     import numpy
@@ -69,6 +69,7 @@ __all__ = [
     "ConfigError",
     "InternalError",
     "EngineClosed",
+    "write_demo",
     "__version__",
 ]
 
