@@ -7,11 +7,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyMemoryView};
 use sia::index::StudyFilter;
 use sia::{Config, Engine};
 
 use crate::errors::{self, Class, Extra};
+use crate::frames::PixelInfo;
 use crate::index::{self, Outcome};
 use crate::response::PyResponse;
 
@@ -26,6 +27,11 @@ pub struct PyEngine {
 }
 
 impl PyEngine {
+    /// Path of DICOMweb requests under the base URL (`/dicom-web`).
+    pub fn dicomweb_path(&self) -> &str {
+        &self.dicomweb_path
+    }
+
     /// The open engine, or `EngineClosed`.
     pub fn get(&self, py: Python<'_>) -> PyResult<Arc<Engine>> {
         self.engine
@@ -46,7 +52,7 @@ impl PyEngine {
     }
 
     /// A GET of `target` answered with 200, or the exception its status names.
-    fn get_ok(
+    pub(crate) fn get_ok(
         &self,
         py: Python<'_>,
         target: String,
@@ -101,7 +107,7 @@ pub fn engine_error(py: Python<'_>, e: &sia::Error) -> PyErr {
 
 /// A UID argument, refused unless it is one the engine can index (DICOM UID, or a safe
 /// identifier), so it can never change the shape of a request path.
-fn uid<'a>(py: Python<'_>, what: &str, value: &'a str) -> PyResult<&'a str> {
+pub(crate) fn uid<'a>(py: Python<'_>, what: &str, value: &'a str) -> PyResult<&'a str> {
     if sia::wado::is_uid(value) {
         Ok(value)
     } else {
@@ -334,6 +340,44 @@ impl PyEngine {
         target += "/metadata";
         let resp = self.get_ok(py, target, &[])?;
         json_body(py, &resp)
+    }
+
+    /// Frame `number` (from 1) in its stored transfer syntax: a read-only memoryview of
+    /// the engine's buffer (of the file's mapping with read mode `mmap`), no copy.
+    #[pyo3(signature = (study, series, sop, number=1))]
+    fn frame<'py>(
+        &self,
+        py: Python<'py>,
+        study: &str,
+        series: &str,
+        sop: &str,
+        number: u32,
+    ) -> PyResult<Bound<'py, PyMemoryView>> {
+        self.frame_view(py, study, series, sop, number)
+    }
+
+    /// Several frames (every frame when `numbers` is None), as `frame` gives them.
+    #[pyo3(signature = (study, series, sop, numbers=None))]
+    fn frames<'py>(
+        &self,
+        py: Python<'py>,
+        study: &str,
+        series: &str,
+        sop: &str,
+        numbers: Option<Vec<u32>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.frame_views(py, study, series, sop, numbers)
+    }
+
+    /// How the instance's frames are encoded (for NumPy dtype and shape).
+    fn pixel_info(
+        &self,
+        py: Python<'_>,
+        study: &str,
+        series: &str,
+        sop: &str,
+    ) -> PyResult<PixelInfo> {
+        self.describe_pixels(py, study, series, sop)
     }
 
     /// Links FHIR Patient `fhir_patient` (of token issuer `fhir_issuer`; `""` for a link

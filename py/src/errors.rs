@@ -28,6 +28,8 @@ pub enum Class {
     Unavailable,
     /// An invalid configuration, or an index of a newer sia.
     ConfigError,
+    /// A stored file no longer reads as it did when indexed.
+    InvalidDicom,
     /// A failure inside the engine.
     InternalError,
     /// A call on a closed engine.
@@ -46,6 +48,7 @@ impl Class {
             Class::NotImplemented => "NotImplemented",
             Class::Unavailable => "Unavailable",
             Class::ConfigError => "ConfigError",
+            Class::InvalidDicom => "InvalidDicom",
             Class::InternalError => "InternalError",
             Class::EngineClosed => "EngineClosed",
         }

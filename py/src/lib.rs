@@ -6,6 +6,7 @@
 mod buffer;
 mod engine;
 mod errors;
+mod frames;
 mod index;
 mod response;
 
@@ -29,6 +30,7 @@ fn _sia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::PyResponse>()?;
     m.add_class::<buffer::ChunkBuffer>()?;
     m.add_class::<index::IndexProgress>()?;
+    m.add_class::<frames::PixelInfo>()?;
     m.add_function(wrap_pyfunction!(write_demo, m)?)?;
     Ok(())
 }

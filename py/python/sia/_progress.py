@@ -40,7 +40,7 @@ class TqdmProgress:
     """A tqdm bar over the files this run reads; its total grows while the walk runs."""
 
     def __init__(self, stream: TextIO) -> None:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped,unused-ignore]
 
         self._bar = tqdm(total=0, unit="file", desc="indexing", file=stream, dynamic_ncols=True)
 
