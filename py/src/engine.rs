@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyList, PyMemoryView};
 use sia::index::StudyFilter;
 use sia::{Config, Engine};
 
+use crate::auth::Decision;
 use crate::errors::{self, Class, Extra};
 use crate::frames::PixelInfo;
 use crate::index::{self, Outcome};
@@ -378,6 +379,62 @@ impl PyEngine {
         sop: &str,
     ) -> PyResult<PixelInfo> {
         self.describe_pixels(py, study, series, sop)
+    }
+
+    /// The decision for bearer `token` (None: no token) reading a study (its series and
+    /// instances are decided on it), or searching ImagingStudy when `study` is None.
+    #[pyo3(signature = (token, study=None, series=None, sop=None))]
+    fn authorize(
+        &self,
+        py: Python<'_>,
+        token: Option<&str>,
+        study: Option<&str>,
+        series: Option<&str>,
+        sop: Option<&str>,
+    ) -> PyResult<Decision> {
+        for (what, v) in [("study", study), ("series", series), ("sop", sop)] {
+            if let Some(v) = v {
+                uid(py, what, v)?;
+            }
+        }
+        if study.is_none() && (series.is_some() || sop.is_some()) {
+            return Err(errors::raise(
+                py,
+                Class::InvalidInput,
+                "a series or instance needs its study",
+                Extra::default(),
+            ));
+        }
+        // The FHIR read of the study (or the search) asks the engine for exactly the
+        // decision a study-level access takes.
+        let fhir = url_path(&self.get(py)?.fhir_context().fhir_base);
+        let target = match study {
+            Some(s) => format!("{fhir}/ImagingStudy/{s}"),
+            None => format!("{fhir}/ImagingStudy?_count=0"),
+        };
+        let mut request = sia::http::Request::get(&target);
+        if let Some(t) = token {
+            request = request.with_header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = self.handle_request(py, request)?;
+        match resp.status {
+            200 => Ok(Decision {
+                allowed: true,
+                status: 200,
+                ..Decision::default()
+            }),
+            401 | 403 => {
+                let err = status_error(py, &resp);
+                Ok(Decision {
+                    allowed: false,
+                    status: resp.status,
+                    message: err.value(py).str()?.to_string(),
+                    challenge: resp.header("WWW-Authenticate").map(str::to_string),
+                    ..Decision::default()
+                })
+            }
+            _ => Err(status_error(py, &resp)),
+        }
     }
 
     /// Links FHIR Patient `fhir_patient` (of token issuer `fhir_issuer`; `""` for a link

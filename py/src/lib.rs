@@ -3,6 +3,7 @@
 //! nothing here decides an answer: every call goes to the engine.
 #![deny(unsafe_code)]
 
+mod auth;
 mod buffer;
 mod engine;
 mod errors;
@@ -31,6 +32,7 @@ fn _sia(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<buffer::ChunkBuffer>()?;
     m.add_class::<index::IndexProgress>()?;
     m.add_class::<frames::PixelInfo>()?;
+    m.add_class::<auth::Decision>()?;
     m.add_function(wrap_pyfunction!(write_demo, m)?)?;
     Ok(())
 }

@@ -103,3 +103,47 @@ def test_uvicorn_serves_the_end_to_end_subset() -> None:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-500:]
+
+
+def test_uvicorn_streams_large_frames_byte_for_byte(ct_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """Frames of 512 KiB go out as memoryviews of the engine's chunks; uvicorn writes
+    them as they are."""
+    pytest.importorskip("uvicorn")
+    import socket
+    import time
+    import urllib.request
+
+    import pydicom
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sia.serve", "--listen", f"127.0.0.1:{port}", "--db", str(tmp_path / "s.db"), str(ct_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert f"listening on http://127.0.0.1:{port}" in banner, banner + (proc.stderr.read() if proc.stderr else "")
+        files = sorted(ct_dir.glob("*.dcm"))
+        for f in files[:3]:
+            ds = pydicom.dcmread(f)
+            url = (
+                f"http://127.0.0.1:{port}/dicom-web/studies/{ds.StudyInstanceUID}/series/"
+                f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/frames/1"
+            )
+            req = urllib.request.Request(url, headers={"Accept": "application/octet-stream"})
+            t0 = time.monotonic()
+            with urllib.request.urlopen(req, timeout=30) as r:
+                body = r.read()
+                assert r.status == 200 and r.headers["Content-Length"] == str(len(body))
+            assert body == ds.PixelData, f.name
+            assert time.monotonic() - t0 < 10
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # A clean stop: uvicorn finishes open responses, then re-raises SIGTERM (-15).
+    assert proc.returncode in (0, -15), proc.stderr.read() if proc.stderr else ""
