@@ -370,6 +370,20 @@ impl PyEngine {
         self.frame_views(py, study, series, sop, numbers)
     }
 
+    /// Benchmark hook (py/bench/bench.py): seconds `iterations` frame calls take inside
+    /// Rust, for the overhead `frame()` adds.
+    fn _time_frames(
+        &self,
+        py: Python<'_>,
+        study: &str,
+        series: &str,
+        sop: &str,
+        number: u32,
+        iterations: u32,
+    ) -> PyResult<f64> {
+        self.time_frame_calls(py, study, series, sop, number, iterations)
+    }
+
     /// How the instance's frames are encoded (for NumPy dtype and shape).
     fn pixel_info(
         &self,

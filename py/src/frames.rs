@@ -137,6 +137,32 @@ impl PyEngine {
         frame_view(py, self.frame_response(py, &instance, number)?)
     }
 
+    /// Seconds `iterations` engine calls for frame `number` take, looped in Rust without
+    /// the GIL: what `Engine.frame` costs before any Python object exists (the benchmark's
+    /// baseline for the binding's overhead).
+    pub(crate) fn time_frame_calls(
+        &self,
+        py: Python<'_>,
+        study: &str,
+        series: &str,
+        sop: &str,
+        number: u32,
+        iterations: u32,
+    ) -> PyResult<f64> {
+        let instance = self.instance_path(py, study, series, sop)?;
+        self.frame_response(py, &instance, number)?;
+        let engine = self.get(py)?;
+        let target = format!("{instance}/frames/{number}");
+        Ok(py.detach(move || {
+            let start = std::time::Instant::now();
+            for _ in 0..iterations {
+                let request = sia::http::Request::get(&target).with_header("Accept", STORED);
+                std::hint::black_box(engine.handle(&request));
+            }
+            start.elapsed().as_secs_f64()
+        }))
+    }
+
     /// Several frames (every frame when `numbers` is None); see `sia.Engine.frames`.
     pub(crate) fn frame_views<'py>(
         &self,

@@ -173,3 +173,4 @@ class Engine:
         instance, or searching ImagingStudy when ``study`` is None."""
     def handle(self, method: str, target: str, headers: _Headers | None = None) -> Response:
         """Answers an HTTP request (``target`` is ``/path?query``) as ``sia serve`` would."""
+    def _time_frames(self, study: str, series: str, sop: str, number: int, iterations: int) -> float: ...
