@@ -21,7 +21,7 @@ pub fn policy(dir: &Path) -> IssuerPolicy {
     IssuerPolicy {
         iss: ISS.into(),
         audiences: vec![AUD.into()],
-        algorithms: vec![Algorithm::RS256, Algorithm::ES256],
+        algorithms: vec![Algorithm::RS256, Algorithm::PS256, Algorithm::ES256],
         leeway: 30,
         require_typ: None,
         patient_claim: "patient".into(),
@@ -30,18 +30,19 @@ pub fn policy(dir: &Path) -> IssuerPolicy {
     }
 }
 
-/// A token for Patient/123 signed with the RSA (`RS256`) or EC (`ES256`) key in `dir`.
+/// A token for Patient/123 signed with the RSA key in `dir` (`RS256`, `PS256`) or its EC
+/// key (`ES256`).
 pub fn token(dir: &Path, alg: Algorithm) -> String {
-    let (file, kid) = if alg == Algorithm::RS256 {
-        ("bench-rsa.pem", "rsa1")
-    } else {
-        ("bench-ec.pem", "ec1")
+    let (file, kid) = match alg {
+        Algorithm::RS256 => ("bench-rsa.pem", "rsa1"),
+        Algorithm::PS256 => ("bench-rsa.pem", "rsa2"),
+        _ => ("bench-ec.pem", "ec1"),
     };
     let pem = std::fs::read(dir.join(file)).unwrap();
-    let key = if alg == Algorithm::RS256 {
-        EncodingKey::from_rsa_pem(&pem)
-    } else {
+    let key = if alg == Algorithm::ES256 {
         EncodingKey::from_ec_pem(&pem)
+    } else {
+        EncodingKey::from_rsa_pem(&pem)
     }
     .unwrap();
     let mut header = Header::new(alg);
