@@ -1,6 +1,11 @@
 //! `sia._sia.Engine`: one open engine shared by any number of Python threads. Every call
 //! that reads files or the index releases the GIL; `close()` drops the engine's handle,
 //! while answers already handed out (memoryviews over frames) keep what they point at.
+//!
+//! The reads (`studies`, `search`, `metadata`, frames) are the engine's typed calls with
+//! [`Grant::local`]: a Python program holding the index is its local administrator, as
+//! `sia get` without `--config` is. `authorize` decides for a token; `handle` answers a
+//! request exactly as `sia serve` would, authorization included.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -9,10 +14,10 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyMemoryView};
 use sia::index::StudyFilter;
-use sia::{Config, Engine};
+use sia::{Config, DicomRef, Engine, Grant};
 
 use crate::auth::Decision;
-use crate::errors::{self, Class, Extra};
+use crate::errors::{self, Class, Extra, engine_error};
 use crate::frames::PixelInfo;
 use crate::index::{self, Outcome};
 use crate::response::PyResponse;
@@ -23,16 +28,9 @@ pub struct PyEngine {
     engine: RwLock<Option<Arc<Engine>>>,
     db: PathBuf,
     base_url: String,
-    /// Path of DICOMweb requests under the base URL (`/dicom-web`).
-    dicomweb_path: String,
 }
 
 impl PyEngine {
-    /// Path of DICOMweb requests under the base URL (`/dicom-web`).
-    pub fn dicomweb_path(&self) -> &str {
-        &self.dicomweb_path
-    }
-
     /// The open engine, or `EngineClosed`.
     pub fn get(&self, py: Python<'_>) -> PyResult<Arc<Engine>> {
         self.engine
@@ -41,116 +39,42 @@ impl PyEngine {
             .clone()
             .ok_or_else(|| errors::closed(py))
     }
-
-    /// `engine.handle(request)` without the GIL.
-    pub fn handle_request(
-        &self,
-        py: Python<'_>,
-        request: sia::http::Request,
-    ) -> PyResult<sia::http::Response> {
-        let engine = self.get(py)?;
-        Ok(py.detach(move || engine.handle(&request)))
-    }
-
-    /// A GET of `target` answered with 200, or the exception its status names.
-    pub(crate) fn get_ok(
-        &self,
-        py: Python<'_>,
-        target: String,
-        headers: &[(&str, &str)],
-    ) -> PyResult<sia::http::Response> {
-        let mut request = sia::http::Request::get(&target);
-        for (n, v) in headers {
-            request = request.with_header(n, v);
-        }
-        let resp = self.handle_request(py, request)?;
-        if resp.status == 200 {
-            return Ok(resp);
-        }
-        Err(status_error(py, &resp))
-    }
 }
 
-/// The exception for an error answer of `Engine::handle`: its class from the status,
-/// its message from the body (plain text, or an OperationOutcome's diagnostics).
-pub fn status_error(py: Python<'_>, resp: &sia::http::Response) -> PyErr {
-    let body = resp.body.to_vec();
-    let text = String::from_utf8_lossy(&body);
-    let message = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["issue"][0]["diagnostics"].as_str().map(str::to_string))
-        .unwrap_or_else(|| text.trim().to_string());
-    errors::raise(
-        py,
-        Class::of_status(resp.status),
-        &message,
-        Extra {
-            status: Some(resp.status),
-            challenge: resp.header("WWW-Authenticate"),
-            detail: resp.detail(),
-        },
-    )
-}
-
-/// The Python exception of an engine error.
-pub fn engine_error(py: Python<'_>, e: &sia::Error) -> PyErr {
-    let class = match e {
-        sia::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            Class::NotFound
-        }
-        sia::Error::Io { .. } | sia::Error::Database(_) => Class::InternalError,
-        sia::Error::Schema(_) => Class::ConfigError,
-        sia::Error::InvalidInput(_) => Class::InvalidInput,
-        _ => Class::InternalError,
-    };
-    errors::raise(py, class, &e.to_string(), Extra::default())
-}
-
-/// A UID argument, refused unless it is one the engine can index (DICOM UID, or a safe
-/// identifier), so it can never change the shape of a request path.
+/// A UID argument, refused unless it is one the engine can index (a DICOM UID, or a safe
+/// identifier), with the argument's name in the message.
 pub(crate) fn uid<'a>(py: Python<'_>, what: &str, value: &'a str) -> PyResult<&'a str> {
     if sia::wado::is_uid(value) {
         Ok(value)
     } else {
-        Err(errors::raise(
+        Err(errors::invalid(
             py,
-            Class::InvalidInput,
             &format!("{what} {value:?} is not a valid UID"),
-            Extra {
-                status: Some(400),
-                ..Extra::default()
-            },
         ))
     }
+}
+
+/// The reference of a study, a series or an instance.
+pub(crate) fn dicom_ref(
+    py: Python<'_>,
+    study: &str,
+    series: Option<&str>,
+    sop: Option<&str>,
+) -> PyResult<DicomRef> {
+    let study = uid(py, "study", study)?;
+    Ok(match (series, sop) {
+        (None, None) => DicomRef::study(study),
+        (Some(se), None) => DicomRef::series(study, uid(py, "series", se)?),
+        (Some(se), Some(i)) => {
+            DicomRef::instance(study, uid(py, "series", se)?, uid(py, "sop", i)?)
+        }
+        (None, Some(_)) => return Err(errors::invalid(py, "an instance needs its series")),
+    })
 }
 
 /// The JSON value as Python objects (dict, list, str, int, float, bool, None).
 fn to_python<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
     pythonize::pythonize(py, v).map_err(PyErr::from)
-}
-
-fn json_body<'py>(py: Python<'py>, resp: &sia::http::Response) -> PyResult<Bound<'py, PyAny>> {
-    let v: serde_json::Value = serde_json::from_slice(&resp.body.to_vec()).map_err(|e| {
-        errors::raise(
-            py,
-            Class::InternalError,
-            "the engine answered with invalid JSON",
-            Extra {
-                detail: Some(&e.to_string()),
-                ..Extra::default()
-            },
-        )
-    })?;
-    to_python(py, &v)
-}
-
-/// The path part of an absolute URL (`http://h:1/a/b` -> `/a/b`).
-fn url_path(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match after_scheme.find('/') {
-        Some(i) => after_scheme[i..].trim_end_matches('/').to_string(),
-        None => String::new(),
-    }
 }
 
 #[pymethods]
@@ -197,12 +121,10 @@ impl PyEngine {
         let engine = py
             .detach(move || Engine::open(cfg))
             .map_err(|e| engine_error(py, &e))?;
-        let dicomweb_path = url_path(&engine.fhir_context().dicomweb_base);
         Ok(PyEngine {
             engine: RwLock::new(Some(Arc::new(engine))),
             db,
             base_url,
-            dicomweb_path,
         })
     }
 
@@ -295,13 +217,11 @@ impl PyEngine {
         py: Python<'py>,
         query: Vec<(String, String)>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let fhir = url_path(&self.get(py)?.fhir_context().fhir_base);
-        let q: Vec<String> = query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        let resp = self.get_ok(py, format!("{fhir}/ImagingStudy?{}", q.join("&")), &[])?;
-        json_body(py, &resp)
+        let engine = self.get(py)?;
+        let bundle = py
+            .detach(|| engine.search_imaging_studies(&query, &Grant::local()))
+            .map_err(|e| engine_error(py, &e))?;
+        to_python(py, &bundle)
     }
 
     /// DICOM JSON (PS3.18 §F.2) of every instance of a study, a series or one instance: a
@@ -314,33 +234,16 @@ impl PyEngine {
         series: Option<&str>,
         sop: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut target = format!(
-            "{}/studies/{}",
-            self.dicomweb_path,
-            uid(py, "study", study)?
-        );
-        match (series, sop) {
-            (Some(se), Some(i)) => {
-                target += &format!(
-                    "/series/{}/instances/{}",
-                    uid(py, "series", se)?,
-                    uid(py, "sop", i)?
-                );
-            }
-            (Some(se), None) => target += &format!("/series/{}", uid(py, "series", se)?),
-            (None, None) => {}
-            (None, Some(_)) => {
-                return Err(errors::raise(
-                    py,
-                    Class::InvalidInput,
-                    "an instance needs its series",
-                    Extra::default(),
-                ));
-            }
-        }
-        target += "/metadata";
-        let resp = self.get_ok(py, target, &[])?;
-        json_body(py, &resp)
+        let what = dicom_ref(py, study, series, sop)?;
+        let engine = self.get(py)?;
+        let value = py
+            .detach(|| {
+                engine
+                    .metadata(&what, &Grant::local())
+                    .and_then(|m| m.to_value())
+            })
+            .map_err(|e| engine_error(py, &e))?;
+        to_python(py, &value)
     }
 
     /// Frame `number` (from 1) in its stored transfer syntax: a read-only memoryview of
@@ -354,7 +257,7 @@ impl PyEngine {
         sop: &str,
         number: u32,
     ) -> PyResult<Bound<'py, PyMemoryView>> {
-        self.frame_view(py, study, series, sop, number)
+        crate::frames::one(py, &*self.get(py)?, study, series, sop, number)
     }
 
     /// Several frames (every frame when `numbers` is None), as `frame` gives them.
@@ -367,21 +270,23 @@ impl PyEngine {
         sop: &str,
         numbers: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        self.frame_views(py, study, series, sop, numbers)
+        let (_, views) = crate::frames::many(py, &*self.get(py)?, study, series, sop, numbers)?;
+        PyList::new(py, views)
     }
 
-    /// Benchmark hook (py/bench/bench.py): seconds `iterations` frame calls take inside
-    /// Rust, for the overhead `frame()` adds.
-    fn _time_frames(
+    /// How the instance's frames are encoded, and the frames (every frame when `numbers`
+    /// is None): one engine call for `pixel_array`.
+    #[pyo3(signature = (study, series, sop, numbers=None))]
+    fn _described_frames<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         study: &str,
         series: &str,
         sop: &str,
-        number: u32,
-        iterations: u32,
-    ) -> PyResult<f64> {
-        self.time_frame_calls(py, study, series, sop, number, iterations)
+        numbers: Option<Vec<u32>>,
+    ) -> PyResult<(PixelInfo, Bound<'py, PyList>)> {
+        let (info, views) = crate::frames::many(py, &*self.get(py)?, study, series, sop, numbers)?;
+        Ok((info, PyList::new(py, views)?))
     }
 
     /// How the instance's frames are encoded (for NumPy dtype and shape).
@@ -392,7 +297,23 @@ impl PyEngine {
         series: &str,
         sop: &str,
     ) -> PyResult<PixelInfo> {
-        self.describe_pixels(py, study, series, sop)
+        let (info, _) =
+            crate::frames::many(py, &*self.get(py)?, study, series, sop, Some(vec![1]))?;
+        Ok(info)
+    }
+
+    /// Benchmark hook (py/bench/bench.py): seconds `iterations` calls of the engine's
+    /// `frames` for frame `number` take, looped in Rust without the GIL.
+    fn _time_frames(
+        &self,
+        py: Python<'_>,
+        study: &str,
+        series: &str,
+        sop: &str,
+        number: u32,
+        iterations: u32,
+    ) -> PyResult<f64> {
+        crate::frames::time_calls(py, &*self.get(py)?, study, series, sop, number, iterations)
     }
 
     /// The decision for bearer `token` (None: no token) reading a study (its series and
@@ -406,49 +327,7 @@ impl PyEngine {
         series: Option<&str>,
         sop: Option<&str>,
     ) -> PyResult<Decision> {
-        for (what, v) in [("study", study), ("series", series), ("sop", sop)] {
-            if let Some(v) = v {
-                uid(py, what, v)?;
-            }
-        }
-        if study.is_none() && (series.is_some() || sop.is_some()) {
-            return Err(errors::raise(
-                py,
-                Class::InvalidInput,
-                "a series or instance needs its study",
-                Extra::default(),
-            ));
-        }
-        // The FHIR read of the study (or the search) asks the engine for exactly the
-        // decision a study-level access takes.
-        let fhir = url_path(&self.get(py)?.fhir_context().fhir_base);
-        let target = match study {
-            Some(s) => format!("{fhir}/ImagingStudy/{s}"),
-            None => format!("{fhir}/ImagingStudy?_count=0"),
-        };
-        let mut request = sia::http::Request::get(&target);
-        if let Some(t) = token {
-            request = request.with_header("Authorization", &format!("Bearer {t}"));
-        }
-        let resp = self.handle_request(py, request)?;
-        match resp.status {
-            200 => Ok(Decision {
-                allowed: true,
-                status: 200,
-                ..Decision::default()
-            }),
-            401 | 403 => {
-                let err = status_error(py, &resp);
-                Ok(Decision {
-                    allowed: false,
-                    status: resp.status,
-                    message: err.value(py).str()?.to_string(),
-                    challenge: resp.header("WWW-Authenticate").map(str::to_string),
-                    ..Decision::default()
-                })
-            }
-            _ => Err(status_error(py, &resp)),
-        }
+        crate::auth::decide(py, &*self.get(py)?, token, study, series, sop)
     }
 
     /// Links FHIR Patient `fhir_patient` (of token issuer `fhir_issuer`; `""` for a link
@@ -464,12 +343,8 @@ impl PyEngine {
         fhir_issuer: &str,
     ) -> PyResult<()> {
         let engine = self.get(py)?;
-        py.detach(|| {
-            engine
-                .index_db()
-                .link_patient_for(fhir_issuer, fhir_patient, patient_id, issuer)
-        })
-        .map_err(|e| engine_error(py, &e))
+        py.detach(|| engine.link_patient(fhir_issuer, fhir_patient, patient_id, issuer))
+            .map_err(|e| engine_error(py, &e))
     }
 
     /// Removes a link made by `link`; whether there was one.
@@ -497,17 +372,12 @@ impl PyEngine {
         target: &str,
         headers: Option<Bound<'_, PyAny>>,
     ) -> PyResult<PyResponse> {
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let mut request = sia::http::Request {
-            method: method.to_string(),
-            path: path.to_string(),
-            query: query.to_string(),
-            ..Default::default()
-        };
+        let mut request = sia::Request::new(method, target);
         if let Some(h) = headers {
             request.headers = header_pairs(&h)?;
         }
-        Ok(self.handle_request(py, request)?.into())
+        let engine = self.get(py)?;
+        Ok(py.detach(move || engine.handle(&request)).into())
     }
 
     fn __repr__(&self) -> String {
@@ -542,19 +412,17 @@ fn text(v: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(b.iter().map(|&c| char::from(c)).collect())
 }
 
+/// A configuration file that cannot be read or is invalid: `ConfigError` whatever the
+/// engine's kind (a missing file is a configuration problem to this caller).
 fn config_error(py: Python<'_>, e: &sia::Error) -> PyErr {
-    errors::raise(py, Class::ConfigError, &e.to_string(), Extra::default())
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    errors::raise(
+        py,
+        Class::ConfigError,
+        e.message(),
+        Extra {
+            status: Some(e.status()),
+            challenge: None,
+            detail: e.detail(),
+        },
+    )
 }

@@ -22,6 +22,8 @@ pub enum Class {
     AccessDenied,
     /// 406.
     NotAcceptable,
+    /// 400 (FHIR too-costly).
+    TooCostly,
     /// 501.
     NotImplemented,
     /// 503.
@@ -30,6 +32,8 @@ pub enum Class {
     ConfigError,
     /// A stored file no longer reads as it did when indexed.
     InvalidDicom,
+    /// An index run cancelled by its caller.
+    Cancelled,
     /// A failure inside the engine.
     InternalError,
     /// A call on a closed engine.
@@ -45,26 +49,34 @@ impl Class {
             Class::InvalidToken => "InvalidToken",
             Class::AccessDenied => "AccessDenied",
             Class::NotAcceptable => "NotAcceptable",
+            Class::TooCostly => "TooCostly",
             Class::NotImplemented => "NotImplemented",
             Class::Unavailable => "Unavailable",
             Class::ConfigError => "ConfigError",
             Class::InvalidDicom => "InvalidDicom",
+            Class::Cancelled => "Cancelled",
             Class::InternalError => "InternalError",
             Class::EngineClosed => "EngineClosed",
         }
     }
 
-    /// The class of an HTTP error status (what `Engine::handle` answered).
-    pub fn of_status(status: u16) -> Class {
-        match status {
-            401 => Class::InvalidToken,
-            403 => Class::AccessDenied,
-            404 => Class::NotFound,
-            406 => Class::NotAcceptable,
-            410 => Class::Gone,
-            501 => Class::NotImplemented,
-            503 => Class::Unavailable,
-            400..=499 => Class::InvalidInput,
+    /// The class of an engine error kind.
+    pub fn of_kind(kind: sia::ErrorKind) -> Class {
+        use sia::ErrorKind as K;
+        match kind {
+            K::NotFound => Class::NotFound,
+            K::Gone => Class::Gone,
+            K::InvalidInput => Class::InvalidInput,
+            K::Unauthorized => Class::InvalidToken,
+            K::Forbidden => Class::AccessDenied,
+            K::NotAcceptable => Class::NotAcceptable,
+            K::TooCostly => Class::TooCostly,
+            K::NotImplemented => Class::NotImplemented,
+            K::Unavailable => Class::Unavailable,
+            K::Cancelled => Class::Cancelled,
+            K::Config => Class::ConfigError,
+            K::InvalidDicom => Class::InvalidDicom,
+            // Internal, and kinds a newer engine adds.
             _ => Class::InternalError,
         }
     }
@@ -102,6 +114,34 @@ fn build(py: Python<'_>, class: Class, message: &str, extra: &Extra<'_>) -> PyRe
     kwargs.set_item("detail", extra.detail)?;
     let value = cls.call((message,), Some(&kwargs))?;
     Ok(PyErr::from_value(value))
+}
+
+/// The Python exception of an engine error: its class from the kind, the client message,
+/// the status, the challenge of a refusal and the detail for logs.
+pub fn engine_error(py: Python<'_>, e: &sia::Error) -> PyErr {
+    raise(
+        py,
+        Class::of_kind(e.kind()),
+        e.message(),
+        Extra {
+            status: Some(e.status()),
+            challenge: e.challenge(),
+            detail: e.detail(),
+        },
+    )
+}
+
+/// `InvalidInput` (status 400) with `message`.
+pub fn invalid(py: Python<'_>, message: &str) -> PyErr {
+    raise(
+        py,
+        Class::InvalidInput,
+        message,
+        Extra {
+            status: Some(400),
+            ..Extra::default()
+        },
+    )
 }
 
 /// `EngineClosed`: a call after `Engine.close()`.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use sia::Engine;
-use sia::index::{IndexOptions, IndexReport, Progress};
+use sia::{IndexOptions, IndexProgress as Progress, IndexReport};
 
 /// Where an index run is, as the Python callback sees it.
 #[pyclass(module = "sia._sia", name = "IndexProgress", frozen, get_all)]
@@ -81,18 +81,14 @@ pub fn run(
         std::thread::Builder::new()
             .name("sia-index".into())
             .spawn(move || {
-                let hook = |p: &Progress<'_>| {
+                let opts = IndexOptions::default().progress(|p: &Progress<'_>| {
                     *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.into());
-                    let _: ControlFlow<()> = if cancel.load(Ordering::Relaxed) {
+                    if cancel.load(Ordering::Relaxed) {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
-                    };
-                };
-                let opts = IndexOptions {
-                    progress: Some(&hook),
-                    ..IndexOptions::default()
-                };
+                    }
+                });
                 let report = engine.index(&roots, &opts);
                 // The receiver is gone only if the caller's thread died; nothing to tell.
                 let _ = done_tx.send(());

@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 #[pyfunction]
 fn write_demo(py: Python<'_>, folder: PathBuf) -> PyResult<Vec<PathBuf>> {
     py.detach(|| sia::demo::write_demo(&folder))
-        .map_err(|e| engine::engine_error(py, &e))
+        .map_err(|e| errors::engine_error(py, &e))
 }
 
 #[pymodule]

@@ -3,7 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use sia::http::{Chunk, Response};
+use sia::{Chunk, Response};
 
 use crate::buffer::ChunkBuffer;
 

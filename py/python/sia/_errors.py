@@ -50,6 +50,13 @@ class SiaError(Exception):
         self.challenge = challenge
         self.detail = detail
 
+    def __str__(self) -> str:
+        # The engine's message, and what it knows beyond it (a file, a line of the
+        # configuration): the caller here is the index's owner, not a remote client.
+        if self.detail and self.detail != self.message:
+            return f"{self.message} ({self.detail})"
+        return self.message
+
 
 class InvalidInput(SiaError, ValueError):
     """A malformed argument or request (HTTP 400): a UID that is not one, an unknown

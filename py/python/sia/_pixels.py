@@ -50,7 +50,7 @@ def frame_array(buffer: memoryview, info: PixelInfo, dtype: numpy.dtype) -> nump
 def pixel_array(engine: Engine, study: str, series: str, sop: str, number: int | None) -> numpy.ndarray:
     import numpy as np
 
-    info = engine.pixel_info(study, series, sop)
+    info, views = engine._described_frames(study, series, sop, None if number is None else [number])
     if info.encapsulated:
         raise NotAcceptable(
             f"the frames are compressed (transfer syntax {info.transfer_syntax}); "
@@ -58,10 +58,7 @@ def pixel_array(engine: Engine, study: str, series: str, sop: str, number: int |
             status=406,
         )
     dtype = dtype_of(info)
-    if number is not None:
-        return frame_array(engine.frame(study, series, sop, number), info, dtype)
-    views = engine.frames(study, series, sop)
-    if len(views) == 1:
+    if number is not None or len(views) == 1:
         return frame_array(views[0], info, dtype)
     out = np.stack([frame_array(v, info, dtype) for v in views])
     out.flags.writeable = False

@@ -156,6 +156,9 @@ class Engine:
         the engine's buffer (of the file's mapping with read mode ``mmap``), no copy."""
     def frames(self, study: str, series: str, sop: str, numbers: Iterable[int] | None = None) -> list[memoryview]:
         """Several frames (every frame when ``numbers`` is None), as ``frame`` gives them."""
+    def _described_frames(
+        self, study: str, series: str, sop: str, numbers: Sequence[int] | None = None
+    ) -> tuple[PixelInfo, list[memoryview]]: ...
     def pixel_info(self, study: str, series: str, sop: str) -> PixelInfo:
         """How the instance's frames are encoded."""
     def link(self, fhir_patient: str, patient_id: str, issuer: str = "", *, fhir_issuer: str = "") -> None:
