@@ -101,6 +101,11 @@ class Engine(_sia.Engine):
 
     An engine is a context manager (``with sia.Engine(...) as e:`` closes it) and is safe
     to share between threads.
+
+    Reads (``studies``, ``search``, ``metadata``, ``frame``, ``frames``, ``pixel_info``,
+    ``pixel_array``) answer as to the index's local administrator, whatever issuers the
+    configuration trusts; ``authorize`` gives the decision for a token, and ``handle``
+    answers a request exactly as ``sia serve`` would, authorization included.
     """
 
     def __enter__(self) -> Engine:
@@ -196,8 +201,9 @@ class Engine(_sia.Engine):
             (planar configuration 1 is transposed to that shape as a view); for every
             frame, a leading ``frames`` axis. The dtype follows Bits Allocated and Pixel
             Representation (``uint8``, ``int16``/``uint16``, ``int32``/``uint32``),
-            little-endian. Values are stored values: no rescale, no windowing. The array
-            is read-only and shares memory with the engine's buffer (no copy).
+            little-endian. Values are stored values: no rescale, no windowing. One frame
+            is a read-only view of the engine's buffer (no copy); every frame of a
+            multi-frame instance is stacked into a new array (one copy).
 
         Raises:
             NotAcceptable: the frames are compressed (encapsulated); read them with

@@ -150,12 +150,20 @@ class Engine:
     def studies(self, patient_id: str | None = None, issuer: str | None = None) -> list[dict[str, Any]]:
         """ImagingStudy resources (FHIR R4, as dicts) of a DICOM patient, or of every study."""
     def metadata(self, study: str, series: str | None = None, sop: str | None = None) -> list[dict[str, Any]]:
-        """DICOM JSON (PS3.18 F.2) of every instance of a study, series or one instance."""
+        """DICOM JSON (PS3.18 F.2) of every instance of a study, series or one instance:
+        one dict per instance keyed by tag (``"00100010"``), with ``vr`` and ``Value``,
+        bulk data as ``BulkDataURI``. Raises ``NotFound``, ``InvalidInput``, ``Gone``."""
     def frame(self, study: str, series: str, sop: str, number: int = 1) -> memoryview:
-        """Frame ``number`` (from 1) in its stored transfer syntax: a read-only view of
-        the engine's buffer (of the file's mapping with read mode ``mmap``), no copy."""
+        """Frame ``number`` (from 1) in its stored transfer syntax (native frames as
+        little-endian bytes, Explicit VR Little Endian): a read-only, 1-D view of unsigned
+        bytes over the engine's buffer (of the file's mapping with read mode ``mmap``), no
+        copy. It stays valid while referenced, also after ``close()``.
+
+        Raises: ``InvalidInput`` (not a UID, number 0), ``NotFound`` (no such instance or
+        frame), ``Gone`` (the file changed since it was indexed), ``EngineClosed``."""
     def frames(self, study: str, series: str, sop: str, numbers: Iterable[int] | None = None) -> list[memoryview]:
-        """Several frames (every frame when ``numbers`` is None), as ``frame`` gives them."""
+        """Several frames (every frame when ``numbers`` is None, in order), as ``frame``
+        gives them; one engine call. Raises as ``frame``; ``NotFound`` names missing ones."""
     def _described_frames(
         self, study: str, series: str, sop: str, numbers: Sequence[int] | None = None
     ) -> tuple[PixelInfo, list[memoryview]]: ...
@@ -173,7 +181,10 @@ class Engine:
         sop: str | None = None,
     ) -> Decision:
         """The decision for a bearer token (None: no token) reading a study, series or
-        instance, or searching ImagingStudy when ``study`` is None."""
+        instance (decided on its study's patient compartment), or searching ImagingStudy
+        when ``study`` is None: signature, issuer, audience, expiry, scopes and links.
+        Refusals are a ``Decision`` with ``allowed`` False (401 or 403), not exceptions;
+        ``InvalidInput`` for malformed UIDs."""
     def handle(self, method: str, target: str, headers: _Headers | None = None) -> Response:
         """Answers an HTTP request (``target`` is ``/path?query``) as ``sia serve`` would."""
     def _time_frames(self, study: str, series: str, sop: str, number: int, iterations: int) -> float: ...
