@@ -3,6 +3,7 @@
 ``pixel_array``."""
 
 import os
+import pathlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, final
 
@@ -11,7 +12,7 @@ __version__: str
 _Path = str | os.PathLike[str]
 _Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 
-def write_demo(folder: _Path) -> list[str]:
+def write_demo(folder: _Path) -> list[pathlib.Path]:
     """Writes sia's synthetic demo set (3 patients, 4 studies, 40 files) into ``folder``;
     returns the files written."""
 
@@ -140,7 +141,7 @@ class Engine:
     @property
     def closed(self) -> bool: ...
     @property
-    def db(self) -> str:
+    def db(self) -> pathlib.Path:
         """The index file."""
     @property
     def base_url(self) -> str:
