@@ -3,6 +3,7 @@ works, and Ctrl-C (SIGINT) cancelling a run without harming the index."""
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
 import signal
@@ -160,3 +161,28 @@ def test_a_failing_callback_cancels_and_raises(many_files: tuple[pathlib.Path, i
         report = e.index(root, progress=False)
         assert report.indexed + len(report.duplicates) + report.unchanged == total
         assert report.unchanged < total / 2, report
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_default_display_is_a_bar_on_a_terminal_only(demo_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from sia._progress import PlainProgress, TqdmProgress, default_display
+
+    assert default_display(io.StringIO()) is None
+    shown = default_display(Terminal())
+    try:
+        import tqdm  # noqa: F401
+
+        assert isinstance(shown, TqdmProgress)
+    except ImportError:
+        assert isinstance(shown, PlainProgress)
+    out = Terminal()
+    plain = PlainProgress(out)
+    with sia.Engine(tmp_path / "sia.db") as e:
+        e.index(demo_dir, progress=plain)
+    plain.close()
+    text = out.getvalue()
+    assert text.startswith("\rindexing: ") and "40/40 files" in text and text.endswith("\n"), text
