@@ -479,7 +479,7 @@ pub(crate) fn index_with_progress(
         );
         bar
     });
-    let progress = |p: &Progress<'_>| {
+    let opts = IndexOptions::default().progress(|p: &Progress<'_>| {
         if let Some(bar) = &bar {
             bar.set_length(p.files_found);
             bar.set_position(p.files_done);
@@ -487,11 +487,8 @@ pub(crate) fn index_with_progress(
                 bar.set_message(p.current.display().to_string());
             }
         }
-    };
-    let opts = IndexOptions {
-        progress: Some(&progress),
-        ..IndexOptions::default()
-    };
+        std::ops::ControlFlow::Continue(())
+    });
     let report = engine.index(paths, &opts);
     if let Some(bar) = &bar {
         bar.finish_and_clear();

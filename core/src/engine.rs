@@ -84,7 +84,15 @@ pub struct Engine {
     pub(crate) auth: Option<Arc<Authorizer>>,
     /// Signs and checks capability URLs, when enabled.
     pub(crate) capabilities: Option<CapabilityKey>,
+    /// FHIR identifier system -> DICOM Issuer of Patient ID, for Patient imports.
+    identifier_systems: std::collections::HashMap<String, String>,
 }
+
+// Hosts share one engine between threads (a server's workers, a PACS's threads).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine>();
+};
 
 impl Engine {
     /// Opens (or creates) the index named in `config`.
@@ -104,6 +112,7 @@ impl Engine {
             metadata_cache: crate::metadata_cache::MetadataCache::new(config.metadata_cache_bytes),
             auth: config.auth,
             capabilities: config.capabilities,
+            identifier_systems: config.identifier_systems,
         })
     }
 
@@ -140,6 +149,40 @@ impl Engine {
         let loc = Arc::new(loc);
         self.locations.put(sop, loc.clone());
         Ok(Some(loc))
+    }
+
+    /// Links FHIR Patient `fhir_patient` of token issuer `fhir_issuer` (the `iss` of its
+    /// tokens; `""` for an unassigned link, which serves only while one issuer is
+    /// configured) to DICOM patient (`patient_id`, Issuer of Patient ID `issuer`): the
+    /// patient compartment of SMART Imaging Access. Takes effect on the next request.
+    ///
+    /// # Errors
+    /// `InvalidInput` (empty FHIR Patient id or Patient ID), `Internal`.
+    pub fn link_patient(
+        &self,
+        fhir_issuer: &str,
+        fhir_patient: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<()> {
+        self.index
+            .link_patient_for(fhir_issuer, fhir_patient, patient_id, issuer)
+    }
+
+    /// Links FHIR Patients of token issuer `fhir_issuer` to DICOM patients from Patient
+    /// resources in `text` (NDJSON, a Bundle, or one resource), mapping identifier
+    /// systems to Issuers of Patient ID with the configured `[identifier_systems]` (and
+    /// `urn:oid:` systems as they are).
+    ///
+    /// # Errors
+    /// `InvalidInput` (not JSON, not a Patient), `Internal`.
+    pub fn import_patients(
+        &self,
+        fhir_issuer: &str,
+        text: &str,
+    ) -> Result<crate::index::PatientImport> {
+        self.index
+            .import_patients_for(fhir_issuer, text, &self.identifier_systems)
     }
 
     /// Removes the link from FHIR Patient `fhir_patient` of token issuer `fhir_issuer`

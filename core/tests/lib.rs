@@ -19,6 +19,7 @@ mod reindex;
 mod scan_cases;
 mod security;
 mod storage_race;
+mod typed_calls;
 mod wado_frames;
 mod wado_metadata;
 mod wado_search;

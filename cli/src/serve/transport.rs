@@ -186,21 +186,16 @@ fn coalesce(chunks: Vec<Chunk>) -> VecDeque<Bytes> {
     out
 }
 
-/// A range of a shared mapping, owned by the `Bytes` that hyper writes.
-struct MappedRange(Chunk);
-
-impl AsRef<[u8]> for MappedRange {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
+/// A chunk as `Bytes` without copying: an owned buffer is moved, static bytes are
+/// borrowed, and shared bytes or a mapped range are kept alive by the `Bytes` itself
+/// (a `Chunk` owns what it points at).
 fn bytes_of(chunk: Chunk) -> Bytes {
-    match chunk {
-        Chunk::Owned(v) => Bytes::from(v),
-        Chunk::Static(s) => Bytes::from_static(s),
-        Chunk::Shared(s) => Bytes::from_owner(s),
-        mapped @ Chunk::Mapped { .. } => Bytes::from_owner(MappedRange(mapped)),
+    if let Some(s) = chunk.as_static() {
+        return Bytes::from_static(s);
+    }
+    match chunk.try_into_vec() {
+        Ok(v) => Bytes::from(v),
+        Err(shared) => Bytes::from_owner(shared),
     }
 }
 

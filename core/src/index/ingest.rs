@@ -13,6 +13,7 @@
 //! run skips what was committed and redoes the rest.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -152,14 +153,27 @@ pub struct Progress<'a> {
     pub current: &'a Path,
 }
 
-/// How to run an index.
+/// The callback of [`IndexOptions::progress`]: `Continue` goes on, `Break` cancels.
+type ProgressFn<'a> = dyn Fn(&Progress<'_>) -> ControlFlow<()> + Send + Sync + 'a;
+
+/// How to run an index: progress reporting and cancellation, batching.
+#[non_exhaustive]
 pub struct IndexOptions<'a> {
-    /// Called after each file is written.
-    pub progress: Option<&'a (dyn Fn(&Progress<'_>) + Sync)>,
+    progress: Option<Box<ProgressFn<'a>>>,
     /// Most files per transaction.
     pub batch_size: usize,
     /// Longest time between commits, so a killed run loses little work.
     pub commit_interval: Duration,
+}
+
+impl std::fmt::Debug for IndexOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexOptions")
+            .field("progress", &self.progress.is_some())
+            .field("batch_size", &self.batch_size)
+            .field("commit_interval", &self.commit_interval)
+            .finish()
+    }
 }
 
 impl Default for IndexOptions<'_> {
@@ -169,6 +183,33 @@ impl Default for IndexOptions<'_> {
             batch_size: 2000,
             commit_interval: Duration::from_secs(1),
         }
+    }
+}
+
+impl<'a> IndexOptions<'a> {
+    /// Calls `f` after each file is written (from the run's writer thread). Answering
+    /// `ControlFlow::Break(())` cancels the run: it stops reading files, rolls back the
+    /// files written since the last commit (committed batches stay: the index is
+    /// consistent, and the next run completes the work) and fails with
+    /// [`crate::ErrorKind::Cancelled`].
+    pub fn progress(
+        mut self,
+        f: impl Fn(&Progress<'_>) -> ControlFlow<()> + Send + Sync + 'a,
+    ) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// At most `files` files per transaction (at least 1).
+    pub fn batch_size(mut self, files: usize) -> Self {
+        self.batch_size = files.max(1);
+        self
+    }
+
+    /// At most `interval` between commits.
+    pub fn commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
     }
 }
 
@@ -314,7 +355,7 @@ impl Index {
             }
             let walked = walker
                 .join()
-                .unwrap_or_else(|_| Err(Error::InvalidInput("the walk panicked".into())));
+                .unwrap_or_else(|_| Err(Error::internal("the walk panicked")));
             (walked, written)
         });
         written?;
@@ -389,10 +430,7 @@ fn walk_and_diff(
     )?;
     conn.busy_timeout(Duration::from_secs(30))?;
     let mut summary = WalkSummary::default();
-    let send = |w: Work| {
-        tx.send(w)
-            .map_err(|_| Error::InvalidInput("index run cancelled".into()))
-    };
+    let send = |w: Work| tx.send(w).map_err(|_| Error::cancelled());
     for root in roots {
         let Some(root_str) = root.to_str() else {
             summary.skipped.push(Skipped {
@@ -424,7 +462,7 @@ fn walk_and_diff(
             .sort_by_file_name()
         {
             if cancel.load(Ordering::Relaxed) {
-                return Err(Error::InvalidInput("index run cancelled".into()));
+                return Err(Error::cancelled());
             }
             let item = match item {
                 Ok(i) => i,
@@ -706,14 +744,20 @@ impl<'r> Writer<'r> {
                     files_done += 1;
                     bytes_done += entry.size;
                     batch += 1;
-                    if let Some(cb) = opts.progress {
-                        cb(&Progress {
+                    if let Some(cb) = &opts.progress {
+                        let flow = cb(&Progress {
                             files_done,
                             files_found: found.load(Ordering::Relaxed),
                             walk_done: walk_done.load(Ordering::Acquire),
                             bytes_done,
                             current: Path::new(&entry.path),
                         });
+                        if flow.is_break() {
+                            // Dropping the transaction rolls back the files written
+                            // since the last commit; committed batches are consistent.
+                            drop(tx);
+                            return Err(Error::cancelled());
+                        }
                     }
                 }
             }

@@ -56,6 +56,100 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// The study is this one.
+    pub fn study_is(study_uid: &str) -> Condition {
+        Condition {
+            sql: "st.study_uid = ?".into(),
+            params: vec![Value::Text(study_uid.to_string())],
+        }
+    }
+
+    /// The study's patient has this Patient ID (and Issuer of Patient ID).
+    pub fn patient_is(patient_id: &str, issuer: Option<&str>) -> Condition {
+        match issuer {
+            Some(issuer) => Condition {
+                sql: "p.patient_id = ? AND p.issuer = ?".into(),
+                params: vec![
+                    Value::Text(patient_id.to_string()),
+                    Value::Text(issuer.to_string()),
+                ],
+            },
+            None => Condition {
+                sql: "p.patient_id = ?".into(),
+                params: vec![Value::Text(patient_id.to_string())],
+            },
+        }
+    }
+
+    /// The study's patient is linked to FHIR Patient `fhir_patient` of token issuer
+    /// `iss` (or of `other_iss`: `""` to let unassigned links serve, else `iss` again);
+    /// of any issuer when `iss` is `None`.
+    pub fn linked_to(iss: Option<(&str, &str)>, fhir_patient: &str) -> Condition {
+        match iss {
+            Some((iss, other)) => Condition {
+                sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_issuer IN (?, ?) AND l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                params: vec![
+                    Value::Text(iss.to_string()),
+                    Value::Text(other.to_string()),
+                    Value::Text(fhir_patient.to_string()),
+                ],
+            },
+            None => Condition {
+                sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                params: vec![Value::Text(fhir_patient.to_string())],
+            },
+        }
+    }
+
+    /// The study has a series of one of these modality codes.
+    pub fn study_has_modality_code(codes: &[String]) -> Condition {
+        Condition::study_has_modality(codes.iter().map(|c| Value::Text(c.clone())).collect())
+    }
+
+    /// All of `all` (an empty list holds).
+    pub fn all(all: Vec<Condition>) -> Condition {
+        if all.is_empty() {
+            return Condition::always(true);
+        }
+        let mut sql = Vec::new();
+        let mut params = Vec::new();
+        for c in all {
+            sql.push(format!("({})", c.sql));
+            params.extend(c.params);
+        }
+        Condition {
+            sql: sql.join(" AND "),
+            params,
+        }
+    }
+
+    /// One of `any` (an empty list never holds).
+    pub fn any(any: Vec<Condition>) -> Condition {
+        if any.is_empty() {
+            return Condition::always(false);
+        }
+        let mut sql = Vec::new();
+        let mut params = Vec::new();
+        for c in any {
+            sql.push(format!("({})", c.sql));
+            params.extend(c.params);
+        }
+        Condition {
+            sql: sql.join(" OR "),
+            params,
+        }
+    }
+
+    /// A condition that always (or never) holds.
+    pub fn always(holds: bool) -> Condition {
+        Condition {
+            sql: if holds { "1 = 1" } else { "0 = 1" }.into(),
+            params: Vec::new(),
+        }
+    }
+}
+
 /// `?,?,...` for `n` bound values.
 pub fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")

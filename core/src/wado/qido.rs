@@ -184,6 +184,18 @@ fn is_uid(s: &str) -> bool {
     super::is_uid(s)
 }
 
+/// The decoded (key, value) pairs of a query string.
+pub fn decode_query(query: &str) -> Result<Vec<(String, String)>, (u16, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
 /// Parses the query string of a search at `level`, restricted to a study and series
 /// given in the path.
 pub fn parse(
@@ -192,12 +204,20 @@ pub fn parse(
     series: Option<&str>,
     query: &str,
 ) -> Result<Qido, (u16, String)> {
+    parse_pairs(level, study, series, &decode_query(query)?)
+}
+
+/// Parses the decoded query parameters of a search at `level` (PS3.18 10.6.1),
+/// restricted to a study and series given in the path.
+pub fn parse_pairs(
+    level: Level,
+    study: Option<&str>,
+    series: Option<&str>,
+    query: &[(String, String)],
+) -> Result<Qido, (u16, String)> {
     let mut conditions = Vec::new();
     if let Some(s) = study {
-        conditions.push(Condition {
-            sql: "st.study_uid = ?".into(),
-            params: vec![Value::Text(s.into())],
-        });
+        conditions.push(Condition::study_is(s));
     }
     if let Some(s) = series {
         conditions.push(Condition {
@@ -211,9 +231,8 @@ pub fn parse(
     let mut include_all = false;
     let mut ignored = Vec::new();
     let mut matches: Vec<(&'static Attr, String)> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (key, value) = (decode(k)?, decode(v)?);
+    for (key, value) in query {
+        let value = value.clone();
         match key.as_str() {
             "limit" => {
                 limit = Some(
