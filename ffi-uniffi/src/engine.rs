@@ -1,6 +1,8 @@
-//! The engine object the JVM holds, and the calls it exposes.
+//! The engine object the JVM holds, and the calls it exposes: each one authorizes with
+//! the engine's own decision (`sia::Engine::authorize`), then makes the typed call.
 
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::SiaError;
@@ -11,14 +13,34 @@ use crate::records::{
 
 /// Receives index progress; implemented in Kotlin or Java and called back by the engine.
 ///
-/// Called from the engine's indexing threads (never the caller's thread alone), after
-/// each file is written; keep it short. Return `false` to cancel the run: the call then
-/// fails with `SiaException.Cancelled` and the index keeps every committed batch, so
-/// running `index` again completes it.
+/// Called from the engine's writer thread (not the thread that called `index`) after
+/// each file is written; keep it short. Return `false` to cancel the run: `index` then
+/// fails with `SiaException.Cancelled`, the files written since the last commit are
+/// rolled back and committed batches stay, so the index is consistent and running
+/// `index` again completes it. An exception thrown by the listener cancels the run the
+/// same way, and its text is in the `Cancelled` message.
 #[uniffi::export(callback_interface)]
 pub trait IndexListener: Send + Sync {
     /// One more file was written; `true` to go on, `false` to cancel.
-    fn on_progress(&self, progress: IndexProgress) -> bool;
+    fn on_progress(&self, progress: IndexProgress) -> Result<bool, ListenerError>;
+}
+
+/// An exception a Kotlin or Java [`IndexListener`] threw (uniffi catches it at the
+/// boundary and hands it to Rust as this error, instead of unwinding through the engine).
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum ListenerError {
+    /// The listener failed; `reason` is the exception as text.
+    #[error("the progress listener failed: {reason}")]
+    Failed {
+        /// The exception as the JVM printed it.
+        reason: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for ListenerError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> ListenerError {
+        ListenerError::Failed { reason: e.reason }
+    }
 }
 
 /// An open sia engine: one SQLite index, its files, and the token policy of its
@@ -38,8 +60,8 @@ pub struct Engine {
 /// Errors: `InvalidInput` when `dir` cannot be created or written.
 #[uniffi::export]
 pub fn write_demo(dir: String) -> Result<Vec<String>, SiaError> {
-    let files = sia::demo::write_demo(std::path::Path::new(&dir))
-        .map_err(|e| SiaError::InvalidInput(e.to_string()))?;
+    let files = sia::demo::write_demo(Path::new(&dir))
+        .map_err(|e| SiaError::InvalidInput(e.message().to_string()))?;
     Ok(files
         .into_iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -49,15 +71,25 @@ pub fn write_demo(dir: String) -> Result<Vec<String>, SiaError> {
 #[uniffi::export]
 impl Engine {
     /// Opens the engine a TOML configuration file describes (the file `sia serve
-    /// --config` reads: `db`, `base_url`, `[[issuers]]`, `[patients]`, ...). Relative
-    /// paths in it resolve against the file's folder.
+    /// --config` reads: `[server] db`, `base_url`, `[[issuers]]`, `[patients]`, ...).
+    /// Relative paths in it resolve against the file's folder.
     ///
-    /// Errors: `ConfigError` when the file is missing or invalid; `Internal` when the
+    /// Errors: `ConfigException` when the file is missing or invalid; `Internal` when the
     /// index cannot be opened.
     #[uniffi::constructor]
     pub fn open_config_file(path: String) -> Result<Arc<Engine>, SiaError> {
+        let config = sia::Config::from_file(&path).map_err(SiaError::config)?;
+        Engine::open(config)
+    }
+
+    /// Opens the engine a TOML configuration text describes (same keys as
+    /// [`Engine::open_config_file`]); relative paths resolve against `base_dir`.
+    ///
+    /// Errors: as [`Engine::open_config_file`].
+    #[uniffi::constructor]
+    pub fn open_config_toml(toml: String, base_dir: String) -> Result<Arc<Engine>, SiaError> {
         let config =
-            sia::Config::from_file(&path).map_err(|e| SiaError::ConfigError(e.to_string()))?;
+            sia::Config::from_toml_str(&toml, Path::new(&base_dir)).map_err(SiaError::config)?;
         Engine::open(config)
     }
 
@@ -77,50 +109,60 @@ impl Engine {
     /// unchanged are not read again. `listener`, when given, is called after each file
     /// and may cancel the run (see [`IndexListener`]).
     ///
-    /// Errors: `Cancelled` when the listener returned `false`; `Internal` when the index
-    /// database fails. Unreadable or non-DICOM files are not errors: they are listed in
-    /// `IndexReport.skipped`.
+    /// Errors: `Cancelled` when the listener returned `false`; `InvalidInput` for a
+    /// root that does not exist; `Internal` when the index database fails. Unreadable
+    /// or non-DICOM files are not errors: they are listed in `IndexReport.skipped`.
     pub fn index(
         &self,
         roots: Vec<String>,
         listener: Option<Box<dyn IndexListener>>,
     ) -> Result<IndexReport, SiaError> {
-        let callback = |p: &sia::index::Progress<'_>| {
-            if let Some(l) = &listener {
-                l.on_progress(IndexProgress {
+        // The first listener failure, reported in place of the engine's plain "cancelled".
+        let failure = std::sync::Mutex::new(None::<String>);
+        let mut opts = sia::IndexOptions::default();
+        if let Some(listener) = &listener {
+            opts = opts.progress(|p: &sia::IndexProgress<'_>| {
+                let progress = IndexProgress {
                     files_done: clamp(p.files_done),
                     files_found: clamp(p.files_found),
                     walk_done: p.walk_done,
                     bytes_done: clamp(p.bytes_done),
                     current: p.current.to_string_lossy().into_owned(),
-                });
+                };
+                match listener.on_progress(progress) {
+                    Ok(true) => ControlFlow::Continue(()),
+                    Ok(false) => ControlFlow::Break(()),
+                    Err(e) => {
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(e.to_string());
+                        }
+                        ControlFlow::Break(())
+                    }
+                }
+            });
+        }
+        let result = self.inner.index(&roots, &opts);
+        drop(opts);
+        match result {
+            Ok(report) => Ok(report.into()),
+            Err(e) if e.kind() == sia::ErrorKind::Cancelled => {
+                let failed = failure.into_inner().ok().flatten();
+                Err(SiaError::Cancelled(
+                    failed.unwrap_or_else(|| e.message().to_string()),
+                ))
             }
-        };
-        let opts = sia::index::IndexOptions {
-            progress: Some(&callback),
-            ..Default::default()
-        };
-        Ok(self.inner.index(&roots, &opts)?.into())
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Answers one HTTP request exactly as `sia serve` would (FHIR, DICOMweb, WADO-URI),
     /// token checks included. Never fails: every error is an HTTP status.
     pub fn handle(&self, request: HttpRequest) -> HttpResponse {
-        let (path, query) = request
-            .target
-            .split_once('?')
-            .unwrap_or((request.target.as_str(), ""));
-        let req = sia::http::Request {
-            method: request.method.clone(),
-            path: path.to_string(),
-            query: query.to_string(),
-            headers: request
-                .headers
-                .into_iter()
-                .map(|h| (h.name, h.value))
-                .collect(),
-            introspection: None,
-        };
+        let mut req = sia::Request::get(&request.target);
+        req.method = request.method;
+        for h in &request.headers {
+            req = req.with_header(&h.name, &h.value);
+        }
         let resp = self.inner.handle(&req);
         HttpResponse {
             status: i32::from(resp.status),
@@ -138,39 +180,48 @@ impl Engine {
 
     /// The FHIR R4 `searchset` Bundle (JSON text) of the ImagingStudy resources matching
     /// `query` (FHIR search parameters: `patient`, `patient.identifier`, `identifier`,
-    /// `modality`, `started`, ...), with their Endpoints, filtered to what `token` (a
-    /// SMART bearer token, or `null` when the engine has no `[[issuers]]`) may see.
+    /// `modality`, `started`, `_count`, ...), with their Endpoints, filtered to what
+    /// `token` (a SMART bearer token, or `null` when the engine has no `[[issuers]]`)
+    /// may see.
     ///
-    /// Errors: `InvalidInput` for an unknown or malformed parameter; `InvalidToken` /
-    /// `AccessDenied` as [`Engine::authorize`] decides.
+    /// Errors: `InvalidInput` for an unknown or malformed parameter; `TooCostly` for
+    /// too many; `InvalidToken` / `AccessDenied` as [`Engine::authorize`] decides.
     pub fn search_imaging_studies(
         &self,
         query: Vec<QueryParam>,
         token: Option<String>,
     ) -> Result<String, SiaError> {
-        let target = format!("{}/ImagingStudy{}", self.fhir_path(), encode_query(&query));
-        let resp = self.get(&target, token.as_deref(), None)?;
-        text(resp)
+        let grant = self.grant(
+            token.as_deref(),
+            &sia::Access::search(sia::ResourceKind::ImagingStudy),
+        )?;
+        let query: Vec<(String, String)> = query.into_iter().map(|q| (q.name, q.value)).collect();
+        let bundle = self.inner.search_imaging_studies(&query, &grant)?;
+        Ok(bundle.to_string())
     }
 
     /// The DICOM JSON metadata (PS3.18 §F.2, a JSON array of instances) of a study,
     /// series or instance, bulk data replaced by `BulkDataURI`s.
     ///
-    /// Errors: `NotFound` when the reference is not indexed; `Gone` when its files
-    /// vanished; `InvalidToken` / `AccessDenied` as [`Engine::authorize`] decides.
+    /// Errors: `InvalidInput` for an instance without its series; `NotFound` when the
+    /// reference is not indexed; `Gone` when its files changed or vanished;
+    /// `InvalidToken` / `AccessDenied` as [`Engine::authorize`] decides.
     pub fn metadata(&self, reference: DicomRef, token: Option<String>) -> Result<String, SiaError> {
-        let target = format!("{}/metadata", self.dicomweb_target(&reference)?);
-        let resp = self.get(&target, token.as_deref(), Some("application/dicom+json"))?;
-        text(resp)
+        let what = dicom_ref(&reference)?;
+        let grant = self.grant(token.as_deref(), &sia::Access::study(&reference.study))?;
+        let json = self.inner.metadata(&what, &grant)?;
+        String::from_utf8(json.to_vec())
+            .map_err(|_| SiaError::Internal("the engine wrote DICOM JSON that is not UTF-8".into()))
     }
 
-    /// Frames `numbers` (1-based) of an instance, in the stored transfer syntax
-    /// (`accept` = `None`) or as `accept` asks (a PS3.18 §8.7 media type, e.g.
-    /// `application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1`).
+    /// Frames `numbers` (1-based, in the order asked) of an instance: native frames in
+    /// Explicit VR Little Endian, compressed frames as stored (`accept` = `null`), or as
+    /// `accept` asks (a PS3.18 §8.7 `Accept` value, e.g.
+    /// `multipart/related; type="image/jpeg"`).
     ///
-    /// Errors: `InvalidInput` for an empty list or frame 0; `NotFound` for a frame past
-    /// the last; `NotAcceptable` when `accept` cannot be served; `Gone`;
-    /// `InvalidToken` / `AccessDenied`.
+    /// Errors: `InvalidInput` for an empty list or a number below 1; `NotFound` for a
+    /// frame past the last (or an instance without pixel data); `NotAcceptable` when
+    /// `accept` cannot be served; `Gone`; `InvalidToken` / `AccessDenied`.
     pub fn frames(
         &self,
         instance: InstanceRef,
@@ -178,94 +229,71 @@ impl Engine {
         accept: Option<String>,
         token: Option<String>,
     ) -> Result<Vec<Frame>, SiaError> {
-        if numbers.is_empty() {
-            return Err(SiaError::InvalidInput("no frame numbers given".into()));
-        }
-        if let Some(n) = numbers.iter().find(|n| **n < 1) {
-            return Err(SiaError::InvalidInput(format!(
-                "frame numbers start at 1, not {n}"
-            )));
-        }
-        let base = self.dicomweb_target(&DicomRef {
-            study: instance.study,
-            series: Some(instance.series),
-            instance: Some(instance.instance),
-        })?;
-        let accept = accept.unwrap_or_else(|| "application/octet-stream; transfer-syntax=*".into());
-        numbers
+        let numbers = numbers
             .into_iter()
             .map(|n| {
-                let resp = self.get(
-                    &format!("{base}/frames/{n}"),
-                    token.as_deref(),
-                    Some(&accept),
-                )?;
-                let content_type = resp.header("Content-Type").unwrap_or("").to_string();
-                let transfer_syntax = media_parameter(&content_type, "transfer-syntax")
-                    .unwrap_or_else(|| "1.2.840.10008.1.2.1".into());
-                Ok(Frame {
-                    number: n,
-                    bytes: resp.body.to_vec(),
-                    transfer_syntax,
-                    content_type,
+                u32::try_from(n).map_err(|_| {
+                    SiaError::InvalidInput(format!("frame numbers start at 1, not {n}"))
                 })
             })
-            .collect()
+            .collect::<Result<Vec<u32>, SiaError>>()?;
+        let grant = self.grant(token.as_deref(), &sia::Access::study(&instance.study))?;
+        let what = sia::DicomRef::instance(&instance.study, &instance.series, &instance.instance);
+        let frames = self
+            .inner
+            .frames(&what, &numbers, accept.as_deref().unwrap_or(""), &grant)?;
+        if let Some(n) = frames.missing().first() {
+            return Err(SiaError::NotFound(format!(
+                "frame {n} is past the last frame ({}) of the instance",
+                frames.frame_count()
+            )));
+        }
+        Ok(frames.into_frames().iter().map(Frame::from).collect())
     }
 
     /// Decides whether `token` (a SMART bearer token, or `null`) may have `access`:
-    /// signature, expiry, audience, scopes and patient compartment, as every other call
-    /// decides. Without `[[issuers]]` in the configuration, everything is allowed.
+    /// signature, expiry, audience, scopes and patient compartment, exactly as every
+    /// other call decides. Without `[[issuers]]` in the configuration everything is
+    /// allowed. A study that is not indexed is allowed (reading it fails `NotFound`).
     ///
-    /// Errors: none for a refusal (that is a [`Decision`]); `InvalidInput` for a
-    /// malformed UID.
+    /// Errors: none for a refusal (that is a [`Decision`]); `Internal` when the index
+    /// fails.
     pub fn authorize(&self, token: Option<String>, access: Access) -> Result<Decision, SiaError> {
-        let target = match &access {
-            Access::SearchImagingStudies => format!("{}/ImagingStudy", self.fhir_path()),
-            Access::Study { study } => self.dicomweb_target(&DicomRef {
-                study: study.clone(),
-                series: None,
-                instance: None,
-            })?,
-            Access::Series { study, series } => self.dicomweb_target(&DicomRef {
-                study: study.clone(),
-                series: Some(series.clone()),
-                instance: None,
-            })?,
+        let access = match &access {
+            Access::Study { study } => sia::Access::study(study),
+            Access::Series { study, series } => sia::Access::series(study, series),
             Access::Instance {
                 study,
                 series,
                 instance,
-            } => self.dicomweb_target(&DicomRef {
-                study: study.clone(),
-                series: Some(series.clone()),
-                instance: Some(instance.clone()),
-            })?,
+            } => sia::Access::instance(study, series, instance),
+            Access::SearchImagingStudies => sia::Access::search(sia::ResourceKind::ImagingStudy),
         };
-        let target = match access {
-            Access::SearchImagingStudies => target,
-            _ => format!("{target}/metadata"),
-        };
-        let mut req = sia::http::Request::get(&target);
-        req.method = "HEAD".into();
-        if let Some(t) = &token {
-            req = req.with_header("Authorization", &format!("Bearer {t}"));
+        match self
+            .inner
+            .authorize(&credentials(token.as_deref()), &access)
+        {
+            Ok(_) => Ok(Decision {
+                allowed: true,
+                status: 200,
+                reason: String::new(),
+                www_authenticate: None,
+            }),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    sia::ErrorKind::Unauthorized | sia::ErrorKind::Forbidden
+                ) =>
+            {
+                Ok(Decision {
+                    allowed: false,
+                    status: i32::from(e.status()),
+                    reason: e.message().to_string(),
+                    www_authenticate: e.challenge().map(str::to_string),
+                })
+            }
+            Err(e) => Err(e.into()),
         }
-        let resp = self.inner.handle(&req);
-        let allowed = (200..300).contains(&resp.status);
-        Ok(Decision {
-            allowed,
-            status: i32::from(resp.status),
-            reason: if allowed {
-                String::new()
-            } else {
-                resp_message(&self.inner.handle(&sia::http::Request {
-                    method: "GET".into(),
-                    ..req
-                }))
-            },
-            www_authenticate: resp.header("WWW-Authenticate").map(str::to_string),
-        })
     }
 }
 
@@ -302,123 +330,28 @@ impl Engine {
         }))
     }
 
-    /// The path of the FHIR base (`/fhir`, or `/x/fhir` under a base URL with a path).
-    fn fhir_path(&self) -> String {
-        url_path(&self.inner.fhir_context().fhir_base)
+    /// The engine's grant for `token` and `access`; a refusal is the error.
+    fn grant(&self, token: Option<&str>, access: &sia::Access) -> Result<sia::Grant, SiaError> {
+        Ok(self.inner.authorize(&credentials(token), access)?)
     }
+}
 
-    /// `/dicom-web/studies/{study}[/series/{series}[/instances/{instance}]]`.
-    fn dicomweb_target(&self, r: &DicomRef) -> Result<String, SiaError> {
-        let mut t = format!(
-            "{}/studies/{}",
-            url_path(&self.inner.fhir_context().dicomweb_base),
-            uid(&r.study)?
-        );
-        match (&r.series, &r.instance) {
-            (None, None) => {}
-            (Some(s), None) => t.push_str(&format!("/series/{}", uid(s)?)),
-            (Some(s), Some(i)) => t.push_str(&format!("/series/{}/instances/{}", uid(s)?, uid(i)?)),
-            (None, Some(_)) => {
-                return Err(SiaError::InvalidInput(
-                    "an instance reference needs its series".into(),
-                ));
-            }
+fn credentials(token: Option<&str>) -> sia::Credentials {
+    match token {
+        Some(t) => sia::Credentials::bearer(t),
+        None => sia::Credentials::none(),
+    }
+}
+
+fn dicom_ref(r: &DicomRef) -> Result<sia::DicomRef, SiaError> {
+    Ok(match (&r.series, &r.instance) {
+        (None, None) => sia::DicomRef::study(&r.study),
+        (Some(s), None) => sia::DicomRef::series(&r.study, s),
+        (Some(s), Some(i)) => sia::DicomRef::instance(&r.study, s, i),
+        (None, Some(_)) => {
+            return Err(SiaError::InvalidInput(
+                "an instance reference needs its series".into(),
+            ));
         }
-        Ok(t)
-    }
-
-    /// GETs `target`; a non-2xx status becomes the matching error.
-    fn get(
-        &self,
-        target: &str,
-        token: Option<&str>,
-        accept: Option<&str>,
-    ) -> Result<sia::http::Response, SiaError> {
-        let mut req = sia::http::Request::get(target);
-        if let Some(t) = token {
-            req = req.with_header("Authorization", &format!("Bearer {t}"));
-        }
-        if let Some(a) = accept {
-            req = req.with_header("Accept", a);
-        }
-        let resp = self.inner.handle(&req);
-        match SiaError::from_status(resp.status, resp_message(&resp)) {
-            Some(e) => Err(e),
-            None => Ok(resp),
-        }
-    }
-}
-
-/// The client-safe message of an error response (its text, or a FHIR
-/// OperationOutcome's first diagnostics).
-fn resp_message(resp: &sia::http::Response) -> String {
-    let body = resp.body.to_vec();
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
-        && let Some(d) = v["issue"][0]["diagnostics"].as_str()
-    {
-        return d.to_string();
-    }
-    String::from_utf8_lossy(&body).trim().to_string()
-}
-
-fn text(resp: sia::http::Response) -> Result<String, SiaError> {
-    String::from_utf8(resp.body.to_vec())
-        .map_err(|_| SiaError::Internal("the engine answered text that is not UTF-8".into()))
-}
-
-/// A UID as a path segment: DICOM UIDs are digits and dots (PS3.5 §9.1); anything else
-/// is refused here rather than spliced into a path.
-fn uid(s: &str) -> Result<&str, SiaError> {
-    if s.is_empty()
-        || s.len() > 64
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-    {
-        return Err(SiaError::InvalidInput(format!("not a UID: {s:?}")));
-    }
-    Ok(s)
-}
-
-/// The path of an absolute URL (`http://h:1/a/b` -> `/a/b`).
-fn url_path(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    match after_scheme.find('/') {
-        Some(i) => after_scheme[i..].trim_end_matches('/').to_string(),
-        None => String::new(),
-    }
-}
-
-/// `?a=b&c=d` with RFC 3986 percent-encoding, or `` for no parameters.
-fn encode_query(query: &[QueryParam]) -> String {
-    let enc = |s: &str| {
-        let mut out = String::with_capacity(s.len());
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    };
-    if query.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> = query
-        .iter()
-        .map(|q| format!("{}={}", enc(&q.name), enc(&q.value)))
-        .collect();
-    format!("?{}", parts.join("&"))
-}
-
-/// A parameter of a media type (`transfer-syntax` of `application/octet-stream;
-/// transfer-syntax=1.2.840.10008.1.2.1`), unquoted.
-fn media_parameter(media_type: &str, name: &str) -> Option<String> {
-    media_type.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().trim_matches('"').to_string())
     })
 }

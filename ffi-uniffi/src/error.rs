@@ -1,5 +1,6 @@
 //! The one error type of the binding: a uniffi error enum that becomes the Kotlin
-//! exception hierarchy `SiaException` (`SiaException.NotFound`, `.AccessDenied`, ...),
+//! exception hierarchy `SiaException` (`SiaException.NotFound`, `.AccessDenied`, ...;
+//! uniffi renames the variant `ConfigError` to `ConfigException`, as `SiaError` itself),
 //! named as the Python package names its exceptions (`sia.NotFound`, `sia.AccessDenied`).
 
 /// Why an engine call failed. In Kotlin each variant is a subclass of the sealed class
@@ -37,6 +38,9 @@ pub enum SiaError {
     /// The index or storage is temporarily unavailable (HTTP 503).
     #[error("{0}")]
     Unavailable(String),
+    /// A feature the request needs is not implemented (HTTP 501).
+    #[error("{0}")]
+    NotImplemented(String),
     /// The progress callback asked the run to stop.
     #[error("{0}")]
     Cancelled(String),
@@ -49,29 +53,31 @@ pub enum SiaError {
 }
 
 impl SiaError {
-    /// The error an HTTP status of an engine response stands for, with the response's
-    /// client-safe message. `None` for success statuses.
-    pub(crate) fn from_status(status: u16, message: String) -> Option<SiaError> {
-        Some(match status {
-            200..=299 => return None,
-            400 => SiaError::InvalidInput(message),
-            401 => SiaError::InvalidToken(message),
-            403 => SiaError::AccessDenied(message),
-            404 => SiaError::NotFound(message),
-            406 => SiaError::NotAcceptable(message),
-            410 => SiaError::Gone(message),
-            413 => SiaError::TooCostly(message),
-            503 => SiaError::Unavailable(message),
-            _ => SiaError::Internal(message),
-        })
+    /// A configuration that could not be read or used, whatever the engine's kind.
+    pub(crate) fn config(e: sia::Error) -> SiaError {
+        SiaError::ConfigError(e.message().to_string())
     }
 }
 
 impl From<sia::Error> for SiaError {
+    /// By the engine's kind, with its client-safe message (the detail, which may name a
+    /// path, stays in Rust).
     fn from(e: sia::Error) -> SiaError {
-        match e {
-            sia::Error::InvalidInput(m) => SiaError::InvalidInput(m),
-            other => SiaError::Internal(other.to_string()),
+        let m = e.message().to_string();
+        match e.kind() {
+            sia::ErrorKind::NotFound => SiaError::NotFound(m),
+            sia::ErrorKind::Gone => SiaError::Gone(m),
+            sia::ErrorKind::InvalidInput => SiaError::InvalidInput(m),
+            sia::ErrorKind::Unauthorized => SiaError::InvalidToken(m),
+            sia::ErrorKind::Forbidden => SiaError::AccessDenied(m),
+            sia::ErrorKind::NotAcceptable => SiaError::NotAcceptable(m),
+            sia::ErrorKind::TooCostly => SiaError::TooCostly(m),
+            sia::ErrorKind::NotImplemented => SiaError::NotImplemented(m),
+            sia::ErrorKind::Unavailable => SiaError::Unavailable(m),
+            sia::ErrorKind::Cancelled => SiaError::Cancelled(m),
+            sia::ErrorKind::Config => SiaError::ConfigError(m),
+            sia::ErrorKind::InvalidDicom => SiaError::InvalidDicom(m),
+            _ => SiaError::Internal(m),
         }
     }
 }

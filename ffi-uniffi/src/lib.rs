@@ -18,7 +18,7 @@ mod engine;
 mod error;
 mod records;
 
-pub use engine::{Engine, IndexListener, write_demo};
+pub use engine::{Engine, IndexListener, ListenerError, write_demo};
 pub use error::SiaError;
 pub use records::{
     Access, Decision, DicomRef, Frame, Header, HttpRequest, HttpResponse, IndexProgress,

@@ -95,8 +95,8 @@ pub enum Access {
 pub struct Decision {
     /// Whether the access is allowed.
     pub allowed: bool,
-    /// The HTTP status the decision maps to: 200 allowed, 401 no or bad token, 403 token
-    /// valid but scope or patient compartment refuses, 404 no such resource.
+    /// The HTTP status the decision maps to: 200 allowed, 401 no or bad token (RFC 6750
+    /// `invalid_token`), 403 a valid token whose scopes or patient compartment refuse.
     pub status: i32,
     /// Why it was refused (client-safe), empty when allowed.
     pub reason: String,
@@ -104,25 +104,59 @@ pub struct Decision {
     pub www_authenticate: Option<String>,
 }
 
-/// One frame of an instance (PS3.18 §10.4.1.1.2 "Frames").
+/// One frame of an instance (PS3.18 §10.4.1.1.2 "Frames"), with the Image Pixel
+/// attributes (PS3.3 C.7.6.3) needed to interpret native bytes.
 ///
-/// Copying: `bytes` is copied twice on its way to Kotlin. The engine's chunk (read by
-/// pread, or a slice of a memory mapping) is written into uniffi's `RustBuffer`, and the
-/// generated Kotlin code copies that buffer into the `ByteArray` before Rust frees it.
-/// That is two `memcpy`s of the frame size per frame: under 0.1 ms for a 512x512x16-bit
-/// frame, but a host that forwards frames to a socket should prefer
-/// [`crate::Engine::handle`] only if it needs the HTTP framing too (it copies as much).
+/// Copying: the engine reads the frame into a buffer it owns (pread), or maps it (read
+/// mode `mmap`); `bytes` then costs three copies of the frame on its way to the JVM:
+/// into the `Vec<u8>` of this record, into uniffi's `RustBuffer` when the record is
+/// serialised, and from that native buffer into the Java-heap `ByteArray` (JNA cannot
+/// hand a heap array to Rust to fill). `benchmark` in jvm/ measures what that adds.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct Frame {
     /// 1-based frame number within the instance.
     pub number: i32,
-    /// The frame's bytes: native pixels in the stored byte order, or one compressed
+    /// The frame's bytes: native pixels (Explicit VR Little Endian), or one compressed
     /// frame (its fragments joined) in the stored transfer syntax.
     pub bytes: Vec<u8>,
     /// Transfer Syntax UID the bytes are in.
     pub transfer_syntax: String,
-    /// Media type of the bytes (`application/octet-stream`, `image/jpeg`, ...).
+    /// Media type of the bytes (`application/octet-stream`, `image/jpeg`, ...), with
+    /// its `transfer-syntax` parameter.
     pub content_type: String,
+    /// Rows (0028,0010).
+    pub rows: i32,
+    /// Columns (0028,0011).
+    pub columns: i32,
+    /// Samples per Pixel (0028,0002).
+    pub samples_per_pixel: i32,
+    /// Bits Allocated (0028,0100).
+    pub bits_allocated: i32,
+    /// Pixel Representation (0028,0103): 0 unsigned, 1 two's complement.
+    pub pixel_representation: i32,
+    /// Planar Configuration (0028,0006): 0 interleaved, 1 by plane.
+    pub planar_configuration: i32,
+    /// Photometric Interpretation (0028,0004), e.g. `MONOCHROME2`, `RGB`.
+    pub photometric_interpretation: String,
+}
+
+impl From<&sia::Frame> for Frame {
+    fn from(f: &sia::Frame) -> Frame {
+        let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        Frame {
+            number: int(f.number()),
+            bytes: f.bytes().into_owned(),
+            transfer_syntax: f.transfer_syntax().to_string(),
+            content_type: f.content_type().to_string(),
+            rows: int(f.rows()),
+            columns: int(f.columns()),
+            samples_per_pixel: int(f.samples_per_pixel()),
+            bits_allocated: int(f.bits_allocated()),
+            pixel_representation: int(f.pixel_representation()),
+            planar_configuration: int(f.planar_configuration()),
+            photometric_interpretation: f.photometric_interpretation().to_string(),
+        }
+    }
 }
 
 /// Progress of an index run, passed to [`crate::IndexListener::on_progress`].

@@ -128,6 +128,7 @@ class EngineTest {
             for (f in futures) {
                 val (i, n, frame) = f.get(60, TimeUnit.SECONDS)
                 assertEquals(n, frame.number)
+                assertEquals(listOf(i.rows, i.columns, i.samplesPerPixel, i.bitsAllocated), listOf(frame.rows, frame.columns, frame.samplesPerPixel, frame.bitsAllocated))
                 val file = files.getValue(i.sop)
                 if (file.transferSyntax in DicomFile.NATIVE) {
                     // Native pixels: implicit and explicit VR little endian have the same
@@ -193,6 +194,12 @@ class EngineTest {
             assertEquals(401, engine.authorize(null, Access.SearchImagingStudies).status)
             assertTrue(engine.authorize(fx.token(), Access.SearchImagingStudies).allowed)
 
+            // The same configuration as TOML text, relative paths against its folder.
+            Engine.openConfigToml(Files.readString(fx.config), fx.config.parent.toString()).use { fromText ->
+                assertEquals(wrongPatient, fromText.authorize(fx.token(patient = "DEMO-002"), Access.Study(own.study)))
+                assertTrue(fromText.authorize(fx.token(), Access.Study(own.study)).allowed)
+            }
+
             // Reads are filtered by the same decision.
             assertEquals(
                 instances.filter { it.patientId == "DEMO-001" }.map { it.study }.toSet(),
@@ -215,7 +222,10 @@ class EngineTest {
         val i = instances.first()
         assertThrows<SiaException.NotFound> { local.frames(i.ref, listOf(i.frames + 1), null, null) }
         assertThrows<SiaException.InvalidInput> { local.frames(i.ref, listOf(0), null, null) }
-        assertThrows<SiaException.InvalidInput> { local.metadata(DicomRef("../etc", null, null), null) }
+        assertThrows<SiaException.InvalidInput> { local.frames(i.ref, listOf(-1), null, null) }
+        assertThrows<SiaException.InvalidInput> { local.frames(i.ref, emptyList(), null, null) }
+        assertThrows<SiaException.InvalidInput> { local.metadata(DicomRef(i.study, null, i.sop), null) }
+        assertThrows<SiaException.NotFound> { local.metadata(DicomRef("../etc", null, null), null) }
         assertThrows<SiaException.NotAcceptable> { local.frames(i.ref, listOf(1), "image/x-nothing", null) }
         assertThrows<SiaException.ConfigException> { Engine.openConfigFile(tmp.resolve("missing.toml").toString()) }
         Files.writeString(tmp.resolve("bad.toml"), "[server\n")
