@@ -59,8 +59,11 @@ pub struct sia_bytes {
 /// open: it owns (shares) the mappings and buffers its chunks point into.
 pub struct sia_response {
     status: u16,
-    /// Names and values, NUL-terminated.
-    headers: Vec<(CString, CString)>,
+    /// Every header name and value, each followed by a NUL, in one buffer (one
+    /// allocation per response, not two per field).
+    header_text: Vec<u8>,
+    /// (name start, name length, value start, value length) in `header_text`.
+    headers: Vec<(usize, usize, usize, usize)>,
     chunks: Vec<sia::http::Chunk>,
     body_len: u64,
     detail: Option<CString>,
@@ -120,6 +123,20 @@ fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', "\u{FFFD}")).unwrap_or_default()
 }
 
+/// Appends `s` and a NUL to `buf` (a NUL inside `s` becomes U+FFFD: it would end the
+/// string in C); returns its (start, length).
+fn push_c(buf: &mut Vec<u8>, s: &str) -> (usize, usize) {
+    let start = buf.len();
+    if s.contains('\0') {
+        buf.extend_from_slice(s.replace('\0', "\u{FFFD}").as_bytes());
+    } else {
+        buf.extend_from_slice(s.as_bytes());
+    }
+    let len = buf.len() - start;
+    buf.push(0);
+    (start, len)
+}
+
 /// Answers one request: writes `*out` with the engine's response, whatever its status
 /// (a 404 or 401 is a successful call; read `sia_response_status`).
 ///
@@ -148,13 +165,22 @@ pub unsafe extern "C" fn sia_handle(
         let resp = engine.handle(&req);
         let body_len = resp.body.len() as u64;
         let detail = resp.detail().map(c_string);
+        let mut header_text = Vec::with_capacity(
+            resp.headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 2)
+                .sum(),
+        );
+        let mut headers = Vec::with_capacity(resp.headers.len());
+        for (n, v) in &resp.headers {
+            let name = push_c(&mut header_text, n);
+            let value = push_c(&mut header_text, v);
+            headers.push((name.0, name.1, value.0, value.1));
+        }
         let response = sia_response {
             status: resp.status,
-            headers: resp
-                .headers
-                .iter()
-                .map(|(n, v)| (c_string(n), c_string(v)))
-                .collect(),
+            header_text,
+            headers,
             chunks: resp.body.into_chunks(),
             body_len,
             detail,
@@ -218,17 +244,19 @@ pub unsafe extern "C" fn sia_response_header(
         // SAFETY: as the function's contract.
         let r = unsafe { response_ref(response) }
             .ok_or_else(|| Failure::new(SIA_ERR_NULL_ARGUMENT, "response is NULL"))?;
-        let (n, v) = r.headers.get(index).ok_or_else(|| {
+        let &(ns, nl, vs, vl) = r.headers.get(index).ok_or_else(|| {
             Failure::new(
                 SIA_ERR_INVALID_ARGUMENT,
                 format!("header {index} of {}", r.headers.len()),
             )
         })?;
+        let text = r.header_text.as_ptr();
+        // The offsets were made by `push_c` within `header_text`, each followed by NUL.
         let h = sia_header {
-            name: n.as_ptr(),
-            name_len: n.as_bytes().len(),
-            value: v.as_ptr(),
-            value_len: v.as_bytes().len(),
+            name: text.wrapping_add(ns).cast(),
+            name_len: nl,
+            value: text.wrapping_add(vs).cast(),
+            value_len: vl,
         };
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, h) };
