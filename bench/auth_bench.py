@@ -4,12 +4,13 @@ keys (core/benches/fixtures, test-only) and the same claims, on one core.
 
     python bench/auth_bench.py
 
-Prints medians: an uncached RS256 and ES256 verification with the claim checks, sia's
+Prints medians: an uncached RS256, PS256 and ES256 verification with the claim checks, sia's
 cached decisions per second, and sia's ImagingStudy search for a patient with 10
 studies through Engine::handle.
 """
 
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -40,12 +41,15 @@ def pyjwt_us(alg, pem, n=2000):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia", "--example", "auth_latency"], cwd=ROOT, check=True)
+    if not os.environ.get("SIA_BENCH_NO_BUILD"):
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia", "--example", "auth_latency"], cwd=ROOT, check=True)
     sia = json.loads(subprocess.run(["taskset", "-c", "0", str(ROOT / "target/release/examples/auth_latency")],
                                     check=True, capture_output=True, text=True).stdout)
     rs, es = pyjwt_us("RS256", FIX / "bench-rsa.pem"), pyjwt_us("ES256", FIX / "bench-ec.pem")
+    ps = pyjwt_us("PS256", FIX / "bench-rsa.pem")
     print(f"{'median':46} {'sia':>10} {'PyJWT':>10} {'ratio':>7}")
     print(f"{'RS256 verify + claims (uncached)':46} {sia['rs256_us']:>8.1f}us {rs:>8.1f}us {rs / sia['rs256_us']:>6.2f}x")
+    print(f"{'PS256 verify + claims (uncached)':46} {sia['ps256_us']:>8.1f}us {ps:>8.1f}us {ps / sia['ps256_us']:>6.2f}x")
     print(f"{'ES256 verify + claims (uncached)':46} {sia['es256_us']:>8.1f}us {es:>8.1f}us {es / sia['es256_us']:>6.2f}x")
     print(f"{'cached decisions per second (one core)':46} {sia['cached_per_s']:>10,.0f}")
     print(f"{'ImagingStudy?patient= (10 studies) via handle':46} {sia['search_us']:>8.1f}us")

@@ -155,6 +155,21 @@ def main():
                  "GET /dicom-web/studies?PatientName=doe*&fuzzymatching=true&includefield=all"]:
         for credential in range(9):
             put("router", bytes([5 * credential + 4]) + fhir.encode())
+    # c_api: byte 0 = operation (low 3 bits) + variant, then `\n`-separated arguments.
+    root = "2.25.228146457203842916711418316839742735"
+    inst = f"{root}.1\n{root}.1.1\n{root}.1.1.1"
+    for seed in [
+        b"\x00GET\n/dicom-web/studies\n\nAccept:application/dicom+json",
+        f"\x00GET\n/dicom-web/studies/{root}.1/series/{root}.1.1/instances/{root}.1.1.1/frames/1\n\nAccept:*/*".encode(),
+        b"\x08HEAD\n/fhir/ImagingStudy\n_count=1",
+        b"\x00GET\n/fhir/\xff\n\nX:\xe9",
+        *(bytes([2 | (v << 3)]) + b"/fhir/metadata" for v in range(6)),
+        b"\x03sia.db\nhttp://127.0.0.1:1\nmissing.toml",
+        b"\x24", b"\x0c",
+        *(bytes([5 | (v << 3)]) + f"Bearer x\n{inst}\n\n\x01\x00\x02\x00\n_count\n1".encode() for v in range(16)),
+        b"\x06\x01\n\x80",
+    ]:
+        put("c_api", seed)
     counts = {d.name: len(list(d.iterdir())) for d in sorted(CORPUS.iterdir())}
     print("seeds:", ", ".join(f"{k} {v}" for k, v in counts.items()))
 

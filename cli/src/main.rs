@@ -14,8 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sia::http::Request;
-use sia::index::{IndexOptions, IndexReport, Progress, StudyFilter};
+use sia::Request;
+use sia::internal::index::{IndexOptions, IndexReport, Progress, StudyFilter};
 use sia::{Config, Engine};
 
 #[derive(Parser)]
@@ -272,11 +272,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .into());
             }
-            let engine = Engine::open(Config {
-                db,
-                base_url,
-                ..Config::default()
-            })?;
+            let engine = Engine::open(Config::builder().db(db).base_url(base_url).build())?;
             let bundle = engine.imaging_study_bundle(&StudyFilter {
                 patient_id,
                 issuer,
@@ -303,7 +299,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         }) => {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
-            let index = sia::index::Index::open(&cfg.db)?;
+            let index = sia::internal::index::Index::open(&cfg.db)?;
             index.link_patient_for(&iss, &patient, &identifier, &issuer)?;
             println!(
                 "linked FHIR Patient/{patient} of issuer {iss:?} to DICOM patient {identifier:?} (issuer {issuer:?})"
@@ -319,7 +315,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         }) => {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
-            let index = sia::index::Index::open(&cfg.db)?;
+            let index = sia::internal::index::Index::open(&cfg.db)?;
             let n = index.unlink_patient(&iss, &patient, &identifier, &issuer)?;
             if n == 0 {
                 return Err(format!(
@@ -341,14 +337,14 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let index = sia::index::Index::open(&cfg.db)?;
+            let index = sia::internal::index::Index::open(&cfg.db)?;
             let report = index.import_patients_for(&iss, &text, &cfg.identifier_systems)?;
             serde_json::to_writer(std::io::stdout().lock(), &report)?;
             println!();
             Ok(())
         }
         Command::Demo { dir } => {
-            let files = sia::demo::write_demo(&dir)?;
+            let files = sia::write_demo(&dir)?;
             println!("wrote {} DICOM files to {}", files.len(), dir.display());
             println!("next: sia index {} && sia studies", dir.display());
             Ok(())
@@ -411,10 +407,7 @@ fn get(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = match &config {
         Some(path) => Config::from_file(path)?,
-        None => Config {
-            base_url,
-            ..Config::default()
-        },
+        None => Config::builder().base_url(base_url).build(),
     };
     if let Some(db) = db {
         cfg.db = db;
@@ -449,10 +442,7 @@ fn get(
 }
 
 fn index(paths: Vec<PathBuf>, db: PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::open(Config {
-        db,
-        ..Config::default()
-    })?;
+    let engine = Engine::open(Config::builder().db(db).build())?;
     let report = index_with_progress(&engine, &paths)?;
     let mut out = std::io::stdout().lock();
     if json {
@@ -479,7 +469,7 @@ pub(crate) fn index_with_progress(
         );
         bar
     });
-    let progress = |p: &Progress<'_>| {
+    let opts = IndexOptions::default().progress(|p: &Progress<'_>| {
         if let Some(bar) = &bar {
             bar.set_length(p.files_found);
             bar.set_position(p.files_done);
@@ -487,11 +477,8 @@ pub(crate) fn index_with_progress(
                 bar.set_message(p.current.display().to_string());
             }
         }
-    };
-    let opts = IndexOptions {
-        progress: Some(&progress),
-        ..IndexOptions::default()
-    };
+        std::ops::ControlFlow::Continue(())
+    });
     let report = engine.index(paths, &opts);
     if let Some(bar) = &bar {
         bar.finish_and_clear();

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::Algorithm;
-use sia::auth::token::verify;
-use sia::auth::{Authorizer, Interaction, PatientPolicy};
-use sia::http::Request;
+use sia::Request;
+use sia::internal::auth::token::verify;
+use sia::internal::auth::{Authorizer, Interaction, PatientPolicy};
 
 mod auth_data;
 

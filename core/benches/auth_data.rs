@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::json;
-use sia::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::{DataSetWriter, file_meta};
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, file_meta};
+use sia::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
 use sia::{Config, Engine};
 
 pub const ISS: &str = "https://ehr.example.org";
@@ -16,32 +16,29 @@ pub const AUD: &str = "https://ehr.example.org/fhir";
 
 /// The issuer policy for the keys in `dir` (`bench-jwks.json`).
 pub fn policy(dir: &Path) -> IssuerPolicy {
-    let jwks = serde_json::from_str(&std::fs::read_to_string(dir.join("bench-jwks.json")).unwrap())
-        .unwrap();
-    IssuerPolicy {
-        iss: ISS.into(),
-        audiences: vec![AUD.into()],
-        algorithms: vec![Algorithm::RS256, Algorithm::ES256],
-        leeway: 30,
-        require_typ: None,
-        patient_claim: "patient".into(),
-        scope_claim: "scope".into(),
-        keys: Keys::Jwks(jwks),
-    }
+    let jwks = std::fs::read_to_string(dir.join("bench-jwks.json")).unwrap();
+    IssuerPolicy::new(
+        ISS,
+        &[AUD],
+        &["RS256", "PS256", "ES256"],
+        Keys::jwks_json(&jwks).unwrap(),
+    )
+    .unwrap()
 }
 
-/// A token for Patient/123 signed with the RSA (`RS256`) or EC (`ES256`) key in `dir`.
+/// A token for Patient/123 signed with the RSA key in `dir` (`RS256`, `PS256`) or its EC
+/// key (`ES256`).
 pub fn token(dir: &Path, alg: Algorithm) -> String {
-    let (file, kid) = if alg == Algorithm::RS256 {
-        ("bench-rsa.pem", "rsa1")
-    } else {
-        ("bench-ec.pem", "ec1")
+    let (file, kid) = match alg {
+        Algorithm::RS256 => ("bench-rsa.pem", "rsa1"),
+        Algorithm::PS256 => ("bench-rsa.pem", "rsa2"),
+        _ => ("bench-ec.pem", "ec1"),
     };
     let pem = std::fs::read(dir.join(file)).unwrap();
-    let key = if alg == Algorithm::RS256 {
-        EncodingKey::from_rsa_pem(&pem)
-    } else {
+    let key = if alg == Algorithm::ES256 {
         EncodingKey::from_ec_pem(&pem)
+    } else {
+        EncodingKey::from_rsa_pem(&pem)
     }
     .unwrap();
     let mut header = Header::new(alg);
@@ -79,11 +76,12 @@ pub fn engine(work: &Path, keys: &Path) -> Engine {
         }
     }
     let auth = Arc::new(Authorizer::new(vec![policy(keys)], PatientPolicy::Links));
-    let engine = Engine::open(Config {
-        db: work.join("i.db"),
-        auth: Some(auth),
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(work.join("i.db"))
+            .authorizer(Some(auth))
+            .build(),
+    )
     .unwrap();
     engine.index(&[&data], &Default::default()).unwrap();
     engine.index_db().link_patient("123", "P123", "").unwrap();

@@ -6,10 +6,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sia::dicom::source::SliceSource;
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::{DataSetWriter, basic_offsets, file_meta};
-use sia::dicom::{FrameTable, Scanned, scan, scan_file};
+use sia::internal::dicom::source::SliceSource;
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, basic_offsets, file_meta};
+use sia::internal::dicom::{FrameTable, Scanned, scan, scan_file};
 
 fn header(w: &mut DataSetWriter, frames: u32) {
     w.str(tags::SPECIFIC_CHARACTER_SET, Vr::CS, "ISO_IR 100")

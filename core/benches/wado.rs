@@ -10,8 +10,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sia::http::Request;
-use sia::storage::ReadMode;
+use sia::ReadMode;
+use sia::Request;
 use sia::{Config, Engine};
 
 mod wado_data;
@@ -22,11 +22,12 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     for mode in [ReadMode::Pread, ReadMode::Mmap] {
-        let engine = Engine::open(Config {
-            db: dir.path().join("i.db"),
-            read_mode: mode,
-            ..Config::default()
-        })
+        let engine = Engine::open(
+            Config::builder()
+                .db(dir.path().join("i.db"))
+                .read_mode(mode)
+                .build(),
+        )
         .unwrap();
         engine.index(&[dir.path()], &Default::default()).unwrap();
         let m = match mode {

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::{DataSetWriter, basic_offsets, file_meta};
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, basic_offsets, file_meta};
 
 pub const STUDY: &str = "1.2.826.0.1.3680043.10.1";
 

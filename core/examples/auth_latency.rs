@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use jsonwebtoken::Algorithm;
-use sia::auth::token::verify;
-use sia::auth::{Authorizer, Interaction, PatientPolicy};
-use sia::http::Request;
+use sia::Request;
+use sia::internal::auth::token::verify;
+use sia::internal::auth::{Authorizer, Interaction, PatientPolicy};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -33,12 +33,14 @@ fn main() {
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures");
     let policies = vec![auth_data::policy(&keys)];
     let rs = auth_data::token(&keys, Algorithm::RS256);
+    let ps = auth_data::token(&keys, Algorithm::PS256);
     let es = auth_data::token(&keys, Algorithm::ES256);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let rs_us = time(2000, || assert!(verify(&rs, &policies, now).is_ok()));
+    let ps_us = time(2000, || assert!(verify(&ps, &policies, now).is_ok()));
     let es_us = time(2000, || assert!(verify(&es, &policies, now).is_ok()));
     let auth = Authorizer::new(policies.clone(), PatientPolicy::Links);
     let req =
@@ -59,6 +61,6 @@ fn main() {
         .with_header("Authorization", &format!("Bearer {rs}"));
     let search_us = time(5000, || assert_eq!(engine.handle(&search).status, 200));
     println!(
-        "{{\"rs256_us\": {rs_us:.1}, \"es256_us\": {es_us:.1}, \"cached_per_s\": {per_second:.0}, \"search_us\": {search_us:.1}}}"
+        "{{\"rs256_us\": {rs_us:.1}, \"ps256_us\": {ps_us:.1}, \"es256_us\": {es_us:.1}, \"cached_per_s\": {per_second:.0}, \"search_us\": {search_us:.1}}}"
     );
 }

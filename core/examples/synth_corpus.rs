@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::{DataSetWriter, file_meta};
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, file_meta};
 
 const ROOT: &str = "2.25.311975318143254412917338434207553941";
 const CT: &str = "1.2.840.10008.5.1.4.1.1.2";

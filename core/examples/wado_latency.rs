@@ -9,7 +9,7 @@ mod wado_data;
 
 use std::time::Instant;
 
-use sia::http::Request;
+use sia::Request;
 use sia::{Config, Engine};
 use wado_data::STUDY;
 
@@ -37,11 +37,7 @@ fn main() {
     if !db.exists() {
         wado_data::build(&dir);
     }
-    let engine = Engine::open(Config {
-        db,
-        ..Config::default()
-    })
-    .expect("open");
+    let engine = Engine::open(Config::builder().db(db).build()).expect("open");
     engine.index(&[&dir], &Default::default()).expect("index");
     let native = Request::get(&format!(
         "/dicom-web/studies/{STUDY}/series/{STUDY}.1/instances/{STUDY}.1.1/frames/300"

@@ -350,16 +350,34 @@ fn client_key_alg(
 }
 
 fn invalid(path: &Path, m: impl std::fmt::Display) -> Error {
-    Error::InvalidInput(format!("{}: {m}", path.display()))
+    Error::new(crate::ErrorKind::Config, format!("{}: {m}", path.display()))
 }
 
 impl Config {
-    /// Reads a configuration file.
+    /// Reads a configuration file (TOML; see the module documentation). Relative paths
+    /// in it resolve against the file's folder.
+    ///
+    /// # Errors
+    /// `NotFound`/`Internal` when the file cannot be read, `Config` when it is invalid.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let file: FileConfig = toml::from_str(&text).map_err(|e| invalid(path, e))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
+        Config::parse_toml(&text, path, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// A configuration from TOML text (the format of [`Config::from_file`]), for hosts
+    /// that keep it elsewhere; relative paths in it resolve against `base_dir`.
+    ///
+    /// # Errors
+    /// `Config` when it is invalid; `NotFound`/`Internal` when a file it names cannot
+    /// be read.
+    pub fn from_toml_str(toml: &str, base_dir: &Path) -> Result<Config> {
+        Config::parse_toml(toml, Path::new("configuration"), base_dir)
+    }
+
+    /// Parses `text`; `path` names it in messages, `dir` resolves relative paths.
+    fn parse_toml(text: &str, path: &Path, dir: &Path) -> Result<Config> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| invalid(path, e))?;
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()

@@ -14,8 +14,11 @@ use crate::index::{Index, IndexOptions, IndexReport, InstanceLocation, StudyFilt
 use crate::locations::LocationCache;
 use crate::storage::{FileCache, ReadMode};
 
-/// What an engine needs to start.
+/// What an engine needs to start: from a TOML file ([`Config::from_file`],
+/// [`Config::from_toml_str`]) or built in code ([`Config::builder`]). More settings may
+/// be added, so it cannot be built with a struct literal outside sia.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// The SQLite index file.
     pub db: PathBuf,
@@ -63,6 +66,83 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// A builder starting from the defaults (index `sia.db`, base URL
+    /// `http://127.0.0.1:8080`, read mode `pread`, no issuers: everything is served to
+    /// the caller, as to a local administrator).
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config::default(),
+        }
+    }
+}
+
+/// Builds a [`Config`] in code, for hosts without a TOML file.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// The SQLite index file (created when missing).
+    pub fn db(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.db = path.into();
+        self
+    }
+
+    /// The public base URL: FHIR at `{base_url}/fhir`, DICOMweb at `{base_url}/dicom-web`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.config.base_url = url.into();
+        self
+    }
+
+    /// How frames are read from files (see [`ReadMode`]).
+    pub fn read_mode(mut self, mode: ReadMode) -> Self {
+        self.config.read_mode = mode;
+        self
+    }
+
+    /// Most memory mappings kept open at once (read mode `mmap`).
+    pub fn mapped_files(mut self, n: usize) -> Self {
+        self.config.mapped_files = n;
+        self
+    }
+
+    /// Most bytes of instance metadata kept between requests; 0 disables the cache.
+    pub fn metadata_cache_bytes(mut self, bytes: usize) -> Self {
+        self.config.metadata_cache_bytes = bytes;
+        self
+    }
+
+    /// Token checks: every request then needs a token of one of its issuers (`None`:
+    /// everything is served, as to a local administrator).
+    pub fn authorizer(mut self, auth: impl Into<Option<Arc<Authorizer>>>) -> Self {
+        self.config.auth = auth.into();
+        self
+    }
+
+    /// Capability URLs in ImagingStudy endpoints, signed with `key` (`None`: off).
+    pub fn capabilities(mut self, key: impl Into<Option<CapabilityKey>>) -> Self {
+        self.config.capabilities = key.into();
+        self
+    }
+
+    /// FHIR identifier `system` stands for DICOM Issuer of Patient ID `issuer`, for
+    /// [`Engine::import_patients`].
+    pub fn identifier_system(mut self, system: &str, issuer: &str) -> Self {
+        self.config
+            .identifier_systems
+            .insert(system.to_string(), issuer.to_string());
+        self
+    }
+
+    /// The configuration.
+    pub fn build(self) -> Config {
+        self.config
+    }
+}
+
 /// The engine. `Send + Sync`: reads run concurrently, writes are serialised by SQLite.
 #[derive(Debug)]
 pub struct Engine {
@@ -84,9 +164,17 @@ pub struct Engine {
     pub(crate) auth: Option<Arc<Authorizer>>,
     /// Signs and checks capability URLs, when enabled.
     pub(crate) capabilities: Option<CapabilityKey>,
+    /// FHIR identifier system -> DICOM Issuer of Patient ID, for Patient imports.
+    identifier_systems: std::collections::HashMap<String, String>,
     /// Decode slots and the decoded-frame cache (`pixels`).
     pub(crate) pixels: crate::pixels::Pixels,
 }
+
+// Hosts share one engine between threads (a server's workers, a PACS's threads).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine>();
+};
 
 impl Engine {
     /// Opens (or creates) the index named in `config`.
@@ -106,6 +194,7 @@ impl Engine {
             metadata_cache: crate::metadata_cache::MetadataCache::new(config.metadata_cache_bytes),
             auth: config.auth,
             capabilities: config.capabilities,
+            identifier_systems: config.identifier_systems,
             pixels: crate::pixels::Pixels::new(crate::pixels::DEFAULT_CACHE_BYTES),
         })
     }
@@ -143,6 +232,40 @@ impl Engine {
         let loc = Arc::new(loc);
         self.locations.put(sop, loc.clone());
         Ok(Some(loc))
+    }
+
+    /// Links FHIR Patient `fhir_patient` of token issuer `fhir_issuer` (the `iss` of its
+    /// tokens; `""` for an unassigned link, which serves only while one issuer is
+    /// configured) to DICOM patient (`patient_id`, Issuer of Patient ID `issuer`): the
+    /// patient compartment of SMART Imaging Access. Takes effect on the next request.
+    ///
+    /// # Errors
+    /// `InvalidInput` (empty FHIR Patient id or Patient ID), `Internal`.
+    pub fn link_patient(
+        &self,
+        fhir_issuer: &str,
+        fhir_patient: &str,
+        patient_id: &str,
+        issuer: &str,
+    ) -> Result<()> {
+        self.index
+            .link_patient_for(fhir_issuer, fhir_patient, patient_id, issuer)
+    }
+
+    /// Links FHIR Patients of token issuer `fhir_issuer` to DICOM patients from Patient
+    /// resources in `text` (NDJSON, a Bundle, or one resource), mapping identifier
+    /// systems to Issuers of Patient ID with the configured `[identifier_systems]` (and
+    /// `urn:oid:` systems as they are).
+    ///
+    /// # Errors
+    /// `InvalidInput` (not JSON, not a Patient), `Internal`.
+    pub fn import_patients(
+        &self,
+        fhir_issuer: &str,
+        text: &str,
+    ) -> Result<crate::index::PatientImport> {
+        self.index
+            .import_patients_for(fhir_issuer, text, &self.identifier_systems)
     }
 
     /// Removes the link from FHIR Patient `fhir_patient` of token issuer `fhir_issuer`

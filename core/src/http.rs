@@ -26,9 +26,15 @@ pub struct Request {
 impl Request {
     /// A `GET` of `target` (`/path?query`) with no headers.
     pub fn get(target: &str) -> Request {
+        Request::new("GET", target)
+    }
+
+    /// A request of `method` for `target` (`/path?query`, still percent-encoded) with
+    /// no headers.
+    pub fn new(method: &str, target: &str) -> Request {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         Request {
-            method: "GET".into(),
+            method: method.into(),
             path: path.into(),
             query: query.into(),
             headers: Vec::new(),
@@ -51,36 +57,133 @@ impl Request {
     }
 }
 
-/// A piece of a response body: owned bytes, or a range of a memory-mapped file that the
-/// host can write without copying.
-#[derive(Clone, Debug)]
-pub enum Chunk {
+/// A piece of a response body: cheap to clone, and owning what it points at (a buffer,
+/// shared bytes, or a range of a memory mapping kept alive by an `Arc`), so a host may
+/// keep a chunk after the [`Response`] and even the [`crate::Engine`] are gone.
+///
+/// A chunk of a mapping is made only by the engine, from a range it checked against the
+/// mapping's length: a host cannot build one that points outside it.
+#[derive(Clone)]
+pub struct Chunk(Repr);
+
+#[derive(Clone)]
+enum Repr {
     /// Bytes made for this response (headers of multipart parts, swapped frames).
     Owned(Vec<u8>),
     /// Bytes known at compile time.
     Static(&'static [u8]),
     /// Bytes shared with a cache (instance metadata), handed out without copying.
     Shared(Arc<[u8]>),
-    /// A range of a mapped file; the `Arc` keeps the mapping alive while the host writes.
+    /// A checked range of a mapped file; the `Arc` keeps the mapping alive.
     Mapped {
-        /// The mapping.
         file: Arc<MappedFile>,
-        /// First byte.
         start: usize,
-        /// Length.
         len: usize,
     },
 }
 
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.0 {
+            Repr::Owned(_) => "owned",
+            Repr::Static(_) => "static",
+            Repr::Shared(_) => "shared",
+            Repr::Mapped { .. } => "mapped",
+        };
+        f.debug_struct("Chunk")
+            .field("kind", &kind)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
 impl Chunk {
+    /// A chunk owning `bytes`.
+    pub fn from_vec(bytes: Vec<u8>) -> Chunk {
+        Chunk(Repr::Owned(bytes))
+    }
+
+    /// A chunk of bytes known at compile time.
+    pub fn from_static(bytes: &'static [u8]) -> Chunk {
+        Chunk(Repr::Static(bytes))
+    }
+
+    /// A chunk sharing `bytes` (no copy).
+    pub fn from_shared(bytes: Arc<[u8]>) -> Chunk {
+        Chunk(Repr::Shared(bytes))
+    }
+
+    /// `len` bytes at `start` of a mapping; `None` when the range is not inside it.
+    pub(crate) fn mapped(file: Arc<MappedFile>, start: u64, len: u64) -> Option<Chunk> {
+        let end = start.checked_add(len)?;
+        if end > file.bytes().len() as u64 {
+            return None;
+        }
+        Some(Chunk(Repr::Mapped {
+            file,
+            start: start as usize,
+            len: len as usize,
+        }))
+    }
+
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Chunk::Owned(v) => v,
-            Chunk::Static(s) => s,
-            Chunk::Shared(s) => s,
-            Chunk::Mapped { file, start, len } => &file.bytes()[*start..*start + *len],
+        match &self.0 {
+            Repr::Owned(v) => v,
+            Repr::Static(s) => s,
+            Repr::Shared(s) => s,
+            // In range: checked when the chunk was made, and a mapping never shrinks.
+            Repr::Mapped { file, start, len } => &file.bytes()[*start..*start + *len],
         }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Mapped { len, .. } => *len,
+            _ => self.as_bytes().len(),
+        }
+    }
+
+    /// Whether the chunk is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes as a `Vec`: moved out when the chunk owns a buffer, else copied.
+    pub fn into_vec(self) -> Vec<u8> {
+        match self.0 {
+            Repr::Owned(v) => v,
+            other => Chunk(other).as_bytes().to_vec(),
+        }
+    }
+
+    /// The owned buffer, when the chunk is one (a host hands it over without copying);
+    /// else the chunk back.
+    pub fn try_into_vec(self) -> Result<Vec<u8>, Chunk> {
+        match self.0 {
+            Repr::Owned(v) => Ok(v),
+            other => Err(Chunk(other)),
+        }
+    }
+
+    /// The bytes, when they are known at compile time.
+    pub fn as_static(&self) -> Option<&'static [u8]> {
+        match self.0 {
+            Repr::Static(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the bytes are a range of a memory mapping (read mode `mmap`).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, Repr::Mapped { .. })
+    }
+}
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -98,12 +201,12 @@ impl Body {
     /// A body of one owned chunk.
     pub fn from_vec(v: Vec<u8>) -> Body {
         Body {
-            chunks: vec![Chunk::Owned(v)],
+            chunks: vec![Chunk::from_vec(v)],
         }
     }
     /// Appends a chunk (empty ones are dropped).
     pub fn push(&mut self, c: Chunk) {
-        if !c.as_bytes().is_empty() {
+        if !c.is_empty() {
             self.chunks.push(c);
         }
     }
@@ -117,7 +220,7 @@ impl Body {
     }
     /// Total length in bytes.
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(|c| c.as_bytes().len()).sum()
+        self.chunks.iter().map(Chunk::len).sum()
     }
     /// Whether the body is empty.
     pub fn is_empty(&self) -> bool {
@@ -146,9 +249,6 @@ pub struct Response {
     detail: Option<String>,
 }
 
-/// The body of a 500: what went wrong stays in [`Response::detail`].
-pub(crate) const INTERNAL_ERROR: &str = "internal error while answering this request";
-
 impl Response {
     /// A response with `body` and its `Content-Type` and `Content-Length`.
     pub fn with_body(status: u16, content_type: &str, body: Body) -> Response {
@@ -172,14 +272,28 @@ impl Response {
     }
 
     /// Attaches the detail for the host's log.
-    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Response {
-        self.detail = Some(detail.into());
-        self
+    pub(crate) fn set_detail(&mut self, detail: String) {
+        self.detail = Some(detail);
     }
 
-    /// A 500 whose cause goes to [`Response::detail`], not to the client.
-    pub(crate) fn internal(detail: impl std::fmt::Display) -> Response {
-        Response::error(500, INTERNAL_ERROR).with_detail(detail.to_string())
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The header fields, in order (`Content-Length` included).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// The body by value (a host that writes its chunks out without copying).
+    pub fn into_body(self) -> Body {
+        self.body
     }
 
     /// A plain-text error (DICOMweb errors carry a human-readable reason).

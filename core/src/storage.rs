@@ -8,7 +8,7 @@
 //!
 //! Why `pread` is the default: a page of a mapping that lies beyond the end of a file
 //! truncated by another process raises SIGBUS when touched, and that touch can happen
-//! anywhere — in a frame copy, or in the host writing a [`Chunk::Mapped`] to a socket
+//! anywhere — in a frame copy, or in the host writing a mapped [`Chunk`] to a socket
 //! long after `handle` returned. A signal kills the host (a PACS, a Python notebook),
 //! which no panic boundary can catch, and a library cannot install a SIGBUS handler
 //! without taking one over from its host. `pread` turns the same event into a short read
@@ -102,6 +102,17 @@ impl FileError {
     }
 }
 
+impl From<FileError> for crate::Error {
+    /// Gone or changed: 410 ([`crate::ErrorKind::Gone`]); unreadable: 500.
+    fn from(e: FileError) -> crate::Error {
+        let kind = match e {
+            FileError::Gone(_) | FileError::Changed(_) => crate::ErrorKind::Gone,
+            FileError::Io(_) => crate::ErrorKind::Internal,
+        };
+        crate::Error::new(kind, e.client_message()).with_detail(e.detail())
+    }
+}
+
 /// A read-only memory mapping of an indexed file.
 pub struct MappedFile {
     map: memmap2::Mmap,
@@ -182,20 +193,12 @@ impl OpenFile {
     /// the size was re-checked when the file was opened.
     pub fn chunk(&self, start: u64, len: u64) -> Result<Chunk, FileError> {
         match self {
-            OpenFile::Mapped(m) => {
-                let end = start.checked_add(len).filter(|&e| e <= m.map.len() as u64);
-                if end.is_none() {
-                    return Err(FileError::Changed(format!(
-                        "{}: range beyond the end of the file",
-                        m.identity.path
-                    )));
-                }
-                Ok(Chunk::Mapped {
-                    file: m.clone(),
-                    start: start as usize,
-                    len: len as usize,
-                })
-            }
+            OpenFile::Mapped(m) => Chunk::mapped(m.clone(), start, len).ok_or_else(|| {
+                FileError::Changed(format!(
+                    "{}: range beyond the end of the file",
+                    m.identity.path
+                ))
+            }),
             OpenFile::Pread(f, id, ctime) => {
                 let mut buf = vec![
                     0u8;
@@ -223,7 +226,7 @@ impl OpenFile {
                         id.path
                     )));
                 }
-                Ok(Chunk::Owned(buf))
+                Ok(Chunk::from_vec(buf))
             }
         }
     }
@@ -238,10 +241,7 @@ impl OpenFile {
 
     /// The bytes of a range, copied (for frames that must be transformed).
     pub fn read(&self, start: u64, len: u64) -> Result<Vec<u8>, FileError> {
-        Ok(match self.chunk(start, len)? {
-            Chunk::Owned(v) => v,
-            c => c.as_bytes().to_vec(),
-        })
+        Ok(self.chunk(start, len)?.into_vec())
     }
 }
 

@@ -4,24 +4,21 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use sia::auth::{Authorizer, BackendAccess, BackendClient, IssuerPolicy, Keys, PatientPolicy};
-use sia::http::Request;
+use sia::Request;
+use sia::{Authorizer, BackendAccess, BackendClient, IssuerPolicy, Keys, PatientPolicy};
 use sia::{Config, Engine};
 
 const ROOT: &str = "2.25.228146457203842916711418316839742735";
 
 fn engine(dir: &std::path::Path) -> Engine {
-    sia::demo::write_demo(&dir.join("data")).unwrap();
-    let policy = IssuerPolicy {
-        iss: "https://ehr".into(),
-        audiences: vec!["https://ehr/fhir".into()],
-        algorithms: vec![jsonwebtoken::Algorithm::HS256],
-        leeway: 30,
-        require_typ: None,
-        patient_claim: "patient".into(),
-        scope_claim: "scope".into(),
-        keys: Keys::Secret(b"0123456789abcdef0123456789abcdef".to_vec()),
-    };
+    sia::write_demo(&dir.join("data")).unwrap();
+    let policy = IssuerPolicy::new(
+        "https://ehr",
+        &["https://ehr/fhir"],
+        &["HS256"],
+        Keys::shared_secret(b"0123456789abcdef0123456789abcdef"),
+    )
+    .unwrap();
     let client = |id: &str, access| BackendClient {
         iss: "https://ehr".into(),
         client_id: id.into(),
@@ -31,11 +28,12 @@ fn engine(dir: &std::path::Path) -> Engine {
         client("research", BackendAccess::AllStudies),
         client("cohort", BackendAccess::Patients(vec!["123".into()])),
     ]);
-    let engine = Engine::open(Config {
-        db: dir.join("i.db"),
-        auth: Some(Arc::new(auth)),
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.join("i.db"))
+            .authorizer(Some(Arc::new(auth)))
+            .build(),
+    )
     .unwrap();
     engine
         .index(&[dir.join("data")], &Default::default())
@@ -143,12 +141,16 @@ fn system_scopes_reach_what_the_policy_allows_and_nothing_without_one() {
 #[test]
 fn without_policies_backend_services_are_not_advertised() {
     let dir = tempfile::tempdir().unwrap();
-    sia::demo::write_demo(&dir.path().join("data")).unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        auth: Some(Arc::new(Authorizer::new(vec![], PatientPolicy::Links))),
-        ..Config::default()
-    })
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .authorizer(Some(Arc::new(Authorizer::new(
+                vec![],
+                PatientPolicy::Links,
+            ))))
+            .build(),
+    )
     .unwrap();
     let resp = engine.handle(&Request::get("/fhir/.well-known/smart-configuration"));
     let conf: Value = serde_json::from_slice(&resp.body.to_vec()).unwrap();

@@ -1,9 +1,9 @@
 //! Hostile and broken files: a clear error, no panic, no hang, no allocation by a
 //! declared length.
 
-use sia::dicom::ScanErrorKind;
-use sia::dicom::tag::{Encoding, Tag, Vr, tags, ts};
-use sia::dicom::write::DataSetWriter;
+use sia::internal::dicom::ScanErrorKind;
+use sia::internal::dicom::tag::{Encoding, Tag, Vr, tags, ts};
+use sia::internal::dicom::write::DataSetWriter;
 
 use crate::alloc_meter::peak_during;
 use crate::common::*;

@@ -1,8 +1,8 @@
 //! Builders for test files.
 
-use sia::dicom::tag::{Encoding, Tag, Vr, tags, ts};
-use sia::dicom::write::{DataSetWriter, file_meta};
-use sia::dicom::{InstanceRecord, ScanError, Scanned, scan, source::SliceSource};
+use sia::internal::dicom::tag::{Encoding, Tag, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, file_meta};
+use sia::internal::dicom::{InstanceRecord, ScanError, Scanned, scan, source::SliceSource};
 
 pub const STUDY: &str = "1.2.3.4";
 pub const SERIES: &str = "1.2.3.4.5";
@@ -71,7 +71,7 @@ pub fn record(bytes: &[u8]) -> InstanceRecord {
 
 /// The bytes of each frame, cut from `file` by the record's frame table.
 pub fn frames_of(file: &[u8], r: &InstanceRecord) -> Vec<Vec<u8>> {
-    use sia::dicom::FrameTable;
+    use sia::internal::dicom::FrameTable;
     match &r.frames {
         FrameTable::Native {
             offset,
@@ -133,12 +133,9 @@ pub fn tag(g: u16, e: u16) -> Tag {
 /// An engine over an index of the demo set (in the returned directory).
 pub fn demo_engine() -> (tempfile::TempDir, sia::Engine) {
     let dir = tempfile::tempdir().unwrap();
-    sia::demo::write_demo(&dir.path().join("data")).unwrap();
-    let engine = sia::Engine::open(sia::Config {
-        db: dir.path().join("i.db"),
-        ..sia::Config::default()
-    })
-    .unwrap();
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    let engine =
+        sia::Engine::open(sia::Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     engine
         .index(&[dir.path().join("data")], &Default::default())
         .unwrap();

@@ -1,7 +1,7 @@
 //! The configuration keys of a host in front of a real EHR: introspection, client
 //! authentication, patient resolution, Backend Services policies.
 
-use sia::auth::BackendAccess;
+use sia::BackendAccess;
 use sia::{ClientAuth, Config};
 
 /// Throwaway test keys (generated for this test only).
@@ -19,7 +19,7 @@ mD7tBeZO5ixmNm4CyhDRIyZ2Y/XpxNCm+vijGqM9XchbyjldhcmoEKXd
 -----END PRIVATE KEY-----
 ";
 
-fn load(issuer: &str, rest: &str) -> sia::error::Result<Config> {
+fn load(issuer: &str, rest: &str) -> sia::Result<Config> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), "s3cret\n").unwrap();
     std::fs::write(dir.path().join("p384.pem"), P384).unwrap();

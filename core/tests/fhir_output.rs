@@ -1,17 +1,18 @@
 //! ImagingStudy and Bundle content (validated against fhir.resources in tests/py).
 
-use sia::index::StudyFilter;
+use sia::internal::index::StudyFilter;
 use sia::{Config, Engine};
 
 #[test]
 fn demo_bundle_maps_dicom_to_imaging_study() {
     let dir = tempfile::tempdir().unwrap();
-    sia::demo::write_demo(&dir.path().join("data")).unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        base_url: "https://pacs.example/".into(),
-        ..Config::default()
-    })
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .base_url("https://pacs.example/")
+            .build(),
+    )
     .unwrap();
     let report = engine
         .index(&[dir.path().join("data")], &Default::default())
@@ -24,7 +25,7 @@ fn demo_bundle_maps_dicom_to_imaging_study() {
     let bundle = engine.imaging_study_bundle(&filter).unwrap();
     assert_eq!(bundle["total"], 1);
     let study = &bundle["entry"][0]["resource"];
-    let uid = format!("{}.3", sia::demo::DEMO_UID_ROOT);
+    let uid = format!("{}.3", sia::DEMO_UID_ROOT);
     assert_eq!(
         bundle["entry"][0]["fullUrl"],
         format!("https://pacs.example/fhir/ImagingStudy/{uid}")
@@ -75,7 +76,7 @@ fn demo_bundle_maps_dicom_to_imaging_study() {
 /// 2024-03-12, 2024-05-20 and 2025-01-30.
 #[test]
 fn date_searches_cover_partial_dates() {
-    use sia::http::Request;
+    use sia::Request;
     let (_dir, engine) = crate::common::demo_engine();
     let total = |q: &str| {
         let resp = engine.handle(&Request::get(&format!("/fhir/ImagingStudy?{q}")));

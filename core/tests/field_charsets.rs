@@ -1,10 +1,10 @@
 //! Issue 14, kind 2: misspelt Specific Character Set terms are read as the defined term
 //! they stand for, everywhere text is decoded, and the index report names the files.
 
-use sia::dicom::charset::{CharacterSet, normalize_term};
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::DataSetWriter;
-use sia::http::Request;
+use sia::Request;
+use sia::internal::dicom::charset::{CharacterSet, normalize_term};
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::DataSetWriter;
 use sia::{Config, Engine};
 
 use crate::common::*;
@@ -132,11 +132,7 @@ fn the_issue_example_through_the_index_metadata_and_qido() {
         named(b"ISO IR 192", "Müller^Zoë".as_bytes()),
     )
     .unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     let report = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(report.normalized_charsets.len(), 1, "{report:?}");
     assert!(report.normalized_charsets[0].path.ends_with("zoe.dcm"));

@@ -1,11 +1,11 @@
 //! Issue 14, kind 1: degenerate Number of Frames, decided in one place
-//! (`sia::dicom::frames::frame_count`) for native and encapsulated pixel data.
+//! (`sia::internal::dicom::frames::frame_count`) for native and encapsulated pixel data.
 
-use sia::dicom::FrameTable;
-use sia::dicom::frames::frame_count;
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::{DataSetWriter, basic_offsets};
-use sia::storage::ReadMode;
+use sia::ReadMode;
+use sia::internal::dicom::FrameTable;
+use sia::internal::dicom::frames::frame_count;
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, basic_offsets};
 
 use crate::common::*;
 use crate::wado_frames::{engine_with, get, parts};
@@ -178,7 +178,7 @@ fn number_of_frames_larger_than_the_encapsulated_data_holds() {
     assert!(matches!(
         r.frames,
         FrameTable::Encapsulated {
-            boundaries: sia::dicom::FrameBoundaries::BasicOffsetTable,
+            boundaries: sia::internal::dicom::FrameBoundaries::BasicOffsetTable,
             ..
         }
     ));

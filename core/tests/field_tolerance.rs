@@ -3,12 +3,12 @@
 //! cannot be read never failing the rest of its study or series.
 
 use serde_json::{Value, json};
-use sia::dicom::json::{JsonContext, instance_json};
-use sia::dicom::tag::{Encoding, Tag, Vr, tags, ts};
-use sia::dicom::transcode::{Output, for_web};
-use sia::dicom::write::DataSetWriter;
-use sia::http::{Request, Response};
+use sia::internal::dicom::json::{JsonContext, instance_json};
+use sia::internal::dicom::tag::{Encoding, Tag, Vr, tags, ts};
+use sia::internal::dicom::transcode::{Output, for_web};
+use sia::internal::dicom::write::DataSetWriter;
 use sia::{Config, Engine};
+use sia::{Request, Response};
 
 use crate::common::*;
 
@@ -39,7 +39,7 @@ fn stray_delimiter_file(enc: Encoding, sop: &str, extra: bool) -> Vec<u8> {
     } else {
         ts::EXPLICIT_VR_LE
     };
-    let mut out = sia::dicom::write::file_meta(CT, sop, ts_uid);
+    let mut out = sia::internal::dicom::write::file_meta(CT, sop, ts_uid);
     out.extend_from_slice(w.as_bytes());
     out
 }
@@ -50,11 +50,7 @@ fn engine_of(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Engine {
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(Config {
-        db: dir.join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(dir.join("i.db")).build()).unwrap();
     let r = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, files.len() as u64, "{r:?}");
     engine
@@ -195,7 +191,7 @@ fn itemless_sequence_file(enc: Encoding, sop: &str) -> Vec<u8> {
     } else {
         ts::EXPLICIT_VR_LE
     };
-    let mut out = sia::dicom::write::file_meta(CT, sop, ts_uid);
+    let mut out = sia::internal::dicom::write::file_meta(CT, sop, ts_uid);
     out.extend_from_slice(w.as_bytes());
     out
 }
@@ -374,10 +370,11 @@ fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
         {
             use std::io::Write;
             let ds = stray_delimiter_file(Encoding::EXPLICIT_LE, SOP, true);
-            let body = &ds[sia::dicom::write::file_meta(CT, SOP, ts::EXPLICIT_VR_LE).len()..];
+            let body =
+                &ds[sia::internal::dicom::write::file_meta(CT, SOP, ts::EXPLICIT_VR_LE).len()..];
             let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
             z.write_all(body).unwrap();
-            sia::dicom::write::file_meta(CT, SOP, ts::DEFLATED_EXPLICIT_VR_LE)
+            sia::internal::dicom::write::file_meta(CT, SOP, ts::DEFLATED_EXPLICIT_VR_LE)
                 .into_iter()
                 .chain(z.finish().unwrap())
                 .collect()
@@ -386,7 +383,7 @@ fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
     let ctx = JsonContext {
         instance_url: "http://x/i",
     };
-    let path = sia::dicom::bulk::parse_path(&["2001105F", "0", "20011062"]).unwrap();
+    let path = sia::internal::dicom::bulk::parse_path(&["2001105F", "0", "20011062"]).unwrap();
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
         state ^= state << 13;
@@ -405,9 +402,9 @@ fn mutated_files_never_panic_and_what_is_indexed_is_readable() {
         let scanned = scan_bytes(&file);
         let json = instance_json(&file, &ctx);
         let _ = for_web(&file);
-        let _ = sia::dicom::bulk::find(&file, &path, 8);
-        let _ = sia::dicom::inflated_frames(&file);
-        if matches!(scanned, Ok(sia::dicom::Scanned::Instance(_))) {
+        let _ = sia::internal::dicom::bulk::find(&file, &path, 8);
+        let _ = sia::internal::dicom::inflated_frames(&file);
+        if matches!(scanned, Ok(sia::internal::dicom::Scanned::Instance(_))) {
             accepted += 1;
             if let Err(e) = json {
                 unreadable.push(format!("round {round}: {e}"));
@@ -439,7 +436,11 @@ fn fewer_bytes_than_a_header_at_the_end_are_ignored_by_every_reader() {
         let mut be = itemless_sequence_file(Encoding::EXPLICIT_BE, SOP);
         be.extend(std::iter::repeat_n(0xAB, tail));
         assert!(matches!(for_web(&be).unwrap(), Output::Rewritten(_)));
-        let path = sia::dicom::bulk::parse_path(&["20011061"]).unwrap();
-        assert!(sia::dicom::bulk::find(&file, &path, 8).unwrap().is_some());
+        let path = sia::internal::dicom::bulk::parse_path(&["20011061"]).unwrap();
+        assert!(
+            sia::internal::dicom::bulk::find(&file, &path, 8)
+                .unwrap()
+                .is_some()
+        );
     }
 }

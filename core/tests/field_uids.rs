@@ -1,11 +1,11 @@
 //! Issue 14, kind 6: UIDs that are not DICOM UIDs. A safe identifier (such as 64
 //! hexadecimal digits) is indexed, reported as non-conformant and accepted in paths by
-//! the same rule (`sia::dicom::is_safe_uid`); anything else stays refused.
+//! the same rule (`sia::internal::dicom::is_safe_uid`); anything else stays refused.
 
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::DataSetWriter;
-use sia::dicom::{is_conformant_uid, is_safe_uid};
-use sia::http::Request;
+use sia::Request;
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::DataSetWriter;
+use sia::internal::dicom::{is_conformant_uid, is_safe_uid};
 use sia::{Config, Engine};
 
 use crate::common::*;
@@ -27,17 +27,13 @@ fn file_with_uids(study: &str, series: &str, sop: &str) -> Vec<u8> {
 fn engine_of(
     dir: &std::path::Path,
     files: &[(&str, Vec<u8>)],
-) -> (Engine, sia::index::IndexReport) {
+) -> (Engine, sia::internal::index::IndexReport) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(Config {
-        db: dir.join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(dir.join("i.db")).build()).unwrap();
     let report = engine.index(&[&data], &Default::default()).unwrap();
     (engine, report)
 }

@@ -1,6 +1,6 @@
 //! Inputs the fuzzers found, kept as regression tests (see fuzz/README.md).
 
-use sia::dicom::FrameTable;
+use sia::internal::dicom::FrameTable;
 
 /// frame_table_blob: a Deflated table with a non-zero reserved byte read back, then
 /// wrote different bytes. Reserved bytes are now required to be zero.
@@ -19,14 +19,10 @@ fn frame_table_with_nonzero_reserved_bytes_is_corrupt() {
 /// list now includes the 401/403 the FHIR routes give).
 #[test]
 fn a_malformed_patient_reference_is_a_bad_request() {
-    use sia::http::Request;
+    use sia::Request;
     use sia::{Config, Engine};
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     let req = Request::get("/fhir/ImagingStudy?patient=123%00%00%00%00ZZZZZZZZZZZZdZZZZ");
     assert_eq!(engine.handle(&req).status, 400);
     let req = Request::get("/fhir/ImagingStudy?patient=https://elsewhere.example/fhir/Patient/123");
@@ -45,9 +41,9 @@ fn a_malformed_patient_reference_is_a_bad_request() {
 #[test]
 fn a_decimal_beyond_a_double_is_sent_as_a_string() {
     use crate::common::{SOP, identity, with_meta};
-    use sia::dicom::json::{JsonContext, instance_json};
-    use sia::dicom::tag::{Encoding, Tag, Vr, ts};
-    use sia::dicom::write::DataSetWriter;
+    use sia::internal::dicom::json::{JsonContext, instance_json};
+    use sia::internal::dicom::tag::{Encoding, Tag, Vr, ts};
+    use sia::internal::dicom::write::DataSetWriter;
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
     identity(&mut w, SOP, "P1", "Doe^Jane");
     w.str(
@@ -80,8 +76,8 @@ fn a_decimal_beyond_a_double_is_sent_as_a_string() {
 #[test]
 fn long_or_empty_search_lists_are_answered_not_failed() {
     use crate::common::demo_engine;
-    use sia::http::Request;
-    use sia::index::search::MAX_LIST_VALUES;
+    use sia::Request;
+    use sia::internal::index::search::MAX_LIST_VALUES;
     let (_dir, engine) = demo_engine();
     let get = |target: &str| {
         let resp = engine.handle(&Request::get(target));
@@ -127,7 +123,7 @@ fn long_or_empty_search_lists_are_answered_not_failed() {
     assert_eq!(rows("/dicom-web/studies?AccessionNumber="), 4);
     assert_eq!(rows("/dicom-web/studies?StudyInstanceUID=%5C"), 4);
     assert_eq!(rows("/dicom-web/series?Modality=,"), 8);
-    let uids = |n: usize| vec![format!("{}.1", sia::demo::DEMO_UID_ROOT); n].join(",");
+    let uids = |n: usize| vec![format!("{}.1", sia::DEMO_UID_ROOT); n].join(",");
     assert_eq!(
         rows(&format!(
             "/dicom-web/studies?StudyInstanceUID={}",
@@ -148,7 +144,7 @@ fn long_or_empty_search_lists_are_answered_not_failed() {
 #[test]
 fn an_overlong_match_value_is_a_bad_request() {
     use crate::common::demo_engine;
-    use sia::http::Request;
+    use sia::Request;
     let (_dir, engine) = demo_engine();
     let status = |target: String| engine.handle(&Request::get(&target)).status;
     for key in ["PatientName", "AccessionNumber", "StudyDescription"] {
@@ -172,7 +168,7 @@ fn an_overlong_match_value_is_a_bad_request() {
 /// overflowed computing the next page (a panic, caught as a 500). It is an empty page.
 #[test]
 fn an_offset_past_everything_is_an_empty_page() {
-    use sia::http::Request;
+    use sia::Request;
     let (_dir, engine) = crate::common::demo_engine();
     let resp = engine.handle(&Request::get(
         "/fhir/ImagingStudy?_offset=18446744073709551615",

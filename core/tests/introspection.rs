@@ -3,30 +3,28 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use sia::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
-use sia::http::Request;
+use sia::Request;
+use sia::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
 use sia::{Config, Engine};
 
 #[test]
 fn handle_evaluates_a_hosts_introspection_response() {
     let dir = tempfile::tempdir().unwrap();
-    sia::demo::write_demo(&dir.path().join("data")).unwrap();
-    let policy = IssuerPolicy {
-        iss: "https://ehr".into(),
-        audiences: vec!["https://ehr/fhir".into()],
-        algorithms: vec![jsonwebtoken::Algorithm::HS256],
-        leeway: 30,
-        require_typ: None,
-        patient_claim: "patient".into(),
-        scope_claim: "scope".into(),
-        keys: Keys::Secret(b"0123456789abcdef0123456789abcdef".to_vec()),
-    };
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    let policy = IssuerPolicy::new(
+        "https://ehr",
+        &["https://ehr/fhir"],
+        &["HS256"],
+        Keys::shared_secret(b"0123456789abcdef0123456789abcdef"),
+    )
+    .unwrap();
     let auth = Arc::new(Authorizer::new(vec![policy], PatientPolicy::Links));
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        auth: Some(auth),
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .authorizer(Some(auth))
+            .build(),
+    )
     .unwrap();
     engine
         .index(&[dir.path().join("data")], &Default::default())

@@ -1,5 +1,5 @@
 //! Integration tests, one binary (faster to link). Files are built by the tests with
-//! `sia::dicom::write` (and raw bytes where a case needs to be malformed).
+//! `sia::internal::dicom::write` (and raw bytes where a case needs to be malformed).
 
 mod alloc_meter;
 mod backend_services;
@@ -19,6 +19,7 @@ mod reindex;
 mod scan_cases;
 mod security;
 mod storage_race;
+mod typed_calls;
 mod wado_frames;
 mod wado_metadata;
 mod wado_search;

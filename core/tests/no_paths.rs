@@ -7,9 +7,9 @@
 use std::os::unix::fs::FileExt;
 
 use serde_json::Value;
-use sia::http::{Request, Response};
-use sia::storage::ReadMode;
+use sia::ReadMode;
 use sia::{Config, Engine};
+use sia::{Request, Response};
 
 /// Study, series and instance UIDs of every instance, through QIDO.
 fn uids(engine: &Engine) -> Vec<(String, String, String)> {
@@ -125,14 +125,9 @@ impl Scan<'_> {
 fn scan(mode: ReadMode) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let files = sia::demo::write_demo(&data).unwrap();
+    let files = sia::write_demo(&data).unwrap();
     let db = dir.path().join("index.db");
-    let engine = Engine::open(Config {
-        db: db.clone(),
-        read_mode: mode,
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(db.clone()).read_mode(mode).build()).unwrap();
     engine.index(&[&data], &Default::default()).unwrap();
     let all = uids(&engine);
     assert!(all.len() >= 10);
@@ -218,11 +213,7 @@ fn no_response_names_a_server_path_mmap() {
 #[test]
 fn detail_is_empty_for_answers_that_need_none() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     let r = engine.handle(&Request::get("/fhir/metadata"));
     assert_eq!((r.status, r.detail()), (200, None));
 }

@@ -1,7 +1,7 @@
 //! Property tests of the parsers that take request input.
 
 use proptest::prelude::*;
-use sia::wado::{AcceptHeader, parse_frame_list};
+use sia::internal::wado::{AcceptHeader, parse_frame_list};
 
 proptest! {
     #[test]
@@ -54,8 +54,8 @@ proptest! {
 
 mod scopes {
     use proptest::prelude::*;
-    use sia::auth::Interaction;
-    use sia::auth::scope::{Permission, ScopeSet, evaluate};
+    use sia::internal::auth::Interaction;
+    use sia::internal::auth::scope::{Permission, ScopeSet, evaluate};
 
     /// The rules written the plainest way: a scope allows `interaction` on ImagingStudy
     /// when its level is patient or user, its type is ImagingStudy or `*`, and its
@@ -167,7 +167,7 @@ mod claims {
     use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     use proptest::prelude::*;
     use serde_json::{Value, json};
-    use sia::auth::token::{IssuerPolicy, Keys, verify};
+    use sia::internal::auth::token::{IssuerPolicy, Keys, verify};
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
     const ISS: &str = "https://ehr.example";
@@ -175,16 +175,7 @@ mod claims {
     const NOW: i64 = 1_800_000_000;
 
     fn policy() -> IssuerPolicy {
-        IssuerPolicy {
-            iss: ISS.into(),
-            audiences: vec![AUD.into()],
-            algorithms: vec![Algorithm::HS256],
-            leeway: 30,
-            require_typ: None,
-            patient_claim: "patient".into(),
-            scope_claim: "scope".into(),
-            keys: Keys::Secret(SECRET.to_vec()),
-        }
+        IssuerPolicy::new(ISS, &[AUD], &["HS256"], Keys::shared_secret(SECRET)).unwrap()
     }
 
     /// The claim rules, written plainly.
@@ -264,7 +255,7 @@ mod capabilities {
 
     use crate::security::{A, B, Fx, cap_key, capabilities, fixture, get, json_of, path_of, token};
 
-    const ROOT: &str = sia::demo::DEMO_UID_ROOT;
+    const ROOT: &str = sia::DEMO_UID_ROOT;
 
     fn fx() -> &'static Fx {
         static FX: OnceLock<Fx> = OnceLock::new();

@@ -2,15 +2,15 @@
 
 use std::path::Path;
 
-use sia::dicom::tag::{Encoding, ts};
-use sia::dicom::write::DataSetWriter;
-use sia::index::{Index, StudyFilter};
+use sia::internal::dicom::tag::{Encoding, ts};
+use sia::internal::dicom::write::DataSetWriter;
+use sia::internal::index::{Index, StudyFilter};
 
 use crate::common::*;
 
 fn instance_file(sop: &str, series: &str, patient: &str) -> Vec<u8> {
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
-    use sia::dicom::tag::{Vr, tags};
+    use sia::internal::dicom::tag::{Vr, tags};
     w.str(tags::SOP_CLASS_UID, Vr::UI, CT)
         .str(tags::SOP_INSTANCE_UID, Vr::UI, sop)
         .str(tags::MODALITY, Vr::CS, "CT")

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use sia::dicom::tag::{Encoding, Tag, Vr, tags, ts};
-use sia::dicom::write::{DataSetWriter, basic_offsets};
-use sia::dicom::{FrameBoundaries, FrameTable, ScanErrorKind, Scanned};
+use sia::internal::dicom::tag::{Encoding, Tag, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, basic_offsets};
+use sia::internal::dicom::{FrameBoundaries, FrameTable, ScanErrorKind, Scanned};
 
 use crate::common::*;
 
@@ -166,7 +166,7 @@ fn dicomdir_is_recognised() {
         .item_end()
         .sequence_end();
     let mut file =
-        sia::dicom::write::file_meta("1.2.840.10008.1.3.10", "1.2.3", ts::EXPLICIT_VR_LE);
+        sia::internal::dicom::write::file_meta("1.2.840.10008.1.3.10", "1.2.3", ts::EXPLICIT_VR_LE);
     file.extend_from_slice(w.as_bytes());
     assert_eq!(scan_bytes(&file).unwrap(), Scanned::Dicomdir);
 }
@@ -198,7 +198,7 @@ fn huge_defined_length_sequence_is_skipped_without_reading_it() {
         read: u64,
         buf: Vec<u8>,
     }
-    impl sia::dicom::source::ByteSource for Counting {
+    impl sia::internal::dicom::source::ByteSource for Counting {
         fn len(&self) -> u64 {
             self.len
         }
@@ -237,7 +237,7 @@ fn huge_defined_length_sequence_is_skipped_without_reading_it() {
         read: 0,
         buf: Vec::new(),
     };
-    let scanned = sia::dicom::scan(&mut src).unwrap();
+    let scanned = sia::internal::dicom::scan(&mut src).unwrap();
     assert!(matches!(scanned, Scanned::Instance(_)));
     assert!(
         src.read < 4096,

@@ -115,11 +115,7 @@ fn index_agrees_with_dicom_object() {
     let mut agreeing = Vec::new();
     for (k, path) in files().iter().enumerate() {
         let db = dir.path().join(format!("{k}.db"));
-        let engine = Engine::open(Config {
-            db: db.clone(),
-            ..Config::default()
-        })
-        .unwrap();
+        let engine = Engine::open(Config::builder().db(db.clone()).build()).unwrap();
         let report = engine.index(&[path], &Default::default()).unwrap();
         if report.indexed != 1 {
             continue;

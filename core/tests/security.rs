@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use sia::auth::capability::CapabilityKey;
-use sia::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
-use sia::demo::DEMO_UID_ROOT as ROOT;
-use sia::http::{Request, Response};
+use sia::CapabilityKey;
+use sia::DEMO_UID_ROOT as ROOT;
+use sia::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
 use sia::{Config, Engine};
+use sia::{Request, Response};
 
 pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 pub const A: &str = "https://a.example";
@@ -33,32 +33,30 @@ impl Fx {
 }
 
 pub fn policy(iss: &str) -> IssuerPolicy {
-    IssuerPolicy {
-        iss: iss.into(),
-        audiences: vec![format!("{iss}/fhir")],
-        algorithms: vec![Algorithm::HS256],
-        leeway: 30,
-        require_typ: None,
-        patient_claim: "patient".into(),
-        scope_claim: "scope".into(),
-        keys: Keys::Secret(SECRET.to_vec()),
-    }
+    IssuerPolicy::new(
+        iss,
+        &[&format!("{iss}/fhir")],
+        &["HS256"],
+        Keys::shared_secret(SECRET),
+    )
+    .unwrap()
 }
 
 /// The demo set indexed, with these issuers and (optionally) capability URLs.
 pub fn fixture(issuers: &[&str], cap: Option<CapabilityKey>) -> Fx {
     let dir = tempfile::tempdir().unwrap();
-    sia::demo::write_demo(&dir.path().join("data")).unwrap();
+    sia::write_demo(&dir.path().join("data")).unwrap();
     let auth = Arc::new(Authorizer::new(
         issuers.iter().map(|i| policy(i)).collect(),
         PatientPolicy::Links,
     ));
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        auth: Some(auth),
-        capabilities: cap,
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .authorizer(Some(auth))
+            .capabilities(cap)
+            .build(),
+    )
     .unwrap();
     engine
         .index(&[dir.path().join("data")], &Default::default())
@@ -307,7 +305,7 @@ fn capability_lifetime_is_configurable() {
     let c = write("").unwrap();
     assert_eq!(
         c.capabilities.unwrap().max_lifetime(),
-        sia::auth::capability::DEFAULT_MAX_LIFETIME
+        sia::internal::auth::capability::DEFAULT_MAX_LIFETIME
     );
     let c = write("max_lifetime_seconds = 60\n").unwrap();
     assert_eq!(c.capabilities.unwrap().max_lifetime(), 60);
@@ -411,11 +409,12 @@ fn links_of_a_version_1_index_become_unassigned() {
         .unwrap();
     }
     let auth = Arc::new(Authorizer::new(vec![policy(A)], PatientPolicy::Links));
-    let engine = Engine::open(Config {
-        db: path.clone(),
-        auth: Some(auth),
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(path.clone())
+            .authorizer(Some(auth))
+            .build(),
+    )
     .unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     let rows: Vec<(String, String)> = conn
@@ -429,7 +428,7 @@ fn links_of_a_version_1_index_become_unassigned() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(v, sia::index::schema::SCHEMA_VERSION);
+    assert_eq!(v, sia::internal::index::schema::SCHEMA_VERSION);
     let t = token(A, "patient/ImagingStudy.rs", "alice");
     let s1 = format!("/dicom-web/studies/{}/metadata", study(1));
     assert_eq!(get(&engine, &s1, Some(&t)).status, 200);
@@ -502,8 +501,8 @@ fn instance_file(
     series: &str,
     sop: &str,
 ) {
-    use sia::dicom::tag::{Encoding, Vr, tags, ts};
-    use sia::dicom::write::{DataSetWriter, file_meta};
+    use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+    use sia::internal::dicom::write::{DataSetWriter, file_meta};
     let ct = "1.2.840.10008.5.1.4.1.1.2";
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
     w.str(tags::SOP_CLASS_UID, Vr::UI, ct)
@@ -919,19 +918,24 @@ fn scopes_are_separated_by_single_spaces_only() {
 
 #[test]
 fn attacker_input_is_not_echoed_unbounded() {
-    let mut jwks_issuer = policy("https://jwks.example");
-    jwks_issuer.algorithms = vec![Algorithm::RS256];
-    jwks_issuer.keys = Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: vec![] });
+    let jwks_issuer = IssuerPolicy::new(
+        "https://jwks.example",
+        &["https://jwks.example/fhir"],
+        &["RS256"],
+        Keys::jwks_json(r#"{"keys": []}"#).unwrap(),
+    )
+    .unwrap();
     let auth = Arc::new(Authorizer::new(
         vec![policy(A), jwks_issuer],
         PatientPolicy::Links,
     ));
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        auth: Some(auth),
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .authorizer(Some(auth))
+            .build(),
+    )
     .unwrap();
     use base64::Engine as _;
     let b64 = |v: Value| {
@@ -976,7 +980,7 @@ fn attacker_input_is_not_echoed_unbounded() {
 
 #[test]
 fn jwks_keys_that_must_not_verify_are_refused() {
-    use sia::auth::token::refuse_key;
+    use sia::internal::auth::token::refuse_key;
     let b64 = |b: &[u8]| {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -1019,7 +1023,7 @@ fn jwks_keys_that_must_not_verify_are_refused() {
          "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
     ]});
     let mut p = policy("https://jwks.example");
-    p.keys = Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: vec![] });
+    p.keys = Keys::jwks_json(r#"{"keys": []}"#).unwrap();
     let auth = Authorizer::new(vec![p], PatientPolicy::Links);
     auth.set_jwks("https://jwks.example", &set.to_string())
         .unwrap();
@@ -1027,7 +1031,7 @@ fn jwks_keys_that_must_not_verify_are_refused() {
     assert!(auth.wants_jwks_refresh("https://jwks.example", "e3"));
     // Keys from the configuration are screened the same way.
     let mut p = policy("https://jwks.example");
-    p.keys = Keys::Jwks(serde_json::from_value(set).unwrap());
+    p.keys = Keys::jwks_json(&set.to_string()).unwrap();
     let auth = Authorizer::new(vec![p], PatientPolicy::Links);
     assert!(!auth.wants_jwks_refresh("https://jwks.example", "good"));
     assert!(auth.wants_jwks_refresh("https://jwks.example", "enc"));
@@ -1059,12 +1063,7 @@ fn an_index_from_before_the_rule_is_re_read_and_repaired() {
         "1.9.9.1.1",
     );
     let auth = Arc::new(Authorizer::new(vec![policy(A)], PatientPolicy::Links));
-    let engine = Engine::open(Config {
-        db: path,
-        auth: Some(auth),
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(path).authorizer(Some(auth)).build()).unwrap();
     let report = engine.index(&[fx.data()], &Default::default()).unwrap();
     assert_eq!(report.unchanged, 0, "every file is read again once");
     assert_eq!(report.conflicts.len(), 1, "{report:?}");

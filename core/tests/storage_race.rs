@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use sia::dicom::tag::{Encoding, Vr, ts};
-use sia::dicom::write::DataSetWriter;
-use sia::http::{Request, Response};
-use sia::storage::ReadMode;
+use sia::ReadMode;
+use sia::internal::dicom::tag::{Encoding, Vr, ts};
+use sia::internal::dicom::write::DataSetWriter;
 use sia::{Config, Engine};
+use sia::{Request, Response};
 
 use crate::common::*;
 
@@ -82,11 +82,12 @@ fn race(mode: ReadMode, changes: &[Change]) {
     let path = data.join("big.dcm");
     std::fs::write(&path, &file).unwrap();
     let engine = Arc::new(
-        Engine::open(Config {
-            db: dir.path().join("i.db"),
-            read_mode: mode,
-            ..Config::default()
-        })
+        Engine::open(
+            Config::builder()
+                .db(dir.path().join("i.db"))
+                .read_mode(mode)
+                .build(),
+        )
         .unwrap(),
     );
     engine.index(&[&data], &Default::default()).unwrap();

@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use sia::dicom::tag::{Encoding, Vr, tags, ts};
-use sia::dicom::write::DataSetWriter;
-use sia::http::{Chunk, Request, Response};
-use sia::storage::ReadMode;
+use sia::ReadMode;
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::DataSetWriter;
 use sia::{Config, Engine};
+use sia::{Request, Response};
 
 use crate::common::*;
 
@@ -19,11 +19,12 @@ pub(crate) fn engine_with(dir: &Path, files: &[(&str, Vec<u8>)], mode: ReadMode)
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(Config {
-        db: dir.join("i.db"),
-        read_mode: mode,
-        ..Config::default()
-    })
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.join("i.db"))
+            .read_mode(mode)
+            .build(),
+    )
     .unwrap();
     let r = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, files.len() as u64, "{r:?}");
@@ -77,7 +78,7 @@ fn native_frames_are_zero_copy_slices_of_the_mapping() {
         resp.body
             .chunks()
             .iter()
-            .any(|c| matches!(c, Chunk::Mapped { len: 24, .. }))
+            .any(|c| c.is_mapped() && c.len() == 24)
     );
     assert_eq!(
         parts(&resp),
@@ -95,12 +96,7 @@ fn pread_mode_serves_the_same_bytes() {
     let (file, pixels) = explicit_le_file(2);
     let engine = engine_with(dir.path(), &[("a.dcm", file)], ReadMode::Pread);
     let resp = get(&engine, &format!("{FRAMES}/1,2"), None);
-    assert!(
-        resp.body
-            .chunks()
-            .iter()
-            .all(|c| !matches!(c, Chunk::Mapped { .. }))
-    );
+    assert!(resp.body.chunks().iter().all(|c| !c.is_mapped()));
     assert_eq!(parts(&resp).concat(), pixels);
 }
 
@@ -295,7 +291,7 @@ fn instance_retrieval_of_an_explicit_le_file_is_the_file_itself_without_copying(
         resp.body
             .chunks()
             .iter()
-            .any(|c| matches!(c, Chunk::Mapped { start: 0, len, .. } if *len == file.len()))
+            .any(|c| c.is_mapped() && c.len() == file.len())
     );
     assert_eq!(parts(&resp), vec![file]);
 }

@@ -1,8 +1,8 @@
 //! Metadata (DICOM JSON) through `Engine::handle`.
 
-use sia::dicom::tag::{Encoding, Tag, Vr, tags, ts};
-use sia::dicom::write::DataSetWriter;
-use sia::http::Request;
+use sia::Request;
+use sia::internal::dicom::tag::{Encoding, Tag, Vr, tags, ts};
+use sia::internal::dicom::write::DataSetWriter;
 use sia::{Config, Engine};
 
 use crate::common::*;
@@ -25,11 +25,7 @@ fn engine_of(bytes: &[u8]) -> (tempfile::TempDir, Engine) {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("a.dcm"), bytes).unwrap();
-    let engine = Engine::open(Config {
-        db: dir.path().join("i.db"),
-        ..Config::default()
-    })
-    .unwrap();
+    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
     engine.index(&[&data], &Default::default()).unwrap();
     (dir, engine)
 }
@@ -37,7 +33,7 @@ fn engine_of(bytes: &[u8]) -> (tempfile::TempDir, Engine) {
 #[test]
 fn study_series_and_instance_metadata() {
     let (_dir, engine) = demo_engine();
-    let root = sia::demo::DEMO_UID_ROOT;
+    let root = sia::DEMO_UID_ROOT;
     let study = json(&engine, &format!("/dicom-web/studies/{root}.3/metadata"));
     assert_eq!(study.as_array().unwrap().len(), 24);
     let series = json(
@@ -88,7 +84,7 @@ fn study_series_and_instance_metadata() {
 #[test]
 fn metadata_statuses() {
     let (_dir, engine) = demo_engine();
-    let root = sia::demo::DEMO_UID_ROOT;
+    let root = sia::DEMO_UID_ROOT;
     let target = format!("/dicom-web/studies/{root}.3/metadata");
     let resp = engine.handle(&Request::get(&target).with_header("Accept", "image/jpeg"));
     assert_eq!(resp.status, 406);

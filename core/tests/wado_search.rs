@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 use sia::Engine;
-use sia::http::Request;
+use sia::Request;
 
 use crate::common::demo_engine;
 
-const ROOT: &str = sia::demo::DEMO_UID_ROOT;
+const ROOT: &str = sia::DEMO_UID_ROOT;
 
 fn search(engine: &Engine, target: &str) -> Vec<Value> {
     let resp = engine.handle(&Request::get(target));

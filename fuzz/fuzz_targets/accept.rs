@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::wado::{AcceptHeader, negotiate_frames};
+use sia::internal::wado::{AcceptHeader, negotiate_frames};
 
 const SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.1",

@@ -3,37 +3,26 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::auth::scope::{ScopeSet, evaluate};
-use sia::auth::token::{IssuerPolicy, Keys, verify};
-use sia::auth::{Authorizer, Interaction, PatientPolicy};
-use sia::http::Request;
+use sia::Request;
+use sia::internal::auth::scope::{ScopeSet, evaluate};
+use sia::internal::auth::token::{IssuerPolicy, Keys, verify};
+use sia::internal::auth::{Authorizer, Interaction, PatientPolicy};
 
 fn policies() -> Vec<IssuerPolicy> {
     let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(
         r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"ec1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
     )
     .expect("fixed JWKS");
-    let base = |iss: &str, keys: Keys, algorithms| IssuerPolicy {
-        iss: iss.into(),
-        audiences: vec!["https://ehr/fhir".into()],
-        algorithms,
-        leeway: 30,
-        require_typ: None,
-        patient_claim: "patient".into(),
-        scope_claim: "scope".into(),
-        keys,
+    let base = |iss: &str, keys: Keys, algorithms: &[&str]| {
+        IssuerPolicy::new(iss, &["https://ehr/fhir"], algorithms, keys).expect("policy")
     };
     vec![
         base(
             "https://hs",
             Keys::Secret(b"0123456789abcdef0123456789abcdef".to_vec()),
-            vec![jsonwebtoken::Algorithm::HS256],
+            &["HS256"],
         ),
-        base(
-            "https://ec",
-            Keys::Jwks(jwks),
-            vec![jsonwebtoken::Algorithm::ES256],
-        ),
+        base("https://ec", Keys::Jwks(jwks), &["ES256"]),
     ]
 }
 

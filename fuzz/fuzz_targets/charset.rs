@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::dicom::charset::CharacterSet;
+use sia::internal::dicom::charset::CharacterSet;
 
 const SETS: &[&[u8]] = &[
     b"",

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::dicom::json::{JsonContext, instance_json};
+use sia::internal::dicom::json::{JsonContext, instance_json};
 
 fn check(v: &serde_json::Value) {
     match v {

@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::dicom::source::SliceSource;
-use sia::dicom::tag::{Encoding, Vr, tags};
-use sia::dicom::write::{DataSetWriter, file_meta};
-use sia::dicom::{FrameTable, Scanned, scan};
+use sia::internal::dicom::source::SliceSource;
+use sia::internal::dicom::tag::{Encoding, Vr, tags};
+use sia::internal::dicom::write::{DataSetWriter, file_meta};
+use sia::internal::dicom::{FrameTable, Scanned, scan};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::dicom::FrameTable;
+use sia::internal::dicom::FrameTable;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(table) = FrameTable::from_bytes(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::wado::{Route, is_uid, parse_path};
+use sia::internal::wado::{Route, is_uid, parse_path};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(path) = std::str::from_utf8(data) else {

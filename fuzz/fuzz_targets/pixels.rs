@@ -6,9 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::dicom::ImagePixelInfo;
-use sia::pixels::window::{Presentation, render};
-use sia::pixels::{decode_frame, decoded_photometric, encode};
+use sia::internal::dicom::ImagePixelInfo;
+use sia::internal::pixels::window::{Presentation, render};
+use sia::internal::pixels::{decode_frame, decoded_photometric, encode};
 
 const SYNTAXES: [&str; 9] = [
     "1.2.840.10008.1.2.4.50",
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(
         frame.len() as u64,
-        sia::pixels::decoded_frame_len(&image).unwrap()
+        sia::internal::pixels::decoded_frame_len(&image).unwrap()
     );
     let p = Presentation {
         rows,

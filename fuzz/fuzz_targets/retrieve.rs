@@ -10,10 +10,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::dicom::json::{JsonContext, instance_json};
-use sia::dicom::source::SliceSource;
-use sia::dicom::transcode::{Output, for_web};
-use sia::dicom::{Scanned, bulk, scan};
+use sia::internal::dicom::json::{JsonContext, instance_json};
+use sia::internal::dicom::source::SliceSource;
+use sia::internal::dicom::transcode::{Output, for_web};
+use sia::internal::dicom::{Scanned, bulk, scan};
 
 const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 const BASE: &str = "http://x/dicom-web/studies/1/series/2/instances/3";

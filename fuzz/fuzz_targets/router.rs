@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use sia::auth::capability::CapabilityKey;
-use sia::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
-use sia::http::Request;
+use sia::Request;
+use sia::internal::auth::capability::CapabilityKey;
+use sia::internal::auth::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
 use sia::{Config, Engine};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -55,46 +55,43 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        sia::demo::write_demo(&data).expect("demo");
-        let open = Engine::open(Config {
-            db: dir.path().join("open.db"),
-            ..Config::default()
-        })
-        .expect("engine");
+        sia::internal::demo::write_demo(&data).expect("demo");
+        let open =
+            Engine::open(Config::builder().db(dir.path().join("open.db")).build()).expect("engine");
         open.index(&[data.clone()], &Default::default())
             .expect("index");
 
         // Two issuers: patient ids are per issuer, so issuer B's "p1" reaches nothing.
-        let policy = |iss: &str| IssuerPolicy {
-            iss: iss.into(),
-            audiences: vec![format!("{iss}/fhir")],
-            algorithms: vec![Algorithm::HS256],
-            leeway: 30,
-            require_typ: None,
-            patient_claim: "patient".into(),
-            scope_claim: "scope".into(),
-            keys: Keys::Secret(SECRET.to_vec()),
+        let policy = |iss: &str| {
+            IssuerPolicy::new(
+                iss,
+                &[&format!("{iss}/fhir")],
+                &["HS256"],
+                Keys::shared_secret(SECRET),
+            )
+            .expect("policy")
         };
         // Capabilities live as long as the fixture's tokens (ten days).
         let cap_key = CapabilityKey::new(CAP_SECRET.to_vec())
             .expect("capability key")
             .with_max_lifetime(20 * 86_400);
-        let secured = Engine::open(Config {
-            db: dir.path().join("secured.db"),
-            auth: Some(Arc::new(Authorizer::new(
-                vec![policy("https://ehr"), policy("https://ehr-b")],
-                PatientPolicy::Links,
-            ))),
-            capabilities: Some(cap_key.clone()),
-            ..Config::default()
-        })
+        let secured = Engine::open(
+            Config::builder()
+                .db(dir.path().join("secured.db"))
+                .authorizer(Some(Arc::new(Authorizer::new(
+                    vec![policy("https://ehr"), policy("https://ehr-b")],
+                    PatientPolicy::Links,
+                ))))
+                .capabilities(Some(cap_key.clone()))
+                .build(),
+        )
         .expect("engine");
         secured
             .index(&[data.clone()], &Default::default())
             .expect("index");
         // UID reuse across patients, added later: files of DEMO-002 naming DEMO-001's
         // study, series and SOP Instance UIDs. None may be indexed (issue 18, finding 2).
-        let root = sia::demo::DEMO_UID_ROOT;
+        let root = sia::internal::demo::DEMO_UID_ROOT;
         collision(
             &data.join("0-study.dcm"),
             &format!("{root}.1"),
@@ -237,8 +234,8 @@ fn fixture() -> &'static Fixture {
 
 /// A file of DICOM patient DEMO-002 in `study`/`series` with SOP Instance UID `sop`.
 fn collision(path: &std::path::Path, study: &str, series: &str, sop: &str) {
-    use sia::dicom::tag::{Encoding, Vr, tags, ts};
-    use sia::dicom::write::{DataSetWriter, file_meta};
+    use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+    use sia::internal::dicom::write::{DataSetWriter, file_meta};
     let ct = "1.2.840.10008.5.1.4.1.1.2";
     let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
     w.str(tags::SOP_CLASS_UID, Vr::UI, ct)

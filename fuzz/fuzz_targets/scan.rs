@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sia::dicom::source::SliceSource;
-use sia::dicom::{FrameTable, Scanned, scan};
+use sia::internal::dicom::source::SliceSource;
+use sia::internal::dicom::{FrameTable, Scanned, scan};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Scanned::Instance(record)) = scan(&mut SliceSource(data)) {

@@ -7,6 +7,7 @@ would; nothing here reaches into the engine."""
 import os
 import pathlib
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -17,6 +18,16 @@ import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO_ROOT = "2.25.228146457203842916711418316839742735"
+
+
+def serve_command(sia) -> list:
+    """The command that starts a server: `sia serve`, or another host of the engine named
+    by `SIA_SERVE_CMD` (the C++ PACS example, the Python ASGI app), which must take the
+    same `--listen`, `--config`, `--db` and folder arguments, print `listening on` when
+    ready and answer `/healthz`. Such a host runs the subset every host shares:
+    test_hosts.py and test_decisions_http.py."""
+    other = os.environ.get("SIA_SERVE_CMD")
+    return shlex.split(other) if other else [str(sia), "serve"]
 
 
 def sia_binary() -> pathlib.Path:
@@ -51,7 +62,7 @@ class Server:
         self.base = f"{scheme}://127.0.0.1:{self.port}"
         self.out_path = workdir / f"serve-{self.port}.out"
         self.err_path = workdir / f"serve-{self.port}.err"
-        cmd = [str(sia), "serve", "--listen", f"127.0.0.1:{self.port}", *map(str, args)]
+        cmd = [*serve_command(sia), "--listen", f"127.0.0.1:{self.port}", *map(str, args)]
         self.proc = subprocess.Popen(
             cmd,
             cwd=workdir,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sia::auth::Authorizer;
+use sia::Authorizer;
 use sia::{ClientAuth, IssuerClient};
 use tokio::sync::OnceCell;
 
@@ -77,7 +77,7 @@ pub fn http_client() -> Result<reqwest::Client, String> {
 }
 
 /// The bearer token of a request with exactly one `Authorization: Bearer` header.
-pub fn bearer(req: &sia::http::Request) -> Option<&str> {
+pub fn bearer(req: &sia::Request) -> Option<&str> {
     let mut values = req.header_values("authorization");
     let value = values.next()?;
     if values.next().is_some() {
@@ -228,7 +228,7 @@ impl Introspector {
     }
 
     /// Whether `req`'s token must be introspected, and the answer when it must.
-    pub async fn for_request(&self, req: &sia::http::Request) -> Outcome {
+    pub async fn for_request(&self, req: &sia::Request) -> Outcome {
         let Some(token) = bearer(req) else {
             return Outcome::NotNeeded;
         };
@@ -375,7 +375,7 @@ impl Introspector {
                 tracing::warn!(
                     "introspection at {}: an active token of issuer {} is not this issuer's; refused",
                     c.iss,
-                    sia::auth::token::clip(&other.to_string())
+                    sia::internal::auth::token::clip(&other.to_string())
                 );
                 return Ok(json!({ "active": false }));
             }
@@ -404,24 +404,24 @@ impl Drop for Landed<'_> {
 
 /// The `503` for a request whose token could not be introspected: no data, a
 /// `Retry-After`, an OperationOutcome on FHIR routes.
-pub fn unavailable(req: &sia::http::Request, fhir_path: &str, why: &str) -> sia::http::Response {
+pub fn unavailable(req: &sia::Request, fhir_path: &str, why: &str) -> sia::Response {
     let text = "the EHR that issued the token cannot be reached to check the token or its patient now; try again later";
     tracing::warn!(
         "503 for {}: {why}",
         req.path.chars().take(200).collect::<String>()
     );
     let mut r = if req.path == fhir_path || req.path.starts_with(&format!("{fhir_path}/")) {
-        sia::http::Response::with_body(
+        sia::Response::with_body(
             503,
             "application/fhir+json",
-            sia::http::Body::from_vec(
-                sia::fhir::operation_outcome("transient", text)
+            sia::Body::from_vec(
+                sia::internal::fhir::operation_outcome("transient", text)
                     .to_string()
                     .into_bytes(),
             ),
         )
     } else {
-        sia::http::Response::error(503, text)
+        sia::Response::error(503, text)
     };
     r.headers
         .push(("Retry-After".into(), RETRY_AFTER_SECONDS.to_string()));
@@ -450,11 +450,11 @@ mod tests {
 
     #[test]
     fn bearer_tokens_need_one_bearer_header() {
-        let r = sia::http::Request::get("/x").with_header("Authorization", "Bearer abc");
+        let r = sia::Request::get("/x").with_header("Authorization", "Bearer abc");
         assert_eq!(bearer(&r), Some("abc"));
         let r = r.with_header("Authorization", "Bearer def");
         assert_eq!(bearer(&r), None);
-        let r = sia::http::Request::get("/x").with_header("Authorization", "Basic abc");
+        let r = sia::Request::get("/x").with_header("Authorization", "Basic abc");
         assert_eq!(bearer(&r), None);
     }
 }

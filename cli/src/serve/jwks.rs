@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sia::Authorizer;
 use sia::JwksSource;
-use sia::auth::Authorizer;
 use tokio::sync::Mutex;
 
 /// Used when the issuer sends no `max-age`.
@@ -90,7 +90,7 @@ impl JwksFetcher {
 
     /// When `req`'s bearer token names a `kid` its issuer's keys lack, fetches that
     /// issuer's JWKS (at most once per cooldown per issuer, as the engine allows).
-    pub async fn refresh_for(&self, req: &sia::http::Request) {
+    pub async fn refresh_for(&self, req: &sia::Request) {
         let Some(bearer) = req
             .header_values("authorization")
             .next()

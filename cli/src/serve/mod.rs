@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use sia::auth::{Authorizer, PatientPolicy};
-use sia::index::StudyFilter;
+use sia::internal::index::StudyFilter;
+use sia::{Authorizer, PatientPolicy};
 use sia::{Config, Engine};
 use tower_http::compression::CompressionLayer;
 
@@ -154,10 +154,10 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     // key of this process) unless a configuration file decides.
     let web_dirs = WebDirs::resolve(args.web.clone(), &config.server, args.dev)?;
     if args.dev && web_dirs.viewer.is_some() && args.config.is_none() {
-        config.capabilities = Some(sia::auth::capability::CapabilityKey::random()?);
+        config.capabilities = Some(sia::CapabilityKey::random()?);
     }
     if args.dev {
-        let imaging_fhir = sia::fhir::FhirContext::for_base_url(&base_url).fhir_base;
+        let imaging_fhir = sia::internal::fhir::FhirContext::for_base_url(&base_url).fhir_base;
         let policy = DevEhr::issuer_policy(&db, &base_url, &imaging_fhir)?;
         match &config.auth {
             Some(auth) => auth.add_issuer(policy)?,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use sia::auth::{Authorizer, PatientPolicy};
+use sia::{Authorizer, PatientPolicy};
 use sia::{ClientAuth, Engine, IssuerClient};
 
 use super::ehr::{http_client, now, post_form};
@@ -94,10 +94,10 @@ impl Resolver {
     }
 
     /// Resolves the patient of `req`'s token when it needs it.
-    pub async fn for_request(&self, req: &sia::http::Request) -> Resolution {
+    pub async fn for_request(&self, req: &sia::Request) -> Resolution {
         // Only for a token the engine grants ImagingStudy access to, up to the patient
         // compartment; a refused token is the engine's to answer.
-        use sia::auth::Interaction;
+        use sia::internal::auth::Interaction;
         let Some(token) = [Interaction::Read, Interaction::Search]
             .into_iter()
             .find_map(|i| self.auth.authorize(req, i).ok())
@@ -212,7 +212,7 @@ impl Resolver {
         &self,
         c: &IssuerClient,
         patient: &str,
-    ) -> Result<Option<sia::index::PatientResolution>, String> {
+    ) -> Result<Option<sia::internal::index::PatientResolution>, String> {
         let token = self.backend_token(c).await?;
         let url = format!("{}/Patient/{patient}", c.fhir_base);
         let resp = self
@@ -330,25 +330,25 @@ impl Resolver {
 fn unmatched_text(iss: &str, patient: &str) -> String {
     format!(
         "Patient/{} of {} matches no patient of this imaging server: none of its identifiers (system and value) names an indexed DICOM patient",
-        sia::auth::token::clip(patient),
-        sia::auth::token::clip(iss)
+        sia::internal::auth::token::clip(patient),
+        sia::internal::auth::token::clip(iss)
     )
 }
 
 /// The `403` for a patient that matches nothing: an OperationOutcome on FHIR routes.
-pub fn unmatched(req: &sia::http::Request, fhir_path: &str, text: &str) -> sia::http::Response {
+pub fn unmatched(req: &sia::Request, fhir_path: &str, text: &str) -> sia::Response {
     if req.path == fhir_path || req.path.starts_with(&format!("{fhir_path}/")) {
-        sia::http::Response::with_body(
+        sia::Response::with_body(
             403,
             "application/fhir+json",
-            sia::http::Body::from_vec(
-                sia::fhir::operation_outcome("forbidden", text)
+            sia::Body::from_vec(
+                sia::internal::fhir::operation_outcome("forbidden", text)
                     .to_string()
                     .into_bytes(),
             ),
         )
     } else {
-        sia::http::Response::error(403, text)
+        sia::Response::error(403, text)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The translation between HTTP as hyper/axum carry it and the engine's transport-neutral
-//! [`sia::http::Request`] / [`sia::http::Response`]. Nothing here decides a status or a
+//! [`sia::Request`] / [`sia::Response`]. Nothing here decides a status or a
 //! header: `Engine::handle` does; this only moves bytes, without copying mapped ones.
 
 use std::collections::VecDeque;
@@ -12,8 +12,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use sia::Chunk;
 use sia::Engine;
-use sia::http::Chunk;
 
 use super::ehr::{Introspector, Outcome};
 use super::jwks::JwksFetcher;
@@ -43,7 +43,7 @@ pub async fn engine_route(
     req: axum::extract::Request,
 ) -> Response {
     let (parts, _body) = req.into_parts();
-    let mut request = sia::http::Request {
+    let mut request = sia::Request {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
@@ -118,7 +118,7 @@ pub async fn engine_route(
 /// files: frames and bulk data (ranges of a mapping), QIDO and FHIR searches (bounded
 /// by their page sizes). Metadata (which may re-read thousands of headers), whole
 /// studies, series and instances, and WADO-URI go to the blocking pool.
-fn answers_quickly(req: &sia::http::Request) -> bool {
+fn answers_quickly(req: &sia::Request) -> bool {
     let path = req.path.as_str();
     if path.contains("/frames/") || path.contains("/bulkdata/") {
         return true;
@@ -133,7 +133,7 @@ fn answers_quickly(req: &sia::http::Request) -> bool {
 
 /// The engine's response as an HTTP response; mapped chunks become `Bytes` that keep
 /// their mapping alive until hyper has written them.
-pub fn into_http(resp: sia::http::Response) -> Response {
+pub fn into_http(resp: sia::Response) -> Response {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let chunks = coalesce(resp.body.into_chunks());
     let mut out = Response::new(axum::body::Body::new(ChunkBody {
@@ -186,21 +186,16 @@ fn coalesce(chunks: Vec<Chunk>) -> VecDeque<Bytes> {
     out
 }
 
-/// A range of a shared mapping, owned by the `Bytes` that hyper writes.
-struct MappedRange(Chunk);
-
-impl AsRef<[u8]> for MappedRange {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
+/// A chunk as `Bytes` without copying: an owned buffer is moved, static bytes are
+/// borrowed, and shared bytes or a mapped range are kept alive by the `Bytes` itself
+/// (a `Chunk` owns what it points at).
 fn bytes_of(chunk: Chunk) -> Bytes {
-    match chunk {
-        Chunk::Owned(v) => Bytes::from(v),
-        Chunk::Static(s) => Bytes::from_static(s),
-        Chunk::Shared(s) => Bytes::from_owner(s),
-        mapped @ Chunk::Mapped { .. } => Bytes::from_owner(MappedRange(mapped)),
+    if let Some(s) = chunk.as_static() {
+        return Bytes::from_static(s);
+    }
+    match chunk.try_into_vec() {
+        Ok(v) => Bytes::from(v),
+        Err(shared) => Bytes::from_owner(shared),
     }
 }
 

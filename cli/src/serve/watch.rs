@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::RecursiveMode};
 use sia::Engine;
-use sia::index::IndexOptions;
+use sia::internal::index::IndexOptions;
 use tokio::sync::mpsc;
 
 /// How long the file system must stay quiet before a re-index starts.

@@ -480,7 +480,7 @@ pub struct EnginePaths {
 
 impl EnginePaths {
     /// The paths of `ctx`'s FHIR and DICOMweb bases.
-    pub fn new(ctx: &sia::fhir::FhirContext) -> EnginePaths {
+    pub fn new(ctx: &sia::internal::fhir::FhirContext) -> EnginePaths {
         let path = |u: &str| {
             url::Url::parse(u)
                 .map(|u| u.path().trim_end_matches('/').to_string())

@@ -6,9 +6,13 @@
 //! grant without a patient in context is 403; the study's patient must be linked to the
 //! token's patient, else 403 (never an empty result, never part of a study).
 
+mod access;
 pub mod capability;
 pub mod scope;
 pub mod token;
+
+pub(crate) use access::meets_restrictions;
+pub use access::{Access, Credentials, Grant, ResourceKind};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,14 +43,14 @@ pub struct Denial {
 }
 
 impl Denial {
-    fn unauthorized(reason: impl Into<String>) -> Denial {
+    pub(crate) fn unauthorized(reason: impl Into<String>) -> Denial {
         Denial {
             status: 401,
             error: Some("invalid_token"),
             reason: reason.into(),
         }
     }
-    fn forbidden(reason: impl Into<String>) -> Denial {
+    pub(crate) fn forbidden(reason: impl Into<String>) -> Denial {
         Denial {
             status: 403,
             error: Some("insufficient_scope"),
@@ -66,9 +70,9 @@ impl Denial {
         }
     }
 
-    /// The HTTP response, with `WWW-Authenticate` as RFC 6750 asks.
-    pub fn response(&self) -> Response {
-        let mut r = Response::error(self.status, &self.reason);
+    /// The `WWW-Authenticate` value RFC 6750 §3 asks for: on every 401, and on a 403
+    /// with an error code.
+    pub(crate) fn challenge(&self) -> Option<String> {
         let challenge = match self.error {
             Some(code) => {
                 // The reason may quote request input: bounded, and no quote, backslash or
@@ -85,10 +89,12 @@ impl Denial {
             }
             None => "Bearer realm=\"sia\"".to_string(),
         };
-        if self.status == 401 || self.error.is_some() {
-            r.headers.push(("WWW-Authenticate".into(), challenge));
-        }
-        r
+        (self.status == 401 || self.error.is_some()).then_some(challenge)
+    }
+
+    /// The HTTP response, with `WWW-Authenticate` as RFC 6750 asks.
+    pub fn response(&self) -> Response {
+        crate::Error::from(self.clone()).to_response()
     }
 }
 
@@ -114,9 +120,10 @@ pub struct BackendClient {
     pub access: BackendAccess,
 }
 
-/// What a token allows.
+/// What a verified token allows for one interaction, before the patient compartment
+/// (see [`Grant`] for the whole decision).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
+pub struct TokenGrant {
     /// The verified token.
     pub token: VerifiedToken,
     /// The FHIR Patient id whose studies may be seen.
@@ -369,7 +376,7 @@ impl Authorizer {
         &self,
         response: &serde_json::Value,
         interaction: Interaction,
-    ) -> Result<Grant, Denial> {
+    ) -> Result<TokenGrant, Denial> {
         let token = self.introspected_token(response)?;
         self.grant_for(token, interaction)
     }
@@ -434,8 +441,18 @@ impl Authorizer {
 
     /// The decision for a request needing `interaction` on ImagingStudy, up to the
     /// patient compartment (which needs the index; see the router).
-    pub fn authorize(&self, req: &Request, interaction: Interaction) -> Result<Grant, Denial> {
+    pub fn authorize(&self, req: &Request, interaction: Interaction) -> Result<TokenGrant, Denial> {
         let token = self.token(req)?;
+        self.grant_for(token, interaction)
+    }
+
+    /// [`Authorizer::authorize`] for credentials a host holds outside a request.
+    pub fn authorize_credentials(
+        &self,
+        credentials: &Credentials,
+        interaction: Interaction,
+    ) -> Result<TokenGrant, Denial> {
+        let token = self.credentials_token(credentials)?;
         self.grant_for(token, interaction)
     }
 
@@ -447,7 +464,22 @@ impl Authorizer {
             // The host introspected the token at the EHR and hands over the response.
             return self.introspected_token(introspection);
         }
-        let mut values = req.header_values("authorization");
+        self.authorization_token(req.header_values("authorization"))
+    }
+
+    /// [`Authorizer::token`] for credentials a host holds outside a request.
+    pub fn credentials_token(&self, credentials: &Credentials) -> Result<VerifiedToken, Denial> {
+        if let Some(introspection) = credentials.introspection() {
+            return self.introspected_token(introspection);
+        }
+        self.authorization_token(credentials.authorization().iter().map(String::as_str))
+    }
+
+    /// The verified token of `Authorization` field values (exactly one, `Bearer`).
+    fn authorization_token<'a>(
+        &self,
+        mut values: impl Iterator<Item = &'a str>,
+    ) -> Result<VerifiedToken, Denial> {
         let Some(value) = values.next() else {
             return Err(Denial {
                 status: 401,
@@ -472,7 +504,11 @@ impl Authorizer {
     }
 
     /// Scopes and patient context of a verified token, for `interaction`.
-    fn grant_for(&self, token: VerifiedToken, interaction: Interaction) -> Result<Grant, Denial> {
+    fn grant_for(
+        &self,
+        token: VerifiedToken,
+        interaction: Interaction,
+    ) -> Result<TokenGrant, Denial> {
         let scopes = ScopeSet::parse(&token.scope);
         let permission = scope::evaluate(&scopes, interaction);
         let in_patient_context = token.patient.as_deref().is_some_and(|p| !p.is_empty());
@@ -485,7 +521,7 @@ impl Authorizer {
             && let scope::Permission::Patient(restrictions) =
                 scope::evaluate_system(&scopes, interaction)
         {
-            return Ok(Grant {
+            return Ok(TokenGrant {
                 token,
                 patient: String::new(),
                 restrictions,
@@ -509,7 +545,7 @@ impl Authorizer {
                 "patient-level scopes need a patient in the token's context",
             ));
         };
-        Ok(Grant {
+        Ok(TokenGrant {
             token,
             patient,
             restrictions,

@@ -15,8 +15,10 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgo
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
-/// How an issuer's tokens are checked.
+/// How an issuer's tokens are checked. Build one with [`IssuerPolicy::new`] (the
+/// algorithm and key-set field types are jsonwebtoken's).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct IssuerPolicy {
     /// `iss`, exactly.
     pub iss: String,
@@ -36,6 +38,53 @@ pub struct IssuerPolicy {
     pub keys: Keys,
 }
 
+impl IssuerPolicy {
+    /// A policy for issuer `iss` (exactly its tokens' `iss`) whose tokens are for one of
+    /// `audiences`, signed with one of `algorithms` (`"RS256"`, `"ES256"`, `"HS256"`, ...,
+    /// RFC 7518 §3.1) and verified with `keys`; the other settings are a configuration
+    /// file's defaults: 30 s leeway, no required `typ`, the `patient` and `scope` claims.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an unknown algorithm, none at all, or a shared secret with an
+    /// algorithm other than HS256/384/512.
+    pub fn new(
+        iss: &str,
+        audiences: &[&str],
+        algorithms: &[&str],
+        keys: Keys,
+    ) -> crate::Result<IssuerPolicy> {
+        let algorithms = algorithms
+            .iter()
+            .map(|a| {
+                a.parse::<Algorithm>()
+                    .map_err(|_| crate::Error::invalid(format!("{a:?} is not a JWS algorithm")))
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        if algorithms.is_empty() {
+            return Err(crate::Error::invalid(
+                "an issuer needs at least one algorithm",
+            ));
+        }
+        let hmac =
+            |a: &Algorithm| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+        if matches!(keys, Keys::Secret(_)) && !algorithms.iter().all(hmac) {
+            return Err(crate::Error::invalid(
+                "a shared secret allows HS256/384/512 only",
+            ));
+        }
+        Ok(IssuerPolicy {
+            iss: iss.to_string(),
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            algorithms,
+            leeway: 30,
+            require_typ: None,
+            patient_claim: "patient".into(),
+            scope_claim: "scope".into(),
+            keys,
+        })
+    }
+}
+
 /// Where an issuer's verification keys come from.
 #[derive(Clone)]
 pub enum Keys {
@@ -43,6 +92,24 @@ pub enum Keys {
     Jwks(JwkSet),
     /// An HMAC shared secret (HS256/384/512 only).
     Secret(Vec<u8>),
+}
+
+impl Keys {
+    /// An HMAC shared secret (HS256/384/512; RFC 7518 §3.2 wants at least as many
+    /// bytes as the hash has).
+    pub fn shared_secret(secret: &[u8]) -> Keys {
+        Keys::Secret(secret.to_vec())
+    }
+
+    /// A JWKS (RFC 7517 §5) from its JSON text (`{"keys": [...]}`).
+    ///
+    /// # Errors
+    /// `InvalidInput` when it is not a JWKS.
+    pub fn jwks_json(json: &str) -> crate::Result<Keys> {
+        serde_json::from_str::<JwkSet>(json)
+            .map(Keys::Jwks)
+            .map_err(|e| crate::Error::invalid(format!("not a JWKS: {e}")))
+    }
 }
 
 /// What a verified access token says.

@@ -12,6 +12,7 @@ mod elements;
 pub mod frames;
 pub mod json;
 pub mod native;
+mod record;
 mod scan;
 pub mod source;
 pub mod tag;

@@ -1,7 +1,7 @@
 //! Random access to a file's bytes with a bounded buffer.
 //!
 //! The scanner never trusts a declared length: every access is checked against the
-//! source's length first, so a hostile length fails with [`ScanError`] instead of an
+//! source's length first, so a hostile length fails with [`ScanError`](super::ScanError) instead of an
 //! allocation. Skipping a value costs nothing; only bytes the scanner looks at are read.
 
 use std::fs::File;

@@ -2,15 +2,14 @@
 //! `metadata` (CapabilityStatement) and `.well-known/smart-configuration`. Errors are
 //! OperationOutcomes; authorization failures keep their `WWW-Authenticate`.
 
-use rusqlite::types::Value as Sql;
 use serde_json::{Value, json};
 
-use super::{ENDPOINT_ID, Page, endpoint, operation_outcome};
-use crate::Engine;
-use crate::auth::Interaction;
+use super::{ENDPOINT_ID, Page, endpoint};
+use crate::auth::{Access, Credentials, Grant, ResourceKind};
 use crate::http::{Body, Request, Response};
-use crate::index::search::{Condition, MAX_LIST_VALUES};
-use crate::wado::{is_uid, qido::decode};
+use crate::index::search::{Condition, DayRange, MAX_LIST_VALUES};
+use crate::wado::is_uid;
+use crate::{Engine, Error, Result};
 
 const FHIR_JSON: &str = "application/fhir+json";
 const DEFAULT_COUNT: u64 = 50;
@@ -27,13 +26,10 @@ fn json_response(status: u16, v: &Value) -> Response {
     )
 }
 
-fn outcome(status: u16, code: &str, text: &str) -> Response {
-    json_response(status, &operation_outcome(code, text))
-}
-
-/// A 500 OperationOutcome; the index error goes to the response's detail, for the log.
-fn internal(e: crate::Error) -> Response {
-    outcome(500, "exception", crate::http::INTERNAL_ERROR).with_detail(format!("index: {e}"))
+/// The decoded parameters of a FHIR query string.
+fn decode_query(query: &str) -> Result<Vec<(String, String)>> {
+    crate::wado::qido::decode_query(query)
+        .map_err(|_| Error::invalid("bad percent-encoding in the query"))
 }
 
 /// A date comparison prefix (FHIR search `date` parameters). The value is a FHIR date
@@ -82,36 +78,19 @@ fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, Str
         }
     };
     let lo_day = days_from_civil(first.0, first.1, first.2).ok_or_else(not_a_date)?;
-    let (sql, params) = if is_ms {
-        // Milliseconds since the epoch: the range is [lo, hi).
-        let (lo, hi) = (
-            Sql::Integer(lo_day * 86_400_000),
-            Sql::Integer(hi_day * 86_400_000),
-        );
-        match prefix {
-            "eq" => (format!("{column} >= ? AND {column} < ?"), vec![lo, hi]),
-            "ne" => (format!("({column} < ? OR {column} >= ?)"), vec![lo, hi]),
-            "gt" | "sa" => (format!("{column} >= ?"), vec![hi]),
-            "ge" => (format!("{column} >= ?"), vec![lo]),
-            "lt" | "eb" => (format!("{column} < ?"), vec![lo]),
-            _ => (format!("{column} < ?"), vec![hi]),
+    let range = if is_ms {
+        DayRange::Millis {
+            lo: lo_day * 86_400_000,
+            hi: hi_day * 86_400_000,
         }
     } else {
-        // DICOM dates (YYYYMMDD, '' when unknown): the range is [lo, hi], inclusive;
-        // an unknown date is in no range but differs from every date.
-        let text = |(y, m, d): (i64, i64, i64)| Sql::Text(format!("{y:04}{m:02}{d:02}"));
-        let last = civil_from_days(hi_day - 1);
-        let (lo, hi) = (text(first), text(last));
-        match prefix {
-            "eq" => (format!("{column} >= ? AND {column} <= ?"), vec![lo, hi]),
-            "ne" => (format!("({column} < ? OR {column} > ?)"), vec![lo, hi]),
-            "gt" | "sa" => (format!("{column} > ?"), vec![hi]),
-            "ge" => (format!("{column} >= ? AND {column} != ''"), vec![lo]),
-            "lt" | "eb" => (format!("{column} < ? AND {column} != ''"), vec![lo]),
-            _ => (format!("{column} <= ? AND {column} != ''"), vec![hi]),
+        let text = |(y, m, d): (i64, i64, i64)| format!("{y:04}{m:02}{d:02}");
+        DayRange::DicomDate {
+            first: text(first),
+            last: text(civil_from_days(hi_day - 1)),
         }
     };
-    Ok(Condition { sql, params })
+    Ok(Condition::day_range(column, prefix, &range))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date; `None` when it is not one.
@@ -150,35 +129,58 @@ fn raw_days(y: i64, m: i64, d: i64) -> i64 {
 impl Engine {
     /// Answers a request under the FHIR base; `rest` is the path after it.
     pub(crate) fn fhir(&self, req: &Request, rest: &str) -> Response {
-        match rest.trim_end_matches('/') {
-            "metadata" => self.capability_statement(),
-            ".well-known/smart-configuration" => self.smart_configuration(),
-            "ImagingStudy" => self.search_studies(req),
+        let creds = Credentials::from_request(req);
+        let answer = match rest.trim_end_matches('/') {
+            "metadata" => return self.capability_statement(),
+            ".well-known/smart-configuration" => return self.smart_configuration(),
+            "ImagingStudy" => self
+                .authorize(&creds, &Access::search(ResourceKind::ImagingStudy))
+                .and_then(|grant| self.searchset_bytes(&decode_query(&req.query)?, &grant)),
             r if r.starts_with("ImagingStudy/") => {
                 let id = &r["ImagingStudy/".len()..];
                 if !is_uid(id) {
-                    return outcome(404, "not-found", &format!("no ImagingStudy/{id}"));
+                    return Error::not_found(format!("no ImagingStudy/{id}")).to_fhir_response();
                 }
-                self.read_study(req, id)
+                self.authorize(&creds, &Access::study(id))
+                    .and_then(|grant| self.imaging_study_bytes(id, &grant))
             }
-            r if r == format!("Endpoint/{ENDPOINT_ID}") => {
-                if let Err(r) = self.grant(req, Interaction::Read) {
-                    return r.fhir();
-                }
-                json_response(200, &endpoint(&self.fhir))
-            }
-            other => outcome(404, "not-found", &format!("no FHIR resource at {other:?}")),
+            r if r == format!("Endpoint/{ENDPOINT_ID}") => self
+                .authorize(&creds, &Access::read())
+                .map(|_| serde_json::to_vec(&endpoint(&self.fhir)).unwrap_or_default()),
+            other => Err(Error::not_found(format!("no FHIR resource at {other:?}"))),
+        };
+        match answer {
+            Ok(body) => Response::with_body(200, FHIR_JSON, Body::from_vec(body)),
+            Err(e) => e.to_fhir_response(),
         }
     }
 
-    /// A capability address for `study` when capability URLs are on and the request
-    /// carries a token that may itself read (`r`) that study: the capability carries the
-    /// token's issuer, patient and granular restrictions, and lives no longer than the
-    /// token nor than the configured bound.
-    fn capability_for(&self, req: &Request, study: &str, modalities: &[String]) -> Option<String> {
-        let key = self.capabilities.as_ref()?;
-        let grant = self.grant(req, Interaction::Read).ok()??;
-        self.capability_of(key, &grant, study, modalities)
+    /// FHIR read of `ImagingStudy/{id}` (FHIR R4 §3.1.0.3; SMART Imaging Access): the
+    /// study with its series and the DICOMweb Endpoint reference, when `grant` reaches
+    /// it (a capability URL in the Endpoint when those are enabled).
+    ///
+    /// # Errors
+    /// `NotFound`, `Forbidden`, `Internal`.
+    pub fn read_imaging_study(&self, id: &str, grant: &Grant) -> Result<Value> {
+        let bytes = self.imaging_study_bytes(id, grant)?;
+        serde_json::from_slice(&bytes).map_err(Error::internal)
+    }
+
+    fn imaging_study_bytes(&self, id: &str, grant: &Grant) -> Result<Vec<u8>> {
+        self.require_study(grant, id)?;
+        let (mut rows, _) = self.index.find_studies(&[Condition::study_is(id)], 1, 0)?;
+        if rows.is_empty() {
+            return Err(Error::not_found(format!("no ImagingStudy/{id}")));
+        }
+        let read = grant.read_grant();
+        if let Some(g) = read.filter(|g| g.backend.is_none()) {
+            rows[0].fhir_patient = Some(g.patient.clone());
+        }
+        let capability = match (&self.capabilities, read) {
+            (Some(key), Some(g)) => self.capability_of(key, g, id, &rows[0].modalities),
+            _ => None,
+        };
+        Ok(super::imaging_study_json(&rows[0], &self.fhir, capability))
     }
 
     /// The capability address for `study` under a read `grant`, when the grant reaches
@@ -186,13 +188,13 @@ impl Engine {
     fn capability_of(
         &self,
         key: &crate::auth::capability::CapabilityKey,
-        grant: &crate::auth::Grant,
+        grant: &crate::auth::TokenGrant,
         study: &str,
         modalities: &[String],
     ) -> Option<String> {
         // A capability carries one patient: none for a Backend Services grant.
         if grant.backend.is_some()
-            || !crate::router::meets_restrictions(modalities, grant.restrictions.as_deref())
+            || !crate::auth::meets_restrictions(modalities, grant.restrictions.as_deref())
         {
             return None;
         }
@@ -209,47 +211,13 @@ impl Engine {
         ))
     }
 
-    fn read_study(&self, req: &Request, id: &str) -> Response {
-        if let Err(r) = self.check_study(req, id) {
-            return r.fhir();
-        }
-        let cond = Condition {
-            sql: "st.study_uid = ?".into(),
-            params: vec![Sql::Text(id.to_string())],
-        };
-        let grant = match self.grant(req, Interaction::Read) {
-            Ok(g) => g,
-            Err(r) => return r.fhir(),
-        };
-        match self.index.find_studies(&[cond], 1, 0) {
-            Ok((mut rows, _)) if !rows.is_empty() => {
-                if let Some(g) = grant.as_ref().filter(|g| g.backend.is_none()) {
-                    rows[0].fhir_patient = Some(g.patient.clone());
-                }
-                Response::with_body(
-                    200,
-                    FHIR_JSON,
-                    Body::from_vec(super::imaging_study_json(
-                        &rows[0],
-                        &self.fhir,
-                        self.capability_for(req, id, &rows[0].modalities),
-                    )),
-                )
-            }
-            Ok(_) => outcome(404, "not-found", &format!("no ImagingStudy/{id}")),
-            Err(e) => internal(e),
-        }
-    }
-
     /// The FHIR Patient id a `patient`/`subject` value names: `123`, `Patient/123`, or
     /// an absolute URL on a known FHIR base (a configured audience, or this server's).
-    fn patient_id(&self, value: &str, iss: Option<&str>) -> Result<String, Response> {
+    fn patient_id(&self, value: &str, iss: Option<&str>) -> Result<String> {
         let unknown = || {
-            outcome(
-                403,
-                "forbidden",
-                &format!("{value:?} is not a patient on a FHIR base this server knows"),
-            )
+            Error::forbidden(format!(
+                "{value:?} is not a patient on a FHIR base this server knows"
+            ))
         };
         let id = match value.rsplit_once("/Patient/") {
             // An absolute reference must be on a FHIR base this server knows: its own, or
@@ -279,55 +247,61 @@ impl Engine {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if !ok {
-            return Err(outcome(
-                400,
-                "invalid",
-                &format!("{value:?} is not a Patient reference"),
-            ));
+            return Err(Error::invalid(format!(
+                "{value:?} is not a Patient reference"
+            )));
         }
         Ok(id.to_string())
     }
 
-    fn search_studies(&self, req: &Request) -> Response {
-        let grant = match self.grant(req, Interaction::Search) {
-            Ok(g) => g,
-            Err(r) => return r.fhir(),
-        };
+    /// FHIR search of ImagingStudy (FHIR R4 §3.1.1; SMART Imaging Access) with the
+    /// decoded `query` parameters (`patient`, `patient.identifier`, `identifier`,
+    /// `started`, `modality`, `_lastUpdated`, `_count`, `_offset`, `_include`,
+    /// `_summary`): a searchset Bundle of the studies `grant` (from
+    /// [`Access::search`]) reaches. Asking for another patient than the token's is
+    /// refused, never answered with an empty Bundle.
+    ///
+    /// # Errors
+    /// `InvalidInput` (bad or unsupported parameter), `TooCostly` (too many
+    /// parameters), `Forbidden`, `Internal`.
+    pub fn search_imaging_studies(
+        &self,
+        query: &[(String, String)],
+        grant: &Grant,
+    ) -> Result<Value> {
+        let bytes = self.searchset_bytes(query, grant)?;
+        serde_json::from_slice(&bytes).map_err(Error::internal)
+    }
+
+    fn searchset_bytes(&self, query: &[(String, String)], grant: &Grant) -> Result<Vec<u8>> {
+        let token = grant.search_grant()?;
         let mut conditions: Vec<Condition> = Vec::new();
         let (mut count, mut offset) = (DEFAULT_COUNT, 0u64);
         let (mut include, mut summary_count) = (false, false);
         let mut asked_patient: Option<String> = None;
         let mut asked_identifier: Option<(String, String)> = None;
         let mut kept: Vec<(String, String)> = Vec::new();
-        let pairs: Vec<&str> = req.query.split('&').filter(|p| !p.is_empty()).collect();
-        if pairs.len() > MAX_PARAMETERS {
-            return outcome(
-                400,
-                "too-costly",
-                &format!("at most {MAX_PARAMETERS} search parameters are accepted"),
-            );
+        if query.len() > MAX_PARAMETERS {
+            return Err(Error::new(
+                crate::ErrorKind::TooCostly,
+                format!("at most {MAX_PARAMETERS} search parameters are accepted"),
+            ));
         }
-        for pair in pairs {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let (Ok(key), Ok(value)) = (decode(k), decode(v)) else {
-                return outcome(400, "invalid", "bad percent-encoding in the query");
-            };
+        for (key, value) in query {
             // "Parameters with no value are ignored" (FHIR R4 search, 3.1.1.0).
             if value.is_empty() {
                 continue;
             }
-            let bad = |m: String| outcome(400, "invalid", &m);
+            let bad = |m: String| Err(Error::invalid(m));
             match key.as_str() {
                 // Repeated compartment parameters must agree: `patient=bob&patient=alice`
                 // is a 400, never "the last one wins".
                 "patient" | "subject" => {
-                    match self.patient_id(&value, grant.as_ref().map(|g| g.token.iss.as_str())) {
-                        Ok(id) if asked_patient.as_ref().is_some_and(|p| *p != id) => {
-                            return bad("patient/subject parameters name different patients".into());
-                        }
-                        Ok(id) => asked_patient = Some(id),
-                        Err(r) => return r,
+                    let id = self.patient_id(value, token.map(|g| g.token.iss.as_str()))?;
+                    if asked_patient.as_ref().is_some_and(|p| *p != id) {
+                        return bad("patient/subject parameters name different patients".into());
                     }
+                    asked_patient = Some(id);
                 }
                 "patient.identifier" | "subject.identifier" => {
                     let Some((system, id)) = value
@@ -344,22 +318,16 @@ impl Engine {
                         return bad(format!("{key} parameters name different patients"));
                     }
                     asked_identifier = Some(named);
-                    conditions.push(Condition {
-                        sql: "p.patient_id = ? AND p.issuer = ?".into(),
-                        params: vec![Sql::Text(id.into()), Sql::Text(issuer.into())],
-                    });
+                    conditions.push(Condition::patient_is(id, Some(issuer)));
                 }
                 "identifier" => {
-                    let v = value.strip_prefix("urn:dicom:uid|").unwrap_or(&value);
+                    let v = value.strip_prefix("urn:dicom:uid|").unwrap_or(value);
                     let Some(uid) = v.strip_prefix("urn:oid:").filter(|u| is_uid(u)) else {
                         return bad(format!(
                             "identifier {value:?} is not urn:oid:<Study Instance UID>"
                         ));
                     };
-                    conditions.push(Condition {
-                        sql: "st.study_uid = ?".into(),
-                        params: vec![Sql::Text(uid.into())],
-                    });
+                    conditions.push(Condition::study_is(uid));
                 }
                 "started" | "_lastUpdated" => {
                     let (column, ms) = if key == "started" {
@@ -367,13 +335,13 @@ impl Engine {
                     } else {
                         ("st.updated_ms", true)
                     };
-                    match date_condition(column, &value, ms) {
+                    match date_condition(column, value, ms) {
                         Ok(c) => conditions.push(c),
                         Err(m) => return bad(m),
                     }
                 }
                 "modality" => {
-                    let mut params = Vec::new();
+                    let mut codes = Vec::new();
                     for one in value.split(',').filter(|v| !v.is_empty()) {
                         let code = match one.split_once('|') {
                             Some((s, c)) if s == super::DCM_SYSTEM || s.is_empty() => c,
@@ -384,16 +352,16 @@ impl Engine {
                             }
                             None => one,
                         };
-                        params.push(Sql::Text(code.into()));
+                        codes.push(code.to_string());
                     }
-                    if params.len() > MAX_LIST_VALUES {
+                    if codes.len() > MAX_LIST_VALUES {
                         return bad(format!(
                             "modality lists {} codes; at most {MAX_LIST_VALUES} are accepted",
-                            params.len()
+                            codes.len()
                         ));
                     }
-                    if !params.is_empty() {
-                        conditions.push(Condition::study_has_modality(params));
+                    if !codes.is_empty() {
+                        conditions.push(Condition::study_has_modality_code(&codes));
                     }
                 }
                 "_count" => match value.parse::<u64>() {
@@ -423,55 +391,26 @@ impl Engine {
                         "json" | "application/fhir+json" | "application/json"
                     ) => {}
                 other => {
-                    return outcome(
-                        400,
-                        "not-supported",
-                        &format!("search parameter {other:?} is not supported"),
-                    );
+                    return Err(Error::invalid(format!(
+                        "search parameter {other:?} is not supported"
+                    ))
+                    .with_fhir_code("not-supported"));
                 }
             }
             if !matches!(key.as_str(), "_count" | "_offset") {
-                kept.push((key, value));
+                kept.push((key.clone(), value.clone()));
             }
         }
         // The patient compartment: a token sees its own patient's studies only, and
         // asking for another patient is refused, not answered with an empty Bundle.
-        if let (Some(g), Some((pid, issuer))) = (&grant, &asked_identifier) {
-            // The FHIR patients the grant is for: its one patient, or a Backend Services
-            // policy's (every patient for "all").
-            let patients: Vec<&str> = match &g.backend {
-                None => vec![g.patient.as_str()],
-                Some(crate::auth::BackendAccess::Patients(list)) => {
-                    list.iter().map(String::as_str).collect()
-                }
-                Some(crate::auth::BackendAccess::AllStudies) => Vec::new(),
-            };
-            let mut linked = matches!(g.backend, Some(crate::auth::BackendAccess::AllStudies));
-            for p in patients {
-                linked = linked
-                    || match self.auth.as_ref().map(|a| a.patients) {
-                        Some(crate::auth::PatientPolicy::Identity) => pid == p,
-                        _ => match self.index.is_linked(
-                            &g.token.iss,
-                            self.unassigned_links_serve(&g.token.iss),
-                            p,
-                            pid,
-                            issuer,
-                        ) {
-                            Ok(l) => l,
-                            Err(e) => return internal(e),
-                        },
-                    };
-            }
-            if !linked {
-                return outcome(
-                    403,
-                    "forbidden",
-                    "the patient identifier asked for is not the token's patient",
-                );
-            }
+        if let (Some(g), Some((pid, issuer))) = (token, &asked_identifier)
+            && !self.grant_reaches_patient(g, pid, issuer)?
+        {
+            return Err(Error::forbidden(
+                "the patient identifier asked for is not the token's patient",
+            ));
         }
-        match (&grant, &asked_patient) {
+        match (token, &asked_patient) {
             (Some(g), asked) if g.backend.is_some() => match asked {
                 None => conditions.extend(self.conditions_of(g)),
                 Some(p)
@@ -487,19 +426,15 @@ impl Engine {
                     ))
                 }
                 Some(_) => {
-                    return outcome(
-                        403,
-                        "forbidden",
+                    return Err(Error::forbidden(
                         "the patient asked for is outside the backend client's policy",
-                    );
+                    ));
                 }
             },
             (Some(g), Some(p)) if *p != g.patient => {
-                return outcome(
-                    403,
-                    "forbidden",
+                return Err(Error::forbidden(
                     "the patient asked for is not the token's patient",
-                );
+                ));
             }
             (Some(g), _) => conditions.extend(self.grant_conditions(
                 Some(&g.token.iss),
@@ -510,14 +445,10 @@ impl Engine {
             (None, None) => {}
         }
         let limit = if summary_count { 0 } else { count };
-        let (mut studies, total) = match self.index.find_studies(&conditions, limit, offset) {
-            Ok(r) => r,
-            Err(e) => return internal(e),
-        };
+        let (mut studies, total) = self.index.find_studies(&conditions, limit, offset)?;
         // The subject is the patient the compartment was decided for (a DICOM patient
         // may be linked to several FHIR ids, and on several issuers).
-        if let Some(subject) = grant
-            .as_ref()
+        if let Some(subject) = token
             .filter(|g| g.backend.is_none())
             .map(|g| &g.patient)
             .or(asked_patient.as_ref())
@@ -528,16 +459,14 @@ impl Engine {
         }
         // A capability only for a study the token could read itself (`r`, within its
         // granular scopes): a search-only token gets none.
-        let capabilities: Vec<Option<String>> = match (&self.capabilities, &grant) {
-            (Some(key), Some(_)) => match self.grant(req, Interaction::Read) {
-                Ok(Some(read)) => studies
+        let capabilities: Vec<Option<String>> =
+            match (&self.capabilities, token, grant.read_grant()) {
+                (Some(key), Some(_), Some(read)) => studies
                     .iter()
-                    .map(|s| self.capability_of(key, &read, &s.uid, &s.modalities))
+                    .map(|s| self.capability_of(key, read, &s.uid, &s.modalities))
                     .collect(),
                 _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
+            };
         let query: String = kept
             .iter()
             .map(|(k, v)| format!("{k}={}", crate::engine::percent_encode(v)))
@@ -557,17 +486,13 @@ impl Engine {
                 .then(|| link(offset + count)),
             previous: (!summary_count && offset > 0).then(|| link(offset.saturating_sub(count))),
         };
-        Response::with_body(
-            200,
-            FHIR_JSON,
-            Body::from_vec(super::searchset_json(
-                &studies,
-                &page,
-                include,
-                &self.fhir,
-                &capabilities,
-            )),
-        )
+        Ok(super::searchset_json(
+            &studies,
+            &page,
+            include,
+            &self.fhir,
+            &capabilities,
+        ))
     }
 
     fn capability_statement(&self) -> Response {

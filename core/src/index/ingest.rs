@@ -13,226 +13,25 @@
 //! run skips what was committed and redoes the rest.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::sync_channel;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::iter::{ParallelBridge, ParallelIterator};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
-use serde::Serialize;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::run::{
+    Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, NonconformantUid,
+    NormalizedCharset, Progress, Skipped,
+};
 use super::schema::{STATE_CONFLICT, STATE_DUPLICATE, STATE_INDEXED, STATE_SKIPPED};
+use super::walk::{
+    Done, Entry, KNOWN_COLUMNS, Known, Work, known_from, own_files, stat_entry, walk_and_diff,
+};
 use super::{Index, open_writer};
 use crate::dicom::{InstanceRecord, ScanError, Scanned, scan_file};
 use crate::error::{Error, Result};
-
-/// What an index run did.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct IndexReport {
-    /// Files read and indexed in this run.
-    pub indexed: u64,
-    /// Files skipped because their size, mtime and inode had not changed.
-    pub unchanged: u64,
-    /// Files that vanished and were removed from the index.
-    pub removed: u64,
-    /// Files whose SOP Instance UID another file already provides (the file with the
-    /// smaller path is kept, whatever the order they were read in).
-    pub duplicates: Vec<Duplicate>,
-    /// Files that could not be indexed, with the reason.
-    pub skipped: Vec<Skipped>,
-    /// Files read in this run whose Study, Series or SOP Instance UID is not a DICOM UID
-    /// but a safe identifier (see [`crate::dicom::is_safe_uid`]): indexed, and named here.
-    pub nonconformant_uids: Vec<NonconformantUid>,
-    /// Files read in this run whose Specific Character Set misspells a defined term
-    /// (`ISO IR 192`): their text was decoded with the term it stands for.
-    pub normalized_charsets: Vec<NormalizedCharset>,
-    /// Files not indexed because a UID they name is indexed for another patient (data
-    /// never moves to another patient; the file is read again on every run until the
-    /// conflict is resolved).
-    pub conflicts: Vec<Conflict>,
-    /// Wall-clock duration of the run.
-    pub seconds: f64,
-}
-
-/// A file not indexed because another file has the same SOP Instance UID.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Duplicate {
-    /// The duplicate file.
-    pub path: String,
-    /// The shared SOP Instance UID.
-    pub sop_instance_uid: String,
-}
-
-/// A UID that is not a DICOM UID, indexed because it is a safe identifier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct NonconformantUid {
-    /// The file.
-    pub path: String,
-    /// `StudyInstanceUID`, `SeriesInstanceUID` or `SOPInstanceUID`.
-    pub attribute: String,
-    /// The value.
-    pub uid: String,
-}
-
-/// A file whose Specific Character Set needed normalising.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct NormalizedCharset {
-    /// The file.
-    pub path: String,
-    /// Specific Character Set as written.
-    pub value: String,
-}
-
-/// A file not indexed because its study, series or instance is indexed for another
-/// patient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Conflict {
-    /// The file not indexed.
-    pub path: String,
-    /// `study`, `series` or `instance`: the level of the UID in conflict.
-    pub level: &'static str,
-    /// The Study, Series or SOP Instance UID in conflict.
-    pub uid: String,
-    /// The patient the index holds that UID for.
-    pub indexed_patient: ConflictPatient,
-    /// The patient the file names.
-    pub file_patient: ConflictPatient,
-}
-
-impl std::fmt::Display for Conflict {
-    /// `path: study UID is indexed for patient "A" (issuer "X"), the file names "B" (issuer "Y")`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: {} {} is indexed for patient {:?} (issuer {:?}), the file names {:?} (issuer {:?})",
-            self.path,
-            self.level,
-            self.uid,
-            self.indexed_patient.patient_id,
-            self.indexed_patient.issuer,
-            self.file_patient.patient_id,
-            self.file_patient.issuer
-        )
-    }
-}
-
-/// A DICOM patient in a [`Conflict`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ConflictPatient {
-    /// Patient ID (0010,0020).
-    pub patient_id: String,
-    /// Issuer of Patient ID (0010,0021).
-    pub issuer: String,
-}
-
-/// A file that could not be indexed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    /// The file.
-    pub path: String,
-    /// Why.
-    pub reason: String,
-}
-
-/// Where an index run is.
-#[derive(Clone, Copy, Debug)]
-pub struct Progress<'a> {
-    /// Files read and written so far in this run.
-    pub files_done: u64,
-    /// Files found so far that this run reads (new and changed ones); final once
-    /// `walk_done` is true.
-    pub files_found: u64,
-    /// Whether the walk has finished, so `files_found` is the total.
-    pub walk_done: bool,
-    /// Bytes of the files read so far.
-    pub bytes_done: u64,
-    /// The file just written.
-    pub current: &'a Path,
-}
-
-/// How to run an index.
-pub struct IndexOptions<'a> {
-    /// Called after each file is written.
-    pub progress: Option<&'a (dyn Fn(&Progress<'_>) + Sync)>,
-    /// Most files per transaction.
-    pub batch_size: usize,
-    /// Longest time between commits, so a killed run loses little work.
-    pub commit_interval: Duration,
-}
-
-impl Default for IndexOptions<'_> {
-    fn default() -> Self {
-        IndexOptions {
-            progress: None,
-            batch_size: 2000,
-            commit_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// A file found by the walk.
-#[derive(Clone, Debug)]
-struct Entry {
-    path: String,
-    key: Vec<u8>,
-    size: u64,
-    mtime_ns: i64,
-    inode: u64,
-}
-
-/// A file row already in the index.
-#[derive(Clone, Debug)]
-struct Known {
-    id: i64,
-    key: Vec<u8>,
-    size: i64,
-    mtime_ns: i64,
-    inode: i64,
-    state: i64,
-    sop: Option<String>,
-    /// Read again whatever the stat (set by schema migration 3).
-    reread: bool,
-}
-
-impl Known {
-    fn same_stat(&self, e: &Entry) -> bool {
-        self.size == e.size as i64 && self.mtime_ns == e.mtime_ns && self.inode == e.inode as i64
-    }
-}
-
-/// What the walker asks of the later stages.
-enum Work {
-    /// A new (`known` is `None`) or changed file to read.
-    Scan { entry: Entry, known: Option<Known> },
-    /// A file in the index that is no longer there.
-    Vanished(Known),
-}
-
-/// What reaches the writer.
-enum Done {
-    Scanned {
-        entry: Entry,
-        known: Option<Known>,
-        result: Result<Scanned, ScanError>,
-    },
-    Vanished(Known),
-}
-
-/// The walk's own findings.
-#[derive(Default)]
-struct WalkSummary {
-    unchanged: u64,
-    skipped: Vec<Skipped>,
-}
-
-/// The key that orders file rows like a name-sorted depth-first walk.
-fn walk_key(path: &str) -> Vec<u8> {
-    path.bytes()
-        .map(|b| if b == b'/' { 0 } else { b })
-        .collect()
-}
 
 impl Index {
     /// Indexes the files and folders in `roots` (folders recursively). Unchanged files are
@@ -314,7 +113,7 @@ impl Index {
             }
             let walked = walker
                 .join()
-                .unwrap_or_else(|_| Err(Error::InvalidInput("the walk panicked".into())));
+                .unwrap_or_else(|_| Err(Error::internal("the walk panicked")));
             (walked, written)
         });
         written?;
@@ -333,175 +132,6 @@ impl Index {
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }
-}
-
-/// The index file and its WAL/SHM/journal companions, which a walk must not read.
-fn own_files(db: &Path) -> HashSet<PathBuf> {
-    let base = db.canonicalize().unwrap_or_else(|_| db.to_path_buf());
-    ["", "-wal", "-shm", "-journal"]
-        .iter()
-        .map(|suffix| {
-            let mut s = base.clone().into_os_string();
-            s.push(suffix);
-            PathBuf::from(s)
-        })
-        .collect()
-}
-
-fn entry_from(path: &str, md: &std::fs::Metadata) -> Entry {
-    Entry {
-        path: path.to_string(),
-        key: walk_key(path),
-        size: md.len(),
-        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-        inode: md.ino(),
-    }
-}
-
-fn known_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Known> {
-    Ok(Known {
-        id: r.get(0)?,
-        key: r.get(1)?,
-        size: r.get(2)?,
-        mtime_ns: r.get(3)?,
-        inode: r.get(4)?,
-        state: r.get(5)?,
-        sop: r.get(6)?,
-        reread: r.get::<_, i64>(7)? != 0,
-    })
-}
-
-const KNOWN_COLUMNS: &str = "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reread";
-
-/// Walks each root in name order and merges it with the index rows under that root,
-/// read in the same order from a snapshot, sending what changed.
-fn walk_and_diff(
-    db: &Path,
-    roots: &[PathBuf],
-    own: &HashSet<PathBuf>,
-    tx: &SyncSender<Work>,
-    found: &AtomicU64,
-    cancel: &AtomicBool,
-) -> Result<WalkSummary> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    let mut summary = WalkSummary::default();
-    let send = |w: Work| {
-        tx.send(w)
-            .map_err(|_| Error::InvalidInput("index run cancelled".into()))
-    };
-    for root in roots {
-        let Some(root_str) = root.to_str() else {
-            summary.skipped.push(Skipped {
-                path: root.display().to_string(),
-                reason: "path is not valid UTF-8".into(),
-            });
-            continue;
-        };
-        let root_key = walk_key(root_str.trim_end_matches('/'));
-        let (mut lo, mut hi) = (root_key.clone(), root_key.clone());
-        lo.push(0);
-        hi.push(1);
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {KNOWN_COLUMNS} FROM files WHERE walk_key = ?1 OR (walk_key > ?2 AND walk_key < ?3) ORDER BY walk_key"
-        ))?;
-        let mut rows = stmt.query(params![root_key, lo, hi])?;
-        let mut next_known =
-            || -> Result<Option<Known>> { Ok(rows.next()?.map(known_from).transpose()?) };
-        let mut pending = next_known()?;
-        // Folders that could not be listed: their index rows are kept, not removed.
-        let mut unlisted: Vec<Vec<u8>> = Vec::new();
-        let keep = |k: &Known, unlisted: &[Vec<u8>]| {
-            unlisted
-                .iter()
-                .any(|u| k.key.starts_with(u) && k.key.get(u.len()).is_none_or(|&b| b == 0))
-        };
-        for item in walkdir::WalkDir::new(root)
-            .follow_links(true)
-            .sort_by_file_name()
-        {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::InvalidInput("index run cancelled".into()));
-            }
-            let item = match item {
-                Ok(i) => i,
-                Err(e) => {
-                    let path = e
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| root.display().to_string());
-                    unlisted.push(walk_key(&path));
-                    summary.skipped.push(Skipped {
-                        path,
-                        reason: format!("cannot list: {e}"),
-                    });
-                    continue;
-                }
-            };
-            if !item.file_type().is_file() || own.contains(item.path()) {
-                continue;
-            }
-            let Some(path) = item.path().to_str() else {
-                summary.skipped.push(Skipped {
-                    path: item.path().display().to_string(),
-                    reason: "path is not valid UTF-8".into(),
-                });
-                continue;
-            };
-            let md = match item.metadata() {
-                Ok(m) => m,
-                Err(e) => {
-                    unlisted.push(walk_key(path));
-                    summary.skipped.push(Skipped {
-                        path: path.to_string(),
-                        reason: format!("cannot stat: {e}"),
-                    });
-                    continue;
-                }
-            };
-            let entry = entry_from(path, &md);
-            while let Some(k) = pending.take_if(|k| k.key < entry.key) {
-                if !keep(&k, &unlisted) {
-                    send(Work::Vanished(k))?;
-                }
-                pending = next_known()?;
-            }
-            match pending.take_if(|k| k.key == entry.key) {
-                Some(k) => {
-                    pending = next_known()?;
-                    // A file in conflict is read again until the conflict is gone.
-                    if k.same_stat(&entry) && k.state != STATE_CONFLICT && !k.reread {
-                        summary.unchanged += 1;
-                    } else {
-                        found.fetch_add(1, Ordering::Relaxed);
-                        send(Work::Scan {
-                            entry,
-                            known: Some(k),
-                        })?;
-                    }
-                }
-                None => {
-                    found.fetch_add(1, Ordering::Relaxed);
-                    send(Work::Scan { entry, known: None })?;
-                }
-            }
-        }
-        while let Some(k) = pending.take() {
-            if !keep(&k, &unlisted) {
-                send(Work::Vanished(k))?;
-            }
-            pending = next_known()?;
-        }
-    }
-    Ok(summary)
-}
-
-fn stat_entry(path: &str) -> Option<Entry> {
-    let md = std::fs::metadata(path).ok()?;
-    md.is_file().then(|| entry_from(path, &md))
 }
 
 fn now_ms() -> i64 {
@@ -706,14 +336,20 @@ impl<'r> Writer<'r> {
                     files_done += 1;
                     bytes_done += entry.size;
                     batch += 1;
-                    if let Some(cb) = opts.progress {
-                        cb(&Progress {
+                    if let Some(cb) = &opts.progress {
+                        let flow = cb(&Progress {
                             files_done,
                             files_found: found.load(Ordering::Relaxed),
                             walk_done: walk_done.load(Ordering::Acquire),
                             bytes_done,
                             current: Path::new(&entry.path),
                         });
+                        if flow.is_break() {
+                            // Dropping the transaction rolls back the files written
+                            // since the last commit; committed batches are consistent.
+                            drop(tx);
+                            return Err(Error::cancelled());
+                        }
                     }
                 }
             }

@@ -6,15 +6,19 @@
 mod ingest;
 mod patients;
 mod read;
+mod run;
 pub mod schema;
 pub mod search;
+mod walk;
 
-pub use ingest::{Conflict, ConflictPatient};
-pub use ingest::{
+pub use patients::PatientRow;
+pub use read::{
+    InstanceFile, InstanceLocation, InstanceRow, PixelDescription, SeriesRow, StudyFilter, StudyRow,
+};
+pub use run::{Conflict, ConflictPatient};
+pub use run::{
     Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
 };
-pub use patients::PatientRow;
-pub use read::{InstanceFile, InstanceLocation, InstanceRow, SeriesRow, StudyFilter, StudyRow};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -103,8 +107,8 @@ impl Index {
         issuer: &str,
     ) -> Result<()> {
         if fhir_patient.is_empty() || patient_id.is_empty() {
-            return Err(Error::InvalidInput(
-                "a link needs a FHIR Patient id and a DICOM Patient ID".into(),
+            return Err(Error::invalid(
+                "a link needs a FHIR Patient id and a DICOM Patient ID",
             ));
         }
         let conn = open_writer(&self.path)?;
@@ -211,9 +215,8 @@ impl Index {
                     .enumerate()
                     .filter(|(_, l)| !l.trim().is_empty())
                 {
-                    let v: Value = serde_json::from_str(line).map_err(|e| {
-                        Error::InvalidInput(format!("line {}: not JSON: {e}", n + 1))
-                    })?;
+                    let v: Value = serde_json::from_str(line)
+                        .map_err(|e| Error::invalid(format!("line {}: not JSON: {e}", n + 1)))?;
                     resources.push(v);
                 }
             }
@@ -328,7 +331,7 @@ impl Index {
             .as_str()
             .filter(|s| !s.is_empty() && patient["resourceType"] == "Patient")
         else {
-            return Err(Error::InvalidInput("not a Patient with an id".into()));
+            return Err(Error::invalid("not a Patient with an id"));
         };
         let (mapped, mut skipped) = mapped_identifiers(patient, systems);
         let mut linked = Vec::new();

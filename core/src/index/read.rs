@@ -282,6 +282,31 @@ pub struct InstanceLocation {
     pub frames: crate::dicom::FrameTable,
     /// The file as indexed.
     pub file: crate::storage::FileIdentity,
+    /// The Image Pixel module's description of the frames (PS3.3 C.7.6.3).
+    pub pixel: PixelDescription,
+}
+
+/// What a host needs to give frame bytes a type and a shape (a NumPy dtype and shape):
+/// the Image Pixel module attributes of an instance (PS3.3 C.7.6.3), as indexed. Zero
+/// (or empty) where the instance does not have the attribute.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PixelDescription {
+    /// Rows (0028,0010).
+    pub rows: u32,
+    /// Columns (0028,0011).
+    pub columns: u32,
+    /// Samples per Pixel (0028,0002).
+    pub samples_per_pixel: u32,
+    /// Bits Allocated (0028,0100).
+    pub bits_allocated: u32,
+    /// Bits Stored (0028,0101).
+    pub bits_stored: u32,
+    /// Pixel Representation (0028,0103): 0 unsigned, 1 two's complement.
+    pub pixel_representation: u32,
+    /// Planar Configuration (0028,0006): 0 colour-by-pixel, 1 colour-by-plane.
+    pub planar_configuration: u32,
+    /// Photometric Interpretation (0028,0004), e.g. `MONOCHROME2`, `RGB`.
+    pub photometric_interpretation: String,
 }
 
 impl Index {
@@ -291,7 +316,10 @@ impl Index {
             let row = conn
                 .prepare_cached(
                     "SELECT st.study_uid, se.series_uid, i.transfer_syntax, coalesce(i.bits_allocated, 0), i.frame_table,
-                            f.id, f.path, f.size, f.mtime_ns, f.inode
+                            f.id, f.path, f.size, f.mtime_ns, f.inode,
+                            coalesce(i.rows, 0), coalesce(i.columns, 0), coalesce(i.samples_per_pixel, 0),
+                            coalesce(i.bits_stored, 0), coalesce(i.pixel_representation, 0),
+                            coalesce(i.planar_configuration, 0), coalesce(i.photometric, '')
                      FROM instances i JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study
                      JOIN files f ON f.id = i.file WHERE i.sop_instance_uid = ?1",
                 )?
@@ -309,14 +337,24 @@ impl Index {
                             mtime_ns: r.get(8)?,
                             inode: r.get::<_, i64>(9)? as u64,
                         },
+                        PixelDescription {
+                            rows: r.get::<_, i64>(10)?.clamp(0, u32::MAX.into()) as u32,
+                            columns: r.get::<_, i64>(11)?.clamp(0, u32::MAX.into()) as u32,
+                            samples_per_pixel: r.get::<_, i64>(12)?.clamp(0, u32::MAX.into()) as u32,
+                            bits_allocated: r.get::<_, u32>(3)?,
+                            bits_stored: r.get::<_, i64>(13)?.clamp(0, u32::MAX.into()) as u32,
+                            pixel_representation: r.get::<_, i64>(14)?.clamp(0, u32::MAX.into()) as u32,
+                            planar_configuration: r.get::<_, i64>(15)?.clamp(0, u32::MAX.into()) as u32,
+                            photometric_interpretation: r.get(16)?,
+                        },
                     ))
                 })
                 .optional()?;
-            let Some((study_uid, series_uid, transfer_syntax, bits_allocated, blob, file)) = row else {
+            let Some((study_uid, series_uid, transfer_syntax, bits_allocated, blob, file, pixel)) = row else {
                 return Ok(None);
             };
-            let frames = crate::dicom::FrameTable::from_bytes(&blob).map_err(crate::Error::Schema)?;
-            Ok(Some(InstanceLocation { study_uid, series_uid, transfer_syntax, bits_allocated, frames, file }))
+            let frames = crate::dicom::FrameTable::from_bytes(&blob).map_err(crate::Error::schema)?;
+            Ok(Some(InstanceLocation { study_uid, series_uid, transfer_syntax, bits_allocated, frames, file, pixel }))
         })
     }
 }

@@ -145,7 +145,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
-        return Err(Error::Schema(format!(
+        return Err(Error::schema(format!(
             "the index has schema version {version}, newer than this sia ({SCHEMA_VERSION}); use a newer sia"
         )));
     }
@@ -160,8 +160,8 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             |r| r.get(0),
         )?;
         if tables > 0 {
-            return Err(Error::Schema(
-                "the file is an SQLite database but not a sia index".into(),
+            return Err(Error::schema(
+                "the file is an SQLite database but not a sia index",
             ));
         }
     }

@@ -56,6 +56,238 @@ impl Condition {
     }
 }
 
+impl Condition {
+    /// The study is this one.
+    pub fn study_is(study_uid: &str) -> Condition {
+        Condition {
+            sql: "st.study_uid = ?".into(),
+            params: vec![Value::Text(study_uid.to_string())],
+        }
+    }
+
+    /// The study's patient has this Patient ID (and Issuer of Patient ID).
+    pub fn patient_is(patient_id: &str, issuer: Option<&str>) -> Condition {
+        match issuer {
+            Some(issuer) => Condition {
+                sql: "p.patient_id = ? AND p.issuer = ?".into(),
+                params: vec![
+                    Value::Text(patient_id.to_string()),
+                    Value::Text(issuer.to_string()),
+                ],
+            },
+            None => Condition {
+                sql: "p.patient_id = ?".into(),
+                params: vec![Value::Text(patient_id.to_string())],
+            },
+        }
+    }
+
+    /// The study's patient is linked to FHIR Patient `fhir_patient` of token issuer
+    /// `iss` (or of `other_iss`: `""` to let unassigned links serve, else `iss` again);
+    /// of any issuer when `iss` is `None`.
+    pub fn linked_to(iss: Option<(&str, &str)>, fhir_patient: &str) -> Condition {
+        match iss {
+            Some((iss, other)) => Condition {
+                sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_issuer IN (?, ?) AND l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                params: vec![
+                    Value::Text(iss.to_string()),
+                    Value::Text(other.to_string()),
+                    Value::Text(fhir_patient.to_string()),
+                ],
+            },
+            None => Condition {
+                sql: "EXISTS (SELECT 1 FROM patient_links l WHERE l.fhir_patient = ? AND l.patient_id = p.patient_id AND l.issuer = p.issuer)".into(),
+                params: vec![Value::Text(fhir_patient.to_string())],
+            },
+        }
+    }
+
+    /// The study has a series of one of these modality codes.
+    pub fn study_has_modality_code(codes: &[String]) -> Condition {
+        Condition::study_has_modality(codes.iter().map(|c| Value::Text(c.clone())).collect())
+    }
+
+    /// All of `all` (an empty list holds).
+    pub fn all(all: Vec<Condition>) -> Condition {
+        if all.is_empty() {
+            return Condition::always(true);
+        }
+        let mut sql = Vec::new();
+        let mut params = Vec::new();
+        for c in all {
+            sql.push(format!("({})", c.sql));
+            params.extend(c.params);
+        }
+        Condition {
+            sql: sql.join(" AND "),
+            params,
+        }
+    }
+
+    /// One of `any` (an empty list never holds).
+    pub fn any(any: Vec<Condition>) -> Condition {
+        if any.is_empty() {
+            return Condition::always(false);
+        }
+        let mut sql = Vec::new();
+        let mut params = Vec::new();
+        for c in any {
+            sql.push(format!("({})", c.sql));
+            params.extend(c.params);
+        }
+        Condition {
+            sql: sql.join(" OR "),
+            params,
+        }
+    }
+
+    /// A condition that always (or never) holds.
+    pub fn always(holds: bool) -> Condition {
+        Condition {
+            sql: if holds { "1 = 1" } else { "0 = 1" }.into(),
+            params: Vec::new(),
+        }
+    }
+}
+
+/// A comparison of a date column with a range of days, by FHIR search prefix
+/// (FHIR R4 §3.1.1.5.6: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `sa`, `eb`).
+#[derive(Clone, Debug)]
+pub enum DayRange {
+    /// A DICOM date column (`YYYYMMDD`, `''` when unknown): the range is `[first,
+    /// last]` inclusive, and an unknown date is in no range but differs from every date.
+    DicomDate {
+        /// First day, `YYYYMMDD`.
+        first: String,
+        /// Last day, `YYYYMMDD`.
+        last: String,
+    },
+    /// A column of milliseconds since the epoch: the range is `[lo, hi)`.
+    Millis {
+        /// First millisecond.
+        lo: i64,
+        /// First millisecond after.
+        hi: i64,
+    },
+}
+
+impl Condition {
+    /// The study is in the series `series_uid` (QIDO-RS path `series/{uid}`).
+    pub fn series_is(series_uid: &str) -> Condition {
+        Condition {
+            sql: "se.series_uid = ?".into(),
+            params: vec![Value::Text(series_uid.to_string())],
+        }
+    }
+
+    /// `column` equals `value`.
+    pub fn text_equals(column: &str, value: &str) -> Condition {
+        Condition {
+            sql: format!("{column} = ?"),
+            params: vec![Value::Text(value.to_string())],
+        }
+    }
+
+    /// `column` equals the integer `value`.
+    pub fn int_equals(column: &str, value: i64) -> Condition {
+        Condition {
+            sql: format!("{column} = ?"),
+            params: vec![Value::Integer(value)],
+        }
+    }
+
+    /// `column` matches the SQLite GLOB `pattern` (case-sensitive).
+    pub fn glob(column: &str, pattern: &str) -> Condition {
+        Condition {
+            sql: format!("{column} GLOB ?"),
+            params: vec![Value::Text(pattern.to_string())],
+        }
+    }
+
+    /// `column` matches the LIKE `pattern` (ASCII case-insensitive, `\` escapes).
+    pub fn like(column: &str, pattern: &str) -> Condition {
+        Condition {
+            sql: format!("{column} LIKE ? ESCAPE '\\'"),
+            params: vec![Value::Text(pattern.to_string())],
+        }
+    }
+
+    /// Some component of the person name in `column` (split at `^`, `=` and `,`)
+    /// matches the LIKE `pattern` from its start (`pattern` is matched after a space).
+    pub fn name_component_like(column: &str, pattern: &str) -> Condition {
+        let words =
+            format!("(' ' || replace(replace(replace({column}, '^', ' '), '=', ' '), ',', ' '))");
+        Condition {
+            sql: format!("{words} LIKE ? ESCAPE '\\'"),
+            params: vec![Value::Text(pattern.to_string())],
+        }
+    }
+
+    /// A DICOM date (`YYYYMMDD`) in `column` is known and within `[lo, hi]` (either
+    /// bound may be open).
+    pub fn date_between(column: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        Condition::known_between(column, column, lo, hi)
+    }
+
+    /// A DICOM time in `column` is known and its `HHMMSS` within `[lo, hi]` (six-digit
+    /// bounds; either may be open).
+    pub fn time_between(column: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        let hhmmss = format!("substr({column} || '000000', 1, 6)");
+        Condition::known_between(column, &hhmmss, lo, hi)
+    }
+
+    fn known_between(column: &str, expr: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        let mut sql = format!("{column} != ''");
+        let mut params = Vec::new();
+        if let Some(lo) = lo {
+            sql.push_str(&format!(" AND {expr} >= ?"));
+            params.push(Value::Text(lo.to_string()));
+        }
+        if let Some(hi) = hi {
+            sql.push_str(&format!(" AND {expr} <= ?"));
+            params.push(Value::Text(hi.to_string()));
+        }
+        Condition { sql, params }
+    }
+
+    /// `column` compared with the days of `range` by FHIR search `prefix`.
+    pub fn day_range(column: &str, prefix: &str, range: &DayRange) -> Condition {
+        let (sql, params) = match range {
+            DayRange::Millis { lo, hi } => {
+                let (lo, hi) = (Value::Integer(*lo), Value::Integer(*hi));
+                match prefix {
+                    "eq" => (format!("{column} >= ? AND {column} < ?"), vec![lo, hi]),
+                    "ne" => (format!("({column} < ? OR {column} >= ?)"), vec![lo, hi]),
+                    "gt" | "sa" => (format!("{column} >= ?"), vec![hi]),
+                    "ge" => (format!("{column} >= ?"), vec![lo]),
+                    "lt" | "eb" => (format!("{column} < ?"), vec![lo]),
+                    _ => (format!("{column} < ?"), vec![hi]),
+                }
+            }
+            DayRange::DicomDate { first, last } => {
+                let (lo, hi) = (Value::Text(first.clone()), Value::Text(last.clone()));
+                match prefix {
+                    "eq" => (format!("{column} >= ? AND {column} <= ?"), vec![lo, hi]),
+                    "ne" => (format!("({column} < ? OR {column} > ?)"), vec![lo, hi]),
+                    "gt" | "sa" => (format!("{column} > ?"), vec![hi]),
+                    "ge" => (format!("{column} >= ? AND {column} != ''"), vec![lo]),
+                    "lt" | "eb" => (format!("{column} < ? AND {column} != ''"), vec![lo]),
+                    _ => (format!("{column} <= ? AND {column} != ''"), vec![hi]),
+                }
+            }
+        };
+        Condition { sql, params }
+    }
+
+    /// `column IN (...)` of these texts.
+    pub fn text_in(column: &str, values: &[String]) -> Condition {
+        Condition::one_of(
+            column,
+            values.iter().map(|v| Value::Text(v.clone())).collect(),
+        )
+    }
+}
+
 /// `?,?,...` for `n` bound values.
 pub fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")

@@ -6,181 +6,134 @@
 //! The frame route calls [`Engine::decoded_frames`] only after the stored syntax was not
 //! acceptable, so frames in their stored syntax never pass here.
 
-use crate::Engine;
+use std::sync::Arc;
+
 use crate::dicom::FrameTable;
 use crate::dicom::tag::ts;
-use crate::http::{Body, Chunk, Response};
+use crate::http::Chunk;
 use crate::index::InstanceLocation;
 use crate::pixels::{self, DecodeError, FrameFailure};
 use crate::storage::FileError;
-use crate::wado::{self, AcceptHeader, Multipart};
+use crate::wado::{self, AcceptHeader, FrameRepresentation};
+use crate::{Engine, Error, ErrorKind, Result};
 
-/// The frames a request names: those present (1-based, in the asked order) and the
-/// numbers past the instance's last frame (reported in a `Warning`).
-pub(crate) struct FrameRequest<'a> {
-    /// Frames to send.
-    pub present: &'a [u32],
-    /// Frames asked for that do not exist.
-    pub missing: &'a [String],
+/// Frames decoded for a WADO-RS frames answer.
+pub(crate) struct DecodedFrames {
+    /// The negotiated representation (`application/octet-stream`, Explicit VR LE).
+    pub rep: FrameRepresentation,
+    /// Each frame's bytes, in the asked order.
+    pub frames: Vec<Arc<[u8]>>,
+    /// Photometric Interpretation of the decoded pixels.
+    pub photometric: String,
 }
 
 impl Engine {
-    /// The decoded frames of an encapsulated instance when `accept` takes
-    /// `application/octet-stream` in Explicit VR Little Endian; `None` when it does not
-    /// (the caller answers 406) or the instance is not encapsulated.
+    /// Frames `present` (1-based) of an encapsulated instance decoded, when `accept`
+    /// takes `application/octet-stream` in Explicit VR Little Endian: the representation
+    /// and each frame's bytes (Explicit VR Little Endian, interleaved), with the
+    /// Photometric Interpretation of the decoded pixels (`RGB` for YBR JPEG). `None` when
+    /// `accept` does not take that or the instance is not encapsulated (the caller then
+    /// answers `NotAcceptable`).
     ///
-    /// Answers 406 when this build cannot decode the syntax or the codestream, 400 when
-    /// the frames would exceed [`pixels::MAX_REQUEST_BYTES`], 503 when every decode slot
-    /// stayed busy, 500 for a damaged codestream, 410 for a file changed since indexing.
+    /// # Errors
+    /// `NotAcceptable` when this build cannot decode the syntax or the codestream,
+    /// `TooCostly` when the frames would exceed [`pixels::MAX_REQUEST_BYTES`],
+    /// `Unavailable` when every decode slot stayed busy, `InvalidDicom` for a damaged
+    /// codestream or a missing Image Pixel module, `Gone` for a file changed since
+    /// indexing, `Internal`.
     pub(crate) fn decoded_frames(
         &self,
         accept: &AcceptHeader,
-        location: impl Fn(u32) -> String,
         instance: &str,
         loc: &InstanceLocation,
-        frames: FrameRequest<'_>,
-    ) -> Option<Response> {
+        present: &[u32],
+    ) -> Result<Option<DecodedFrames>> {
         let FrameTable::Encapsulated {
             fragments,
             frame_starts,
             ..
         } = &loc.frames
         else {
-            return None;
+            return Ok(None);
         };
-        let rep = wado::negotiate_frames(accept, true, ts::EXPLICIT_VR_LE, frames.present.len())?;
+        let Some(rep) = wado::negotiate_frames(accept, true, ts::EXPLICIT_VR_LE, present.len())
+        else {
+            return Ok(None);
+        };
         if !pixels::syntax::decodes(&loc.transfer_syntax) {
-            return Some(Response::error(
-                406,
-                &format!(
-                    "frames in transfer syntax {} cannot be decoded by sia; ask for \
-                     multipart/related; type=\"{}\"; transfer-syntax={}",
-                    loc.transfer_syntax,
-                    wado::frame_media_type(&loc.transfer_syntax),
-                    loc.transfer_syntax
-                ),
-            ));
+            return Err(Error::not_acceptable(format!(
+                "frames in transfer syntax {} cannot be decoded by sia; ask for \
+                 multipart/related; type=\"{}\"; transfer-syntax={}",
+                loc.transfer_syntax,
+                wado::frame_media_type(&loc.transfer_syntax),
+                loc.transfer_syntax
+            )));
         }
-        let image = match pixels::image_info(&self.index, instance) {
-            Ok(Some(i)) => i,
-            Ok(None) => {
-                return Some(Response::error(
-                    500,
-                    &format!(
+        let Some(image) = pixels::image_info(&self.index, instance)? else {
+            return Err(
+                Error::new(ErrorKind::InvalidDicom, crate::error::INTERNAL_ERROR).with_detail(
+                    format!(
                         "instance {instance} has encapsulated pixel data but no image pixel module"
                     ),
-                ));
-            }
-            Err(e) => return Some(Response::internal(format!("index: {e}"))),
+                ),
+            );
         };
         let each = pixels::decoded_frame_len(&image).unwrap_or(u64::MAX);
-        if each.saturating_mul(frames.present.len() as u64) > pixels::MAX_REQUEST_BYTES {
-            return Some(Response::error(
-                400,
-                &format!(
+        if each.saturating_mul(present.len() as u64) > pixels::MAX_REQUEST_BYTES {
+            return Err(Error::new(
+                ErrorKind::TooCostly,
+                format!(
                     "{} decoded frame(s) of {each} bytes exceed the {}-byte limit of one \
                      request; ask for fewer frames",
-                    frames.present.len(),
+                    present.len(),
                     pixels::MAX_REQUEST_BYTES
                 ),
             ));
         }
-        let file = match self.files.open(&loc.file) {
-            Ok(f) => f,
-            Err(e) => return Some(file_failure(e)),
-        };
-        let mut decoded = Vec::with_capacity(frames.present.len());
-        for &n in frames.present {
+        let file = self.files.open(&loc.file)?;
+        let mut decoded = Vec::with_capacity(present.len());
+        for &n in present {
             let i = (n - 1) as usize;
             let (a, b) = (frame_starts[i] as usize, frame_starts[i + 1] as usize);
-            let read = || -> Result<Vec<u8>, FileError> {
+            let read = || -> std::result::Result<Vec<u8>, FileError> {
                 let mut out = Vec::new();
                 for f in &fragments[a..b] {
                     out.extend_from_slice(&file.read(f.offset, u64::from(f.len))?);
                 }
                 Ok(out)
             };
-            match self
+            let frame = self
                 .pixels
                 .frame(&loc.file, n, &loc.transfer_syntax, &image, read)
-            {
-                Ok(frame) => decoded.push((n, frame)),
-                Err(f) => return Some(failure_response(f, &loc.transfer_syntax, n)),
-            }
+                .map_err(|f| failure_error(f, &loc.transfer_syntax, n))?;
+            decoded.push(frame);
         }
-        let part_type = format!(
-            "{}; transfer-syntax={}",
-            rep.media_type, rep.transfer_syntax
-        );
-        let mut resp = if rep.multipart {
-            let mut mp = Multipart::new();
-            for (n, frame) in decoded {
-                mp.part(
-                    &[
-                        ("Content-Type", &part_type),
-                        ("Content-Location", &location(n)),
-                    ],
-                    [Chunk::Shared(frame)],
-                );
-            }
-            let (boundary, body) = mp.finish();
-            let ct = format!(
-                "multipart/related; type=\"{}\"; boundary={boundary}",
-                rep.media_type
-            );
-            Response::with_body(200, &ct, body)
-        } else {
-            let (n, frame) = decoded.into_iter().next()?;
-            let mut body = Body::new();
-            body.push(Chunk::Shared(frame));
-            let mut r = Response::with_body(200, &part_type, body);
-            r.headers.push(("Content-Location".into(), location(n)));
-            r
-        };
-        if !frames.missing.is_empty() {
-            resp.status = 206;
-            resp.headers.push((
-                "Warning".into(),
-                format!(
-                    "299 sia \"frames {} do not exist; the instance has {}\"",
-                    frames.missing.join(","),
-                    loc.frames.count()
-                ),
-            ));
-        }
-        Some(resp)
+        let photometric = pixels::decoded_photometric(&loc.transfer_syntax, &image).to_string();
+        Ok(Some(DecodedFrames {
+            rep,
+            frames: decoded,
+            photometric,
+        }))
     }
 }
 
-fn file_failure(e: FileError) -> Response {
-    let status = match e {
-        FileError::Gone(_) | FileError::Changed(_) => 410,
-        FileError::Io(_) => 500,
-    };
-    Response::error(status, e.client_message()).with_detail(e.detail())
-}
-
-/// The response for a frame that could not be decoded.
-pub(crate) fn failure_response(f: FrameFailure, transfer_syntax: &str, n: u32) -> Response {
+/// The error for a frame that could not be decoded.
+pub(crate) fn failure_error(f: FrameFailure, transfer_syntax: &str, n: u32) -> Error {
     match f {
-        FrameFailure::File(e) => file_failure(e),
-        FrameFailure::Busy => {
-            let mut r = Response::error(503, "every decoder is busy; try again shortly");
-            r.headers.push(("Retry-After".into(), "1".into()));
-            r
-        }
-        FrameFailure::Decode(DecodeError::Unsupported(m)) => Response::error(
-            406,
-            &format!(
-                "frame {n} cannot be decoded ({m}); ask for its stored syntax {transfer_syntax}"
-            ),
+        FrameFailure::File(e) => e.into(),
+        FrameFailure::Busy => Error::new(
+            ErrorKind::Unavailable,
+            "every decoder is busy; try again shortly",
         ),
+        FrameFailure::Decode(DecodeError::Unsupported(m)) => Error::not_acceptable(format!(
+            "frame {n} cannot be decoded ({m}); ask for its stored syntax {transfer_syntax}"
+        )),
         FrameFailure::Decode(DecodeError::TooLarge(m)) => {
-            Response::error(400, &format!("frame {n}: {m}"))
+            Error::new(ErrorKind::TooCostly, format!("frame {n}: {m}"))
         }
-        FrameFailure::Decode(DecodeError::Corrupt(m)) => Response::error(
-            500,
-            &format!("frame {n} of this instance cannot be decoded: {m}"),
+        FrameFailure::Decode(DecodeError::Corrupt(m)) => Error::new(
+            ErrorKind::InvalidDicom,
+            format!("frame {n} of this instance cannot be decoded: {m}"),
         ),
     }
 }
@@ -245,14 +198,12 @@ impl Engine {
         sop: &str,
         transfer_syntax: String,
         body: Vec<Chunk>,
-    ) -> Result<(String, Vec<Chunk>), Response> {
+    ) -> Result<(String, Vec<Chunk>)> {
         if !wants_explicit_le(ask, &transfer_syntax) {
             return Ok((transfer_syntax, body));
         }
-        let loc = match self.instance_location(sop) {
-            Ok(Some(l)) => l,
-            Ok(None) => return Err(Response::error(404, &format!("no instance {sop}"))),
-            Err(e) => return Err(Response::internal(format!("index: {e}"))),
+        let Some(loc) = self.instance_location(sop)? else {
+            return Err(Error::not_found(format!("no instance {sop}")));
         };
         let FrameTable::Encapsulated {
             fragments,
@@ -262,17 +213,15 @@ impl Engine {
         else {
             return Ok((transfer_syntax, body));
         };
-        let image = match pixels::image_info(&self.index, sop) {
-            Ok(Some(i)) => i,
-            Ok(_) => return Ok((transfer_syntax, body)),
-            Err(e) => return Err(Response::internal(format!("index: {e}"))),
+        let Some(image) = pixels::image_info(&self.index, sop)? else {
+            return Ok((transfer_syntax, body));
         };
         let count = loc.frames.count();
         let each = pixels::decoded_frame_len(&image).unwrap_or(u64::MAX);
         if each.saturating_mul(u64::from(count)) > pixels::MAX_REQUEST_BYTES {
-            return Err(Response::error(
-                400,
-                &format!(
+            return Err(Error::new(
+                ErrorKind::TooCostly,
+                format!(
                     "instance {sop} decodes to more than {} bytes; ask for its stored syntax {transfer_syntax}",
                     pixels::MAX_REQUEST_BYTES
                 ),
@@ -294,7 +243,7 @@ impl Engine {
         for n in 1..=count {
             let i = (n - 1) as usize;
             let (a, b) = (frame_starts[i] as usize, frame_starts[i + 1] as usize);
-            let read = || -> Result<Vec<u8>, FileError> {
+            let read = || -> std::result::Result<Vec<u8>, FileError> {
                 let mut out = Vec::new();
                 for f in &fragments[a..b] {
                     let range = usize::try_from(f.offset)
@@ -317,7 +266,7 @@ impl Engine {
                 {
                     return Ok((transfer_syntax, body));
                 }
-                Err(f) => return Err(failure_response(f, &transfer_syntax, n)),
+                Err(f) => return Err(failure_error(f, &transfer_syntax, n)),
             }
         }
         let parts: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
@@ -328,8 +277,8 @@ impl Engine {
             image.bits_allocated,
             photometric,
         ) {
-            Ok(file) => Ok((ts::EXPLICIT_VR_LE.to_string(), vec![Chunk::Owned(file)])),
-            Err(e) => Err(Response::internal(format!(
+            Ok(file) => Ok((ts::EXPLICIT_VR_LE.to_string(), vec![Chunk::from_vec(file)])),
+            Err(e) => Err(Error::internal(format!(
                 "instance {sop}: cannot rewrite the data set: {e}"
             ))),
         }

@@ -1,13 +1,24 @@
 //! DICOMweb: the path grammar, media types and negotiation, and the multipart writer.
 
 pub mod accept;
+mod bulkdata;
 pub(crate) mod decoded;
+pub(crate) mod frames;
+pub(crate) mod metadata;
 mod multipart;
 pub mod qido;
+mod refs;
 pub(crate) mod rendered;
+mod retrieve;
+pub(crate) mod search;
+mod uri;
 
 pub use accept::{AcceptError, AcceptHeader, MediaRange};
+pub use frames::{Frame, Frames};
 pub use multipart::Multipart;
+pub use refs::{DicomJson, DicomRef};
+pub use retrieve::Retrieved;
+pub use search::QidoLevel;
 
 use crate::dicom::tag::ts;
 use crate::index::search::Level;

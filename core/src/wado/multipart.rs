@@ -45,16 +45,16 @@ impl Multipart {
             head.push_str("\r\n");
         }
         head.push_str("\r\n");
-        self.body.push(Chunk::Owned(head.into_bytes()));
+        self.body.push(Chunk::from_vec(head.into_bytes()));
         for c in content {
             self.body.push(c);
         }
-        self.body.push(Chunk::Static(b"\r\n"));
+        self.body.push(Chunk::from_static(b"\r\n"));
     }
 
     /// Closes the body; returns it with the boundary.
     pub fn finish(mut self) -> (String, Body) {
-        self.body.push(Chunk::Owned(
+        self.body.push(Chunk::from_vec(
             format!("--{}--\r\n", self.boundary).into_bytes(),
         ));
         (self.boundary, self.body)

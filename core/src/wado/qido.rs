@@ -1,8 +1,6 @@
 //! QIDO-RS: the query string, matching (PS3.4 C.2.2.2: wildcards, ranges, UID lists,
 //! fuzzy person names), `includefield`, paging, and the DICOM JSON of the results.
 
-use rusqlite::types::Value;
-
 use crate::dicom::json::{json_string, person_name_json};
 use crate::index::search::{Condition, Level, MAX_LIST_VALUES, Search, SearchRow};
 
@@ -184,6 +182,18 @@ fn is_uid(s: &str) -> bool {
     super::is_uid(s)
 }
 
+/// The decoded (key, value) pairs of a query string.
+pub fn decode_query(query: &str) -> Result<Vec<(String, String)>, (u16, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
 /// Parses the query string of a search at `level`, restricted to a study and series
 /// given in the path.
 pub fn parse(
@@ -192,18 +202,23 @@ pub fn parse(
     series: Option<&str>,
     query: &str,
 ) -> Result<Qido, (u16, String)> {
+    parse_pairs(level, study, series, &decode_query(query)?)
+}
+
+/// Parses the decoded query parameters of a search at `level` (PS3.18 10.6.1),
+/// restricted to a study and series given in the path.
+pub fn parse_pairs(
+    level: Level,
+    study: Option<&str>,
+    series: Option<&str>,
+    query: &[(String, String)],
+) -> Result<Qido, (u16, String)> {
     let mut conditions = Vec::new();
     if let Some(s) = study {
-        conditions.push(Condition {
-            sql: "st.study_uid = ?".into(),
-            params: vec![Value::Text(s.into())],
-        });
+        conditions.push(Condition::study_is(s));
     }
     if let Some(s) = series {
-        conditions.push(Condition {
-            sql: "se.series_uid = ?".into(),
-            params: vec![Value::Text(s.into())],
-        });
+        conditions.push(Condition::series_is(s));
     }
     let mut fuzzy = false;
     let (mut limit, mut offset) = (None, 0u64);
@@ -211,9 +226,8 @@ pub fn parse(
     let mut include_all = false;
     let mut ignored = Vec::new();
     let mut matches: Vec<(&'static Attr, String)> = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (key, value) = (decode(k)?, decode(v)?);
+    for (key, value) in query {
+        let value = value.clone();
         match key.as_str() {
             "limit" => {
                 limit = Some(
@@ -391,7 +405,6 @@ const MAX_VALUE_LEN: usize = 1024;
 
 fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>, (u16, String)> {
     let col = attr.column;
-    let text = |s: &str| Value::Text(s.to_string());
     // Universal matching: `*`, or a zero-length value (PS3.4 C.2.2.2.3), which a list of
     // only empty values also is.
     if value == "*" || value.trim().is_empty() {
@@ -425,7 +438,6 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
     } else {
         Vec::new()
     };
-    let listed_values = || listed.iter().map(|v| text(v)).collect::<Vec<_>>();
     Ok(Some(match attr.kind {
         Kind::Uid => {
             if !listed.iter().all(|u| is_uid(u)) {
@@ -434,71 +446,33 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
                     attr.keyword
                 )));
             }
-            Condition::one_of(col, listed_values())
+            Condition::text_in(col, &listed)
         }
-        Kind::Text if value.contains(['*', '?']) => Condition {
-            sql: format!("{col} GLOB ?"),
-            params: vec![text(&glob(value))],
-        },
-        Kind::Text => Condition {
-            sql: format!("{col} = ?"),
-            params: vec![text(value)],
-        },
-        Kind::Name if fuzzy => {
-            // Any name component starting with the value, ignoring case.
-            let words =
-                format!("(' ' || replace(replace(replace({col}, '^', ' '), '=', ' '), ',', ' '))");
-            Condition {
-                sql: format!("{words} LIKE ? ESCAPE '\\'"),
-                params: vec![text(&format!("% {}%", like(value)))],
-            }
-        }
-        Kind::Name => Condition {
-            sql: format!("{col} LIKE ? ESCAPE '\\'"),
-            params: vec![text(&like(value))],
-        },
-        Kind::Code => Condition::one_of(col, listed_values()),
+        Kind::Text if value.contains(['*', '?']) => Condition::glob(col, &glob(value)),
+        Kind::Text => Condition::text_equals(col, value),
+        // Any name component starting with the value, ignoring case.
+        Kind::Name if fuzzy => Condition::name_component_like(col, &format!("% {}%", like(value))),
+        Kind::Name => Condition::like(col, &like(value)),
+        Kind::Code => Condition::text_in(col, &listed),
         Kind::Int => {
             let n: i64 = value
                 .trim()
                 .parse()
                 .map_err(|_| bad(format!("{}={value:?} is not a number", attr.keyword)))?;
-            Condition {
-                sql: format!("{col} = ?"),
-                params: vec![Value::Integer(n)],
-            }
+            Condition::int_equals(col, n)
         }
-        Kind::Modalities => Condition::study_has_modality(listed_values()),
+        Kind::Modalities => Condition::study_has_modality_code(&listed),
         Kind::Date => {
             let (lo, hi) = range(value, is_date, "date")?;
-            let mut sql = format!("{col} != ''");
-            let mut params = Vec::new();
-            if let Some(lo) = lo {
-                sql.push_str(&format!(" AND {col} >= ?"));
-                params.push(text(&lo));
-            }
-            if let Some(hi) = hi {
-                sql.push_str(&format!(" AND {col} <= ?"));
-                params.push(text(&hi));
-            }
-            Condition { sql, params }
+            Condition::date_between(col, lo.as_deref(), hi.as_deref())
         }
         Kind::Time => {
             let (lo, hi) = range(value, is_time, "time")?;
             // Times are compared on HHMMSS; a bound's missing digits widen it.
-            let hhmmss = format!("substr({col} || '000000', 1, 6)");
-            let mut sql = format!("{col} != ''");
-            let mut params = Vec::new();
             let digits = |t: &str| t.split('.').next().unwrap_or("").to_string();
-            if let Some(lo) = lo {
-                sql.push_str(&format!(" AND {hhmmss} >= ?"));
-                params.push(text(&format!("{:0<6}", digits(&lo))));
-            }
-            if let Some(hi) = hi {
-                sql.push_str(&format!(" AND {hhmmss} <= ?"));
-                params.push(text(&format!("{:9<6}", digits(&hi))));
-            }
-            Condition { sql, params }
+            let lo = lo.map(|t| format!("{:0<6}", digits(&t)));
+            let hi = hi.map(|t| format!("{:9<6}", digits(&t)));
+            Condition::time_between(col, lo.as_deref(), hi.as_deref())
         }
         Kind::ReturnOnly => return Ok(None),
     }))

@@ -16,15 +16,15 @@
 //! study show the middle instance of the (first) series; thumbnails default to a
 //! 128 × 128 viewport.
 
-use crate::Engine;
 use crate::dicom::FrameTable;
 use crate::http::{Body, Chunk, Request, Response};
 use crate::pixels;
 use crate::pixels::encode::{self, RENDERED_MEDIA_TYPES, Viewport};
 use crate::pixels::window::{self, VoiFunction, Window};
-use crate::router::{FrameBytes, frame_chunks};
 use crate::storage::FileError;
+use crate::wado::frames::{FrameBytes, frame_chunks};
 use crate::wado::{AcceptHeader, Multipart, qido};
+use crate::{Engine, Error, ErrorKind, Result};
 
 /// Most frames one rendered answer holds.
 pub const MAX_PARTS: usize = 1000;
@@ -55,7 +55,12 @@ impl Engine {
     /// root, UIDs already checked and the study authorized; `base` the root URL the
     /// request came through, a capability URL's included); other unserved resources
     /// (`pixeldata`, study-level `bulkdata`) answer 501.
-    pub(crate) fn rendered(&self, req: &Request, base: &str, p: &str) -> Response {
+    ///
+    /// # Errors
+    /// As the resource's answer: `InvalidInput` (bad path, query or options),
+    /// `NotAcceptable`, `NotFound`, `NotImplemented` (the other resources),
+    /// `TooCostly`, `Unavailable`, `InvalidDicom`, `Gone`, `Internal`.
+    pub(crate) fn rendered(&self, req: &Request, base: &str, p: &str) -> Result<Response> {
         let segs: Vec<&str> = p.split('/').collect();
         let (kind, target) = match segs.as_slice() {
             ["studies", s, k] => (*k, Target::Study(s)),
@@ -73,28 +78,27 @@ impl Engine {
                 k,
             ] => match crate::wado::parse_frame_list(list) {
                 Ok(f) => (*k, Target::Frames(s, se, i, f)),
-                Err(e) => return Response::error(e.status, &e.message),
+                Err(e) if e.status == 404 => return Err(Error::not_found(e.message)),
+                Err(e) => return Err(Error::invalid(e.message)),
             },
             _ => ("", Target::Study("")),
         };
         if kind != "rendered" && kind != "thumbnail" {
-            return Response::error(501, &format!("{p}: this resource is not served"));
+            return Err(Error::new(
+                ErrorKind::NotImplemented,
+                format!("{p}: this resource is not served"),
+            ));
         }
         let thumbnail = kind == "thumbnail";
-        let params = match query_params(&req.query) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+        let params = query_params(&req.query)?;
         let get = |name: &str| {
             params
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        let accept = match AcceptHeader::parse_fields(req.header_values("accept")) {
-            Ok(a) => a,
-            Err(e) => return Response::error(400, &e.to_string()),
-        };
+        let accept = AcceptHeader::parse_fields(req.header_values("accept"))
+            .map_err(|e| Error::invalid(e.to_string()))?;
         let several = !thumbnail
             && match &target {
                 Target::Study(_) | Target::Series(..) => true,
@@ -102,23 +106,17 @@ impl Engine {
                 Target::Instance(..) => false,
             };
         let Some(media_type) = negotiate(&accept, several) else {
-            return Response::error(
-                406,
-                &format!(
-                    "rendered resources are sent as {}{}",
-                    RENDERED_MEDIA_TYPES.join(", "),
-                    if several {
-                        " inside multipart/related"
-                    } else {
-                        ""
-                    }
-                ),
-            );
+            return Err(Error::not_acceptable(format!(
+                "rendered resources are sent as {}{}",
+                RENDERED_MEDIA_TYPES.join(", "),
+                if several {
+                    " inside multipart/related"
+                } else {
+                    ""
+                }
+            )));
         };
-        let mut opts = match options(&get, media_type) {
-            Ok(o) => o,
-            Err(m) => return Response::error(400, &m),
-        };
+        let mut opts = options(&get, media_type).map_err(Error::invalid)?;
         if thumbnail && opts.viewport.is_none() {
             opts.viewport = Some(Viewport {
                 width: THUMBNAIL_SIDE,
@@ -132,11 +130,10 @@ impl Engine {
             Target::Series(s, se) => (*s, Some(*se), None),
             Target::Instance(s, se, i) | Target::Frames(s, se, i, _) => (*s, Some(*se), Some(*i)),
         };
-        let files = match self.index.instance_files(study, series, instance) {
-            Ok(v) if !v.is_empty() => v,
-            Ok(_) => return Response::error(404, &format!("nothing to render at {p}")),
-            Err(e) => return Response::internal(format!("index: {e}")),
-        };
+        let files = self.index.instance_files(study, series, instance)?;
+        if files.is_empty() {
+            return Err(Error::not_found(format!("nothing to render at {p}")));
+        }
         let mut wanted: Vec<(String, String, u32)> = Vec::new();
         match &target {
             Target::Frames(.., list) => wanted.extend(list.iter().map(|&n| {
@@ -164,7 +161,9 @@ impl Engine {
                     })
                     .collect();
                 if images.is_empty() {
-                    return Response::error(404, &format!("no instance with pixel data at {p}"));
+                    return Err(Error::not_found(format!(
+                        "no instance with pixel data at {p}"
+                    )));
                 }
                 if thumbnail {
                     // The middle instance of the first series with images.
@@ -185,30 +184,28 @@ impl Engine {
             }
         }
         if wanted.len() > MAX_PARTS {
-            return Response::error(
-                400,
-                &format!(
+            return Err(Error::new(
+                ErrorKind::TooCostly,
+                format!(
                     "{} frames to render; at most {MAX_PARTS} a request: ask per series or instance",
                     wanted.len()
                 ),
-            );
+            ));
         }
         let base = base.trim_end_matches('/');
         let mut images = Vec::with_capacity(wanted.len());
         for (sop, se, n) in &wanted {
-            match self.render_frame(sop, *n, &opts) {
-                Ok(img) => images.push((
-                    format!("{base}/studies/{study}/series/{se}/instances/{sop}/frames/{n}/{kind}"),
-                    img,
-                )),
-                Err(r) => return r,
-            }
+            let img = self.render_frame(sop, *n, &opts)?;
+            images.push((
+                format!("{base}/studies/{study}/series/{se}/instances/{sop}/frames/{n}/{kind}"),
+                img,
+            ));
         }
         if !several {
             let (location, img) = images.pop().expect("one image");
             let mut r = Response::with_body(200, opts.media_type, Body::from_vec(img));
             r.headers.push(("Content-Location".into(), location));
-            return r;
+            return Ok(r);
         }
         let mut mp = Multipart::new();
         for (location, img) in images {
@@ -217,7 +214,7 @@ impl Engine {
                     ("Content-Type", opts.media_type),
                     ("Content-Location", &location),
                 ],
-                [Chunk::Owned(img)],
+                [Chunk::from_vec(img)],
             );
         }
         let (boundary, body) = mp.finish();
@@ -225,7 +222,7 @@ impl Engine {
             "multipart/related; type=\"{}\"; boundary={boundary}",
             opts.media_type
         );
-        Response::with_body(200, &ct, body)
+        Ok(Response::with_body(200, &ct, body))
     }
 
     /// WADO-URI with a `contentType` other than `application/dicom`, or none (PS3.18
@@ -237,7 +234,7 @@ impl Engine {
         &self,
         get: &impl Fn(&str) -> Option<&'p str>,
         uids: &[String],
-    ) -> Response {
+    ) -> Result<Response> {
         let media_type = match get("contentType") {
             None => "image/jpeg",
             Some(list) => {
@@ -252,18 +249,15 @@ impl Engine {
                 match offered {
                     Some(m) => m,
                     None => {
-                        return Response::error(
-                            406,
-                            &format!(
-                                "contentType={list}: objects are sent as application/dicom, {}",
-                                RENDERED_MEDIA_TYPES.join(", ")
-                            ),
-                        );
+                        return Err(Error::not_acceptable(format!(
+                            "contentType={list}: objects are sent as application/dicom, {}",
+                            RENDERED_MEDIA_TYPES.join(", ")
+                        )));
                     }
                 }
             }
         };
-        let parse = |name: &str, lo: f64| -> Result<Option<f64>, Response> {
+        let parse = |name: &str, lo: f64| -> Result<Option<f64>> {
             match get(name) {
                 None => Ok(None),
                 Some(v) => v
@@ -273,17 +267,11 @@ impl Engine {
                     .filter(|x| x.is_finite() && *x >= lo)
                     .map(Some)
                     .ok_or_else(|| {
-                        Response::error(
-                            400,
-                            &format!("{name}={v} is not a number of at least {lo}"),
-                        )
+                        Error::invalid(format!("{name}={v} is not a number of at least {lo}"))
                     }),
             }
         };
-        let frame = match parse("frameNumber", 1.0) {
-            Ok(v) => v.map_or(1, |x| x as u32),
-            Err(r) => return r,
-        };
+        let frame = parse("frameNumber", 1.0)?.map_or(1, |x| x as u32);
         let window = match (parse("windowCenter", f64::MIN), parse("windowWidth", 1.0)) {
             (Ok(Some(center)), Ok(Some(width))) => Some(Window {
                 center,
@@ -291,10 +279,10 @@ impl Engine {
                 function: VoiFunction::Linear,
             }),
             (Ok(None), Ok(None)) => None,
-            (Err(r), _) | (_, Err(r)) => return r,
-            _ => return Response::error(400, "windowCenter and windowWidth go together"),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+            _ => return Err(Error::invalid("windowCenter and windowWidth go together")),
         };
-        let side = |name: &str| -> Result<Option<u32>, Response> {
+        let side = |name: &str| -> Result<Option<u32>> {
             Ok(parse(name, 1.0)?.map(|x| (x as u32).min(encode::MAX_VIEWPORT)))
         };
         let viewport = match (side("columns"), side("rows")) {
@@ -304,75 +292,54 @@ impl Engine {
                 height: r.unwrap_or(encode::MAX_VIEWPORT),
                 region: None,
             }),
-            (Err(r), _) | (_, Err(r)) => return r,
+            (Err(e), _) | (_, Err(e)) => return Err(e),
         };
-        let quality = match parse("imageQuality", 1.0) {
-            Ok(q) => q.map_or(DEFAULT_QUALITY, |q| q.min(100.0) as u8),
-            Err(r) => return r,
-        };
+        let quality = parse("imageQuality", 1.0)?.map_or(DEFAULT_QUALITY, |q| q.min(100.0) as u8);
         let opts = Options {
             media_type,
             window,
             viewport,
             quality,
         };
-        match self
+        let files = self
             .index
-            .instance_files(&uids[0], Some(&uids[1]), Some(&uids[2]))
-        {
-            Ok(v) if !v.is_empty() => {}
-            Ok(_) => {
-                return Response::error(
-                    404,
-                    &format!(
-                        "no object {} in series {} of study {}",
-                        uids[2], uids[1], uids[0]
-                    ),
-                );
-            }
-            Err(e) => return Response::internal(format!("index: {e}")),
+            .instance_files(&uids[0], Some(&uids[1]), Some(&uids[2]))?;
+        if files.is_empty() {
+            return Err(Error::not_found(format!(
+                "no object {} in series {} of study {}",
+                uids[2], uids[1], uids[0]
+            )));
         }
-        match self.render_frame(&uids[2], frame, &opts) {
-            Ok(img) => Response::with_body(200, media_type, Body::from_vec(img)),
-            Err(r) => r,
-        }
+        let img = self.render_frame(&uids[2], frame, &opts)?;
+        Ok(Response::with_body(200, media_type, Body::from_vec(img)))
     }
 
-    /// Frame `n` of instance `sop`, rendered and encoded; errors as the response to send.
-    fn render_frame(&self, sop: &str, n: u32, opts: &Options) -> Result<Vec<u8>, Response> {
-        let loc = match self.instance_location(sop) {
-            Ok(Some(l)) => l,
-            Ok(None) => return Err(Response::error(404, &format!("no instance {sop}"))),
-            Err(e) => return Err(Response::internal(format!("index: {e}"))),
+    /// Frame `n` of instance `sop`, rendered and encoded.
+    fn render_frame(&self, sop: &str, n: u32, opts: &Options) -> Result<Vec<u8>> {
+        let Some(loc) = self.instance_location(sop)? else {
+            return Err(Error::not_found(format!("no instance {sop}")));
         };
         let count = loc.frames.count();
         if count == 0 {
-            return Err(Response::error(
-                404,
-                &format!("instance {sop} has no pixel data to render"),
-            ));
+            return Err(Error::not_found(format!(
+                "instance {sop} has no pixel data to render"
+            )));
         }
         if n > count {
-            return Err(Response::error(
-                404,
-                &format!("instance {sop} has {count} frame(s); asked for {n}"),
-            ));
+            return Err(Error::not_found(format!(
+                "instance {sop} has {count} frame(s); asked for {n}"
+            )));
         }
-        let image = match pixels::image_info(&self.index, sop) {
-            Ok(Some(i)) => i,
-            Ok(None) => {
-                return Err(Response::error(
-                    404,
-                    &format!("instance {sop} has no image pixel module"),
-                ));
-            }
-            Err(e) => return Err(Response::internal(format!("index: {e}"))),
+        let Some(image) = pixels::image_info(&self.index, sop)? else {
+            return Err(Error::not_found(format!(
+                "instance {sop} has no image pixel module"
+            )));
         };
-        let file = self.files.open(&loc.file).map_err(file_failure)?;
+        let file = self.files.open(&loc.file)?;
         let unrenderable = |m: String| {
-            Response::error(
-                500,
-                &format!("instance {sop} frame {n} cannot be rendered: {m}"),
+            Error::new(
+                ErrorKind::InvalidDicom,
+                format!("instance {sop} frame {n} cannot be rendered: {m}"),
             )
         };
         // The frame's bytes, and the header bytes the presentation attributes are read
@@ -384,20 +351,15 @@ impl Engine {
             bool,
         ) = match &loc.frames {
             FrameTable::Native { offset, .. } => {
-                let chunks =
-                    frame_chunks(&FrameBytes::File(&file), &loc.frames, n).map_err(file_failure)?;
+                let chunks = frame_chunks(&FrameBytes::File(&file), &loc.frames, n)?;
                 let bytes: Vec<u8> = chunks
                     .iter()
                     .flat_map(|c| c.as_bytes().iter().copied())
                     .collect();
-                (
-                    bytes.into(),
-                    file.read(0, *offset).map_err(file_failure)?.into(),
-                    false,
-                )
+                (bytes.into(), file.read(0, *offset)?.into(), false)
             }
             FrameTable::Deflated { .. } => {
-                whole = file.whole().map_err(file_failure)?;
+                whole = file.whole()?;
                 let (data, table) = crate::dicom::inflated_frames(&whole)
                     .map_err(|e| unrenderable(format!("cannot inflate the data set: {e}")))?;
                 if n > table.count() {
@@ -405,8 +367,7 @@ impl Engine {
                         "the inflated data set holds fewer frames than the index".into(),
                     ));
                 }
-                let chunks =
-                    frame_chunks(&FrameBytes::Inflated(&data), &table, n).map_err(file_failure)?;
+                let chunks = frame_chunks(&FrameBytes::Inflated(&data), &table, n)?;
                 let bytes: Vec<u8> = chunks
                     .iter()
                     .flat_map(|c| c.as_bytes().iter().copied())
@@ -420,7 +381,7 @@ impl Engine {
             } => {
                 let i = (n - 1) as usize;
                 let (a, b) = (frame_starts[i] as usize, frame_starts[i + 1] as usize);
-                let read = || -> Result<Vec<u8>, FileError> {
+                let read = || -> std::result::Result<Vec<u8>, FileError> {
                     let mut out = Vec::new();
                     for f in &fragments[a..b] {
                         out.extend_from_slice(&file.read(f.offset, u64::from(f.len))?);
@@ -430,21 +391,14 @@ impl Engine {
                 let frame = self
                     .pixels
                     .frame(&loc.file, n, &loc.transfer_syntax, &image, read)
-                    .map_err(|f| {
-                        crate::wado::decoded::failure_response(f, &loc.transfer_syntax, n)
-                    })?;
+                    .map_err(|f| crate::wado::decoded::failure_error(f, &loc.transfer_syntax, n))?;
                 let head = fragments.first().map_or(0, |f| f.offset);
-                (
-                    frame.to_vec().into(),
-                    file.read(0, head).map_err(file_failure)?.into(),
-                    true,
-                )
+                (frame.to_vec().into(), file.read(0, head)?.into(), true)
             }
             FrameTable::None => {
-                return Err(Response::error(
-                    404,
-                    &format!("instance {sop} has no pixel data"),
-                ));
+                return Err(Error::not_found(format!(
+                    "instance {sop} has no pixel data"
+                )));
             }
         };
         let p = pixels::attributes::presentation(
@@ -456,19 +410,19 @@ impl Engine {
         )
         .map_err(unrenderable)?;
         let img = window::render(&frame, &p).map_err(unrenderable)?;
-        let img = encode::fit(img, opts.viewport).map_err(|m| Response::error(400, &m))?;
-        encode::encode(&img, opts.media_type, opts.quality).map_err(Response::internal)
+        let img = encode::fit(img, opts.viewport).map_err(Error::invalid)?;
+        encode::encode(&img, opts.media_type, opts.quality).map_err(Error::internal)
     }
 }
 
-/// The decoded query parameters, or the 400.
-fn query_params(query: &str) -> Result<Vec<(String, String)>, Response> {
+/// The decoded query parameters (`InvalidInput` for bad percent-encoding).
+fn query_params(query: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match (qido::decode(k), qido::decode(v)) {
             (Ok(k), Ok(v)) => out.push((k, v)),
-            _ => return Err(Response::error(400, "bad percent-encoding in the query")),
+            _ => return Err(Error::invalid("bad percent-encoding in the query")),
         }
     }
     Ok(out)
@@ -479,7 +433,7 @@ fn query_params(query: &str) -> Result<Vec<(String, String)>, Response> {
 fn options<'p>(
     get: &impl Fn(&str) -> Option<&'p str>,
     media_type: &'static str,
-) -> Result<Options, String> {
+) -> std::result::Result<Options, String> {
     let window = match get("window") {
         None => None,
         Some(w) => {
@@ -551,14 +505,6 @@ fn negotiate(accept: &AcceptHeader, several: bool) -> Option<&'static str> {
         }
     }
     best.map(|(_, rank)| RENDERED_MEDIA_TYPES[rank])
-}
-
-fn file_failure(e: FileError) -> Response {
-    let status = match e {
-        FileError::Gone(_) | FileError::Changed(_) => 410,
-        FileError::Io(_) => 500,
-    };
-    Response::error(status, e.client_message()).with_detail(e.detail())
 }
 
 #[cfg(test)]

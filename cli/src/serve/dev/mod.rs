@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Value, json};
 use sia::Engine;
-use sia::auth::{Authorizer, IssuerPolicy, Keys};
+use sia::{Authorizer, IssuerPolicy, Keys};
 
 pub use keys::random_token;
 
@@ -87,16 +87,13 @@ impl DevEhr {
         let set: JwkSet = serde_json::from_value(json!({ "keys": [key.jwk] }))
             .map_err(|e| format!("dev JWKS: {e}"))?;
         let fhir_base = format!("{}/dev/fhir", server_base.trim_end_matches('/'));
-        Ok(IssuerPolicy {
-            iss: fhir_base.clone(),
-            audiences: vec![imaging_fhir.to_string(), fhir_base],
-            algorithms: vec![jsonwebtoken::Algorithm::ES256],
-            leeway: 30,
-            require_typ: None,
-            patient_claim: "patient".into(),
-            scope_claim: "scope".into(),
-            keys: Keys::Jwks(set),
-        })
+        IssuerPolicy::new(
+            &fhir_base,
+            &[imaging_fhir, &fhir_base],
+            &["ES256"],
+            Keys::Jwks(set),
+        )
+        .map_err(|e| format!("dev issuer: {e}"))
     }
 
     /// The EHR for the server at `server_base`, signing with the key beside `db`.
@@ -176,7 +173,7 @@ impl DevEhr {
     }
 
     /// What one of this EHR's access tokens (JWT or opaque) says, if it is live.
-    pub fn verify_token(&self, bearer: &str) -> Result<sia::auth::VerifiedToken, String> {
+    pub fn verify_token(&self, bearer: &str) -> Result<sia::internal::auth::VerifiedToken, String> {
         if self.is_revoked(bearer) {
             return Err("the token was revoked".into());
         }
@@ -185,7 +182,7 @@ impl DevEhr {
                 return Err("the token is not active".into());
             }
             let s = |k: &str| answer[k].as_str().map(str::to_string);
-            return Ok(sia::auth::VerifiedToken {
+            return Ok(sia::internal::auth::VerifiedToken {
                 iss: s("iss").unwrap_or_default(),
                 sub: s("sub"),
                 client_id: s("client_id"),

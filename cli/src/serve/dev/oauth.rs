@@ -189,7 +189,7 @@ fn patient_picker(ehr: &DevEhr, p: &Params) -> Response {
             "<tr><td><a href=\"{}/authorize?{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             html_escape(&ehr.base),
             html_escape(&query.finish()),
-            html_escape(&sia::fhir::person_name_display(&pt.name)),
+            html_escape(&sia::internal::fhir::person_name_display(&pt.name)),
             html_escape(&pt.id),
             html_escape(&pt.issuer),
             html_escape(&pt.birth_date),

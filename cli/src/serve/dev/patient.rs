@@ -11,14 +11,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
-use sia::auth::scope::Context;
-use sia::auth::{Interaction, ScopeSet, VerifiedToken};
-use sia::index::PatientRow;
+use sia::internal::auth::scope::Context;
+use sia::internal::auth::{Interaction, ScopeSet, VerifiedToken};
+use sia::internal::index::PatientRow;
 
 use super::{DevEhr, fhir_response};
 
 fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
-    let mut r = fhir_response(status, &sia::fhir::operation_outcome(code, text));
+    let mut r = fhir_response(status, &sia::internal::fhir::operation_outcome(code, text));
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -151,7 +151,7 @@ fn human_name(pn: &str) -> Option<Value> {
     if let Some(s) = part(4) {
         name["suffix"] = json!([s]);
     }
-    let text = sia::fhir::person_name_display(pn);
+    let text = sia::internal::fhir::person_name_display(pn);
     if text.is_empty() {
         return None;
     }

@@ -1,0 +1,78 @@
+// What the C ABI adds to one frame request, in-process: the same request (frame 1 of a
+// native instance of the demo set, `Accept: application/octet-stream`) answered through
+// sia_handle + chunk views + sia_response_free from C++, and through the engine's Rust
+// API in a loop inside libsia (sia_benchmark_handle), alternating, in the same run.
+// Budget: the difference is at most 1 µs per request.
+//
+//   frame_overhead DEMO_DIR WORK_DIR [ITERATIONS]   (bench/cpp/run builds and runs it)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "sia.hpp"
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: frame_overhead DEMO_DIR WORK_DIR [ITERATIONS]\n");
+    return 2;
+  }
+  const std::uint64_t n = argc > 3 ? std::strtoull(argv[3], nullptr, 10) : 200000;
+  sia::engine engine(sia::config::with_db(std::string(argv[2]) + "/bench.db"));
+  engine.index({argv[1]});
+  const std::string root = "2.25.228146457203842916711418316839742735";
+  const std::string path = "/dicom-web/studies/" + root + ".1/series/" + root + ".1.1/instances/" +
+                           root + ".1.1.1/frames/1";
+  const std::string accept_name = "Accept", accept_value = "application/octet-stream";
+  sia_header accept{accept_name.c_str(), accept_name.size(), accept_value.c_str(), accept_value.size()};
+  sia_request req{"GET", path.c_str(), "", &accept, 1};
+  {
+    auto check = engine.handle("GET", path, {{accept_name, accept_value}});
+    if (check.status() != 200) {
+      std::fprintf(stderr, "frame request answered %u\n", check.status());
+      return 1;
+    }
+    std::printf("request: GET %s (%llu bytes)\n", path.c_str(), (unsigned long long)check.body_length());
+  }
+  auto through_c = [&](std::uint64_t iterations) {
+    auto start = std::chrono::steady_clock::now();
+    std::uintptr_t seen = 0;
+    for (std::uint64_t i = 0; i < iterations; ++i) {
+      sia_response *r = nullptr;
+      if (sia_handle(engine.get(), &req, &r) != SIA_OK) std::abort();
+      std::size_t chunks = sia_response_chunk_count(r);
+      for (std::size_t c = 0; c < chunks; ++c) {
+        sia_bytes b;
+        sia_response_chunk(r, c, &b);
+        seen += reinterpret_cast<std::uintptr_t>(b.data);
+      }
+      seen += sia_response_status(r);
+      sia_response_free(r);
+    }
+    auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+    if (seen == 1) std::puts("");  // keeps the loop's reads
+    return ns / double(iterations);
+  };
+  auto in_rust = [&](std::uint64_t iterations) {
+    std::uint64_t ns = 0;
+    sia::check(sia_benchmark_handle(engine.get(), &req, iterations, &ns));
+    return double(ns) / double(iterations);
+  };
+  through_c(n / 10);  // warm caches (mapping, location cache, allocator)
+  in_rust(n / 10);
+  std::vector<double> c_ns, rust_ns;
+  for (int round = 0; round < 7; ++round) {
+    c_ns.push_back(through_c(n / 7));
+    rust_ns.push_back(in_rust(n / 7));
+  }
+  std::sort(c_ns.begin(), c_ns.end());
+  std::sort(rust_ns.begin(), rust_ns.end());
+  double c = c_ns[c_ns.size() / 2], rust = rust_ns[rust_ns.size() / 2];
+  std::printf("through the C ABI (sia_handle): %8.0f ns/request (median of 7 rounds)\n", c);
+  std::printf("Rust Engine::handle, same run:  %8.0f ns/request\n", rust);
+  std::printf("overhead of the C ABI:          %8.0f ns/request (budget 1000 ns): %s\n", c - rust,
+              c - rust <= 1000 ? "within budget" : "OVER BUDGET");
+  return c - rust <= 1000 ? 0 : 1;
+}

@@ -1,0 +1,245 @@
+//! The walk of an index run: each root in name order, merged with the index rows under
+//! it (read in the same order from a snapshot), sending what changed to the scanners.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, params};
+
+use super::run::Skipped;
+use super::schema::STATE_CONFLICT;
+use crate::dicom::{ScanError, Scanned};
+use crate::error::{Error, Result};
+
+/// A file found by the walk.
+#[derive(Clone, Debug)]
+pub(super) struct Entry {
+    pub(super) path: String,
+    pub(super) key: Vec<u8>,
+    pub(super) size: u64,
+    pub(super) mtime_ns: i64,
+    pub(super) inode: u64,
+}
+
+/// A file row already in the index.
+#[derive(Clone, Debug)]
+pub(super) struct Known {
+    pub(super) id: i64,
+    pub(super) key: Vec<u8>,
+    pub(super) size: i64,
+    pub(super) mtime_ns: i64,
+    pub(super) inode: i64,
+    pub(super) state: i64,
+    pub(super) sop: Option<String>,
+    /// Read again whatever the stat (set by schema migration 3).
+    pub(super) reread: bool,
+}
+
+impl Known {
+    pub(super) fn same_stat(&self, e: &Entry) -> bool {
+        self.size == e.size as i64 && self.mtime_ns == e.mtime_ns && self.inode == e.inode as i64
+    }
+}
+
+/// What the walker asks of the later stages.
+pub(super) enum Work {
+    /// A new (`known` is `None`) or changed file to read.
+    Scan { entry: Entry, known: Option<Known> },
+    /// A file in the index that is no longer there.
+    Vanished(Known),
+}
+
+/// What reaches the writer.
+pub(super) enum Done {
+    Scanned {
+        entry: Entry,
+        known: Option<Known>,
+        result: Result<Scanned, ScanError>,
+    },
+    Vanished(Known),
+}
+
+/// The walk's own findings.
+#[derive(Default)]
+pub(super) struct WalkSummary {
+    pub(super) unchanged: u64,
+    pub(super) skipped: Vec<Skipped>,
+}
+
+/// The key that orders file rows like a name-sorted depth-first walk.
+pub(super) fn walk_key(path: &str) -> Vec<u8> {
+    path.bytes()
+        .map(|b| if b == b'/' { 0 } else { b })
+        .collect()
+}
+
+/// The index file and its WAL/SHM/journal companions, which a walk must not read.
+pub(super) fn own_files(db: &Path) -> HashSet<PathBuf> {
+    let base = db.canonicalize().unwrap_or_else(|_| db.to_path_buf());
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut s = base.clone().into_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        })
+        .collect()
+}
+
+pub(super) fn entry_from(path: &str, md: &std::fs::Metadata) -> Entry {
+    Entry {
+        path: path.to_string(),
+        key: walk_key(path),
+        size: md.len(),
+        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+        inode: md.ino(),
+    }
+}
+
+pub(super) fn known_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Known> {
+    Ok(Known {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        size: r.get(2)?,
+        mtime_ns: r.get(3)?,
+        inode: r.get(4)?,
+        state: r.get(5)?,
+        sop: r.get(6)?,
+        reread: r.get::<_, i64>(7)? != 0,
+    })
+}
+
+pub(super) const KNOWN_COLUMNS: &str =
+    "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reread";
+
+/// Walks each root in name order and merges it with the index rows under that root,
+/// read in the same order from a snapshot, sending what changed.
+pub(super) fn walk_and_diff(
+    db: &Path,
+    roots: &[PathBuf],
+    own: &HashSet<PathBuf>,
+    tx: &SyncSender<Work>,
+    found: &AtomicU64,
+    cancel: &AtomicBool,
+) -> Result<WalkSummary> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    let mut summary = WalkSummary::default();
+    let send = |w: Work| tx.send(w).map_err(|_| Error::cancelled());
+    for root in roots {
+        let Some(root_str) = root.to_str() else {
+            summary.skipped.push(Skipped {
+                path: root.display().to_string(),
+                reason: "path is not valid UTF-8".into(),
+            });
+            continue;
+        };
+        let root_key = walk_key(root_str.trim_end_matches('/'));
+        let (mut lo, mut hi) = (root_key.clone(), root_key.clone());
+        lo.push(0);
+        hi.push(1);
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {KNOWN_COLUMNS} FROM files WHERE walk_key = ?1 OR (walk_key > ?2 AND walk_key < ?3) ORDER BY walk_key"
+        ))?;
+        let mut rows = stmt.query(params![root_key, lo, hi])?;
+        let mut next_known =
+            || -> Result<Option<Known>> { Ok(rows.next()?.map(known_from).transpose()?) };
+        let mut pending = next_known()?;
+        // Folders that could not be listed: their index rows are kept, not removed.
+        let mut unlisted: Vec<Vec<u8>> = Vec::new();
+        let keep = |k: &Known, unlisted: &[Vec<u8>]| {
+            unlisted
+                .iter()
+                .any(|u| k.key.starts_with(u) && k.key.get(u.len()).is_none_or(|&b| b == 0))
+        };
+        for item in walkdir::WalkDir::new(root)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::cancelled());
+            }
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    let path = e
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| root.display().to_string());
+                    unlisted.push(walk_key(&path));
+                    summary.skipped.push(Skipped {
+                        path,
+                        reason: format!("cannot list: {e}"),
+                    });
+                    continue;
+                }
+            };
+            if !item.file_type().is_file() || own.contains(item.path()) {
+                continue;
+            }
+            let Some(path) = item.path().to_str() else {
+                summary.skipped.push(Skipped {
+                    path: item.path().display().to_string(),
+                    reason: "path is not valid UTF-8".into(),
+                });
+                continue;
+            };
+            let md = match item.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    unlisted.push(walk_key(path));
+                    summary.skipped.push(Skipped {
+                        path: path.to_string(),
+                        reason: format!("cannot stat: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let entry = entry_from(path, &md);
+            while let Some(k) = pending.take_if(|k| k.key < entry.key) {
+                if !keep(&k, &unlisted) {
+                    send(Work::Vanished(k))?;
+                }
+                pending = next_known()?;
+            }
+            match pending.take_if(|k| k.key == entry.key) {
+                Some(k) => {
+                    pending = next_known()?;
+                    // A file in conflict is read again until the conflict is gone.
+                    if k.same_stat(&entry) && k.state != STATE_CONFLICT && !k.reread {
+                        summary.unchanged += 1;
+                    } else {
+                        found.fetch_add(1, Ordering::Relaxed);
+                        send(Work::Scan {
+                            entry,
+                            known: Some(k),
+                        })?;
+                    }
+                }
+                None => {
+                    found.fetch_add(1, Ordering::Relaxed);
+                    send(Work::Scan { entry, known: None })?;
+                }
+            }
+        }
+        while let Some(k) = pending.take() {
+            if !keep(&k, &unlisted) {
+                send(Work::Vanished(k))?;
+            }
+            pending = next_known()?;
+        }
+    }
+    Ok(summary)
+}
+
+pub(super) fn stat_entry(path: &str) -> Option<Entry> {
+    let md = std::fs::metadata(path).ok()?;
+    md.is_file().then(|| entry_from(path, &md))
+}
