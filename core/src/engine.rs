@@ -292,6 +292,21 @@ impl Engine {
         self.index.studies(filter)
     }
 
+    /// The ImagingStudy resources (FHIR R4 JSON objects, unpaged, endpoints not included)
+    /// of the studies matching `filter`, as the local administrator sees them: no token is
+    /// checked, so a host that serves other users goes through
+    /// [`Engine::search_imaging_studies`] with their [`Grant`](crate::Grant) instead.
+    ///
+    /// Errors: [`ErrorKind::Unavailable`](crate::ErrorKind) or `Internal` when the index
+    /// cannot be read.
+    pub fn imaging_studies(&self, filter: &StudyFilter) -> Result<Vec<Value>> {
+        let rows = self.index.studies(filter)?;
+        Ok(rows
+            .iter()
+            .map(|r| fhir::imaging_study(r, &self.fhir))
+            .collect())
+    }
+
     /// A FHIR searchset Bundle of the ImagingStudy resources matching `filter`, with the
     /// Endpoint included.
     pub fn imaging_study_bundle(&self, filter: &StudyFilter) -> Result<Value> {

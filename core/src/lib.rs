@@ -114,9 +114,10 @@ pub use http::{Body, Chunk, Request, Response};
 pub use index::{
     Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, NonconformantUid,
     NormalizedCharset, PatientImport, PixelDescription, Progress as IndexProgress, Skipped,
+    StudyFilter,
 };
 pub use storage::ReadMode;
-pub use wado::{DicomJson, DicomRef, Frame, Frames, QidoLevel, Retrieved};
+pub use wado::{DicomJson, DicomRef, Frame, Frames, QidoLevel, Retrieved, is_uid};
 
 /// sia's internals, for its own command, tests, benchmarks and fuzz targets: not part
 /// of the API and not covered by semantic versioning.

@@ -60,7 +60,7 @@ pub struct Engine {
 /// Errors: `InvalidInput` when `dir` cannot be created or written.
 #[uniffi::export]
 pub fn write_demo(dir: String) -> Result<Vec<String>, SiaError> {
-    let files = sia::demo::write_demo(Path::new(&dir))
+    let files = sia::write_demo(Path::new(&dir))
         .map_err(|e| SiaError::InvalidInput(e.message().to_string()))?;
     Ok(files
         .into_iter()
@@ -99,10 +99,7 @@ impl Engine {
     /// Errors: `Internal` when the index cannot be opened or is not a sia index.
     #[uniffi::constructor]
     pub fn open_index(db: String) -> Result<Arc<Engine>, SiaError> {
-        Engine::open(sia::Config {
-            db: PathBuf::from(db),
-            ..sia::Config::default()
-        })
+        Engine::open(sia::Config::builder().db(PathBuf::from(db)).build())
     }
 
     /// Indexes DICOM files and folders (recursively); files already indexed and

@@ -202,8 +202,8 @@ pub struct IndexReport {
     pub seconds: f64,
 }
 
-impl From<sia::index::IndexReport> for IndexReport {
-    fn from(r: sia::index::IndexReport) -> IndexReport {
+impl From<sia::IndexReport> for IndexReport {
+    fn from(r: sia::IndexReport) -> IndexReport {
         IndexReport {
             indexed: clamp(r.indexed),
             unchanged: clamp(r.unchanged),

@@ -51,7 +51,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        sia::demo::write_demo(&data).expect("demo");
+        sia::write_demo(&data).expect("demo");
         let demo = CString::new(data.to_str().unwrap()).unwrap();
         let engine = open(&dir.path().join("sia.db"));
         let paths = [demo.as_ptr()];

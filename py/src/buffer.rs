@@ -11,7 +11,7 @@ use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyMemoryView;
-use sia::http::Chunk;
+use sia::Chunk;
 
 /// Bytes owned by the engine, exported read-only (use `memoryview(x)`).
 #[pyclass(module = "sia._sia", name = "Bytes", frozen)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyMemoryView};
-use sia::index::StudyFilter;
+use sia::StudyFilter;
 use sia::{Config, DicomRef, Engine, Grant};
 
 use crate::auth::Decision;
@@ -44,7 +44,7 @@ impl PyEngine {
 /// A UID argument, refused unless it is one the engine can index (a DICOM UID, or a safe
 /// identifier), with the argument's name in the message.
 pub(crate) fn uid<'a>(py: Python<'_>, what: &str, value: &'a str) -> PyResult<&'a str> {
-    if sia::wado::is_uid(value) {
+    if sia::is_uid(value) {
         Ok(value)
     } else {
         Err(errors::invalid(
@@ -196,13 +196,7 @@ impl PyEngine {
             ..StudyFilter::default()
         };
         let resources = py
-            .detach(|| {
-                engine.studies(&filter).map(|rows| {
-                    rows.iter()
-                        .map(|r| sia::fhir::imaging_study(r, engine.fhir_context()))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .detach(|| engine.imaging_studies(&filter))
             .map_err(|e| engine_error(py, &e))?;
         let items = resources
             .iter()

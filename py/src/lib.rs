@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 /// needed; returns the files written.
 #[pyfunction]
 fn write_demo(py: Python<'_>, folder: PathBuf) -> PyResult<Vec<PathBuf>> {
-    py.detach(|| sia::demo::write_demo(&folder))
+    py.detach(|| sia::write_demo(&folder))
         .map_err(|e| errors::engine_error(py, &e))
 }
 

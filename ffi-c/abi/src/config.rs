@@ -57,10 +57,7 @@ pub unsafe extern "C" fn sia_config_new(
         check_out(out, "out")?;
         // SAFETY: as the function's contract.
         let db = unsafe { c_str(db_path, "db_path") }?;
-        let config = sia::Config {
-            db: PathBuf::from(db),
-            ..sia::Config::default()
-        };
+        let config = sia::Config::builder().db(PathBuf::from(db)).build();
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, sia_config::new(config)) };
         Ok(())

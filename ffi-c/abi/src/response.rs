@@ -64,7 +64,7 @@ pub struct sia_response {
     header_text: Vec<u8>,
     /// (name start, name length, value start, value length) in `header_text`.
     headers: Vec<(usize, usize, usize, usize)>,
-    chunks: Vec<sia::http::Chunk>,
+    chunks: Vec<sia::Chunk>,
     body_len: u64,
     detail: Option<CString>,
 }
@@ -76,7 +76,7 @@ const MAX_HEADERS: usize = 1024;
 ///
 /// # Safety
 /// `req` points to a valid `sia_request` (see `sia_handle`).
-pub(crate) unsafe fn request_from(req: &sia_request) -> Result<sia::http::Request, Failure> {
+pub(crate) unsafe fn request_from(req: &sia_request) -> Result<sia::Request, Failure> {
     // SAFETY (all three): the caller promises NUL-terminated strings or NULL.
     let method = unsafe { c_str(req.method, "request.method") }?;
     let path = unsafe { c_str(req.path, "request.path") }?;
@@ -108,7 +108,7 @@ pub(crate) unsafe fn request_from(req: &sia_request) -> Result<sia::http::Reques
         let value = unsafe { c_text(h.value, h.value_len, &format!("headers[{i}].value")) }?;
         fields.push((name.to_string(), value.to_string()));
     }
-    Ok(sia::http::Request {
+    Ok(sia::Request {
         method: method.to_string(),
         path: path.to_string(),
         query: query.to_string(),
