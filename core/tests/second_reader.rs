@@ -236,3 +236,76 @@ fn index_agrees_with_dicom_object() {
         disagreements.join("\n")
     );
 }
+
+/// The typed `Engine::frames` decodes exactly as `Engine::handle` does (one
+/// implementation): for frame 1 of every compressed pydicom file, asked for as
+/// `application/octet-stream` in Explicit VR Little Endian, the same bytes, or the same
+/// failure status.
+#[test]
+#[ignore = "needs pydicom's test files: scripts/test runs it with SIA_PYDICOM_FILES"]
+fn typed_frames_decode_as_handle_does() {
+    const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+    const NATIVE: &[&str] = &[
+        "1.2.840.10008.1.2",
+        EXPLICIT_LE,
+        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.1.99",
+    ];
+    let accept = format!("application/octet-stream; transfer-syntax={EXPLICIT_LE}");
+    let dir = tempfile::tempdir().unwrap();
+    let (mut decoded, mut refused) = (0, 0);
+    for (k, path) in files().iter().enumerate() {
+        let db = dir.path().join(format!("{k}.db"));
+        let engine = Engine::open(Config::builder().db(db.clone()).build()).unwrap();
+        if engine.index(&[path], &Default::default()).unwrap().indexed != 1 {
+            continue;
+        }
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let (study, series, sop, ts, frames): (String, String, String, String, Option<u32>) = conn
+            .query_row(
+                "SELECT st.study_uid, se.series_uid, i.sop_instance_uid, i.transfer_syntax,
+                        i.number_of_frames
+                 FROM instances i JOIN series se ON se.id = i.series
+                 JOIN studies st ON st.id = se.study",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        if NATIVE.contains(&ts.as_str()) || frames.unwrap_or(0) == 0 {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let req = sia::Request::get(&format!(
+            "/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1"
+        ))
+        .with_header("Accept", &accept);
+        let resp = engine.handle(&req);
+        let typed = engine.frames(
+            &sia::DicomRef::instance(&study, &series, &sop),
+            &[1],
+            &accept,
+            &sia::Grant::local(),
+        );
+        match typed {
+            Ok(f) => {
+                assert_eq!(resp.status(), 200, "{name}");
+                let f = &f.frames()[0];
+                assert_eq!(f.transfer_syntax(), EXPLICIT_LE, "{name}");
+                assert_eq!(
+                    resp.header("Content-Type"),
+                    Some(f.content_type()),
+                    "{name}"
+                );
+                assert_eq!(resp.body().to_vec(), f.bytes().to_vec(), "{name}");
+                let samples = f.rows() * f.columns() * f.samples_per_pixel();
+                assert_eq!(f.len() as u32, samples * f.bits_allocated() / 8, "{name}");
+                decoded += 1;
+            }
+            Err(e) => {
+                assert_eq!(resp.status(), e.status(), "{name}: {e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(decoded >= 20, "{decoded} files decoded, {refused} refused");
+}
