@@ -286,8 +286,8 @@ pub fn frame_media_type(transfer_syntax: &str) -> &'static str {
 /// How a client accepts whole instances (`application/dicom`) in `transfer_syntax`:
 /// `Some(true)` inside `multipart/related`, `Some(false)` as a single part, `None` not at
 /// all. Without a transfer-syntax parameter, a compressed instance is accepted as it is
-/// stored (sia does not decompress; PS3.18 8.7.3.3 allows that for lossy data and
-/// viewers expect it for the rest).
+/// stored (PS3.18 8.7.3.3 allows that for lossy data; lossless sources that this build
+/// decodes were already rewritten to Explicit VR Little Endian by `decoded.rs`).
 pub fn accepts_dicom(accept: &AcceptHeader, transfer_syntax: &str) -> Option<bool> {
     let mut best: Option<(u16, bool)> = None;
     for r in accept.ranges.iter().filter(|r| r.q > 0) {
