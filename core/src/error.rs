@@ -98,6 +98,8 @@ pub struct Error {
     /// A FHIR issue code more precise than the kind's (`not-supported` for an unknown
     /// search parameter, which is still a 400).
     fhir_code: Option<&'static str>,
+    /// Seconds a client should wait before retrying a 503 (RFC 9110 §10.2.3).
+    retry_after: Option<u32>,
 }
 
 impl Error {
@@ -109,7 +111,20 @@ impl Error {
             detail: None,
             challenge: None,
             fhir_code: None,
+            retry_after: None,
         }
+    }
+
+    /// This error with a `Retry-After` of `seconds` in its response (RFC 9110 §10.2.3):
+    /// for `Unavailable` errors that clear by themselves (every decoder busy).
+    pub fn with_retry_after(mut self, seconds: u32) -> Error {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The `Retry-After` seconds of this error's response, if it has one.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
     }
 
     /// This error with `detail` for the log (may name paths and SQL).
@@ -221,6 +236,9 @@ impl Error {
         if let Some(c) = &self.challenge {
             r.headers.push(("WWW-Authenticate".into(), c.clone()));
         }
+        if let Some(s) = self.retry_after {
+            r.headers.push(("Retry-After".into(), s.to_string()));
+        }
         if let Some(d) = &self.detail {
             r.set_detail(d.clone());
         }
@@ -264,6 +282,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_after_reaches_both_answers_and_only_when_set() {
+        let busy = Error::new(ErrorKind::Unavailable, "busy").with_retry_after(1);
+        assert_eq!(busy.retry_after(), Some(1));
+        for r in [busy.to_response(), busy.to_fhir_response()] {
+            assert_eq!(r.status, 503);
+            assert_eq!(r.header("Retry-After"), Some("1"));
+        }
+        let plain = Error::new(ErrorKind::Unavailable, "down");
+        assert_eq!(plain.to_response().header("Retry-After"), None);
+    }
 
     #[test]
     fn the_client_never_reads_the_detail() {

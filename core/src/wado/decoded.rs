@@ -124,7 +124,8 @@ pub(crate) fn failure_error(f: FrameFailure, transfer_syntax: &str, n: u32) -> E
         FrameFailure::Busy => Error::new(
             ErrorKind::Unavailable,
             "every decoder is busy; try again shortly",
-        ),
+        )
+        .with_retry_after(1),
         FrameFailure::Decode(DecodeError::Unsupported(m)) => Error::not_acceptable(format!(
             "frame {n} cannot be decoded ({m}); ask for its stored syntax {transfer_syntax}"
         )),
