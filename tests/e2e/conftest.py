@@ -124,6 +124,27 @@ class Server:
         return self.proc.returncode
 
 
+def instance_uids(server):
+    """(study, series, instance) UIDs of every instance the server lists over QIDO-RS."""
+
+    def get(path):
+        r = server.get(path)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        return r.json()
+
+    def uid(v, tag):
+        return v[tag]["Value"][0]
+
+    out = []
+    for st in get("/dicom-web/studies"):
+        s = uid(st, "0020000D")
+        for se in get(f"/dicom-web/studies/{s}/series"):
+            se = uid(se, "0020000E")
+            for i in get(f"/dicom-web/studies/{s}/series/{se}/instances"):
+                out.append((s, se, uid(i, "00080018")))
+    return out
+
+
 @pytest.fixture
 def start_server(sia, tmp_path):
     """Starts servers for one test and stops them after it: `start_server(args...)`."""

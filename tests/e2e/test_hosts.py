@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from _oauth import TIMEOUT
-from conftest import Server
+from conftest import Server, instance_uids
 
 DICOM = 'multipart/related; type="application/dicom"'
 OCTETS = 'multipart/related; type="application/octet-stream"'
@@ -51,24 +51,6 @@ def normalised(content_type, body):
         return content_type, body
     return content_type.replace(b, "BOUNDARY"), body.replace(b.encode(), b"BOUNDARY")
 
-
-def uids(server):
-    def get(path):
-        r = server.get(path)
-        assert r.status_code == 200, (path, r.status_code, r.text)
-        return r.json()
-
-    def uid(v, tag):
-        return v[tag]["Value"][0]
-
-    out = []
-    for st in get("/dicom-web/studies"):
-        s = uid(st, "0020000D")
-        for se in get(f"/dicom-web/studies/{s}/series"):
-            se = uid(se, "0020000E")
-            for i in get(f"/dicom-web/studies/{s}/series/{se}/instances"):
-                out.append((s, se, uid(i, "00080018")))
-    return out
 
 
 def targets(all_uids):
@@ -128,7 +110,7 @@ def targets(all_uids):
 
 def test_every_answer_equals_the_engines_in_process_answer(sia, served):
     server, db = served
-    all_uids = uids(server)
+    all_uids = instance_uids(server)
     assert len(all_uids) >= 3
     failures = []
     for target, headers in targets(all_uids):
@@ -153,7 +135,7 @@ def test_frames_and_instances_are_what_the_files_hold(served):
     import pydicom
 
     server, _ = served
-    s, se, i = uids(server)[0]
+    s, se, i = instance_uids(server)[0]
     inst = f"/dicom-web/studies/{s}/series/{se}/instances/{i}"
     r = server.get(inst, headers={"Accept": DICOM})
     assert r.status_code == 200

@@ -6,26 +6,10 @@ data folder or the index. The detail goes to the server's log instead."""
 import os
 import shutil
 
+from conftest import instance_uids
+
 DICOM = 'multipart/related; type="application/dicom"'
 
-
-def uids(server):
-    def get(path):
-        r = server.get(path)
-        assert r.status_code == 200, (path, r.status_code, r.text)
-        return r.json()
-
-    def uid(v, tag):
-        return v[tag]["Value"][0]
-
-    out = []
-    for st in get("/dicom-web/studies"):
-        s = uid(st, "0020000D")
-        for se in get(f"/dicom-web/studies/{s}/series"):
-            se = uid(se, "0020000E")
-            for i in get(f"/dicom-web/studies/{s}/series/{se}/instances"):
-                out.append((s, se, uid(i, "00080018")))
-    return out
 
 
 def requests_for(all_uids):
@@ -78,7 +62,7 @@ def test_no_body_names_a_server_path(start_server, demo_dir, tmp_path):
     db.parent.mkdir()
     # No --config and no --dev on loopback: every request is served without a token.
     server = start_server(data, "--db", db)
-    all_uids = uids(server)
+    all_uids = instance_uids(server)
     assert len(all_uids) >= 10
     reqs = requests_for(all_uids)
     secrets = {str(tmp_path), str(data), str(db), os.path.realpath(tmp_path)}

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use crate::dicom::FrameTable;
 use crate::dicom::tag::ts;
+use crate::dicom::{Fragment, ImagePixelInfo};
 use crate::http::Chunk;
 use crate::index::InstanceLocation;
 use crate::pixels::{self, DecodeError, FrameFailure};
-use crate::storage::FileError;
+use crate::storage::{FileError, OpenFile};
 use crate::wado::{self, AcceptHeader, FrameRepresentation};
 use crate::{Engine, Error, ErrorKind, Result};
 
@@ -93,20 +94,7 @@ impl Engine {
         let file = self.files.open(&loc.file)?;
         let mut decoded = Vec::with_capacity(present.len());
         for &n in present {
-            let i = (n - 1) as usize;
-            let (a, b) = (frame_starts[i] as usize, frame_starts[i + 1] as usize);
-            let read = || -> std::result::Result<Vec<u8>, FileError> {
-                let mut out = Vec::new();
-                for f in &fragments[a..b] {
-                    out.extend_from_slice(&file.read(f.offset, u64::from(f.len))?);
-                }
-                Ok(out)
-            };
-            let frame = self
-                .pixels
-                .frame(&loc.file, n, &loc.transfer_syntax, &image, read)
-                .map_err(|f| failure_error(f, &loc.transfer_syntax, n))?;
-            decoded.push(frame);
+            decoded.push(self.decode_fragments(&file, loc, &image, fragments, frame_starts, n)?);
         }
         let photometric = pixels::decoded_photometric(&loc.transfer_syntax, &image).to_string();
         Ok(Some(DecodedFrames {
@@ -114,6 +102,39 @@ impl Engine {
             frames: decoded,
             photometric,
         }))
+    }
+}
+
+impl Engine {
+    /// Frame `n` (1-based) of an encapsulated instance, decoded (Explicit VR Little
+    /// Endian, interleaved) or taken from the decoded-frame cache: the frame's fragments
+    /// (`fragments[frame_starts[n-1]..frame_starts[n]]`) read from `file` and joined, then
+    /// handed to the codec. The caller has checked `n` against the frame table.
+    ///
+    /// # Errors
+    /// As [`failure_error`]: `NotAcceptable`, `TooCostly`, `Unavailable`, `InvalidDicom`,
+    /// `Gone`.
+    pub(crate) fn decode_fragments(
+        &self,
+        file: &OpenFile,
+        loc: &InstanceLocation,
+        image: &ImagePixelInfo,
+        fragments: &[Fragment],
+        frame_starts: &[u32],
+        n: u32,
+    ) -> Result<Arc<[u8]>> {
+        let i = (n - 1) as usize;
+        let (a, b) = (frame_starts[i] as usize, frame_starts[i + 1] as usize);
+        let read = || -> std::result::Result<Vec<u8>, FileError> {
+            let mut out = Vec::new();
+            for f in &fragments[a..b] {
+                out.extend_from_slice(&file.read(f.offset, u64::from(f.len))?);
+            }
+            Ok(out)
+        };
+        self.pixels
+            .frame(&loc.file, n, &loc.transfer_syntax, image, read)
+            .map_err(|f| failure_error(f, &loc.transfer_syntax, n))
     }
 }
 

@@ -21,7 +21,6 @@ use crate::http::{Body, Chunk, Request, Response};
 use crate::pixels;
 use crate::pixels::encode::{self, RENDERED_MEDIA_TYPES, Viewport};
 use crate::pixels::window::{self, VoiFunction, Window};
-use crate::storage::FileError;
 use crate::wado::frames::{FrameBytes, frame_chunks};
 use crate::wado::{AcceptHeader, Multipart, qido};
 use crate::{Engine, Error, ErrorKind, Result};
@@ -379,19 +378,8 @@ impl Engine {
                 frame_starts,
                 ..
             } => {
-                let i = (n - 1) as usize;
-                let (a, b) = (frame_starts[i] as usize, frame_starts[i + 1] as usize);
-                let read = || -> std::result::Result<Vec<u8>, FileError> {
-                    let mut out = Vec::new();
-                    for f in &fragments[a..b] {
-                        out.extend_from_slice(&file.read(f.offset, u64::from(f.len))?);
-                    }
-                    Ok(out)
-                };
-                let frame = self
-                    .pixels
-                    .frame(&loc.file, n, &loc.transfer_syntax, &image, read)
-                    .map_err(|f| crate::wado::decoded::failure_error(f, &loc.transfer_syntax, n))?;
+                let frame =
+                    self.decode_fragments(&file, &loc, &image, fragments, frame_starts, n)?;
                 let head = fragments.first().map_or(0, |f| f.offset);
                 (frame.to_vec().into(), file.read(0, head)?.into(), true)
             }
