@@ -3,7 +3,7 @@
 //! The codecs are those of `dicom-transfer-syntax-registry` built into this binary (its
 //! cargo features decide which; see the README's "Pixel data" table). A syntax decodes
 //! when the registry holds a pixel-data reader for it *and* sia checks its codestream
-//! header first ([`super::codestream`]); the rest answer 406.
+//! header first (`pixels::codestream`); the rest answer 406.
 
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
