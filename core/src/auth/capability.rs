@@ -137,6 +137,7 @@ impl CapabilityKey {
             }),
         };
         let key = EncodingKey::from_secret(&self.secret).expect("the secret is not empty");
+        super::crypto_provider();
         encode(&Header::new(Algorithm::HS256), &claims, &key).expect("serialisable claims")
     }
 
@@ -147,6 +148,7 @@ impl CapabilityKey {
         v.set_audience(&[AUDIENCE]);
         v.set_required_spec_claims(&["exp", "aud", "sub"]);
         let key = DecodingKey::from_secret(&self.secret).map_err(|_| "bad key".to_string())?;
+        super::crypto_provider();
         let c = decode::<Claims>(capability, &key, &v)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {

@@ -168,6 +168,19 @@ impl std::fmt::Debug for Authorizer {
     }
 }
 
+/// Installs AWS-LC as jsonwebtoken's process-wide crypto provider, once, before any
+/// signature is made or checked. jsonwebtoken chooses a provider by itself only when
+/// exactly one of its backend features is enabled in the whole build: a host whose own
+/// dependencies also enable `rust_crypto` would otherwise make every token check panic
+/// (caught by `handle`, but a 500 for every request). A provider the host installed
+/// first stays.
+pub(crate) fn crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    });
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

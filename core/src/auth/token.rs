@@ -376,6 +376,7 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
+    super::crypto_provider();
     jsonwebtoken::decode::<Value>(token, &key, &validation)
         .map_err(|_| "signature does not verify")?;
     check_claims(claims, policy, now)
