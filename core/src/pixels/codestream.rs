@@ -245,7 +245,51 @@ fn rle(b: &[u8], image: &ImagePixelInfo) -> Result<(), DecodeError> {
         }
         last = off;
     }
+    // Each segment must decode to a whole plane: the registry's adapter indexes its
+    // output by Rows × Columns and would panic on a short segment.
+    let plane = u64::from(image.rows) * u64::from(image.columns);
+    for i in 1..=segments as usize {
+        let end = if i < segments as usize {
+            word(i + 1) as usize
+        } else {
+            b.len()
+        };
+        if packbits_len(&b[word(i) as usize..end], plane) < plane {
+            return Err(corrupt(format!(
+                "RLE segment {i} decodes to fewer than the {plane} bytes of a plane"
+            )));
+        }
+    }
     Ok(())
+}
+
+/// How many bytes the PackBits `segment` (PS3.5 G.3.1) decodes to, counting stops once
+/// `limit` is reached; a literal run cut short by the segment's end counts only up to it.
+fn packbits_len(segment: &[u8], limit: u64) -> u64 {
+    let (mut out, mut at) = (0u64, 0usize);
+    while out < limit && at < segment.len() {
+        let n = segment[at] as i8;
+        at += 1;
+        match n {
+            0..=127 => {
+                let run = n as usize + 1;
+                if at + run > segment.len() {
+                    return out;
+                }
+                out += run as u64;
+                at += run;
+            }
+            -127..=-1 => {
+                if at >= segment.len() {
+                    return out;
+                }
+                out += (1 - i64::from(n)) as u64;
+                at += 1;
+            }
+            -128 => {}
+        }
+    }
+    out
 }
 
 /// For a JPEG frame whose data set says RGB (PS3.5 8.2.1: the components were coded
@@ -421,7 +465,8 @@ mod tests {
         h[0] = 2;
         h[4] = 64;
         h[8] = 66;
-        h.extend_from_slice(&[0; 4]);
+        // Two segments, each a plane of four zero bytes (a repeat run).
+        h.extend_from_slice(&[0xFD, 0, 0xFD, 0]);
         assert!(rle(&h, &im).is_ok());
         let mut bad = h.clone();
         bad[0] = 15;
@@ -430,6 +475,28 @@ mod tests {
         bad[8] = 60;
         assert!(rle(&bad, &im).is_err());
         assert!(rle(&h[..63], &im).is_err());
+    }
+
+    #[test]
+    fn rle_segments_must_fill_their_plane() {
+        // 2x2, 8-bit: one segment of 4 bytes.
+        let im = image(2, 2, 1, 8);
+        let frame = |segment: &[u8]| {
+            let mut h = vec![0u8; 64];
+            h[0] = 1;
+            h[4] = 64;
+            h.extend_from_slice(segment);
+            h
+        };
+        assert!(rle(&frame(&[3, 1, 2, 3, 4]), &im).is_ok()); // literal run of 4
+        assert!(rle(&frame(&[0xFD, 9]), &im).is_ok()); // repeat 9 four times
+        assert!(rle(&frame(&[0x80, 0xFF, 9, 1, 7, 8]), &im).is_ok()); // no-op, 9 twice, 2 literals
+        assert!(rle(&frame(&[2, 1, 2, 3]), &im).is_err()); // three bytes only
+        assert!(rle(&frame(&[3, 1, 2]), &im).is_err()); // literal run cut short
+        assert!(rle(&frame(&[0xFE]), &im).is_err()); // repeat without its byte
+        assert!(rle(&frame(&[]), &im).is_err()); // empty segment
+        // Longer than a plane is fine: the adapter takes Rows x Columns.
+        assert!(rle(&frame(&[0xF0, 1]), &im).is_ok());
     }
 
     #[test]
