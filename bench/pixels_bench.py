@@ -41,7 +41,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from serve_bench import dev_token, free_port  # noqa: E402
+from serve_bench import dev_token, free_port, orthanc  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -156,40 +156,9 @@ def sia_figures(data, n):
 
 
 def orthanc_figures(data, n):
-    if not shutil.which("Orthanc"):
-        print("Orthanc not installed: skipped", file=sys.stderr)
-        return None
-    work = pathlib.Path(tempfile.mkdtemp(prefix="orthanc-pixels-bench-"))
-    port = free_port()
-    config = {
-        "Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
-        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
-        "HttpPort": port, "DicomPort": free_port(), "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False, "StorageCompression": False,
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True, "WadoRoot": "/wado",
-                     "Host": f"127.0.0.1:{port}", "Ssl": False},
-    }
-    (work / "config.json").write_text(json.dumps(config))
-    proc = subprocess.Popen(["Orthanc", str(work / "config.json")], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"{base}/system", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        files = sorted((data / "jpegls").glob("*.dcm"))
-        for f in files:
-            req = urllib.request.Request(f"{base}/instances", data=f.read_bytes(), method="POST",
-                                         headers={"Content-Type": "application/dicom"})
-            urllib.request.urlopen(req, timeout=300).read()
-        return cases(base, uids(files), None, n, "rendered")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
+    files = sorted((data / "jpegls").glob("*.dcm"))
+    with orthanc(files, "orthanc-pixels-bench-") as base:
+        return None if base is None else cases(base, uids(files), None, n, "rendered")
 
 
 def pydicom_figures(data, n):

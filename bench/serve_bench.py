@@ -14,6 +14,7 @@ Needs `wrk`, and for the comparison `orthanc orthanc-dicomweb` (Debian packages)
 """
 
 import argparse
+import contextlib
 import json
 import pathlib
 import re
@@ -154,11 +155,16 @@ def sia_figures(data, seconds):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def orthanc_figures(data, seconds):
+@contextlib.contextmanager
+def orthanc(files, prefix):
+    """Orthanc 1.10 with its DICOMweb plugin on a free loopback port, `files` stored in it
+    (POST /instances); yields its base URL, and stops it and removes its storage after.
+    None when Orthanc is not installed."""
     if not shutil.which("Orthanc"):
         print("Orthanc not installed (apt-get install orthanc orthanc-dicomweb): skipped", file=sys.stderr)
-        return None
-    work = pathlib.Path(tempfile.mkdtemp(prefix="orthanc-serve-bench-"))
+        yield None
+        return
+    work = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
     port = free_port()
     config = {
         "Name": "bench", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
@@ -179,12 +185,23 @@ def orthanc_figures(data, seconds):
                 break
             except OSError:
                 time.sleep(0.2)
-        files = [data / "native600.dcm", data / "jpeg2000.dcm", *sorted((data / "study").glob("*.dcm")),
-                 *sorted((data / "demo").rglob("*.dcm"))]
         for f in files:
             req = urllib.request.Request(f"{base}/instances", data=f.read_bytes(), method="POST",
                                          headers={"Content-Type": "application/dicom"})
             urllib.request.urlopen(req, timeout=300).read()
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def orthanc_figures(data, seconds):
+    files = [data / "native600.dcm", data / "jpeg2000.dcm", *sorted((data / "study").glob("*.dcm")),
+             *sorted((data / "demo").rglob("*.dcm"))]
+    with orthanc(files, "orthanc-serve-bench-") as base:
+        if base is None:
+            return None
         results = {}
         for label, path, accept, is_fhir in CASES:
             if is_fhir:
@@ -195,10 +212,6 @@ def orthanc_figures(data, seconds):
             results[label] = wrk(url, accept, None, seconds, connections=conns, timeout="60s")
         results[LATENCY] = wrk(base + CASES[-1][1], CASES[-1][2], None, seconds, connections=1, timeout="60s")
         return results
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
