@@ -6,7 +6,6 @@ refusal, and the same status Engine.handle gives the row's request."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import pathlib
 import sys
 from types import ModuleType
@@ -59,21 +58,7 @@ def secured(demo_dir: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) ->
     with sia.Engine(base / "sia.db") as e:
         e.index(demo_dir, progress=False)
         e.link("123", "DEMO-001", "SIA_DEMO")
-    keys = auth.Keys()
-    (base / "jwks.json").write_text(json.dumps(keys.jwks()))
-    (base / "sia.toml").write_text(f"""
-[server]
-base_url = "http://127.0.0.1:8080"
-db = "sia.db"
-[[issuers]]
-iss = "{auth.ISS}"
-audiences = ["{auth.AUD}", "http://127.0.0.1:8080/fhir"]
-jwks_file = "jwks.json"
-algorithms = ["RS256", "ES256", "EdDSA", "PS256"]
-leeway_seconds = 30
-[patients]
-policy = "links"
-""")
+    keys = auth.write_keys_and_config(base)
     with sia.Engine(None, base / "sia.toml") as e:
         yield e, keys
 

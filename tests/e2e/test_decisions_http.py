@@ -7,7 +7,6 @@ in-process (the server translates, it does not decide), and on FHIR routes a val
 OperationOutcome."""
 
 import importlib.util
-import json
 import pathlib
 import sys
 
@@ -62,22 +61,7 @@ def env(sia, tmp_path_factory):
     run(sia, "demo", base / "d")
     run(sia, "index", "--db", base / "sia.db", base / "d")
     run(sia, "link", "--db", base / "sia.db", "--patient", "123", "--identifier", "DEMO-001", "--issuer", "SIA_DEMO")
-    keys = auth.Keys()
-    (base / "jwks.json").write_text(json.dumps(keys.jwks()))
-    (base / "sia.toml").write_text(f"""
-[server]
-listen = "127.0.0.1:8080"
-base_url = "http://127.0.0.1:8080"
-db = "sia.db"
-[[issuers]]
-iss = "{auth.ISS}"
-audiences = ["{auth.AUD}", "http://127.0.0.1:8080/fhir"]
-jwks_file = "jwks.json"
-algorithms = ["RS256", "ES256", "EdDSA", "PS256"]
-leeway_seconds = 30
-[patients]
-policy = "links"
-""")
+    keys = auth.write_keys_and_config(base)
     return base, keys
 
 

@@ -52,12 +52,10 @@ class Keys:
         ]}
 
 
-@pytest.fixture(scope="module")
-def env(sia, tmp_path_factory):
-    base = tmp_path_factory.mktemp("auth")
-    run_sia(sia, "demo", base / "d")
-    run_sia(sia, "index", "--db", base / "sia.db", base / "d")
-    run_sia(sia, "link", "--db", base / "sia.db", "--patient", "123", "--identifier", "DEMO-001", "--issuer", "SIA_DEMO")
+def write_keys_and_config(base):
+    """Fresh keys, their JWKS (`jwks.json`) and the configuration (`sia.toml`, index
+    `sia.db`) of the decision table in `base`; the keys. Shared with
+    tests/e2e/test_decisions_http.py and py/tests/test_authorize.py."""
     keys = Keys()
     (base / "jwks.json").write_text(json.dumps(keys.jwks()))
     (base / "sia.toml").write_text(f"""
@@ -74,7 +72,16 @@ leeway_seconds = 30
 [patients]
 policy = "links"
 """)
-    return base, keys
+    return keys
+
+
+@pytest.fixture(scope="module")
+def env(sia, tmp_path_factory):
+    base = tmp_path_factory.mktemp("auth")
+    run_sia(sia, "demo", base / "d")
+    run_sia(sia, "index", "--db", base / "sia.db", base / "d")
+    run_sia(sia, "link", "--db", base / "sia.db", "--patient", "123", "--identifier", "DEMO-001", "--issuer", "SIA_DEMO")
+    return base, write_keys_and_config(base)
 
 
 def claims(**over):
