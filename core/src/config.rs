@@ -46,7 +46,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::auth::capability::CapabilityKey;
-use crate::auth::{Authorizer, BackendAccess, BackendClient, IssuerPolicy, Keys, PatientPolicy};
+use crate::auth::{
+    Authorizer, BackendAccess, BackendClient, IssuerPolicy, JwsAlgorithm, Keys, PatientPolicy,
+};
 use crate::engine::Config;
 use crate::error::{Error, Result};
 
@@ -237,13 +239,42 @@ pub enum ClientAuth {
         /// The PKCS#8 (or PKCS#1 / SEC1) PEM private key.
         key_pem: String,
         /// The signing algorithm (RS384, ES384, ...).
-        alg: jsonwebtoken::Algorithm,
+        alg: JwsAlgorithm,
         /// `kid` of the assertion's header, when configured.
         kid: Option<String>,
     },
 }
 
 impl ClientAuth {
+    /// A client assertion (RFC 7523 §2.2; SMART Backend Services) for the endpoint `aud`:
+    /// `iss` = `sub` = the client id, valid five minutes from now, with the caller's `jti`
+    /// (unique per assertion: the endpoint refuses a replayed one), signed with the
+    /// configured key and algorithm.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a `client_secret_basic` client (it sends no assertion);
+    /// `Config` when the key no longer reads as a key for its algorithm.
+    pub fn client_assertion(&self, aud: &str, jti: &str) -> Result<String> {
+        match self {
+            ClientAuth::PrivateKeyJwt {
+                client_id,
+                key_pem,
+                alg,
+                kid,
+            } => crate::auth::jws::client_assertion(
+                client_id,
+                key_pem,
+                *alg,
+                kid.as_deref(),
+                aud,
+                jti,
+            ),
+            ClientAuth::SecretBasic { .. } => Err(Error::invalid(
+                "a client_secret_basic client sends no client assertion",
+            )),
+        }
+    }
+
     /// The client id.
     pub fn client_id(&self) -> &str {
         match self {
@@ -310,45 +341,6 @@ struct Patients {
     identifier_systems: std::collections::HashMap<String, String>,
 }
 
-/// The signing algorithm of a client key: `asked`, else RS384 for RSA and ES384 for EC
-/// (what SMART Backend Services servers must support); the key must sign with it.
-fn client_key_alg(
-    pem: &str,
-    asked: Option<&str>,
-) -> std::result::Result<jsonwebtoken::Algorithm, String> {
-    use jsonwebtoken::{Algorithm, EncodingKey};
-    let rsa = EncodingKey::from_rsa_pem(pem.as_bytes()).is_ok();
-    let alg = match asked {
-        Some(a) => a
-            .parse::<Algorithm>()
-            .map_err(|_| format!("unknown algorithm {a}"))?,
-        None if rsa => Algorithm::RS384,
-        None => Algorithm::ES384,
-    };
-    let key = match alg {
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => EncodingKey::from_rsa_pem(pem.as_bytes()),
-        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem.as_bytes()),
-        other => {
-            return Err(format!(
-                "{other:?} is not an asymmetric algorithm for a client key"
-            ));
-        }
-    }
-    .map_err(|e| format!("not a private key for {alg:?}: {e}"))?;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(alg),
-        &serde_json::json!({"test": true}),
-        &key,
-    )
-    .map_err(|e| format!("the key cannot sign {alg:?}: {e}"))?;
-    Ok(alg)
-}
-
 fn invalid(path: &Path, m: impl std::fmt::Display) -> Error {
     Error::new(crate::ErrorKind::Config, format!("{}: {m}", path.display()))
 }
@@ -398,7 +390,7 @@ impl Config {
             }
             let mut algorithms = Vec::new();
             for a in &i.algorithms {
-                let alg: jsonwebtoken::Algorithm = a
+                let alg: JwsAlgorithm = a
                     .parse()
                     .map_err(|_| invalid(path, format!("unknown algorithm {a}")))?;
                 algorithms.push(alg);
@@ -409,14 +401,7 @@ impl Config {
                     format!("issuer {}: algorithms must not be empty", i.iss),
                 ));
             }
-            let hmac = |a: &jsonwebtoken::Algorithm| {
-                matches!(
-                    a,
-                    jsonwebtoken::Algorithm::HS256
-                        | jsonwebtoken::Algorithm::HS384
-                        | jsonwebtoken::Algorithm::HS512
-                )
-            };
+            let hmac = |a: &JwsAlgorithm| a.is_hmac();
             let remote = match (&i.jwks_url, i.jwks_discovery) {
                 (Some(url), false) => Some(JwksSource::Url {
                     iss: i.iss.clone(),
@@ -454,16 +439,11 @@ impl Config {
                     }
                     let f = resolve(f);
                     let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
-                    Keys::Jwks(
-                        serde_json::from_str(&text)
-                            .map_err(|e| invalid(&f, format!("not a JWKS: {e}")))?,
-                    )
+                    Keys::jwks_json(&text).map_err(|e| invalid(&f, e.message()))?
                 }
-                (None, Some(_), None) => Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: Vec::new() }),
+                (None, Some(_), None) => Keys::empty_jwks(),
                 // Introspected only: no token of the issuer verifies offline.
-                (None, None, None) if i.introspection_url.is_some() => {
-                    Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: Vec::new() })
-                }
+                (None, None, None) if i.introspection_url.is_some() => Keys::empty_jwks(),
                 (None, None, Some(f)) => {
                     if !algorithms.iter().all(hmac) {
                         return Err(invalid(
@@ -480,11 +460,7 @@ impl Config {
                     // RFC 7518 §3.2: a key at least as long as the hash output.
                     let need = algorithms
                         .iter()
-                        .map(|a| match a {
-                            jsonwebtoken::Algorithm::HS512 => 64,
-                            jsonwebtoken::Algorithm::HS384 => 48,
-                            _ => 32,
-                        })
+                        .filter_map(|a| a.min_secret_len())
                         .max()
                         .unwrap_or(32);
                     if secret.len() < need {
@@ -497,7 +473,7 @@ impl Config {
                             ),
                         ));
                     }
-                    Keys::Secret(secret)
+                    Keys::shared_secret(&secret)
                 }
                 _ => {
                     return Err(invalid(
@@ -660,7 +636,7 @@ fn issuer_client(
         (Some(id), None, Some(f)) => {
             let f = resolve(f);
             let key_pem = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
-            let alg = client_key_alg(&key_pem, i.client_key_alg.as_deref())
+            let alg = crate::auth::jws::client_key_alg(&key_pem, i.client_key_alg.as_deref())
                 .map_err(|m| invalid(&f, m))?;
             Some(ClientAuth::PrivateKeyJwt {
                 client_id: id.clone(),

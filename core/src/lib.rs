@@ -61,10 +61,11 @@
 //!
 //! Everything a host uses is re-exported here; the modules are private. JSON bodies are
 //! `serde_json::Value` (FHIR) or [`DicomJson`] bytes (DICOM JSON). A host builds an
-//! [`IssuerPolicy`] with [`IssuerPolicy::new`] (algorithm names as strings) and
-//! [`Keys::shared_secret`] / [`Keys::jwks_json`], without jsonwebtoken; the policy's
-//! fields and `Keys::Jwks` still carry jsonwebtoken's types for the engine's own
-//! configuration code. Nothing of rusqlite or memmap2 is in a public signature (a
+//! [`IssuerPolicy`] with [`IssuerPolicy::new`] (algorithm names as strings, or
+//! [`JwsAlgorithm`]) and [`Keys::shared_secret`] / [`Keys::jwks_json`]; [`Keys`] is
+//! opaque and [`ClientAuth::client_assertion`] signs a host's client assertions, so no
+//! host needs the JWT library sia verifies with (jsonwebtoken). Nothing of rusqlite,
+//! memmap2 or jsonwebtoken is in a public signature (a
 //! `From<rusqlite::Error>` for [`Error`] exists for `?` inside the crate and is hidden
 //! from the docs). `#[non_exhaustive]` marks what will grow ([`Config`] is built with
 //! [`Config::builder`] or read from TOML). The `internal` module is hidden: it serves
@@ -103,8 +104,8 @@ mod wado;
 
 pub use auth::capability::CapabilityKey;
 pub use auth::{
-    Access, Authorizer, BackendAccess, BackendClient, Credentials, Grant, IssuerPolicy, Keys,
-    PatientPolicy, ResourceKind,
+    Access, Authorizer, BackendAccess, BackendClient, Credentials, Grant, IssuerPolicy,
+    JwsAlgorithm, Keys, PatientPolicy, ResourceKind,
 };
 pub use config::{ClientAuth, IssuerClient, JwksSource, ServerSettings, TlsFiles};
 pub use demo::{DEMO_UID_ROOT, write_demo};

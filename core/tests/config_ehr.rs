@@ -100,7 +100,7 @@ fn private_key_jwt_clients_and_patient_resolution() {
     assert_eq!(ic.token_endpoint.as_deref(), Some("https://ehr/token"));
     assert!(
         matches!(&ic.client, Some(ClientAuth::PrivateKeyJwt { alg, kid, .. })
-        if *alg == jsonwebtoken::Algorithm::ES384 && kid.as_deref() == Some("k1"))
+        if *alg == sia::JwsAlgorithm::ES384 && kid.as_deref() == Some("k1"))
     );
     // A P-256 key signs ES256 when asked, not the ES384 default.
     assert!(load("introspection_url = \"https://ehr/i\"\nclient_id = \"sia\"\nclient_key_file = \"p256.pem\"\nclient_key_alg = \"ES256\"", "").is_ok());

@@ -9,7 +9,7 @@ use sia::internal::auth::token::{IssuerPolicy, Keys, verify};
 use sia::internal::auth::{Authorizer, Interaction, PatientPolicy};
 
 fn policies() -> Vec<IssuerPolicy> {
-    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(
+    let jwks = Keys::jwks_json(
         r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"ec1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#,
     )
     .expect("fixed JWKS");
@@ -19,10 +19,10 @@ fn policies() -> Vec<IssuerPolicy> {
     vec![
         base(
             "https://hs",
-            Keys::Secret(b"0123456789abcdef0123456789abcdef".to_vec()),
+            Keys::shared_secret(b"0123456789abcdef0123456789abcdef"),
             &["HS256"],
         ),
-        base("https://ec", Keys::Jwks(jwks), &["ES256"]),
+        base("https://ec", jwks, &["ES256"]),
     ]
 }
 

@@ -105,38 +105,12 @@ fn unverified_iss(token: &str) -> Option<String> {
 }
 
 /// A client assertion (RFC 7523 §2.2; SMART Backend Services) for `aud`, valid five
-/// minutes, with a random `jti`.
+/// minutes, with a random `jti`; the engine signs it.
 pub fn client_assertion(client: &ClientAuth, aud: &str) -> Result<String, String> {
-    let ClientAuth::PrivateKeyJwt {
-        client_id,
-        key_pem,
-        alg,
-        kid,
-    } = client
-    else {
-        return Err("not a private_key_jwt client".into());
-    };
-    use jsonwebtoken::Algorithm::*;
-    let key = match alg {
-        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => {
-            jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes())
-        }
-        _ => jsonwebtoken::EncodingKey::from_ec_pem(key_pem.as_bytes()),
-    }
-    .map_err(|e| format!("client key: {e}"))?;
-    let mut header = jsonwebtoken::Header::new(*alg);
-    header.kid = kid.clone();
-    header.typ = Some("JWT".into());
-    let t = now();
-    let claims = json!({
-        "iss": client_id,
-        "sub": client_id,
-        "aud": aud,
-        "iat": t,
-        "exp": t + 300,
-        "jti": super::dev::random_token::<16>()?,
-    });
-    jsonwebtoken::encode(&header, &claims, &key).map_err(|e| format!("client assertion: {e}"))
+    let jti = super::dev::random_token::<16>()?;
+    client
+        .client_assertion(aud, &jti)
+        .map_err(|e| e.to_string())
 }
 
 /// A form POST to an EHR endpoint with `client`'s authentication; the JSON answer of a

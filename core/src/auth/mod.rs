@@ -8,6 +8,7 @@
 
 mod access;
 pub mod capability;
+pub mod jws;
 pub mod scope;
 pub mod token;
 
@@ -17,6 +18,7 @@ pub use access::{Access, Credentials, Grant, ResourceKind};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+pub use jws::JwsAlgorithm;
 pub use scope::{Interaction, Restriction, ScopeSet};
 pub use token::{IssuerPolicy, Keys, VerifiedToken};
 
@@ -197,9 +199,7 @@ impl Authorizer {
         let issuers = issuers
             .into_iter()
             .map(|mut i| {
-                if let Keys::Jwks(set) = i.keys {
-                    i.keys = Keys::Jwks(token::screen_jwks(&i.iss, set));
-                }
+                i.keys = i.keys.screened(&i.iss);
                 i
             })
             .collect::<Vec<_>>();
@@ -263,17 +263,16 @@ impl Authorizer {
     /// Replaces the keys of issuer `iss` with the JWKS `jwks_json` (the host fetched it
     /// from the issuer's `jwks_url`). Tokens already verified stay cached until they expire.
     pub fn set_jwks(&self, iss: &str, jwks_json: &str) -> Result<(), String> {
-        let set: jsonwebtoken::jwk::JwkSet =
-            serde_json::from_str(jwks_json).map_err(|e| format!("not a JWKS: {e}"))?;
+        let keys = Keys::jwks_json(jwks_json).map_err(|e| e.message().to_string())?;
         let mut issuers = self.issuers.write().unwrap_or_else(|e| e.into_inner());
         let issuer = issuers
             .iter_mut()
             .find(|i| i.iss == iss)
             .ok_or_else(|| format!("issuer {iss:?} is not configured"))?;
-        if matches!(issuer.keys, Keys::Secret(_)) {
+        if issuer.keys.is_shared_secret() {
             return Err(format!("issuer {iss:?} uses a shared secret, not a JWKS"));
         }
-        issuer.keys = Keys::Jwks(token::screen_jwks(iss, set));
+        issuer.keys = keys.screened(iss);
         Ok(())
     }
 
@@ -284,13 +283,8 @@ impl Authorizer {
             let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
             match issuers.iter().find(|i| i.iss == iss) {
                 None => return false,
-                Some(i) => match &i.keys {
-                    Keys::Secret(_) => return false,
-                    Keys::Jwks(set) => set
-                        .keys
-                        .iter()
-                        .any(|k| k.common.key_id.as_deref() == Some(kid)),
-                },
+                Some(i) if i.keys.is_shared_secret() => return false,
+                Some(i) => i.keys.has_kid(kid),
             }
         };
         if known {
@@ -315,9 +309,7 @@ impl Authorizer {
             return Err(format!("issuer {:?} is already configured", policy.iss));
         }
         let mut policy = policy;
-        if let Keys::Jwks(set) = policy.keys {
-            policy.keys = Keys::Jwks(token::screen_jwks(&policy.iss, set));
-        }
+        policy.keys = policy.keys.screened(&policy.iss);
         issuers.push(policy);
         Ok(())
     }
@@ -330,28 +322,18 @@ impl Authorizer {
         let (iss, kid) = token::unverified_iss_kid(bearer)?;
         let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
         let issuer = issuers.iter().find(|i| i.iss == iss)?;
-        match &issuer.keys {
-            Keys::Secret(_) => None,
-            Keys::Jwks(set) => (!set
-                .keys
-                .iter()
-                .any(|k| k.common.key_id.as_deref() == Some(kid.as_str())))
-            .then_some((iss, kid)),
-        }
+        (!issuer.keys.is_shared_secret() && !issuer.keys.has_kid(&kid)).then_some((iss, kid))
     }
 
     /// The `kid`s of issuer `iss`'s current keys (empty for a shared secret or an
     /// unknown issuer), so a host can log key rotation.
     pub fn key_ids(&self, iss: &str) -> Vec<String> {
         let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
-        match issuers.iter().find(|i| i.iss == iss).map(|i| &i.keys) {
-            Some(Keys::Jwks(set)) => set
-                .keys
-                .iter()
-                .map(|k| k.common.key_id.clone().unwrap_or_default())
-                .collect(),
-            _ => Vec::new(),
-        }
+        issuers
+            .iter()
+            .find(|i| i.iss == iss)
+            .map(|i| i.keys.key_ids())
+            .unwrap_or_default()
     }
 
     /// An RFC 7662 introspection response for `bearer`: the token's fields when it
@@ -579,7 +561,7 @@ mod tests {
         let policy = |iss: &str, keys| IssuerPolicy {
             iss: iss.into(),
             audiences: vec!["https://ehr/fhir".into()],
-            algorithms: vec![Algorithm::HS256, Algorithm::RS256],
+            algorithms: vec![JwsAlgorithm::HS256, JwsAlgorithm::RS256],
             leeway: 30,
             require_typ: None,
             patient_claim: "patient".into(),
@@ -588,11 +570,8 @@ mod tests {
         };
         Authorizer::new(
             vec![
-                policy("https://hs", Keys::Secret(SECRET.to_vec())),
-                policy(
-                    "https://rsa",
-                    Keys::Jwks(jsonwebtoken::jwk::JwkSet { keys: vec![] }),
-                ),
+                policy("https://hs", Keys::shared_secret(SECRET)),
+                policy("https://rsa", Keys::empty_jwks()),
             ],
             PatientPolicy::Links,
         )

@@ -13,10 +13,11 @@
 use base64::Engine as _;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use super::jws::JwsAlgorithm;
 use serde_json::Value;
 
-/// How an issuer's tokens are checked. Build one with [`IssuerPolicy::new`] (the
-/// algorithm and key-set field types are jsonwebtoken's).
+/// How an issuer's tokens are checked. Build one with [`IssuerPolicy::new`].
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct IssuerPolicy {
@@ -25,7 +26,7 @@ pub struct IssuerPolicy {
     /// Accepted `aud` values.
     pub audiences: Vec<String>,
     /// Allowed algorithms.
-    pub algorithms: Vec<Algorithm>,
+    pub algorithms: Vec<JwsAlgorithm>,
     /// Clock skew allowed, seconds.
     pub leeway: i64,
     /// Required `typ` (e.g. `at+jwt`), if any.
@@ -55,19 +56,14 @@ impl IssuerPolicy {
     ) -> crate::Result<IssuerPolicy> {
         let algorithms = algorithms
             .iter()
-            .map(|a| {
-                a.parse::<Algorithm>()
-                    .map_err(|_| crate::Error::invalid(format!("{a:?} is not a JWS algorithm")))
-            })
+            .map(|a| a.parse::<JwsAlgorithm>())
             .collect::<crate::Result<Vec<_>>>()?;
         if algorithms.is_empty() {
             return Err(crate::Error::invalid(
                 "an issuer needs at least one algorithm",
             ));
         }
-        let hmac =
-            |a: &Algorithm| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
-        if matches!(keys, Keys::Secret(_)) && !algorithms.iter().all(hmac) {
+        if keys.is_shared_secret() && !algorithms.iter().all(|a| a.is_hmac()) {
             return Err(crate::Error::invalid(
                 "a shared secret allows HS256/384/512 only",
             ));
@@ -85,9 +81,14 @@ impl IssuerPolicy {
     }
 }
 
-/// Where an issuer's verification keys come from.
+/// Where an issuer's verification keys come from: a JWKS (RFC 7517 §5) or an HMAC shared
+/// secret. Opaque, so the JWT library sia verifies with is not part of the API.
 #[derive(Clone)]
-pub enum Keys {
+pub struct Keys(pub(crate) KeySource);
+
+/// What [`Keys`] holds.
+#[derive(Clone)]
+pub(crate) enum KeySource {
     /// A JWKS (from a file, or handed over by the host for `jwks_url`).
     Jwks(JwkSet),
     /// An HMAC shared secret (HS256/384/512 only).
@@ -98,7 +99,7 @@ impl Keys {
     /// An HMAC shared secret (HS256/384/512; RFC 7518 §3.2 wants at least as many
     /// bytes as the hash has).
     pub fn shared_secret(secret: &[u8]) -> Keys {
-        Keys::Secret(secret.to_vec())
+        Keys(KeySource::Secret(secret.to_vec()))
     }
 
     /// A JWKS (RFC 7517 §5) from its JSON text (`{"keys": [...]}`).
@@ -107,8 +108,52 @@ impl Keys {
     /// `InvalidInput` when it is not a JWKS.
     pub fn jwks_json(json: &str) -> crate::Result<Keys> {
         serde_json::from_str::<JwkSet>(json)
-            .map(Keys::Jwks)
+            .map(|set| Keys(KeySource::Jwks(set)))
             .map_err(|e| crate::Error::invalid(format!("not a JWKS: {e}")))
+    }
+
+    /// A JWKS with no key yet: an issuer whose keys the host fetches from its `jwks_url`
+    /// later ([`crate::Engine::unknown_kid`]), or one whose tokens are only introspected.
+    pub fn empty_jwks() -> Keys {
+        Keys(KeySource::Jwks(JwkSet { keys: Vec::new() }))
+    }
+
+    /// Whether these keys are a shared secret (else a JWKS).
+    pub fn is_shared_secret(&self) -> bool {
+        matches!(self.0, KeySource::Secret(_))
+    }
+
+    /// The `kid` of each JWKS key, in order (`""` for a key without one); empty for a
+    /// shared secret.
+    pub fn key_ids(&self) -> Vec<String> {
+        match &self.0 {
+            KeySource::Jwks(set) => set
+                .keys
+                .iter()
+                .map(|k| k.common.key_id.clone().unwrap_or_default())
+                .collect(),
+            KeySource::Secret(_) => Vec::new(),
+        }
+    }
+
+    /// Whether a JWKS key has `kid` (false for a shared secret).
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+        match &self.0 {
+            KeySource::Jwks(set) => set
+                .keys
+                .iter()
+                .any(|k| k.common.key_id.as_deref() == Some(kid)),
+            KeySource::Secret(_) => false,
+        }
+    }
+
+    /// These keys without the JWKS keys that must not verify tokens of `iss`
+    /// ([`screen_jwks`]); a shared secret unchanged.
+    pub(crate) fn screened(self, iss: &str) -> Keys {
+        match self.0 {
+            KeySource::Jwks(set) => Keys(KeySource::Jwks(screen_jwks(iss, set))),
+            secret => Keys(secret),
+        }
     }
 }
 
@@ -321,10 +366,10 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
         .get("alg")
         .and_then(Value::as_str)
         .ok_or("token header has no alg")?;
-    let alg: Algorithm = alg_name
+    let jws: JwsAlgorithm = alg_name
         .parse()
         .map_err(|_| format!("algorithm {:?} is not accepted", clip(alg_name)))?;
-    if !policy.algorithms.contains(&alg) {
+    if !policy.algorithms.contains(&jws) {
         return Err(format!(
             "algorithm {alg_name} is not allowed for this issuer"
         ));
@@ -336,12 +381,12 @@ pub fn verify(token: &str, issuers: &[IssuerPolicy], now: i64) -> Result<Verifie
             return Err(format!("token typ must be {want}"));
         }
     }
-    let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
-    let key = match (&policy.keys, hmac) {
-        (Keys::Secret(secret), true) => {
+    let alg = jws.to_jwt();
+    let key = match (&policy.keys.0, jws.is_hmac()) {
+        (KeySource::Secret(secret), true) => {
             DecodingKey::from_secret(secret).map_err(|_| "empty shared secret")?
         }
-        (Keys::Jwks(set), false) => {
+        (KeySource::Jwks(set), false) => {
             let kid = header
                 .get("kid")
                 .and_then(Value::as_str)
@@ -474,12 +519,12 @@ mod time_boundaries {
         IssuerPolicy {
             iss: "https://ehr".into(),
             audiences: vec!["https://ehr/fhir".into()],
-            algorithms: vec![Algorithm::HS256],
+            algorithms: vec![JwsAlgorithm::HS256],
             leeway,
             require_typ: None,
             patient_claim: "patient".into(),
             scope_claim: "scope".into(),
-            keys: Keys::Secret(vec![0; 32]),
+            keys: Keys::shared_secret(&[0; 32]),
         }
     }
 

@@ -84,16 +84,11 @@ impl DevEhr {
         imaging_fhir: &str,
     ) -> Result<IssuerPolicy, String> {
         let key = keys::load_or_create(&key_path(db))?;
-        let set: JwkSet = serde_json::from_value(json!({ "keys": [key.jwk] }))
+        let keys = Keys::jwks_json(&json!({ "keys": [key.jwk] }).to_string())
             .map_err(|e| format!("dev JWKS: {e}"))?;
         let fhir_base = format!("{}/dev/fhir", server_base.trim_end_matches('/'));
-        IssuerPolicy::new(
-            &fhir_base,
-            &[imaging_fhir, &fhir_base],
-            &["ES256"],
-            Keys::Jwks(set),
-        )
-        .map_err(|e| format!("dev issuer: {e}"))
+        IssuerPolicy::new(&fhir_base, &[imaging_fhir, &fhir_base], &["ES256"], keys)
+            .map_err(|e| format!("dev issuer: {e}"))
     }
 
     /// The EHR for the server at `server_base`, signing with the key beside `db`.
