@@ -183,3 +183,53 @@ fn shared_secrets_are_as_long_as_their_algorithms_hash() {
         }
     }
 }
+
+#[test]
+fn the_engine_signs_client_assertions_with_the_configured_key() {
+    use base64::Engine as _;
+    let c = load(
+        "introspection_url = \"https://ehr/introspect\"\nclient_id = \"sia\"\nclient_key_file = \"p384.pem\"\nclient_key_id = \"k1\"",
+        "",
+    )
+    .unwrap();
+    let client = c.issuer_clients[0].client.clone().unwrap();
+    let token = client
+        .client_assertion("https://ehr/token", "jti-1")
+        .unwrap();
+    // The public point is the last 97 bytes of the PKCS#8 DER: 04 || x || y.
+    let body: String = P384.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    let point = &der[der.len() - 97..];
+    assert_eq!(point[0], 4);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let key =
+        jsonwebtoken::DecodingKey::from_ec_components(&b64(&point[1..49]), &b64(&point[49..]))
+            .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES384);
+    validation.set_audience(&["https://ehr/token"]);
+    validation.set_issuer(&["sia"]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
+    assert_eq!(data.header.kid.as_deref(), Some("k1"));
+    assert_eq!(data.claims["sub"], "sia");
+    assert_eq!(data.claims["jti"], "jti-1");
+    let (iat, exp) = (
+        data.claims["iat"].as_i64().unwrap(),
+        data.claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, 300);
+    // A client_secret_basic client has no assertion to send.
+    let basic = load(
+        "introspection_url = \"https://ehr/introspect\"\nclient_id = \"sia\"\nclient_secret_file = \"secret\"",
+        "",
+    )
+    .unwrap();
+    let err = basic.issuer_clients[0]
+        .client
+        .as_ref()
+        .unwrap()
+        .client_assertion("https://ehr/token", "j")
+        .unwrap_err();
+    assert_eq!(err.kind(), sia::ErrorKind::InvalidInput);
+}
