@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 
 use super::ScanError;
+use super::deflate::inflate_up_to;
 use super::elements::{self, DataSetEnd, InDataSet, InSequence};
-use super::scan::{
-    Header, MAX_DEPTH, UNDEFINED, big_endian_pixel_unit, decode_header, inflate_up_to,
-    locate_data_set, skip_undefined_sequence,
-};
+use super::elements::{Header, MAX_DEPTH, UNDEFINED, decode_header};
+use super::frames::big_endian_pixel_unit;
+use super::scan::{locate_data_set, skip_undefined_sequence};
 use super::source::SliceSource;
 use super::tag::{Encoding, Tag, Vr, tags};
 
@@ -69,7 +69,7 @@ pub fn find<'a>(
             &mut SliceSource(bytes),
             start.pos,
             bytes.len() as u64,
-            super::scan::MAX_INFLATED_INSTANCE,
+            super::deflate::MAX_INFLATED_INSTANCE,
         )?;
         let found = find_in(&inflated, 0, start.encoding, path, bits_allocated)?;
         return Ok(found.map(|v| match v {

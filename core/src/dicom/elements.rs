@@ -1,19 +1,106 @@
-//! The structural rules every reader of a data set shares: what an item or delimiter
-//! tag means where it is met. The scanner, the DICOM JSON writer, the bulk-data finder
-//! and the retrieve rewriter all walk elements with [`super::scan::decode_header`] and
-//! decide every (FFFE,xxxx) tag here, so that they are equally tolerant: what the index
-//! accepts, every later reader can read.
-//!
-//! Tolerated, as pydicom reads them: fewer bytes than an element header at the end of
-//! the root data set (ignored); a delimiter that closes nothing (a Sequence
-//! Delimitation Item inside a data set, an Item Delimitation Item outside an
-//! undefined-length item) is stepped over; a Sequence Delimitation Item inside a
-//! defined-length sequence ends that sequence, and the walk goes on where the
-//! sequence's length says it ends. Everything else out of place is an error.
+//! The structural rules every reader of a data set shares: how an element header is
+//! decoded (PS3.5 §7.1) and what an item or delimiter tag means where it is met. The
+//! scanner, the DICOM JSON writer, the bulk-data finder and the retrieve rewriter all
+//! walk elements with [`decode_header`] and decide every (FFFE,xxxx) tag here, so that
+//! they are equally tolerant: what the index accepts, every later reader can read.
+//! Tolerated, as pydicom reads them: fewer bytes than an element header at the end of the
+//! root data set (ignored); a delimiter that closes nothing (a Sequence Delimitation Item
+//! inside a data set, an Item Delimitation Item outside an undefined-length item) is
+//! stepped over; a Sequence Delimitation Item inside a defined-length sequence ends that
+//! sequence, and the walk goes on where the sequence's length says it ends. Everything
+//! else out of place is an error.
 
 use super::ScanError;
-use super::scan::Header;
-use super::tag::tags;
+use super::tag::{self, Encoding, Tag, Vr, tags};
+
+/// The undefined length (PS3.5 §7.1.1): a sequence or item ends at its delimiter.
+pub(crate) const UNDEFINED: u32 = 0xFFFF_FFFF;
+/// Deepest sequence nesting walked; real files stay below 10.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// One element header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Header {
+    pub(crate) tag: Tag,
+    pub(crate) vr: Option<Vr>,
+    pub(crate) len: u32,
+    pub(crate) value_pos: u64,
+    /// The VR was read from the element (else it came from the dictionary).
+    pub(crate) explicit: bool,
+}
+
+/// Decodes the element header at the start of `b` (the bytes from `pos` on; 8 are
+/// needed, 12 for an explicit-VR element with a 32-bit length).
+pub(crate) fn decode_header(b: &[u8], pos: u64, enc: Encoding) -> Result<Header, ScanError> {
+    let short = || {
+        ScanError::truncated(format!(
+            "element header at byte {pos} runs past the end of the data"
+        ))
+    };
+    if b.len() < 8 {
+        return Err(short());
+    }
+    let u16_at = |o: usize| {
+        let a = [b[o], b[o + 1]];
+        if enc.big_endian {
+            u16::from_be_bytes(a)
+        } else {
+            u16::from_le_bytes(a)
+        }
+    };
+    let u32_at = |o: usize| {
+        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if enc.big_endian {
+            u32::from_be_bytes(a)
+        } else {
+            u32::from_le_bytes(a)
+        }
+    };
+    let tag = Tag(u16_at(0), u16_at(2));
+    if tag.0 == 0xFFFE {
+        return Ok(Header {
+            tag,
+            vr: None,
+            len: u32_at(4),
+            value_pos: pos + 8,
+            explicit: false,
+        });
+    }
+    if enc.explicit_vr
+        && let Some(vr) = Vr::from_bytes([b[4], b[5]])
+    {
+        if !vr.has_long_length() {
+            return Ok(Header {
+                tag,
+                vr: Some(vr),
+                len: u32::from(u16_at(6)),
+                value_pos: pos + 8,
+                explicit: true,
+            });
+        }
+        if b.len() < 12 {
+            return Err(ScanError::truncated(format!(
+                "element {tag} at byte {pos} has no room for its length"
+            )));
+        }
+        return Ok(Header {
+            tag,
+            vr: Some(vr),
+            len: u32_at(8),
+            value_pos: pos + 12,
+            explicit: true,
+        });
+    }
+    // Implicit VR, or an explicit-VR file with an implicitly encoded element (found in
+    // the wild for private elements): the VR comes from the dictionary.
+    Ok(Header {
+        tag,
+        vr: tag::dictionary_vr(tag),
+        len: u32_at(4),
+        value_pos: pos + 8,
+        explicit: false,
+    })
+}
 
 /// How the data set being walked ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

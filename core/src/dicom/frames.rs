@@ -457,3 +457,11 @@ fn frame_starts<S: ByteSource>(
         "cannot tell where {frames} frames start among {n} fragments (no usable offset table, no frame markers)"
     )))
 }
+
+/// The byte-swap unit of big-endian OW/OF/OD Pixel Data: 16-bit words at least (so
+/// 8-bit samples in OW are swapped in pairs), whole samples beyond 16 bits. Checked
+/// against pydicom on MR_small_bigendian (16), rtdose_expb (32) and
+/// SC_rgb_small_odd_big_endian (8 in OW).
+pub(crate) fn big_endian_pixel_unit(bits_allocated: u32) -> usize {
+    (bits_allocated as usize / 8).max(2)
+}

@@ -10,10 +10,10 @@
 //! with the Specific Character Set in force (items may change it).
 
 use super::charset::CharacterSet;
+use super::deflate::inflate;
 use super::elements::{self, DataSetEnd, InDataSet, InSequence};
-use super::scan::{
-    MAX_DEPTH, UNDEFINED, decode_header, inflate, locate_data_set, skip_undefined_sequence,
-};
+use super::elements::{MAX_DEPTH, UNDEFINED, decode_header};
+use super::scan::{locate_data_set, skip_undefined_sequence};
 use super::source::SliceSource;
 use super::tag::{self, Encoding, Tag, Vr, tags};
 use super::{ScanError, ScanErrorKind};
@@ -81,7 +81,7 @@ impl<'b> JsonWriter<'b, '_> {
         Ok(&b[pos as usize..end as usize])
     }
 
-    fn header_at(&self, pos: u64, enc: Encoding) -> Result<super::scan::Header, ScanError> {
+    fn header_at(&self, pos: u64, enc: Encoding) -> Result<super::elements::Header, ScanError> {
         let rest = self.b.get(pos as usize..).unwrap_or(&[]);
         decode_header(rest, pos, enc)
     }

@@ -7,6 +7,7 @@
 
 pub mod bulk;
 pub mod charset;
+mod deflate;
 mod dictionary;
 mod elements;
 pub mod frames;

@@ -11,7 +11,8 @@
 //! Photometric Interpretation and Planar Configuration.
 
 use super::ScanError;
-use super::scan::{UNDEFINED, decode_header, locate_data_set, skip_undefined_sequence};
+use super::elements::{UNDEFINED, decode_header};
+use super::scan::{locate_data_set, skip_undefined_sequence};
 use super::source::SliceSource;
 use super::tag::{Encoding, Tag, Vr, tags, ts};
 use super::write::{DataSetWriter, file_meta};

@@ -4,8 +4,9 @@
 
 use super::ScanError;
 use super::charset::CharacterSet;
+use super::frames::big_endian_pixel_unit;
 use super::frames::{self, FrameTable, ImagePixelInfo, OffsetTables};
-use super::scan::{PixelData, PixelLayout, big_endian_pixel_unit};
+use super::scan::{PixelData, PixelLayout};
 use super::source::ByteSource;
 use super::tag::{self, Encoding, Tag, Vr, tags};
 

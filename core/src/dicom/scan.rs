@@ -1,33 +1,23 @@
 //! The header scan: File Meta + data set up to Pixel Data -> [`InstanceRecord`].
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
-use super::elements::{self, DataSetEnd, InDataSet, InSequence};
+use super::deflate::{MAX_INFLATED, MAX_INFLATED_INSTANCE, inflate, inflate_up_to};
+use super::elements::{
+    self, DataSetEnd, Header, InDataSet, InSequence, MAX_DEPTH, UNDEFINED, decode_header,
+};
 use super::frames::{Fragment, FrameTable};
 use super::record::Found;
 pub use super::record::{InstanceRecord, PatientInfo, Scanned, SeriesInfo, StudyInfo};
-use super::source::{ByteSource, FileSource, SliceSource};
+use super::source::{ByteSource, FileSource, READ_CHUNK, SliceSource};
 use super::tag::{self, Encoding, Tag, Vr, tags};
 use super::{ScanError, ScanErrorKind};
 
-pub(crate) const UNDEFINED: u32 = 0xFFFF_FFFF;
-/// Deepest sequence nesting walked; real files stay below 10.
-pub(crate) const MAX_DEPTH: usize = 64;
 /// Largest value of a scanned text attribute; larger ones are ignored (kept in the file).
 const MAX_TEXT_VALUE: u32 = 64 * 1024;
-/// Most a deflated data set may inflate to before Pixel Data (a bound against
-/// decompression bombs; real headers are far smaller).
-pub(crate) const MAX_INFLATED: usize = 16 * 1024 * 1024;
-/// Most a deflated data set may inflate to when all of it is needed: a whole instance
-/// sent, its bulk data or its frames served.
-pub(crate) const MAX_INFLATED_INSTANCE: usize = 1 << 30;
 /// Most fragments in one Pixel Data element (180,000-frame slides have one per frame).
 const MAX_FRAGMENTS: usize = 1 << 22;
-/// How much one read of a file fetches; most headers fit in one.
-const READ_CHUNK: usize = 64 * 1024;
-
 /// Scans the file at `path`.
 pub fn scan_file(path: &Path) -> Result<Scanned, ScanError> {
     let file = File::open(path).map_err(ScanError::io)?;
@@ -131,80 +121,6 @@ pub fn inflated_frames(bytes: &[u8]) -> Result<(Vec<u8>, FrameTable), ScanError>
     }
 }
 
-/// Inflates the deflated data set that starts at `pos`, reading the file in chunks and
-/// stopping at [`MAX_INFLATED`] bytes.
-pub(crate) fn inflate<S: ByteSource>(
-    src: &mut S,
-    pos: u64,
-    total: u64,
-) -> Result<Vec<u8>, ScanError> {
-    inflate_up_to(src, pos, total, MAX_INFLATED)
-}
-
-/// Inflates at most `limit` bytes of the deflated data set at `pos`.
-pub(crate) fn inflate_up_to<S: ByteSource>(
-    src: &mut S,
-    pos: u64,
-    total: u64,
-    limit: usize,
-) -> Result<Vec<u8>, ScanError> {
-    let reader = SourceReader {
-        src,
-        pos,
-        end: total,
-    };
-    let mut z =
-        flate2::read::DeflateDecoder::new(std::io::BufReader::with_capacity(READ_CHUNK, reader));
-    let mut out: Vec<u8> = Vec::new();
-    let mut chunk = vec![0u8; READ_CHUNK];
-    while out.len() < limit {
-        let want = chunk.len().min(limit - out.len());
-        let n = z.read(&mut chunk[..want]).map_err(|e| {
-            ScanError::malformed(format!("deflated data set does not inflate: {e}"))
-        })?;
-        if n == 0 {
-            break;
-        }
-        if out.capacity() - out.len() < n {
-            // Grow by doubling, but never past the cap.
-            let target = (out.capacity() * 2).clamp(READ_CHUNK, limit);
-            out.reserve_exact(target - out.len());
-        }
-        out.extend_from_slice(&chunk[..n]);
-    }
-    Ok(out)
-}
-
-/// `Read` over a byte range of a [`ByteSource`].
-struct SourceReader<'a, S: ByteSource> {
-    src: &'a mut S,
-    pos: u64,
-    end: u64,
-}
-
-impl<S: ByteSource> Read for SourceReader<'_, S> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (self.end - self.pos).min(buf.len() as u64) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        buf[..n].copy_from_slice(self.src.get(self.pos, n)?);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// One element header.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Header {
-    pub(crate) tag: Tag,
-    pub(crate) vr: Option<Vr>,
-    pub(crate) len: u32,
-    pub(crate) value_pos: u64,
-    /// The VR was read from the element (else it came from the dictionary).
-    pub(crate) explicit: bool,
-}
-
 /// Pixel Data as found at the end of the root data set.
 #[derive(Clone, Debug)]
 pub(super) struct PixelData {
@@ -221,87 +137,6 @@ pub(super) struct PixelData {
 pub(super) enum PixelLayout {
     Native { len: u64 },
     Encapsulated { fragments: Vec<Fragment> },
-}
-
-/// The byte-swap unit of big-endian OW/OF/OD Pixel Data: 16-bit words at least (so
-/// 8-bit samples in OW are swapped in pairs), whole samples beyond 16 bits. Checked
-/// against pydicom on MR_small_bigendian (16), rtdose_expb (32) and
-/// SC_rgb_small_odd_big_endian (8 in OW).
-pub(crate) fn big_endian_pixel_unit(bits_allocated: u32) -> usize {
-    (bits_allocated as usize / 8).max(2)
-}
-
-/// Decodes the element header at the start of `b` (the bytes from `pos` on; 8 are
-/// needed, 12 for an explicit-VR element with a 32-bit length).
-pub(crate) fn decode_header(b: &[u8], pos: u64, enc: Encoding) -> Result<Header, ScanError> {
-    let short = || {
-        ScanError::truncated(format!(
-            "element header at byte {pos} runs past the end of the data"
-        ))
-    };
-    if b.len() < 8 {
-        return Err(short());
-    }
-    let u16_at = |o: usize| {
-        let a = [b[o], b[o + 1]];
-        if enc.big_endian {
-            u16::from_be_bytes(a)
-        } else {
-            u16::from_le_bytes(a)
-        }
-    };
-    let u32_at = |o: usize| {
-        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        if enc.big_endian {
-            u32::from_be_bytes(a)
-        } else {
-            u32::from_le_bytes(a)
-        }
-    };
-    let tag = Tag(u16_at(0), u16_at(2));
-    if tag.0 == 0xFFFE {
-        return Ok(Header {
-            tag,
-            vr: None,
-            len: u32_at(4),
-            value_pos: pos + 8,
-            explicit: false,
-        });
-    }
-    if enc.explicit_vr
-        && let Some(vr) = Vr::from_bytes([b[4], b[5]])
-    {
-        if !vr.has_long_length() {
-            return Ok(Header {
-                tag,
-                vr: Some(vr),
-                len: u32::from(u16_at(6)),
-                value_pos: pos + 8,
-                explicit: true,
-            });
-        }
-        if b.len() < 12 {
-            return Err(ScanError::truncated(format!(
-                "element {tag} at byte {pos} has no room for its length"
-            )));
-        }
-        return Ok(Header {
-            tag,
-            vr: Some(vr),
-            len: u32_at(8),
-            value_pos: pos + 12,
-            explicit: true,
-        });
-    }
-    // Implicit VR, or an explicit-VR file with an implicitly encoded element (found in
-    // the wild for private elements): the VR comes from the dictionary.
-    Ok(Header {
-        tag,
-        vr: tag::dictionary_vr(tag),
-        len: u32_at(4),
-        value_pos: pos + 8,
-        explicit: false,
-    })
 }
 
 struct Walker<'a, S: ByteSource> {

@@ -93,3 +93,6 @@ impl ByteSource for FileSource {
         Ok(&self.window[start..start + n])
     }
 }
+
+/// How much one read of a file fetches; most headers fit in one.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;

@@ -5,11 +5,11 @@
 //! Files already in Explicit VR Little Endian (or an encapsulated syntax) with a File
 //! Meta group need nothing and are sent as they are.
 
+use super::deflate::{MAX_INFLATED_INSTANCE, inflate_up_to};
 use super::elements::{self, DataSetEnd, InDataSet, InSequence};
-use super::scan::{
-    Header, MAX_DEPTH, MAX_INFLATED_INSTANCE, UNDEFINED, big_endian_pixel_unit, decode_header,
-    inflate_up_to, locate_data_set, skip_undefined_sequence,
-};
+use super::elements::{Header, MAX_DEPTH, UNDEFINED, decode_header};
+use super::frames::big_endian_pixel_unit;
+use super::scan::{locate_data_set, skip_undefined_sequence};
 use super::source::SliceSource;
 use super::tag::{Encoding, Tag, Vr, tags, ts};
 use super::write::{DataSetWriter, file_meta};
