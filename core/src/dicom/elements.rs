@@ -3,6 +3,7 @@
 //! scanner, the DICOM JSON writer, the bulk-data finder and the retrieve rewriter all
 //! walk elements with [`decode_header`] and decide every (FFFE,xxxx) tag here, so that
 //! they are equally tolerant: what the index accepts, every later reader can read.
+//!
 //! Tolerated, as pydicom reads them: fewer bytes than an element header at the end of the
 //! root data set (ignored); a delimiter that closes nothing (a Sequence Delimitation Item
 //! inside a data set, an Item Delimitation Item outside an undefined-length item) is
