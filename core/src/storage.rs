@@ -171,11 +171,17 @@ fn check(file: &File, id: &FileIdentity) -> Result<(), FileError> {
 }
 
 fn open(id: &FileIdentity) -> Result<File, FileError> {
-    File::open(&id.path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            FileError::Gone(format!("{} was removed since it was indexed", id.path))
+    crate::dicom::source::open_regular_file(std::path::Path::new(&id.path)).map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                FileError::Gone(format!("{} was removed since it was indexed", id.path))
+            }
+            std::io::ErrorKind::InvalidInput => FileError::Changed(format!(
+                "{} is no longer a regular file since it was indexed",
+                id.path
+            )),
+            _ => FileError::Io(format!("{}: {e}", id.path)),
         }
-        _ => FileError::Io(format!("{}: {e}", id.path)),
     })
 }
 

@@ -243,3 +243,59 @@ fn pread_is_the_default_and_the_config_file_chooses() {
     let e = Config::from_file(&p).unwrap_err().to_string();
     assert!(e.contains("read mode"), "{e}");
 }
+
+/// `f` on its own thread, or a failure after ten seconds instead of a test that hangs.
+fn within_ten_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("blocked: opening a FIFO waits for a writer")
+}
+
+#[test]
+fn a_file_replaced_by_a_fifo_is_gone_without_blocking() {
+    for mode in [ReadMode::Pread, ReadMode::Mmap] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        sia::write_demo(&data).unwrap();
+        let engine = Arc::new(
+            Engine::open(
+                Config::builder()
+                    .db(dir.path().join("i.db"))
+                    .read_mode(mode)
+                    .build(),
+            )
+            .unwrap(),
+        );
+        engine
+            .index(&[&data], &sia::IndexOptions::default())
+            .unwrap();
+        let file = data.join("DEMO-001/study1/series1/001.dcm");
+        std::fs::remove_file(&file).unwrap();
+        let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a file system node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let base = format!(
+            "/dicom-web/studies/{root}.1/series/{root}.1.1/instances/{root}.1.1.1",
+            root = sia::DEMO_UID_ROOT
+        );
+        for path in [
+            format!("{base}/frames/1"),
+            base.clone(),
+            format!("{base}/metadata"),
+        ] {
+            let e = engine.clone();
+            let status = within_ten_seconds(move || {
+                e.handle(&Request::get(&path).with_header("Accept", "*/*"))
+                    .status
+            });
+            assert_eq!(status, 410, "{mode:?} {base}");
+        }
+        // The scanner refuses it at once too (a file swapped between walk and scan).
+        let fifo = file.clone();
+        let scanned = within_ten_seconds(move || sia::internal::dicom::scan_file(&fifo).is_err());
+        assert!(scanned);
+    }
+}

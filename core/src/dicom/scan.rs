@@ -1,6 +1,5 @@
 //! The header scan: File Meta + data set up to Pixel Data -> [`InstanceRecord`].
 
-use std::fs::File;
 use std::path::Path;
 
 use super::deflate::{MAX_INFLATED, MAX_INFLATED_INSTANCE, inflate, inflate_up_to};
@@ -20,7 +19,7 @@ const MAX_TEXT_VALUE: u32 = 64 * 1024;
 const MAX_FRAGMENTS: usize = 1 << 22;
 /// Scans the file at `path`.
 pub fn scan_file(path: &Path) -> Result<Scanned, ScanError> {
-    let file = File::open(path).map_err(ScanError::io)?;
+    let file = super::source::open_regular_file(path).map_err(ScanError::io)?;
     let len = file.metadata().map_err(ScanError::io)?.len();
     scan(&mut FileSource::new(file, len, READ_CHUNK))
 }

@@ -4,9 +4,32 @@
 //! source's length first, so a hostile length fails with [`ScanError`](super::ScanError) instead of an
 //! allocation. Skipping a value costs nothing; only bytes the scanner looks at are read.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Opens `path` for reading only if it is a regular file, without ever blocking.
+///
+/// A plain `open(2)` of a FIFO waits for a writer, forever: a file replaced by a FIFO
+/// after indexing (or between the walk's `stat` and the scan's open) would hang the
+/// request, and with enough such requests every worker of the host. `O_NONBLOCK` makes
+/// that open return at once (it changes nothing for a regular file's reads), and the
+/// `fstat` after it refuses anything that is not a regular file (FIFO, device, socket,
+/// directory) with `InvalidInput`.
+pub(crate) fn open_regular_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
 
 /// Bytes the scanner reads from: a file (read through a window) or memory.
 pub trait ByteSource {
