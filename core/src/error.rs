@@ -103,11 +103,13 @@ pub struct Error {
 }
 
 impl Error {
-    /// An error of `kind` with `message` for the client.
+    /// An error of `kind` with `message` for the client. Control characters in the
+    /// message are replaced by U+FFFD and it is cut at 1,024 characters: messages echo
+    /// request text, which must not split a header or come back at any size.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,
-            message: message.into(),
+            message: crate::http::client_message(message.into()),
             detail: None,
             challenge: None,
             fhir_code: None,
@@ -134,7 +136,14 @@ impl Error {
     }
 
     pub(crate) fn with_challenge(mut self, challenge: Option<String>) -> Error {
-        self.challenge = challenge;
+        // A challenge quotes a token's claims; a host copies it into a header as is.
+        self.challenge = challenge.map(|c| {
+            if crate::http::is_safe_header_value(&c) {
+                c
+            } else {
+                crate::http::safe_header_value(&c)
+            }
+        });
         self
     }
 

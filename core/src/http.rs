@@ -236,6 +236,69 @@ impl Body {
     }
 }
 
+/// Most characters of a client-visible message: an error body, a `Warning` text.
+pub(crate) const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// `text` made safe to send back to a client: every control character (CR, LF, NUL, DEL,
+/// the C1 range) replaced by U+FFFD and at most [`MAX_MESSAGE_CHARS`] characters kept
+/// (`...` marks a cut). Messages echo what a request named (a path, a parameter, an
+/// `Accept` value); this way request text can neither split a header or a multipart body
+/// nor come back at the size it was sent. Text that needs neither comes back unchanged,
+/// without copying.
+pub(crate) fn client_message(text: String) -> String {
+    let long = text.len() > MAX_MESSAGE_CHARS && text.chars().nth(MAX_MESSAGE_CHARS).is_some();
+    if !long && !text.chars().any(char::is_control) {
+        return text;
+    }
+    let mut out: String = text
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if long {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Whether `v` may go out as a header field value on every host: visible ASCII, space
+/// and horizontal tab only. RFC 9110 §5.5 forbids CR, LF and NUL outright; other bytes
+/// (obs-text) are legal but refused by hyper and h11, so a host would drop the field or
+/// the whole answer.
+pub(crate) fn is_safe_header_value(v: &str) -> bool {
+    v.bytes().all(|b| b == b'\t' || (0x20..0x7F).contains(&b))
+}
+
+/// `v` with every byte [`is_safe_header_value`] refuses replaced by `?`, and at most
+/// [`MAX_MESSAGE_CHARS`] characters.
+pub(crate) fn safe_header_value(v: &str) -> String {
+    v.chars()
+        .take(MAX_MESSAGE_CHARS)
+        .map(|c| {
+            if c == '\t' || (' '..='~').contains(&c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// A `Warning` header field (PS3.18 §8.3.5.1 with RFC 7234 §5.5's syntax):
+/// `299 sia "text"`, the text a quoted-string (`"` and `\` escaped) of safe characters.
+pub(crate) fn warning(text: &str) -> (String, String) {
+    let mut v = String::with_capacity(text.len() + 10);
+    v.push_str("299 sia \"");
+    for c in safe_header_value(text).chars() {
+        if c == '"' || c == '\\' {
+            v.push('\\');
+        }
+        v.push(c);
+    }
+    v.push('"');
+    ("Warning".into(), v)
+}
+
 /// An HTTP response.
 #[derive(Clone, Debug)]
 pub struct Response {
@@ -296,13 +359,28 @@ impl Response {
         self.body
     }
 
-    /// A plain-text error (DICOMweb errors carry a human-readable reason).
+    /// A plain-text error (DICOMweb errors carry a human-readable reason). Control
+    /// characters in `message` are replaced and a long one is cut (see
+    /// [`Error`](crate::Error)'s message): it may echo request text.
     pub fn error(status: u16, message: &str) -> Response {
+        let mut text = client_message(message.to_string());
+        text.push('\n');
         Response::with_body(
             status,
             "text/plain; charset=utf-8",
-            Body::from_vec(format!("{message}\n").into_bytes()),
+            Body::from_vec(text.into_bytes()),
         )
+    }
+
+    /// Every header value made safe to send ([`safe_header_value`]): the last step of
+    /// [`crate::Engine::handle`], so no path through the engine can hand a host a value
+    /// that splits its response.
+    pub(crate) fn sanitize_headers(&mut self) {
+        for (_, v) in &mut self.headers {
+            if !is_safe_header_value(v) || v.len() > MAX_MESSAGE_CHARS * 4 {
+                *v = safe_header_value(v);
+            }
+        }
     }
 
     /// The first value of header `name`.

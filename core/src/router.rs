@@ -35,6 +35,7 @@ impl Engine {
         if head {
             resp.body = Body::new();
         }
+        resp.sanitize_headers();
         resp
     }
 
@@ -197,8 +198,7 @@ fn json_response(json: DicomJson) -> Response {
         json.into_body(),
     );
     for w in warnings {
-        r.headers
-            .push(("Warning".into(), format!("299 sia \"{w}\"")));
+        r.headers.push(crate::http::warning(&w));
     }
     r
 }

@@ -399,14 +399,11 @@ pub(crate) fn frames_response(frames: Frames, base: &str, instance: &DicomRef) -
     if !frames.missing.is_empty() {
         let missing: Vec<String> = frames.missing.iter().map(u32::to_string).collect();
         resp.status = 206;
-        resp.headers.push((
-            "Warning".into(),
-            format!(
-                "299 sia \"frames {} do not exist; the instance has {}\"",
-                missing.join(","),
-                frames.count
-            ),
-        ));
+        resp.headers.push(crate::http::warning(&format!(
+            "frames {} do not exist; the instance has {}",
+            missing.join(","),
+            frames.count
+        )));
     }
     resp
 }

@@ -63,8 +63,7 @@ impl Retrieved {
             r.headers.push(("Content-Location".into(), l));
         }
         for w in self.warnings {
-            r.headers
-                .push(("Warning".into(), format!("299 sia \"{w}\"")));
+            r.headers.push(crate::http::warning(&w));
         }
         r
     }

@@ -306,3 +306,72 @@ fn jwks_keys_that_must_not_verify_are_refused() {
     assert!(!auth.wants_jwks_refresh("https://jwks.example", "good"));
     assert!(auth.wants_jwks_refresh("https://jwks.example", "enc"));
 }
+
+/// Whether every header value of `r` is visible ASCII, space or tab (RFC 9110 §5.5).
+fn headers_are_safe(r: &Response) -> bool {
+    r.headers
+        .iter()
+        .all(|(_, v)| v.bytes().all(|b| b == b'\t' || (0x20..0x7F).contains(&b)))
+}
+
+#[test]
+fn request_text_echoed_in_an_answer_cannot_split_it_or_grow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
+    engine
+        .index(&[dir.path().join("data")], &Default::default())
+        .unwrap();
+    let inject = "%0D%0ASet-Cookie:%20sid%3D1%0D%0A%0D%0A%3Chtml%3E%22%5C%C3%BC%00";
+    let long = "x".repeat(100_000);
+    // An unsupported includefield comes back in a Warning (PS3.18 §8.3.5.1.x).
+    for field in [inject.to_string(), format!("{inject}{long}")] {
+        let r = engine.handle(&Request::get(&format!(
+            "/dicom-web/studies?includefield={field}"
+        )));
+        assert_eq!(r.status, 200);
+        assert!(headers_are_safe(&r), "{:?}", r.headers);
+        let warning = r
+            .header("Warning")
+            .expect("a Warning for the unknown field");
+        assert!(warning.starts_with("299 sia \"") && warning.ends_with('"'));
+        assert!(
+            warning.contains("Set-Cookie"),
+            "the text is kept: {warning}"
+        );
+        assert!(
+            warning.contains("\\\"") && warning.contains("\\\\"),
+            "{warning}"
+        );
+        assert!(warning.len() < 2_000, "{} bytes", warning.len());
+    }
+    // Errors that quote a parameter, the method, the path or the Accept value.
+    let base = format!(
+        "/dicom-web/studies/{root}.1/series/{root}.1.1/instances/{root}.1.1.1",
+        root = sia::DEMO_UID_ROOT
+    );
+    let cases = [
+        Request::get(&format!(
+            "/wado?requestType=WADO&contentType={inject}{long}"
+        )),
+        Request::get(&format!("{base}/frames/1{inject}")),
+        Request::get(&format!("{base}/rendered?window={inject}")),
+        Request::get(&format!("/dicom-web/studies?{inject}{long}=1")),
+        Request::get(&format!("{base}/frames/1")).with_header("Accept", &format!("\r\nX: 1{long}")),
+        Request::new("GE\r\nT", &format!("/dicom-web/studies{inject}")),
+        Request::get(&format!("/no/{inject}{long}")),
+    ];
+    for req in cases {
+        let r = engine.handle(&req);
+        assert!(r.status >= 400, "{} {}", req.method, r.status);
+        assert!(headers_are_safe(&r));
+        let body = String::from_utf8(r.body.to_vec()).unwrap();
+        assert!(body.len() < 4_500, "{} bytes echoed", body.len());
+        assert!(
+            !body.trim_end_matches('\n').chars().any(char::is_control),
+            "{body:?}"
+        );
+    }
+    let e = sia::Error::new(sia::ErrorKind::InvalidInput, "a\r\nb\u{0}c\u{85}d");
+    assert_eq!(e.message(), "a\u{FFFD}\u{FFFD}b\u{FFFD}c\u{FFFD}d");
+}
