@@ -104,8 +104,8 @@ mod wado;
 
 pub use auth::capability::CapabilityKey;
 pub use auth::{
-    Access, Authorizer, BackendAccess, BackendClient, Credentials, Grant, IssuerPolicy,
-    JwsAlgorithm, Keys, PatientPolicy, ResourceKind,
+    Access, Authorizer, BackendAccess, BackendClient, Credentials, GRANT_RECHECK_AFTER, Grant,
+    IssuerPolicy, JwsAlgorithm, Keys, PatientPolicy, ResourceKind,
 };
 pub use config::{ClientAuth, IssuerClient, JwksSource, ServerSettings, TlsFiles};
 pub use demo::{DEMO_UID_ROOT, write_demo};

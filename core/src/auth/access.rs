@@ -9,6 +9,7 @@
 //! when its DICOM patient is linked to the token's FHIR Patient.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{BackendAccess, Denial, Interaction, PatientPolicy, Restriction, TokenGrant};
 use crate::http::Request;
@@ -121,12 +122,29 @@ impl Access {
 
 /// What a caller may see, as decided by [`Engine::authorize`]; every typed read takes
 /// one and answers exactly as [`Engine::handle`] answers the same caller. Cheap to clone.
+///
+/// A host may keep a grant and use it for many reads (a C++ PACS authorizes once and
+/// reads frames from many threads), so a grant is re-checked where it is used, never
+/// trusted for longer than what it came from: a token grant stops at the token's `exp`
+/// (plus its issuer's leeway, as verification allows: 401 `invalid_token` after that),
+/// and a study's patient compartment is looked up again once the last check is older
+/// than [`GRANT_RECHECK_AFTER`], so an unlinked patient or a study indexed since (under
+/// a UID the token asked for before it existed) is refused like a fresh decision.
 #[derive(Clone, Debug)]
 pub struct Grant {
     scope: Scope,
-    /// The study whose compartment check this grant already passed.
-    study: Option<Arc<str>>,
+    /// The study whose compartment check this grant passed, and when; only for a study
+    /// the index held then (a missing study passes the check, and must not keep passing
+    /// once it is indexed).
+    checked: Option<(Arc<str>, Instant)>,
+    /// Not valid from this time on (seconds since the epoch): the token's `exp` plus its
+    /// issuer's leeway.
+    valid_until: Option<i64>,
 }
+
+/// How long a grant's compartment check of a study is reused before it is looked up
+/// again: one request's worth (the router authorizes and then reads), not a session's.
+pub const GRANT_RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 enum Scope {
@@ -147,7 +165,18 @@ impl Grant {
     pub fn local() -> Grant {
         Grant {
             scope: Scope::Local,
-            study: None,
+            checked: None,
+            valid_until: None,
+        }
+    }
+
+    /// `Unauthorized` (`invalid_token`) once the token behind the grant has expired.
+    fn ensure_current(&self) -> Result<()> {
+        match self.valid_until {
+            Some(until) if super::now() >= until => {
+                Err(Denial::unauthorized("the token has expired").into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -187,8 +216,10 @@ impl Grant {
         }
     }
 
-    /// The token grant for searching: `Ok(None)` for the local grant.
+    /// The token grant for searching: `Ok(None)` for the local grant; `Unauthorized`
+    /// once the token expired.
     pub(crate) fn search_grant(&self) -> Result<Option<&TokenGrant>> {
+        self.ensure_current()?;
         match &self.scope {
             Scope::Local => Ok(None),
             Scope::Token {
@@ -237,13 +268,15 @@ impl Engine {
         match &access.0 {
             AccessKind::Study(study) => {
                 let g = auth.authorize_credentials(credentials, Interaction::Read)?;
-                self.check_study_token(&g, study)?;
+                let found = self.check_study_token(&g, study)?;
+                let valid_until = auth.valid_until(&g.token);
                 Ok(Grant {
                     scope: Scope::Token {
                         read: Some(Box::new(g)),
                         search: None,
                     },
-                    study: Some(study.as_str().into()),
+                    checked: found.then(|| (study.as_str().into(), Instant::now())),
+                    valid_until: Some(valid_until),
                 })
             }
             AccessKind::Search => {
@@ -257,22 +290,26 @@ impl Engine {
                 } else {
                     None
                 };
+                let valid_until = auth.valid_until(&search.token);
                 Ok(Grant {
                     scope: Scope::Token {
                         read,
                         search: Some(Box::new(search)),
                     },
-                    study: None,
+                    checked: None,
+                    valid_until: Some(valid_until),
                 })
             }
             AccessKind::Read => {
                 let g = auth.authorize_credentials(credentials, Interaction::Read)?;
+                let valid_until = auth.valid_until(&g.token);
                 Ok(Grant {
                     scope: Scope::Token {
                         read: Some(Box::new(g)),
                         search: None,
                     },
-                    study: None,
+                    checked: None,
+                    valid_until: Some(valid_until),
                 })
             }
         }
@@ -298,7 +335,7 @@ impl Engine {
             &granted.patient,
             granted.restrictions.as_deref(),
         ) {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) if is_denial(&e) => {
                 return Err(Denial::unauthorized_capability(
                     "the capability no longer grants its study",
@@ -307,11 +344,13 @@ impl Engine {
             }
             Err(e) => return Err(e),
         }
+        // Checked at every use: a capability grant lives for one request.
         Ok(Grant {
-            study: Some(granted.study.as_str().into()),
+            checked: None,
             scope: Scope::Capability {
                 study: granted.study,
             },
+            valid_until: None,
         })
     }
 
@@ -327,15 +366,21 @@ impl Engine {
 
     /// Whether `grant` reaches `study` (`Forbidden` when not).
     pub(crate) fn require_study(&self, grant: &Grant, study: &str) -> Result<()> {
-        if grant.study.as_deref() == Some(study) {
+        grant.ensure_current()?;
+        if let Some((checked, at)) = &grant.checked
+            && **checked == *study
+            && at.elapsed() < GRANT_RECHECK_AFTER
+        {
             return Ok(());
         }
         match &grant.scope {
             Scope::Local => Ok(()),
+            // Its one study was checked when the capability was presented (this request).
+            Scope::Capability { study: granted } if granted == study => Ok(()),
             Scope::Capability { .. } => {
                 Err(Denial::patient_mismatch("this capability grants one study only").into())
             }
-            Scope::Token { read: Some(g), .. } => self.check_study_token(g, study),
+            Scope::Token { read: Some(g), .. } => self.check_study_token(g, study).map(|_| ()),
             Scope::Token { read: None, .. } => Err(Denial::forbidden(
                 "the token's scopes do not allow read (r) on ImagingStudy",
             )
@@ -354,8 +399,10 @@ impl Engine {
         })
     }
 
-    /// Whether a token grant reaches `study` (its patient and granular scopes).
-    fn check_study_token(&self, g: &TokenGrant, study: &str) -> Result<()> {
+    /// Whether a token grant reaches `study` (its patient and granular scopes): `Ok(true)`
+    /// when it does, `Ok(false)` when the index has no such study (its route answers
+    /// 404), `Forbidden` when it does not.
+    fn check_study_token(&self, g: &TokenGrant, study: &str) -> Result<bool> {
         match &g.backend {
             Some(access) => {
                 self.check_study_backend(study, &g.token.iss, access, g.restrictions.as_deref())
@@ -367,17 +414,17 @@ impl Engine {
     }
 
     /// Whether a grant of issuer `iss` for FHIR Patient `patient` within granular
-    /// `restrictions` reaches `study` (a study not in the index passes: its route
-    /// answers 404).
+    /// `restrictions` reaches `study`: `Ok(true)`, or `Ok(false)` for a study not in
+    /// the index (it passes: its route answers 404), or `Forbidden`.
     fn check_study_for(
         &self,
         study: &str,
         iss: &str,
         patient: &str,
         restrictions: Option<&[Vec<Restriction>]>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some((pid, issuer, modalities)) = self.index.study_owner(study)? else {
-            return Ok(()); // nothing there: the route answers 404
+            return Ok(false); // nothing there: the route answers 404
         };
         if !self.patient_linked(iss, patient, &pid, &issuer)? {
             return Err(Denial::patient_mismatch(format!(
@@ -391,7 +438,7 @@ impl Engine {
             ))
             .into());
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Whether DICOM patient (`pid`, `issuer`) is FHIR Patient `patient` of token issuer
@@ -440,11 +487,11 @@ impl Engine {
         iss: &str,
         access: &BackendAccess,
         restrictions: Option<&[Vec<Restriction>]>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         match access {
             BackendAccess::AllStudies => {
                 let Some((_, _, modalities)) = self.index.study_owner(study)? else {
-                    return Ok(()); // nothing there: the route answers 404
+                    return Ok(false); // nothing there: the route answers 404
                 };
                 if !meets_restrictions(&modalities, restrictions) {
                     return Err(Denial::patient_mismatch(format!(
@@ -452,12 +499,12 @@ impl Engine {
                     ))
                     .into());
                 }
-                Ok(())
+                Ok(true)
             }
             BackendAccess::Patients(patients) => {
                 for p in patients {
                     match self.check_study_for(study, iss, p, restrictions) {
-                        Ok(()) => return Ok(()),
+                        Ok(found) => return Ok(found),
                         Err(e) if is_denial(&e) => continue,
                         Err(other) => return Err(other),
                     }

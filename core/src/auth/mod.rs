@@ -13,7 +13,7 @@ pub mod scope;
 pub mod token;
 
 pub(crate) use access::meets_restrictions;
-pub use access::{Access, Credentials, Grant, ResourceKind};
+pub use access::{Access, Credentials, GRANT_RECHECK_AFTER, Grant, ResourceKind};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -183,7 +183,7 @@ pub(crate) fn crypto_provider() {
     });
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -432,6 +432,17 @@ impl Authorizer {
         }
         cache.insert(bearer.to_string(), v.clone());
         Ok(v)
+    }
+
+    /// The time (seconds since the epoch) from which a grant made from `token` no
+    /// longer holds: its `exp` plus its issuer's leeway, as [`token::verify`] accepts it.
+    pub(crate) fn valid_until(&self, token: &VerifiedToken) -> i64 {
+        let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
+        let leeway = issuers
+            .iter()
+            .find(|i| i.iss == token.iss)
+            .map_or(0, |i| i.leeway);
+        token.exp.saturating_add(leeway)
     }
 
     /// The decision for a request needing `interaction` on ImagingStudy, up to the

@@ -4,6 +4,7 @@
 
 mod capabilities;
 mod hardening;
+mod held_grants;
 mod links;
 mod uid_reuse;
 
