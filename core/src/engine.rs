@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fhir::{self, FhirContext};
 use std::sync::Arc;
 
@@ -74,6 +74,42 @@ impl Config {
         ConfigBuilder {
             config: Config::default(),
         }
+    }
+
+    /// Checks that `url` can be the base URL every address the engine writes starts
+    /// with (FHIR `fullUrl`s, DICOMweb `RetrieveURL`s, `BulkDataURI`s): `http://` or
+    /// `https://`, a host, and nothing a response could be split or misread by — no
+    /// whitespace or control character, no query or fragment. [`Engine::open`] checks
+    /// it; a host may check earlier.
+    ///
+    /// # Errors
+    /// `Config`, naming what is wrong.
+    pub fn check_base_url(url: &str) -> Result<()> {
+        let bad = |why: &str| {
+            Err(Error::new(
+                crate::ErrorKind::Config,
+                format!(
+                    "base_url {:?} {why}",
+                    crate::http::client_message(url.into())
+                ),
+            ))
+        };
+        let Some(rest) = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+        else {
+            return bad("is not an http:// or https:// URL");
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return bad("has no host");
+        }
+        if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return bad("contains whitespace or a control character");
+        }
+        if url.contains(['?', '#']) {
+            return bad("has a query or fragment");
+        }
+        Ok(())
     }
 }
 
@@ -179,6 +215,7 @@ const _: () = {
 impl Engine {
     /// Opens (or creates) the index named in `config`.
     pub fn open(config: Config) -> Result<Engine> {
+        Config::check_base_url(&config.base_url)?;
         let fhir = FhirContext::for_base_url(&config.base_url);
         let dicomweb_path = url_path(&fhir.dicomweb_base);
         let wado_uri_path = format!("{}/wado", url_path(config.base_url.trim_end_matches('/')));

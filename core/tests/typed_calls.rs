@@ -476,3 +476,34 @@ fn a_configuration_from_toml_text_resolves_against_its_base() {
     assert_eq!(e.kind(), ErrorKind::Config);
     Engine::open(c).unwrap();
 }
+
+#[test]
+fn a_base_url_that_could_split_or_misdirect_an_answer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        "ftp://h",
+        "javascript:alert(1)",
+        "http://",
+        "https:///path",
+        "http://h/\r\nSet-Cookie: a=1",
+        "http://h /x",
+        "http://h/?q=1",
+        "http://h/#f",
+        "",
+    ] {
+        let config = Config::builder()
+            .db(dir.path().join("i.db"))
+            .base_url(bad)
+            .build();
+        let e = Engine::open(config).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{bad:?}");
+        assert!(!e.message().contains('\r'), "{bad:?}");
+    }
+    for good in ["http://127.0.0.1:8080", "https://pacs.example/imaging/"] {
+        let config = Config::builder()
+            .db(dir.path().join("i.db"))
+            .base_url(good)
+            .build();
+        assert!(Engine::open(config).is_ok(), "{good}");
+    }
+}

@@ -172,15 +172,8 @@ pub unsafe extern "C" fn sia_config_set_base_url(
             .ok_or_else(|| Failure::new(SIA_ERR_NULL_ARGUMENT, "config is NULL"))?;
         // SAFETY: as the function's contract.
         let url = unsafe { c_str(base_url, "base_url") }?;
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
-            return Err(Failure::new(
-                SIA_ERR_INVALID_ARGUMENT,
-                format!("base_url {url:?} is not an http:// or https:// URL with a host"),
-            ));
-        }
+        sia::Config::check_base_url(url)
+            .map_err(|e| Failure::new(SIA_ERR_INVALID_ARGUMENT, e.message()))?;
         c.config.base_url = url.trim_end_matches('/').to_string();
         Ok(())
     })
