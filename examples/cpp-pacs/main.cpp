@@ -150,16 +150,20 @@ void answer(const sia::engine &engine, const httplib::Request &req, httplib::Res
   }
   res.set_content_provider(
       length, content_type,
-      [r](std::size_t offset, std::size_t, httplib::DataSink &sink) {
-        // Write from `offset` to the end, chunk by chunk; cpp-httplib calls again with
-        // the new offset if a write stops early.
+      [r](std::size_t offset, std::size_t want, httplib::DataSink &sink) {
+        // Write the `want` bytes from `offset` (all of the body, or the range a Range
+        // request asked for), chunk by chunk; cpp-httplib calls again with the new
+        // offset if a write stops early. Never past `offset + want`: anything more would
+        // be read by a keep-alive client as the start of the next response.
+        const std::size_t end = offset + want;
         std::size_t start = 0;
-        for (std::size_t i = 0; i < r->chunk_count(); ++i) {
+        for (std::size_t i = 0; i < r->chunk_count() && offset < end; ++i) {
           std::string_view c = r->chunk(i);
           if (offset < start + c.size()) {
-            std::size_t skip = offset > start ? offset - start : 0;
-            if (!sink.write(c.data() + skip, c.size() - skip)) return false;
-            offset = start + c.size();
+            std::size_t skip = offset - std::min(offset, start);
+            std::size_t n = std::min(c.size() - skip, end - offset);
+            if (!sink.write(c.data() + skip, n)) return false;
+            offset += n;
           }
           start += c.size();
         }
@@ -194,6 +198,16 @@ int main(int argc, char **argv) {
     // algorithm and the client's delayed ACK stall each response ~40 ms.
     server.set_tcp_nodelay(true);
     server.set_keep_alive_max_count(10000);
+    // The engine answers every method but GET and HEAD with 405 and reads no body, so
+    // no request needs one: a bigger body is refused (413) instead of buffered whole.
+    server.set_payload_max_length(64 * 1024);
+    // A client that stops sending frees its thread after 5 s. cpp-httplib times out each
+    // read, not the whole request, so a client trickling one byte every few seconds
+    // (slowloris) still holds a thread: a PACS on this stack belongs behind a proxy that
+    // buffers requests (nginx, HAProxy), as the README says; `sia serve` bounds the time
+    // to a whole request head.
+    server.set_read_timeout(5, 0);
+    server.set_keep_alive_timeout(5);
     if (port == 0) {
       port = server.bind_to_any_port(host);
       if (port < 0) throw std::runtime_error("cannot listen on " + listen);

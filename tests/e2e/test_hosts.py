@@ -156,3 +156,40 @@ def test_unknown_route_and_method_give_the_engines_errors(sia, served):
     r = requests.get(server.base + "/fhir/Patient/123", timeout=TIMEOUT)
     status, _, _ = in_process(sia, server, db, "/fhir/Patient/123", {})
     assert r.status_code == status
+
+
+def test_a_range_request_leaves_a_keep_alive_connection_in_step(served):
+    """Whatever a host makes of `Range` (the whole body, or the part asked for), it sends
+    exactly what its own Content-Length says: a byte more would be read by a keep-alive
+    client as the start of the next response (cpp-pacs once wrote to the body's end)."""
+    import http.client
+
+    server, _ = served
+    s, se, i = instance_uids(server)[0]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    try:
+        for rng in ("bytes=0-9", "bytes=100-", "bytes=-5"):
+            conn.request(
+                "GET",
+                f"/dicom-web/studies/{s}/series/{se}/instances/{i}/frames/1",
+                headers={"Accept": OCTETS + "; transfer-syntax=*", "Range": rng},
+            )
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status in (200, 206), (rng, r.status)
+            assert len(body) == int(r.headers["Content-Length"]), rng
+            conn.request("GET", "/healthz")
+            r = conn.getresponse()
+            assert (r.status, r.read().strip()) == (200, b"ok"), rng
+    finally:
+        conn.close()
+
+
+def test_a_large_request_body_is_refused_not_buffered(served):
+    """No route takes a body: a large one is answered 405 or 413 and the host goes on."""
+    server, _ = served
+    r = requests.post(
+        server.base + "/dicom-web/studies", data=b"x" * (8 << 20), timeout=TIMEOUT
+    )
+    assert r.status_code in (405, 413), r.status_code
+    assert requests.get(server.base + "/healthz", timeout=TIMEOUT).status_code == 200
