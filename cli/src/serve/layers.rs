@@ -38,7 +38,11 @@ pub async fn log_line(req: Request, next: Next) -> Response {
 
 /// The path for a log line: capability segments (`/cap/{capability}/`) replaced, at most
 /// 200 characters, control characters escaped.
-fn loggable(path: &str) -> String {
+fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
+    // Most paths need nothing replaced: no capability, short, printable.
+    if path.len() <= 200 && !path.contains("/cap/") && !path.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(path);
+    }
     let mut parts: Vec<&str> = path.split('/').collect();
     for i in 0..parts.len().saturating_sub(1) {
         if parts[i] == "cap" {
@@ -57,7 +61,7 @@ fn loggable(path: &str) -> String {
     if joined.chars().count() > 200 {
         out.push('…');
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// 414 for request targets longer than [`MAX_URI_BYTES`] (hyper bounds the whole head).
