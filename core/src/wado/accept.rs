@@ -174,11 +174,11 @@ fn split_unquoted(s: &str, sep: char) -> Result<Vec<&str>, AcceptError> {
     while let Some((i, c)) = chars.next() {
         match c {
             '"' => quoted = !quoted,
-            '\\' if quoted => {
-                if chars.next().is_none() {
-                    return Err(AcceptError("dangling escape".into()));
-                }
+            // The guard steps over the escaped character (or finds none).
+            '\\' if quoted && chars.next().is_none() => {
+                return Err(AcceptError("dangling escape".into()));
             }
+            '\\' if quoted => {}
             c if c == sep && !quoted => {
                 out.push(&s[start..i]);
                 start = i + c.len_utf8();
