@@ -16,6 +16,7 @@ Needs `wrk`, and for the comparison `orthanc orthanc-dicomweb` (Debian packages)
 import argparse
 import contextlib
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -29,6 +30,8 @@ import urllib.error
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Where cargo puts the release build (CARGO_TARGET_DIR when set, as cargo itself does).
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 STUDY = "1.2.826.0.1.3680043.10.1"
 DEMO = "2.25.228146457203842916711418316839742735"
 
@@ -60,10 +63,10 @@ def build_data(data):
     if not (data / "study").exists():
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia", "--example", "wado_latency"],
                        cwd=ROOT, check=True)
-        subprocess.run([str(ROOT / "target/release/examples/wado_latency"), str(data)], check=True,
+        subprocess.run([str(TARGET / "release/examples/wado_latency"), str(data)], check=True,
                        capture_output=True)
     if not (data / "demo").exists():
-        subprocess.run([str(ROOT / "target/release/sia"), "demo", str(data / "demo")], check=True,
+        subprocess.run([str(TARGET / "release/sia"), "demo", str(data / "demo")], check=True,
                        capture_output=True)
 
 
@@ -121,7 +124,7 @@ def sia_figures(data, seconds):
     work = pathlib.Path(tempfile.mkdtemp(prefix="sia-serve-bench-"))
     port = free_port()
     out = open(work / "out", "w")
-    proc = subprocess.Popen([str(ROOT / "target/release/sia"), "serve", str(data), "--dev", "--db",
+    proc = subprocess.Popen([str(TARGET / "release/sia"), "serve", str(data), "--dev", "--db",
                              str(work / "sia.db"), "--listen", f"127.0.0.1:{port}"],
                             stdout=out, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

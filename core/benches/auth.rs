@@ -1,5 +1,6 @@
 //! Authorization costs: a cached decision, an uncached RS256/ES256 verification plus
-//! decision, and an ImagingStudy search for a patient with 10 studies through `handle`.
+//! decision, and FHIR and QIDO-RS searches for a patient with 10 studies through
+//! `handle`, with the search answer cache on and off.
 //!
 //! `cargo bench -p sia --bench auth`; `bench/auth_bench.py` puts PyJWT next to it.
 
@@ -41,15 +42,32 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let work = tempfile::tempdir().unwrap();
-    let engine = auth_data::engine(work.path(), &keys);
+    // Searches with the answer cache on (the default: the same answer while the index
+    // is unchanged) and off (the SQL and JSON of every answer).
     let search = Request::get("/fhir/ImagingStudy?patient=123")
         .with_header("Authorization", &format!("Bearer {rs}"));
-    assert_eq!(engine.handle(&search).status, 200);
-    c.bench_function(
-        "handle: ImagingStudy?patient=123 (10 studies), token cached",
-        |b| b.iter(|| engine.handle(black_box(&search))),
-    );
+    let qido = Request::get("/dicom-web/studies?PatientID=P123")
+        .with_header("Authorization", &format!("Bearer {rs}"));
+    let (on, off) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let engines = [
+        ("answer cached", auth_data::engine(on.path(), &keys)),
+        (
+            "search cache off",
+            auth_data::engine_with(off.path(), &keys, 0),
+        ),
+    ];
+    for (cache, engine) in &engines {
+        assert_eq!(engine.handle(&search).status, 200);
+        assert_eq!(engine.handle(&qido).status, 200);
+        c.bench_function(
+            &format!("handle: ImagingStudy?patient=123 (10 studies), token cached, {cache}"),
+            |b| b.iter(|| engine.handle(black_box(&search))),
+        );
+        c.bench_function(
+            &format!("handle: QIDO studies?PatientID= (10 studies), token cached, {cache}"),
+            |b| b.iter(|| engine.handle(black_box(&qido))),
+        );
+    }
 }
 
 criterion_group!(benches, bench);

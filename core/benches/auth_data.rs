@@ -54,6 +54,11 @@ pub fn token(dir: &Path, alg: Algorithm) -> String {
 
 /// An engine over an index where Patient/123 (DICOM P123) has 10 studies.
 pub fn engine(work: &Path, keys: &Path) -> Engine {
+    engine_with(work, keys, Config::default().search_cache_bytes)
+}
+
+/// [`engine`] with a search answer cache of `search_cache_bytes` (0: off).
+pub fn engine_with(work: &Path, keys: &Path, search_cache_bytes: usize) -> Engine {
     let data = work.join("data");
     std::fs::create_dir_all(&data).unwrap();
     for s in 1..=10u32 {
@@ -80,6 +85,7 @@ pub fn engine(work: &Path, keys: &Path) -> Engine {
         Config::builder()
             .db(work.join("i.db"))
             .authorizer(Some(auth))
+            .search_cache_bytes(search_cache_bytes)
             .build(),
     )
     .unwrap();

@@ -32,6 +32,9 @@ pub struct Config {
     pub mapped_files: usize,
     /// Most bytes of instance metadata (DICOM JSON) kept between requests; 0 disables.
     pub metadata_cache_bytes: usize,
+    /// Most bytes of FHIR and QIDO-RS search answers kept while the index is unchanged
+    /// (see `search_cache`); 0 disables.
+    pub search_cache_bytes: usize,
     /// Token checks; `None` serves everything to the caller (the local administrator,
     /// as `sia get` without `--config`).
     pub auth: Option<Arc<Authorizer>>,
@@ -56,6 +59,7 @@ impl Default for Config {
             read_mode: ReadMode::Pread,
             mapped_files: 1024,
             metadata_cache_bytes: 256 * 1024 * 1024,
+            search_cache_bytes: 32 * 1024 * 1024,
             auth: None,
             identifier_systems: Default::default(),
             capabilities: None,
@@ -151,6 +155,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// Most bytes of search answers kept while the index is unchanged; 0 disables the
+    /// cache (answers are the same either way: it only saves recomputing them).
+    pub fn search_cache_bytes(mut self, bytes: usize) -> Self {
+        self.config.search_cache_bytes = bytes;
+        self
+    }
+
     /// Token checks: every request then needs a token of one of its issuers (`None`:
     /// everything is served, as to a local administrator).
     pub fn authorizer(mut self, auth: impl Into<Option<Arc<Authorizer>>>) -> Self {
@@ -196,6 +207,8 @@ pub struct Engine {
     pub(crate) locations: LocationCache,
     /// Instance metadata written from file headers.
     pub(crate) metadata_cache: crate::metadata_cache::MetadataCache,
+    /// Search answers of the current index generation.
+    pub(crate) search_cache: crate::search_cache::SearchCache,
     /// Token checks, when configured.
     pub(crate) auth: Option<Arc<Authorizer>>,
     /// Signs and checks capability URLs, when enabled.
@@ -229,6 +242,7 @@ impl Engine {
             fhir_path,
             locations: LocationCache::new(4096),
             metadata_cache: crate::metadata_cache::MetadataCache::new(config.metadata_cache_bytes),
+            search_cache: crate::search_cache::SearchCache::new(config.search_cache_bytes),
             auth: config.auth,
             capabilities: config.capabilities,
             identifier_systems: config.identifier_systems,

@@ -99,6 +99,7 @@ mod locations;
 mod metadata_cache;
 mod pixels;
 mod router;
+mod search_cache;
 mod storage;
 mod wado;
 

@@ -96,30 +96,28 @@ impl MetadataCache {
             return None;
         }
         let mut inner = self.lock();
-        let (files, checked) = inner.listings.get(key)?;
+        inner.tick += 1;
+        let Inner {
+            map,
+            listings,
+            tick,
+            ..
+        } = &mut *inner;
+        let (files, checked) = listings.get(key)?;
         if checked.elapsed() >= LISTING_TTL {
             return None;
         }
+        // One lookup per file, marking it used as it goes (a series is a thousand
+        // files: a second pass, or a copy of the listing, cost as much as the lookups).
         let base: Arc<str> = Arc::from(base);
         let mut out = Vec::with_capacity(files.len());
         for f in files {
-            let e = inner.map.get(&(f.id, base.clone()))?;
+            let e = map.get_mut(&(f.id, base.clone()))?;
             if e.identity != *f {
                 return None;
             }
+            e.used = *tick;
             out.push(e.json.clone());
-        }
-        inner.tick += 1;
-        let tick = inner.tick;
-        for f in inner
-            .listings
-            .get(key)
-            .map(|(f, _)| f.clone())
-            .unwrap_or_default()
-        {
-            if let Some(e) = inner.map.get_mut(&(f.id, base.clone())) {
-                e.used = tick;
-            }
         }
         Some(out)
     }

@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 
 use crate::http::Chunk;
@@ -206,18 +206,14 @@ impl OpenFile {
                 ))
             }),
             OpenFile::Pread(f, id, ctime) => {
-                let mut buf = vec![
-                    0u8;
-                    usize::try_from(len)
-                        .map_err(|_| FileError::Io("range too large".into()))?
-                ];
-                f.read_exact_at(&mut buf, start)
-                    .map_err(|e| match e.kind() {
-                        std::io::ErrorKind::UnexpectedEof => {
-                            FileError::Changed(format!("{} is shorter than when indexed", id.path))
-                        }
-                        _ => FileError::Io(format!("{}: {e}", id.path)),
-                    })?;
+                let len =
+                    usize::try_from(len).map_err(|_| FileError::Io("range too large".into()))?;
+                let buf = pread_exact(f, start, len).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        FileError::Changed(format!("{} is shorter than when indexed", id.path))
+                    }
+                    _ => FileError::Io(format!("{}: {e}", id.path)),
+                })?;
                 // A write between the check at open and this read (truncated and
                 // written again in place) changes the size or mtime: better a 410 than
                 // bytes of two versions. A writer that restores size and mtime still
@@ -249,6 +245,38 @@ impl OpenFile {
     pub fn read(&self, start: u64, len: u64) -> Result<Vec<u8>, FileError> {
         Ok(self.chunk(start, len)?.into_vec())
     }
+}
+
+/// `len` bytes of `f` at `start` in a new buffer, read with `pread` straight into its
+/// uninitialised capacity: a frame is read once, not zero-filled and then read (the
+/// zero-fill cost as much as the copy). `UnexpectedEof` when the file ends first.
+fn pread_exact(f: &File, start: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    while buf.len() < len {
+        let done = buf.len();
+        let at = start
+            .checked_add(done as u64)
+            .and_then(|o| libc::off_t::try_from(o).ok())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        let spare = &mut buf.spare_capacity_mut()[..len - done];
+        // SAFETY: `spare` is memory owned by `buf`, writable for `spare.len()` bytes; the
+        // kernel writes at most that many and returns how many it wrote (or -1).
+        let n = unsafe { libc::pread(f.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+        match n {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n if n < 0 => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            // SAFETY: the kernel initialised the first `n` (> 0, at most `len - done`)
+            // bytes of the spare capacity.
+            n => unsafe { buf.set_len(done + n as usize) },
+        }
+    }
+    Ok(buf)
 }
 
 /// Least-recently-used mappings, keyed by file row id.

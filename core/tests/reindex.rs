@@ -217,3 +217,46 @@ fn indexing_a_subfolder_does_not_remove_its_siblings() {
     assert_eq!((r.unchanged, r.removed), (1, 0), "{r:?}");
     assert_eq!(counts(&index), (1, 1, 2));
 }
+
+#[test]
+fn cached_search_answers_follow_another_processes_reindex() {
+    // Two engines on one index file stand for a server and a `sia index` run elsewhere:
+    // the server's cached search answers must not outlive the other's commit.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "a.dcm", &instance_file("1.1", "9.1", "P1"));
+    let open =
+        || sia::Engine::open(sia::Config::builder().db(tmp.path().join("i.db")).build()).unwrap();
+    let (server, other) = (open(), open());
+    other.index(&[&data], &Default::default()).unwrap();
+    let qido = || {
+        let r = server.handle(&sia::Request::get("/dicom-web/studies?PatientID=P1"));
+        let v: serde_json::Value = serde_json::from_slice(&r.body().to_vec()).unwrap();
+        v[0]["00201208"]["Value"][0].as_i64()
+    };
+    let fhir = || {
+        let r = server.handle(&sia::Request::get("/fhir/ImagingStudy"));
+        let v: serde_json::Value = serde_json::from_slice(&r.body().to_vec()).unwrap();
+        v["entry"][0]["resource"]["numberOfInstances"].as_i64()
+    };
+    for _ in 0..2 {
+        assert_eq!((qido(), fhir()), (Some(1), Some(1)));
+    }
+    write(&data, "b.dcm", &instance_file("1.2", "9.1", "P1"));
+    other.index(&[&data], &Default::default()).unwrap();
+    for _ in 0..2 {
+        assert_eq!((qido(), fhir()), (Some(2), Some(2)));
+    }
+    std::fs::remove_file(data.join("a.dcm")).unwrap();
+    std::fs::remove_file(data.join("b.dcm")).unwrap();
+    other.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(
+        server
+            .handle(&sia::Request::get("/dicom-web/studies"))
+            .body()
+            .to_vec(),
+        b"[]"
+    );
+    assert_eq!(fhir(), None);
+}

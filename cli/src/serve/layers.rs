@@ -15,11 +15,24 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// One `tracing` line per request: method, path (never the query: OHIF and capability
 /// URLs carry tokens there), status, response bytes and microseconds. No header is logged.
+///
+/// Request targets longer than [`MAX_URI_BYTES`] are answered 414 here (RFC 9110
+/// §15.5.15; hyper bounds only the whole head), and logged: one layer for both, as
+/// every layer costs each request a boxed future and a service clone.
 pub async fn log_line(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let resp = next.run(req).await;
+    let target_len = path.len() + req.uri().query().map_or(0, |q| q.len() + 1);
+    let resp = if target_len > MAX_URI_BYTES {
+        (
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is longer than {MAX_URI_BYTES} bytes\n"),
+        )
+            .into_response()
+    } else {
+        next.run(req).await
+    };
     let bytes = resp
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -38,7 +51,11 @@ pub async fn log_line(req: Request, next: Next) -> Response {
 
 /// The path for a log line: capability segments (`/cap/{capability}/`) replaced, at most
 /// 200 characters, control characters escaped.
-fn loggable(path: &str) -> String {
+fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
+    // Most paths need nothing replaced: no capability, short, printable.
+    if path.len() <= 200 && !path.contains("/cap/") && !path.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(path);
+    }
     let mut parts: Vec<&str> = path.split('/').collect();
     for i in 0..parts.len().saturating_sub(1) {
         if parts[i] == "cap" {
@@ -57,20 +74,7 @@ fn loggable(path: &str) -> String {
     if joined.chars().count() > 200 {
         out.push('…');
     }
-    out
-}
-
-/// 414 for request targets longer than [`MAX_URI_BYTES`] (hyper bounds the whole head).
-pub async fn limit_uri(req: Request, next: Next) -> Response {
-    let len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
-    if len > MAX_URI_BYTES {
-        return (
-            StatusCode::URI_TOO_LONG,
-            format!("the request target is longer than {MAX_URI_BYTES} bytes\n"),
-        )
-            .into_response();
-    }
-    next.run(req).await
+    std::borrow::Cow::Owned(out)
 }
 
 /// Compress JSON (FHIR, DICOM JSON, OAuth) and HTML above 512 bytes; never pixel data,

@@ -274,9 +274,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     if let Some(c) = layers::cors(&cors) {
         app = app.layer(c);
     }
-    let app = app
-        .layer(axum::middleware::from_fn(layers::limit_uri))
-        .layer(axum::middleware::from_fn(layers::log_line));
+    let app = app.layer(axum::middleware::from_fn(layers::log_line));
 
     print_banner(&base_url, &engine, dev.as_deref(), tls.is_some(), &web);
     let mut limits = listener::Limits::default();

@@ -165,6 +165,13 @@ const GATHER: usize = 256 * 1024;
 /// large writes rather than thousands of tiny ones.
 fn coalesce(chunks: Vec<Chunk>) -> VecDeque<Bytes> {
     let mut out = VecDeque::new();
+    // Bytes of small chunks not yet gathered: each buffer is allocated at its final
+    // size once, instead of growing (and copying) by doubling.
+    let mut small_left: usize = chunks
+        .iter()
+        .map(Chunk::len)
+        .filter(|&n| n < SMALL_CHUNK)
+        .sum();
     let mut gathered: Vec<u8> = Vec::new();
     for chunk in chunks {
         let len = chunk.as_bytes().len();
@@ -172,7 +179,11 @@ fn coalesce(chunks: Vec<Chunk>) -> VecDeque<Bytes> {
             if gathered.len() + len > GATHER {
                 out.push_back(Bytes::from(std::mem::take(&mut gathered)));
             }
+            if gathered.capacity() == 0 {
+                gathered.reserve_exact(small_left.min(GATHER));
+            }
             gathered.extend_from_slice(chunk.as_bytes());
+            small_left -= len;
             continue;
         }
         if !gathered.is_empty() {

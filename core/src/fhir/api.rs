@@ -126,6 +126,20 @@ fn raw_days(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// What a searchset is made of once the query is parsed and the grant applied.
+struct SearchsetInputs<'a> {
+    conditions: &'a [Condition],
+    limit: u64,
+    count: u64,
+    offset: u64,
+    include: bool,
+    summary_count: bool,
+    /// The parameters repeated in the paging links.
+    kept: &'a [(String, String)],
+    /// The FHIR Patient the compartment was decided for.
+    subject: Option<&'a String>,
+}
+
 impl Engine {
     /// Answers a request under the FHIR base; `rest` is the path after it.
     pub(crate) fn fhir(&self, req: &Request, rest: &str) -> Response {
@@ -445,14 +459,82 @@ impl Engine {
             (None, None) => {}
         }
         let limit = if summary_count { 0 } else { count };
-        let (mut studies, total) = self.index.find_studies(&conditions, limit, offset)?;
-        // The subject is the patient the compartment was decided for (a DICOM patient
-        // may be linked to several FHIR ids, and on several issuers).
-        if let Some(subject) = token
+        // Everything the answer depends on is decided by now (the compartment is in
+        // `conditions`), except the index's contents and, when capability URLs are
+        // issued, the clock: such answers are not cached.
+        let subject = token
             .filter(|g| g.backend.is_none())
             .map(|g| &g.patient)
-            .or(asked_patient.as_ref())
+            .or(asked_patient.as_ref());
+        let issues_capabilities =
+            self.capabilities.is_some() && token.is_some() && grant.read_grant().is_some();
+        let cached = match issues_capabilities {
+            true => None,
+            false => self.search_generation().map(|generation| {
+                let mut key =
+                    format!("fhir {limit} {count} {offset} {include} {summary_count} {subject:?}");
+                crate::search_cache::push_key(&mut key, "");
+                for (k, v) in &kept {
+                    crate::search_cache::push_key(&mut key, k);
+                    crate::search_cache::push_key(&mut key, v);
+                }
+                crate::search_cache::push_conditions(&mut key, &conditions);
+                (generation, key)
+            }),
+        };
+        if let Some((generation, key)) = &cached
+            && let Some(answer) = self.search_cache.get(*generation, key)
         {
+            return Ok(answer.body.to_vec());
+        }
+        let bytes = self.searchset_from_index(
+            SearchsetInputs {
+                conditions: &conditions,
+                limit,
+                count,
+                offset,
+                include,
+                summary_count,
+                kept: &kept,
+                subject,
+            },
+            token,
+            grant,
+        )?;
+        if let Some((generation, key)) = cached {
+            self.search_cache.put(
+                generation,
+                key,
+                crate::search_cache::Answer {
+                    body: std::sync::Arc::from(bytes.as_slice()),
+                    warnings: Vec::new(),
+                },
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// The searchset of `inputs` read from the index.
+    fn searchset_from_index(
+        &self,
+        inputs: SearchsetInputs<'_>,
+        token: Option<&crate::auth::TokenGrant>,
+        grant: &Grant,
+    ) -> Result<Vec<u8>> {
+        let SearchsetInputs {
+            conditions,
+            limit,
+            count,
+            offset,
+            include,
+            summary_count,
+            kept,
+            subject,
+        } = inputs;
+        let (mut studies, total) = self.index.find_studies(conditions, limit, offset)?;
+        // The subject is the patient the compartment was decided for (a DICOM patient
+        // may be linked to several FHIR ids, and on several issuers).
+        if let Some(subject) = subject {
             for s in &mut studies {
                 s.fhir_patient = Some(subject.clone());
             }

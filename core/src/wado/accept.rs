@@ -164,34 +164,32 @@ impl AcceptHeader {
     }
 }
 
-/// Splits on `sep` outside quoted strings.
-fn split_unquoted(s: &str, sep: char) -> Result<Vec<String>, AcceptError> {
+/// Splits on `sep` outside quoted strings; the pieces are the text between separators,
+/// as written (quotes and escapes kept).
+fn split_unquoted(s: &str, sep: char) -> Result<Vec<&str>, AcceptError> {
     let mut out = Vec::new();
-    let mut cur = String::new();
+    let mut start = 0;
     let mut quoted = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
+    let mut chars = s.char_indices();
+    while let Some((i, c)) = chars.next() {
         match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
+            '"' => quoted = !quoted,
+            // The guard steps over the escaped character (or finds none).
+            '\\' if quoted && chars.next().is_none() => {
+                return Err(AcceptError("dangling escape".into()));
             }
-            '\\' if quoted => {
-                cur.push(c);
-                cur.push(
-                    chars
-                        .next()
-                        .ok_or_else(|| AcceptError("dangling escape".into()))?,
-                );
+            '\\' if quoted => {}
+            c if c == sep && !quoted => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
             }
-            c if c == sep && !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
+            _ => {}
         }
     }
     if quoted {
         return Err(AcceptError("unterminated quoted string".into()));
     }
-    out.push(cur);
+    out.push(&s[start..]);
     Ok(out)
 }
 

@@ -311,9 +311,10 @@ impl Engine {
                     )));
                 }
                 inflated = data;
-                (FrameBytes::Inflated(&inflated), table)
+                (FrameBytes::Inflated(&inflated), Cow::Owned(table))
             }
-            _ => (FrameBytes::File(&file), loc.frames.clone()),
+            // Borrowed: a table of thousands of frames is not copied for each request.
+            _ => (FrameBytes::File(&file), Cow::Borrowed(&loc.frames)),
         };
         let info = Arc::new(FrameInfo {
             content_type: format!(

@@ -5,8 +5,11 @@
 use super::qido;
 use super::refs::DicomJson;
 use crate::auth::Grant;
-use crate::http::Body;
+use std::sync::Arc;
+
+use crate::http::{Body, Chunk};
 use crate::index::search::{Condition, Level};
+use crate::search_cache::{Answer, push_conditions, push_key};
 use crate::{Engine, Error, Result};
 
 /// The level of a QIDO-RS search (PS3.18 10.6.1.2).
@@ -53,6 +56,53 @@ impl Engine {
         filter: Vec<Condition>,
         base: &str,
     ) -> Result<DicomJson> {
+        // The answer depends on these inputs (the grant's compartment is in `filter`)
+        // and the index's contents only: kept while the index generation holds.
+        let cached = self.search_generation().map(|generation| {
+            let mut key = format!("qido {level:?} {study:?} {series:?}");
+            push_key(&mut key, base);
+            for (k, v) in query {
+                push_key(&mut key, k);
+                push_key(&mut key, v);
+            }
+            push_key(&mut key, "");
+            push_conditions(&mut key, &filter);
+            (generation, key)
+        });
+        if let Some((generation, key)) = &cached
+            && let Some(answer) = self.search_cache.get(*generation, key)
+        {
+            let mut body = Body::new();
+            body.push(Chunk::from_shared(answer.body.clone()));
+            return Ok(DicomJson::new(body, answer.warnings.clone(), false));
+        }
+        let (body, warnings) = self.qido_from_index(level, study, series, query, filter, base)?;
+        let body: Arc<[u8]> = Arc::from(body);
+        if let Some((generation, key)) = cached {
+            self.search_cache.put(
+                generation,
+                key,
+                Answer {
+                    body: body.clone(),
+                    warnings: warnings.clone(),
+                },
+            );
+        }
+        let mut out = Body::new();
+        out.push(Chunk::from_shared(body));
+        Ok(DicomJson::new(out, warnings, false))
+    }
+
+    /// The JSON array and warnings of a search, read from the index.
+    fn qido_from_index(
+        &self,
+        level: QidoLevel,
+        study: Option<&str>,
+        series: Option<&str>,
+        query: &[(String, String)],
+        filter: Vec<Condition>,
+        base: &str,
+    ) -> Result<(Vec<u8>, Vec<String>)> {
         let mut q = qido::parse_pairs(level, study, series, query).map_err(query_error)?;
         q.search.conditions.extend(filter);
         let mut rows = self.index.search(&q.search)?;
@@ -80,6 +130,6 @@ impl Engine {
                 q.ignored_fields.join(",")
             ));
         }
-        Ok(DicomJson::new(Body::from_vec(out), warnings, false))
+        Ok((out, warnings))
     }
 }

@@ -182,3 +182,43 @@ fn the_subject_is_the_patient_asked_for() {
         assert_eq!(one["subject"]["reference"], format!("Patient/{who}"));
     }
 }
+
+#[test]
+fn cached_searches_follow_links_written_elsewhere() {
+    // Search answers are cached per index generation: a link written or removed by
+    // another connection (another process, say) shows in the very next search.
+    let fx = fixture(&[A], None);
+    let alice = token(A, "patient/ImagingStudy.rs", "alice");
+    let fhir = || {
+        json_of(&get(
+            &fx.engine,
+            "/fhir/ImagingStudy?patient=alice",
+            Some(&alice),
+        ))
+    };
+    let qido = || {
+        get(&fx.engine, "/dicom-web/studies", Some(&alice))
+            .body
+            .to_vec()
+    };
+    let other = sia::internal::index::Index::open(fx.engine.index_db().path()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(fhir()["total"], 0);
+        assert_eq!(qido(), b"[]");
+    }
+    other
+        .link_patient_for(A, "alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(fhir()["total"], 2);
+        let studies: Value = serde_json::from_slice(&qido()).unwrap();
+        assert_eq!(studies.as_array().map(Vec::len), Some(2));
+    }
+    other
+        .unlink_patient(A, "alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(fhir()["total"], 0);
+        assert_eq!(qido(), b"[]");
+    }
+}
