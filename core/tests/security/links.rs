@@ -94,6 +94,8 @@ fn links_of_a_version_1_index_become_unassigned() {
              CREATE INDEX patient_links_dicom ON patient_links(patient_id, issuer);
              INSERT INTO patient_links VALUES ('alice', 'DEMO-001', 'SIA_DEMO');
              ALTER TABLE files DROP COLUMN reread;
+             ALTER TABLE patients DROP COLUMN name_key;
+             ALTER TABLE studies DROP COLUMN referring_physician_key;
              PRAGMA user_version = 1;",
         )
         .unwrap();

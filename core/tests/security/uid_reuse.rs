@@ -162,6 +162,8 @@ fn an_index_from_before_the_rule_is_re_read_and_repaired() {
             "UPDATE studies SET patient = (SELECT id FROM patients WHERE patient_id = 'DEMO-002')
                WHERE study_uid = '{ROOT}.1';
              ALTER TABLE files DROP COLUMN reread;
+             ALTER TABLE patients DROP COLUMN name_key;
+             ALTER TABLE studies DROP COLUMN referring_physician_key;
              PRAGMA user_version = 2;"
         ))
         .unwrap();
