@@ -55,7 +55,7 @@ impl Index {
     ) -> Result<Vec<PatientRow>> {
         self.read(|conn| {
             let sql = format!(
-                "{SELECT} WHERE p.patient_id = ?1 AND (?2 IS NULL OR p.issuer = ?2)
+                "{SELECT} WHERE p.patient_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR p.issuer = ?2)
                    AND EXISTS (SELECT 1 FROM studies st WHERE st.patient = p.id)
                  ORDER BY p.issuer"
             );

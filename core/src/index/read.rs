@@ -382,8 +382,8 @@ impl Index {
                 "SELECT st.study_uid, se.series_uid, i.sop_instance_uid, f.id, f.path, f.size, f.mtime_ns, f.inode
                  FROM studies st JOIN series se ON se.study = st.id JOIN instances i ON i.series = se.id
                  JOIN files f ON f.id = i.file
-                 WHERE st.study_uid = ?1 AND (?2 IS NULL OR se.series_uid = ?2)
-                   AND (?3 IS NULL OR i.sop_instance_uid = ?3)
+                 WHERE st.study_uid = ?1 AND (CAST(?2 AS TEXT) IS NULL OR se.series_uid = ?2)
+                   AND (CAST(?3 AS TEXT) IS NULL OR i.sop_instance_uid = ?3)
                  ORDER BY se.number IS NULL, se.number, se.series_uid, i.number IS NULL, i.number, i.sop_instance_uid",
                 params![study, series, instance],
                 |r| {

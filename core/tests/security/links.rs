@@ -82,6 +82,11 @@ fn unassigned_links_serve_only_a_single_issuer() {
 
 #[test]
 fn links_of_a_version_1_index_become_unassigned() {
+    if crate::common::on_postgres() {
+        // An SQLite index of an older schema, built by hand: the SQLite pass covers it
+        // (PostgreSQL indexes start at the current schema).
+        return;
+    }
     let fx = fixture(&[A], None);
     let path = fx.dir.path().join("i.db");
     {

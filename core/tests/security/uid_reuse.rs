@@ -152,6 +152,11 @@ fn a_file_that_changes_patient_alone_is_re_read_but_never_takes_others_data() {
 
 #[test]
 fn an_index_from_before_the_rule_is_re_read_and_repaired() {
+    if crate::common::on_postgres() {
+        // An SQLite index of an older schema, built by hand: the SQLite pass covers it
+        // (PostgreSQL indexes start at the current schema).
+        return;
+    }
     let (fx, alice, bob) = alice_and_bob();
     let path = fx.dir.path().join("i.db");
     {
