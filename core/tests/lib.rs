@@ -3,6 +3,7 @@
 
 mod alloc_meter;
 mod backend_services;
+mod backends;
 mod bad_input;
 mod common;
 mod config_ehr;

@@ -62,7 +62,7 @@ pub(crate) type Pool = r2d2::Pool<Manager>;
 
 /// A pool of at most `max_connections` connections to the database at `url`
 /// (`postgres://user@host:port/db?options=...`, or the key=value form). Connections
-/// are opened when first needed; the first one is opened here, so a wrong URL or a
+/// are opened when first needed; one is opened (and closed) here, so a wrong URL or a
 /// database that is down fails at open.
 pub(crate) fn pool(url: &str, max_connections: u32) -> Result<Pool> {
     let mut config: postgres::Config = url.parse().map_err(|e| {
@@ -77,6 +77,10 @@ pub(crate) fn pool(url: &str, max_connections: u32) -> Result<Pool> {
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(30));
     config.application_name("sia");
+    let manager = Manager { config };
+    // The first connection directly, so a wrong address or password is reported as
+    // what it is, at once, instead of after the pool's wait for a connection.
+    let first = r2d2::ManageConnection::connect(&manager)?;
     let pool = r2d2::Pool::builder()
         .max_size(max_connections.max(1))
         .min_idle(Some(0))
@@ -85,8 +89,8 @@ pub(crate) fn pool(url: &str, max_connections: u32) -> Result<Pool> {
         // a query on a connection that died since fails as Unavailable once.
         .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(10))
-        .build_unchecked(Manager { config });
-    drop(pool.get().map_err(pool_error)?);
+        .build_unchecked(manager);
+    drop(first);
     Ok(pool)
 }
 
