@@ -15,6 +15,7 @@ mod field_uids;
 mod fuzz_regressions;
 mod introspection;
 mod no_paths;
+mod pg_operations;
 mod properties;
 mod reindex;
 mod scan_cases;

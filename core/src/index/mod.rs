@@ -18,7 +18,12 @@
 //! - DDL: migrations are written with SQLite's type names and mapped word by word for
 //!   PostgreSQL (`INTEGER PRIMARY KEY` -> BIGINT identity, `INTEGER` -> BIGINT, `BLOB`
 //!   -> BYTEA, `TEXT` -> `TEXT COLLATE "C"`);
-//! - connections, pooling, transactions' isolation and error mapping.
+//! - connections, pooling (SQLite: idle read connections kept here; PostgreSQL: an r2d2
+//!   pool, whose bound on open connections matters when many hosts share one server),
+//!   transactions' isolation and error mapping.
+//!
+//! The SQLite path pays one `match` per call on the backend and binds borrowed values
+//! (no copy per parameter); its statements come from rusqlite's cache as before.
 //!
 //! The common subset, and why each answer is identical on both:
 //!
@@ -38,6 +43,8 @@
 //!   so pages (`LIMIT ? OFFSET ?`) hold the same rows in the same order;
 //! - integers are 64-bit everywhere (BIGINT columns; [`db::Row::get`] reads
 //!   PostgreSQL's narrower integers too), and sums are `CAST(... AS BIGINT)`;
+//! - a parameter that may be NULL is tested as `CAST(?N AS TEXT) IS NULL`: PostgreSQL
+//!   types a parameter from its first use, and a bare `?N IS NULL` gives it none;
 //! - IN-lists are bound one value per placeholder, at most
 //!   [`search::MAX_LIST_VALUES`] per list, far under both engines' limits (SQLite
 //!   32,766, PostgreSQL 65,535 parameters per statement).
@@ -173,7 +180,7 @@ impl Index {
                 max_connections,
             } => db::pg::off_runtime(|| {
                 let pool = db::pg::pool(url, *max_connections)?;
-                let mut conn = Db::Pg(db::pg::checkout(&pool)?);
+                let mut conn = Db::Pg(Box::new(db::pg::checkout(&pool)?));
                 schema::migrate(&mut conn)?;
                 drop(conn);
                 Ok(Index {
@@ -209,7 +216,7 @@ impl Index {
                 out
             }
             Backend::Postgres(pool) => {
-                db::pg::off_runtime(|| f(&mut Db::Pg(db::pg::checkout(pool)?)))
+                db::pg::off_runtime(|| f(&mut Db::Pg(Box::new(db::pg::checkout(pool)?))))
             }
         }
     }
@@ -220,7 +227,7 @@ impl Index {
         match &self.backend {
             Backend::Sqlite { path, .. } => f(&mut Db::Sqlite(open_writer(path)?)),
             Backend::Postgres(pool) => {
-                db::pg::off_runtime(|| f(&mut Db::Pg(db::pg::checkout(pool)?)))
+                db::pg::off_runtime(|| f(&mut Db::Pg(Box::new(db::pg::checkout(pool)?))))
             }
         }
     }
@@ -237,7 +244,7 @@ impl Index {
                 conn.pragma_update(None, "case_sensitive_like", "ON")?;
                 Ok(Db::Sqlite(conn))
             }
-            Backend::Postgres(pool) => Ok(Db::Pg(db::pg::checkout(pool)?)),
+            Backend::Postgres(pool) => Ok(Db::Pg(Box::new(db::pg::checkout(pool)?))),
         }
     }
 

@@ -189,7 +189,9 @@ impl Column for Vec<u8> {
 /// through these methods; only connection handling, DDL and [`dialect`] differ.
 pub(crate) enum Db {
     Sqlite(rusqlite::Connection),
-    Pg(pg::Pooled),
+    // Boxed: a pooled client is four times the size of an SQLite connection, which
+    // moves in and out of the reader pool on every read.
+    Pg(Box<pg::Pooled>),
 }
 
 impl Db {

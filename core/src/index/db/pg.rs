@@ -26,6 +26,10 @@ const MAX_STATEMENTS: usize = 256;
 pub(crate) struct PgClient {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// A query failed in a way that ends the session (the server terminated it, the
+    /// socket failed): the pool drops the client instead of lending it again. The
+    /// client's own `is_closed` learns it only once its socket is polled again.
+    broken: bool,
 }
 
 /// A connection checked out of the pool (returned to it when dropped).
@@ -45,6 +49,7 @@ impl r2d2::ManageConnection for Manager {
         Ok(PgClient {
             client: self.config.connect(NoTls)?,
             statements: HashMap::new(),
+            broken: false,
         })
     }
 
@@ -53,7 +58,7 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, c: &mut PgClient) -> bool {
-        c.client.is_closed()
+        c.broken || c.client.is_closed()
     }
 }
 
@@ -76,7 +81,9 @@ pub(crate) fn pool(url: &str, max_connections: u32) -> Result<Pool> {
     // within a minute instead of waiting on a dead socket.
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(30));
-    config.application_name("sia");
+    if config.get_application_name().is_none() {
+        config.application_name("sia");
+    }
     let manager = Manager { config };
     // The first connection directly, so a wrong address or password is reported as
     // what it is, at once, instead of after the pool's wait for a connection.
@@ -122,11 +129,23 @@ pub(crate) fn off_runtime<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Resu
 }
 
 impl PgClient {
+    /// `e` as the engine's error, marking this client broken when it ended the session.
+    fn failed(&mut self, e: postgres::Error) -> Error {
+        let e = Error::from(e);
+        if e.kind() == ErrorKind::Unavailable {
+            self.broken = true;
+        }
+        e
+    }
+
     fn statement(&mut self, sql: &str) -> Result<Statement> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(&render_placeholders(sql))?;
+        let s = match self.client.prepare(&render_placeholders(sql)) {
+            Ok(s) => s,
+            Err(e) => return Err(self.failed(e)),
+        };
         if self.statements.len() >= MAX_STATEMENTS {
             self.statements.clear();
         }
@@ -136,16 +155,20 @@ impl PgClient {
 
     pub(crate) fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         let s = self.statement(sql)?;
-        Ok(self.client.execute(&s, &refs(params))?)
+        self.client
+            .execute(&s, &refs(params))
+            .map_err(|e| self.failed(e))
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<postgres::Row>> {
         let s = self.statement(sql)?;
-        Ok(self.client.query(&s, &refs(params))?)
+        self.client
+            .query(&s, &refs(params))
+            .map_err(|e| self.failed(e))
     }
 
     pub(crate) fn batch(&mut self, sql: &str) -> Result<()> {
-        Ok(self.client.batch_execute(sql)?)
+        self.client.batch_execute(sql).map_err(|e| self.failed(e))
     }
 }
 
