@@ -624,8 +624,13 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid(path, format!("storage: {e}")))?,
         };
+        // A `db` that is a postgres:// URL is not a path to resolve.
+        let resolve_db = |p: &Path| match crate::index::IndexLocation::from_db(p) {
+            crate::index::IndexLocation::Sqlite(_) => resolve(p),
+            crate::index::IndexLocation::Postgres { .. } => p.to_path_buf(),
+        };
         let (db, index_url, index_max_connections) = match (&file.server.db, file.index) {
-            (Some(db), None) => (resolve(db), None, None),
+            (Some(db), None) => (resolve_db(db), None, None),
             (
                 None,
                 Some(IndexTable {
@@ -633,7 +638,7 @@ impl Config {
                     url: None,
                     max_connections,
                 }),
-            ) => (resolve(&db), None, max_connections),
+            ) => (resolve_db(&db), None, max_connections),
             (
                 None,
                 Some(IndexTable {

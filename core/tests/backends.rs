@@ -300,3 +300,61 @@ fn an_unreachable_database_is_unavailable_not_a_crash() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
 }
+
+#[test]
+fn the_index_is_named_once_in_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[server]\nbase_url = \"http://127.0.0.1:8080\"\n";
+    let parse = |rest: &str| Config::from_toml_str(&format!("{base}{rest}"), dir.path());
+    let c = parse("db = \"a.db\"\n").unwrap();
+    assert_eq!(
+        c.index_location(),
+        IndexLocation::Sqlite(dir.path().join("a.db"))
+    );
+    let c = parse("[index]\ndb = \"b.db\"\n").unwrap();
+    assert_eq!(
+        c.index_location(),
+        IndexLocation::Sqlite(dir.path().join("b.db"))
+    );
+    let c =
+        parse("[index]\nurl = \"postgres://sia@db:5432/imaging\"\nmax_connections = 4\n").unwrap();
+    assert_eq!(
+        c.index_location(),
+        IndexLocation::Postgres {
+            url: "postgres://sia@db:5432/imaging".into(),
+            max_connections: 4
+        }
+    );
+    // A db that is a URL is one too (as `--db postgres://...`).
+    let c = parse("db = \"postgresql://sia@db/imaging\"\n").unwrap();
+    assert!(matches!(
+        c.index_location(),
+        IndexLocation::Postgres {
+            max_connections: 16,
+            ..
+        }
+    ));
+    for bad in [
+        "",
+        "db = \"a.db\"\n[index]\nurl = \"postgres://db/x\"\n",
+        "[index]\ndb = \"a.db\"\nurl = \"postgres://db/x\"\n",
+        "[index]\nurl = \"postgres://db/x\"\nmax_connections = 0\n",
+        "[index]\nuri = \"postgres://db/x\"\n",
+    ] {
+        let err = parse(bad).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config, "{bad}: {err}");
+    }
+    // The builder: a URL wins over the file.
+    let c = Config::builder()
+        .db("x.db")
+        .index_url("postgres://db/x".to_string())
+        .index_max_connections(0)
+        .build();
+    assert_eq!(
+        c.index_location(),
+        IndexLocation::Postgres {
+            url: "postgres://db/x".into(),
+            max_connections: 1
+        }
+    );
+}

@@ -4,7 +4,7 @@
 //! PostgreSQL's `sia_schema` table. Opening an index runs the missing ones in one
 //! transaction (on PostgreSQL under an advisory lock, so hosts starting together
 //! migrate once); an index from a newer sia is refused rather than misread. The DDL is
-//! written with SQLite's type names; [`super::db::dialect::postgres_ddl`] maps them.
+//! written with SQLite's type names; `db::dialect::postgres_ddl` maps them.
 //!
 //! `files.walk_key` is the path with each `/` replaced by a NUL byte: ordered by it, the
 //! rows come in the order of a depth-first walk that sorts each folder by name, so a

@@ -1,7 +1,7 @@
 //! QIDO-RS searches over the index: conditions in, rows out. The conditions are built
 //! by `crate::wado::qido` from the query string; values only ever reach the database
 //! as bound parameters. Condition SQL is in the subset both backends answer alike (see
-//! the module docs of [`crate::index`]).
+//! the index module's docs).
 
 pub use super::db::Value;
 
