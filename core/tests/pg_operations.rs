@@ -172,3 +172,66 @@ fn a_lost_connection_is_503_and_the_next_request_recovers() {
     assert_eq!(get(&engine, "/dicom-web/studies").0, 200);
     assert_eq!(get(&engine, "/fhir/ImagingStudy").0, 200);
 }
+
+#[test]
+fn a_run_cut_off_mid_way_leaves_a_consistent_index_that_a_rerun_completes() {
+    let app = format!("sia_cut_{}", std::process::id());
+    let Some((engine, url)) = pg_engine(&format!("&application_name={app}")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    sia::write_demo(&data).unwrap();
+    // After 12 files (two batches of 5 committed), the server ends the run's sessions,
+    // as a kill -9 of the indexer or a lost network would.
+    let killer = std::sync::Mutex::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
+    let opts = sia::IndexOptions::default().batch_size(5).progress(|p| {
+        if p.files_done == 12 {
+            killer
+                .lock()
+                .unwrap()
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    &[&app],
+                )
+                .unwrap();
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    let err = engine.index(&[&data], &opts).unwrap_err();
+    assert_eq!(err.kind(), sia::ErrorKind::Unavailable, "{err}");
+    drop(opts);
+
+    let counts = |c: &mut postgres::Client| -> (i64, i64, i64) {
+        let r = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM instances),
+                        (SELECT count(*) FROM files f WHERE f.state = 0
+                           AND EXISTS (SELECT 1 FROM instances i WHERE i.file = f.id))",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    let mut c = killer.into_inner().unwrap();
+    let (files, instances, indexed_with_instance) = counts(&mut c);
+    // Only whole batches were kept, and every file row tells the truth.
+    assert_eq!(files % 5, 0, "{files}");
+    assert!((10..40).contains(&files), "{files}");
+    assert_eq!((instances, indexed_with_instance), (files, files));
+
+    // The run's advisory lock ended with its session: a new run starts at once and
+    // completes the work.
+    let again = engine.index(&[&data], &Default::default());
+    let again = match again {
+        // The pool may still lend one connection that died with the others.
+        Err(e) if e.kind() == sia::ErrorKind::Unavailable => {
+            engine.index(&[&data], &Default::default()).unwrap()
+        }
+        other => other.unwrap(),
+    };
+    assert_eq!(again.indexed as i64, 40 - files, "{again:?}");
+    assert_eq!(again.unchanged as i64, files, "{again:?}");
+    assert_eq!(counts(&mut c), (40, 40, 40));
+}
