@@ -63,26 +63,34 @@ impl Index {
             .collect();
         let own = self.path().map(own_files).unwrap_or_default();
         self.write(|conn| {
-            // One index run at a time over a shared database: a second run (another
+            // One index run at a time over a shared index (the lock is per schema): a
+            // second run (another
             // host, another process) waits, then walks what the first committed, so
             // both converge on the index one run would have made. SQLite serialises
             // writers itself.
             let postgres = conn.is_postgres();
             if postgres {
                 conn.query_one(
-                    "SELECT pg_advisory_lock(?1)::text",
-                    params![WRITER_LOCK],
+                    &format!(
+                        "SELECT pg_advisory_lock({WRITER_LOCK}, hashtext(current_schema()))::text"
+                    ),
+                    &[],
                     |_| Ok(()),
                 )?;
             }
             let walk = self.walk_connection()?;
             let out = self.run_index(conn, walk, &roots, &own, opts, started);
             if postgres {
-                conn.query_one(
-                    "SELECT pg_advisory_unlock(?1)::text",
-                    params![WRITER_LOCK],
+                // A session that died has released its locks already; the run's own
+                // error is the one to report.
+                let unlocked = conn.query_one(
+                    &format!(
+                        "SELECT pg_advisory_unlock({WRITER_LOCK}, hashtext(current_schema()))::text"
+                    ),
+                    &[],
                     |_| Ok(()),
-                )?;
+                );
+                return out.and_then(|report| unlocked.map(|()| report));
             }
             out
         })

@@ -146,9 +146,9 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// PostgreSQL advisory lock key held by an index run for its whole length ("sia" +
-/// writer).
-pub(crate) const WRITER_LOCK: i64 = 0x7369_6100_0000_0002;
+/// PostgreSQL advisory lock class held by an index run for its whole length ("sia" +
+/// 2), with the schema's hash as the second key: one run at a time per index.
+pub(crate) const WRITER_LOCK: i32 = 0x7369_6102;
 
 /// Most idle SQLite read connections kept.
 const MAX_IDLE_READERS: usize = 8;

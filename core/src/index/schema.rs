@@ -151,8 +151,9 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Advisory lock key under which PostgreSQL migrations run ("sia" + schema).
-const MIGRATION_LOCK: i64 = 0x7369_6100_0000_0001;
+/// Advisory lock class under which PostgreSQL migrations run ("sia" + 1), with the
+/// schema's hash as the second key: one migration at a time per schema.
+const MIGRATION_LOCK: i32 = 0x7369_6101;
 
 /// Brings the schema of `conn` up to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &mut Db) -> Result<()> {
@@ -160,8 +161,10 @@ pub(crate) fn migrate(conn: &mut Db) -> Result<()> {
     let mut tx = conn.begin(false)?;
     if postgres {
         tx.query_one(
-            "SELECT pg_advisory_xact_lock(?1)::text",
-            params![MIGRATION_LOCK],
+            &format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}, hashtext(current_schema()))::text"
+            ),
+            &[],
             |_| Ok(()),
         )?;
         tx.batch("CREATE TABLE IF NOT EXISTS sia_schema (version BIGINT NOT NULL)")?;
