@@ -36,7 +36,7 @@ enum Command {
         /// Files and folders to index.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The index database.
+        /// The index: an SQLite file, or a PostgreSQL database as a `postgres://` URL.
         #[arg(long, default_value = "sia.db")]
         db: PathBuf,
         /// Print the run's report as one JSON object on stdout.
@@ -45,7 +45,7 @@ enum Command {
     },
     /// Print a FHIR R4 searchset Bundle of ImagingStudy resources.
     Studies {
-        /// The index database.
+        /// The index: an SQLite file, or a PostgreSQL database as a `postgres://` URL.
         #[arg(long, default_value = "sia.db")]
         db: PathBuf,
         /// Only studies of this DICOM Patient ID.
@@ -67,7 +67,7 @@ enum Command {
     Get {
         /// The request target, e.g. /dicom-web/studies/{uid}/series/{uid}/instances/{uid}/frames/1
         target: String,
-        /// The index database (default: the configuration's, else ./sia.db).
+        /// The index, a file or a `postgres://` URL (default: the configuration's, else ./sia.db).
         #[arg(long)]
         db: Option<PathBuf>,
         /// A configuration file: authorization is then enforced exactly as the server
@@ -101,7 +101,7 @@ enum Command {
     ImportPatients {
         /// The file of Patient resources.
         file: PathBuf,
-        /// The index database (default: the configuration's, else ./sia.db).
+        /// The index, a file or a `postgres://` URL (default: the configuration's, else ./sia.db).
         #[arg(long)]
         db: Option<PathBuf>,
         /// A configuration file with `[patients] identifier_systems`.
@@ -121,7 +121,7 @@ enum Command {
     Serve {
         /// Files and folders to index at start (and watch, with --watch).
         paths: Vec<PathBuf>,
-        /// The index database (default: the configuration's, else ./sia.db).
+        /// The index, a file or a `postgres://` URL (default: the configuration's, else ./sia.db).
         #[arg(long)]
         db: Option<PathBuf>,
         /// A configuration file: [server], [[issuers]], [patients], [capabilities].
@@ -177,7 +177,7 @@ enum Command {
 /// issuer, and a DICOM patient (Patient ID + Issuer of Patient ID).
 #[derive(clap::Args)]
 struct LinkArgs {
-    /// The index database (default: the configuration's, else ./sia.db).
+    /// The index, a file or a `postgres://` URL (default: the configuration's, else ./sia.db).
     #[arg(long)]
     db: Option<PathBuf>,
     /// A configuration file: its only issuer is the default --fhir-issuer.
@@ -264,7 +264,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
             base_url,
         } => {
-            if !db.exists() {
+            if missing_sqlite(&db) {
                 return Err(format!(
                     "no index at {} (run `sia index <folder> --db {}` first)",
                     db.display(),
@@ -299,7 +299,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         }) => {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
-            let index = sia::internal::index::Index::open(&cfg.db)?;
+            let index = sia::internal::index::Index::open_at(&cfg.index_location())?;
             index.link_patient_for(&iss, &patient, &identifier, &issuer)?;
             println!(
                 "linked FHIR Patient/{patient} of issuer {iss:?} to DICOM patient {identifier:?} (issuer {issuer:?})"
@@ -315,7 +315,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
         }) => {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
-            let index = sia::internal::index::Index::open(&cfg.db)?;
+            let index = sia::internal::index::Index::open_at(&cfg.index_location())?;
             let n = index.unlink_patient(&iss, &patient, &identifier, &issuer)?;
             if n == 0 {
                 return Err(format!(
@@ -337,7 +337,7 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let (cfg, iss) = link_target(db, config, fhir_issuer)?;
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let index = sia::internal::index::Index::open(&cfg.db)?;
+            let index = sia::internal::index::Index::open_at(&cfg.index_location())?;
             let report = index.import_patients_for(&iss, &text, &cfg.identifier_systems)?;
             serde_json::to_writer(std::io::stdout().lock(), &report)?;
             println!();
@@ -355,6 +355,15 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
 /// The configuration (for the index and identifier systems) and the token issuer a
 /// link command writes for: `--fhir-issuer` (which must be configured when --config is
 /// given), else the only issuer of --config; '' (an unassigned link) without either.
+/// Whether `db` names an SQLite index file that does not exist (a `postgres://` URL
+/// names a database, which opening creates the tables in).
+fn missing_sqlite(db: &std::path::Path) -> bool {
+    matches!(
+        sia::IndexLocation::from_db(db),
+        sia::IndexLocation::Sqlite(_)
+    ) && !db.exists()
+}
+
 fn link_target(
     db: Option<PathBuf>,
     config: Option<PathBuf>,
@@ -366,8 +375,9 @@ fn link_target(
     };
     if let Some(db) = db {
         cfg.db = db;
+        cfg.index_url = None;
     }
-    if !cfg.db.exists() {
+    if cfg.index_url.is_none() && missing_sqlite(&cfg.db) {
         let db = cfg.db.display();
         return Err(format!("no index at {db} (run `sia index <folder> --db {db}` first)").into());
     }
@@ -411,8 +421,9 @@ fn get(
     };
     if let Some(db) = db {
         cfg.db = db;
+        cfg.index_url = None;
     }
-    if !cfg.db.exists() {
+    if cfg.index_url.is_none() && missing_sqlite(&cfg.db) {
         let db = cfg.db.display();
         return Err(format!("no index at {db} (run `sia index <folder> --db {db}` first)").into());
     }

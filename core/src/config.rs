@@ -4,7 +4,7 @@
 //! [server]
 //! listen = "127.0.0.1:8080"
 //! base_url = "http://127.0.0.1:8080"   # FHIR at {base_url}/fhir, DICOMweb at {base_url}/dicom-web
-//! db = "sia.db"
+//! db = "sia.db"                        # or the [index] table below
 //! [[issuers]]
 //! iss = "https://ehr.example.org"
 //! audiences = ["https://ehr.example.org/fhir"]
@@ -14,6 +14,12 @@
 //! [patients]
 //! policy = "links"                     # or "identity" (development only)
 //! ```
+//!
+//! The index: `[server] db = "sia.db"` (an SQLite file), or an `[index]` table with
+//! `db = "sia.db"` or `url = "postgres://user@host:5432/sia"` (a PostgreSQL database
+//! several hosts share; `max_connections`, default 16, bounds this host's connections
+//! to it). Exactly one of them names the index; a `db` that is a `postgres://` URL is
+//! one too.
 //!
 //! Optional: `[patients] identifier_systems = { "http://hospital.example/mrn" = "HOSP" }`
 //! maps FHIR identifier systems to DICOM Issuers of Patient ID for `sia import-patients`.
@@ -66,6 +72,16 @@ struct FileConfig {
     backend_clients: Vec<BackendClientFile>,
     #[serde(default)]
     storage: Storage,
+    index: Option<IndexTable>,
+}
+
+/// `[index]`: where the index lives (see the module docs).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexTable {
+    db: Option<PathBuf>,
+    url: Option<String>,
+    max_connections: Option<u32>,
 }
 
 /// `[[backend_clients]]` (SMART Backend Services): `client_id`, `iss` (optional when one
@@ -106,7 +122,7 @@ struct Server {
     #[serde(default)]
     listen: Option<String>,
     base_url: String,
-    db: PathBuf,
+    db: Option<PathBuf>,
     #[serde(default)]
     cors_origins: Vec<String>,
     tls: Option<Tls>,
@@ -584,9 +600,45 @@ impl Config {
                 .parse()
                 .map_err(|e| invalid(path, format!("storage: {e}")))?,
         };
+        // A `db` that is a postgres:// URL is not a path to resolve.
+        let resolve_db = |p: &Path| match crate::index::IndexLocation::from_db(p) {
+            crate::index::IndexLocation::Sqlite(_) => resolve(p),
+            crate::index::IndexLocation::Postgres { .. } => p.to_path_buf(),
+        };
+        let (db, index_url, index_max_connections) = match (&file.server.db, file.index) {
+            (Some(db), None) => (resolve_db(db), None, None),
+            (
+                None,
+                Some(IndexTable {
+                    db: Some(db),
+                    url: None,
+                    max_connections,
+                }),
+            ) => (resolve_db(&db), None, max_connections),
+            (
+                None,
+                Some(IndexTable {
+                    db: None,
+                    url: Some(url),
+                    max_connections,
+                }),
+            ) => (PathBuf::from("sia.db"), Some(url), max_connections),
+            _ => {
+                return Err(invalid(
+                    path,
+                    "name the index once: [server] db, or [index] db or url",
+                ));
+            }
+        };
+        if index_max_connections == Some(0) {
+            return Err(invalid(path, "index.max_connections must be at least 1"));
+        }
         Ok(Config {
             read_mode,
-            db: resolve(&file.server.db),
+            db,
+            index_url,
+            index_max_connections: index_max_connections
+                .unwrap_or(crate::index::DEFAULT_MAX_CONNECTIONS),
             base_url: file.server.base_url,
             auth: Some(std::sync::Arc::new(
                 Authorizer::new(issuers, patients).with_backend_clients(backend_clients),

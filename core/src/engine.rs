@@ -20,8 +20,13 @@ use crate::storage::{FileCache, ReadMode};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
-    /// The SQLite index file.
+    /// The SQLite index file (or a `postgres://` URL, as [`Config::index_url`]).
     pub db: PathBuf,
+    /// The PostgreSQL database of the index (`postgres://user@host:port/db`); when set,
+    /// it is the index and `db` is not used.
+    pub index_url: Option<String>,
+    /// Most connections this engine opens to a PostgreSQL index.
+    pub index_max_connections: u32,
     /// Public base URL; FHIR is served at `{base_url}/fhir`, DICOMweb at `{base_url}/dicom-web`.
     pub base_url: String,
     /// How frames are read from files: `Pread` (the default; safe whatever happens to
@@ -55,6 +60,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             db: PathBuf::from("sia.db"),
+            index_url: None,
+            index_max_connections: crate::index::DEFAULT_MAX_CONNECTIONS,
             base_url: "http://127.0.0.1:8080".into(),
             read_mode: ReadMode::Pread,
             mapped_files: 1024,
@@ -71,6 +78,25 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where the index named by this configuration lives.
+    pub fn index_location(&self) -> crate::index::IndexLocation {
+        match &self.index_url {
+            Some(url) => crate::index::IndexLocation::Postgres {
+                url: url.clone(),
+                max_connections: self.index_max_connections,
+            },
+            None => match crate::index::IndexLocation::from_db(&self.db) {
+                crate::index::IndexLocation::Postgres { url, .. } => {
+                    crate::index::IndexLocation::Postgres {
+                        url,
+                        max_connections: self.index_max_connections,
+                    }
+                }
+                sqlite => sqlite,
+            },
+        }
+    }
+
     /// A builder starting from the defaults (index `sia.db`, base URL
     /// `http://127.0.0.1:8080`, read mode `pread`, no issuers: everything is served to
     /// the caller, as to a local administrator).
@@ -125,9 +151,23 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// The SQLite index file (created when missing).
+    /// The SQLite index file (created when missing); a `postgres://` URL names a
+    /// PostgreSQL index as [`ConfigBuilder::index_url`] does.
     pub fn db(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.db = path.into();
+        self
+    }
+
+    /// The index on PostgreSQL at `url` (`postgres://user@host:port/db`; tables created
+    /// and migrated at open); `None` keeps the SQLite file of [`ConfigBuilder::db`].
+    pub fn index_url(mut self, url: impl Into<Option<String>>) -> Self {
+        self.config.index_url = url.into();
+        self
+    }
+
+    /// Most connections to a PostgreSQL index (default 16, at least 1).
+    pub fn index_max_connections(mut self, n: u32) -> Self {
+        self.config.index_max_connections = n.max(1);
         self
     }
 
@@ -234,7 +274,7 @@ impl Engine {
         let wado_uri_path = format!("{}/wado", url_path(config.base_url.trim_end_matches('/')));
         let fhir_path = url_path(&fhir.fhir_base);
         Ok(Engine {
-            index: Index::open(&config.db)?,
+            index: Index::open_at(&config.index_location())?,
             fhir,
             files: FileCache::new(config.read_mode, config.mapped_files),
             dicomweb_path,

@@ -114,9 +114,9 @@ pub use engine::{Config, ConfigBuilder, Engine};
 pub use error::{Error, ErrorKind, Result};
 pub use http::{Body, Chunk, Request, Response};
 pub use index::{
-    Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, NonconformantUid,
-    NormalizedCharset, PatientImport, PixelDescription, Progress as IndexProgress, Skipped,
-    StudyFilter,
+    Conflict, ConflictPatient, Duplicate, IndexLocation, IndexOptions, IndexReport,
+    NonconformantUid, NormalizedCharset, PatientImport, PixelDescription,
+    Progress as IndexProgress, Skipped, StudyFilter,
 };
 pub use storage::ReadMode;
 pub use wado::{DicomJson, DicomRef, Frame, Frames, QidoLevel, Retrieved, is_uid};

@@ -31,6 +31,7 @@ fn engine(dir: &std::path::Path) -> Engine {
     let engine = Engine::open(
         Config::builder()
             .db(dir.join("i.db"))
+            .index_url(crate::common::pg_url())
             .authorizer(Some(Arc::new(auth)))
             .build(),
     )
@@ -145,6 +146,7 @@ fn without_policies_backend_services_are_not_advertised() {
     let engine = Engine::open(
         Config::builder()
             .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
             .authorizer(Some(Arc::new(Authorizer::new(
                 vec![],
                 PatientPolicy::Links,

@@ -134,10 +134,61 @@ pub fn tag(g: u16, e: u16) -> Tag {
 pub fn demo_engine() -> (tempfile::TempDir, sia::Engine) {
     let dir = tempfile::tempdir().unwrap();
     sia::write_demo(&dir.path().join("data")).unwrap();
-    let engine =
-        sia::Engine::open(sia::Config::builder().db(dir.path().join("i.db")).build()).unwrap();
+    let engine = sia::Engine::open(
+        sia::Config::builder()
+            .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     engine
         .index(&[dir.path().join("data")], &Default::default())
         .unwrap();
     (dir, engine)
+}
+
+/// The index of a test's engine on PostgreSQL: when `SIA_TEST_PG_URL` names a server
+/// (scripts/test's second pass, through scripts/pg-throwaway), a URL of a new schema of
+/// its own there, so tests run in parallel without seeing each other's rows; else
+/// `None`, and the test's index is the SQLite file it names with `db`.
+pub fn pg_url() -> Option<String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::var("SIA_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let schema = format!(
+        "t_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut client = postgres::Client::connect(&base, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("SIA_TEST_PG_URL={base}: {e}"));
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// Whether this run's engines use PostgreSQL (see [`pg_url`]).
+#[allow(dead_code)]
+pub fn on_postgres() -> bool {
+    std::env::var("SIA_TEST_PG_URL").is_ok_and(|u| !u.is_empty())
+}
+
+/// An index in `dir` (SQLite), or in a new PostgreSQL schema (see [`pg_url`]).
+#[allow(dead_code)]
+pub fn open_index(dir: &std::path::Path) -> sia::internal::index::Index {
+    use sia::internal::index::{Index, IndexLocation};
+    match pg_url() {
+        Some(url) => Index::open_at(&IndexLocation::Postgres {
+            url,
+            max_connections: 4,
+        })
+        .unwrap(),
+        None => Index::open(dir.join("i.db")).unwrap(),
+    }
 }

@@ -10,6 +10,7 @@ fn demo_bundle_maps_dicom_to_imaging_study() {
     let engine = Engine::open(
         Config::builder()
             .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
             .base_url("https://pacs.example/")
             .build(),
     )

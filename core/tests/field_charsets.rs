@@ -132,7 +132,13 @@ fn the_issue_example_through_the_index_metadata_and_qido() {
         named(b"ISO IR 192", "Müller^Zoë".as_bytes()),
     )
     .unwrap();
-    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     let report = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(report.normalized_charsets.len(), 1, "{report:?}");
     assert!(report.normalized_charsets[0].path.ends_with("zoe.dcm"));

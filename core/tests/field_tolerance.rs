@@ -50,7 +50,13 @@ fn engine_of(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Engine {
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(Config::builder().db(dir.join("i.db")).build()).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     let r = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, files.len() as u64, "{r:?}");
     engine

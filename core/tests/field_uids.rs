@@ -33,7 +33,13 @@ fn engine_of(
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(Config::builder().db(dir.join("i.db")).build()).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     let report = engine.index(&[&data], &Default::default()).unwrap();
     (engine, report)
 }

@@ -22,6 +22,7 @@ fn handle_evaluates_a_hosts_introspection_response() {
     let engine = Engine::open(
         Config::builder()
             .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
             .authorizer(Some(auth))
             .build(),
     )

@@ -3,6 +3,7 @@
 
 mod alloc_meter;
 mod backend_services;
+mod backends;
 mod bad_input;
 mod common;
 mod config_ehr;
@@ -14,6 +15,7 @@ mod field_uids;
 mod fuzz_regressions;
 mod introspection;
 mod no_paths;
+mod pg_operations;
 mod properties;
 mod reindex;
 mod scan_cases;

@@ -43,7 +43,7 @@ fn add_modify_delete() {
     write(&data, "a.dcm", &instance_file("1.1", "9.1", "P1"));
     write(&data, "b.dcm", &instance_file("1.2", "9.1", "P1"));
     write(&data, "c.dcm", &instance_file("1.3", "9.2", "P1"));
-    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let index = crate::common::open_index(tmp.path());
     let r = index.index(&[&data], &Default::default()).unwrap();
     assert_eq!((r.indexed, r.unchanged, r.removed), (3, 0, 0));
     assert_eq!(counts(&index), (1, 2, 3));
@@ -83,7 +83,7 @@ fn a_file_turned_bad_is_skipped_and_its_instance_removed() {
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
     write(&data, "a.dcm", &instance_file("1.1", "9.1", "P1"));
-    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let index = crate::common::open_index(tmp.path());
     index.index(&[&data], &Default::default()).unwrap();
     let good = instance_file("1.1", "9.1", "P1");
     write(&data, "a.dcm", &good[..good.len() - 5]);
@@ -101,7 +101,7 @@ fn duplicates_keep_the_smallest_path_and_promote_on_delete() {
     for name in ["m.dcm", "z.dcm", "a.dcm"] {
         write(&data, name, &bytes);
     }
-    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let index = crate::common::open_index(tmp.path());
     let r = index.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, 1);
     let dups: Vec<String> = r
@@ -180,7 +180,7 @@ fn walk_order_merge_with_names_that_sort_around_the_separator() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, instance_file(&format!("1.{i}"), "9.1", "P1")).unwrap();
     }
-    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let index = crate::common::open_index(tmp.path());
     let r = index.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, names.len() as u64);
     let r = index.index(&[&data], &Default::default()).unwrap();
@@ -209,7 +209,7 @@ fn indexing_a_subfolder_does_not_remove_its_siblings() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, instance_file(&format!("1.{i}"), "9.1", "P1")).unwrap();
     }
-    let index = Index::open(tmp.path().join("i.db")).unwrap();
+    let index = crate::common::open_index(tmp.path());
     index.index(&[&data], &Default::default()).unwrap();
     let r = index
         .index(&[data.join("a"), data.join("a/1.dcm")], &Default::default())

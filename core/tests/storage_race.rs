@@ -85,6 +85,7 @@ fn race(mode: ReadMode, changes: &[Change]) {
         Engine::open(
             Config::builder()
                 .db(dir.path().join("i.db"))
+                .index_url(crate::common::pg_url())
                 .read_mode(mode)
                 .build(),
         )

@@ -84,7 +84,13 @@ fn authorize_decides_token_scopes_and_compartment() {
 
     // Without issuers, everything is granted.
     let dir = tempfile::tempdir().unwrap();
-    let local = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
+    let local = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     assert!(
         local
             .authorize(&Credentials::none(), &Access::study("1.2"))
@@ -175,6 +181,7 @@ fn frames_outlive_the_engine_in_each_read_mode() {
         let engine = Engine::open(
             Config::builder()
                 .db(dir.path().join("i.db"))
+                .index_url(crate::common::pg_url())
                 .read_mode(mode)
                 .build(),
         )
@@ -383,7 +390,13 @@ fn an_index_run_reports_progress_and_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let files = sia::write_demo(&data).unwrap().len();
-    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     let seen = AtomicU64::new(0);
     let cancel_after_5 = IndexOptions::default().batch_size(2).progress(|p| {
         seen.fetch_add(1, Ordering::Relaxed);
@@ -424,6 +437,7 @@ fn unknown_kids_are_signalled_once_per_cooldown() {
     let engine = Engine::open(
         Config::builder()
             .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
             .authorizer(Some(std::sync::Arc::new(Authorizer::new(
                 vec![policy],
                 PatientPolicy::Links,
@@ -450,7 +464,13 @@ fn errors_carry_no_server_path() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     sia::write_demo(&data).unwrap();
-    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     engine.index(&[&data], &IndexOptions::default()).unwrap();
     let file = data.join("DEMO-001/study1/series1/001.dcm");
     assert!(file.exists());

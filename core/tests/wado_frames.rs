@@ -22,6 +22,7 @@ pub(crate) fn engine_with(dir: &Path, files: &[(&str, Vec<u8>)], mode: ReadMode)
     let engine = Engine::open(
         Config::builder()
             .db(dir.join("i.db"))
+            .index_url(crate::common::pg_url())
             .read_mode(mode)
             .build(),
     )

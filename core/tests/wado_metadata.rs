@@ -25,7 +25,13 @@ fn engine_of(bytes: &[u8]) -> (tempfile::TempDir, Engine) {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("a.dcm"), bytes).unwrap();
-    let engine = Engine::open(Config::builder().db(dir.path().join("i.db")).build()).unwrap();
+    let engine = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
+            .build(),
+    )
+    .unwrap();
     engine.index(&[&data], &Default::default()).unwrap();
     (dir, engine)
 }

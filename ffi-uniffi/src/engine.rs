@@ -43,7 +43,8 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for ListenerError {
     }
 }
 
-/// An open sia engine: one SQLite index, its files, and the token policy of its
+/// An open sia engine: one index (an SQLite file, or a PostgreSQL database named by
+/// `[index] url` or a `postgres://` db), its files, and the token policy of its
 /// configuration.
 ///
 /// Thread-safe: share one instance between every JVM thread. In Kotlin it is
@@ -93,7 +94,8 @@ impl Engine {
         Engine::open(config)
     }
 
-    /// Opens (or creates) the index at `db` without token checks: every call sees
+    /// Opens (or creates) the index at `db` (an SQLite file, or a `postgres://` URL)
+    /// without token checks: every call sees
     /// everything, as the local administrator does with `sia get`.
     ///
     /// Errors: `Internal` when the index cannot be opened or is not a sia index.

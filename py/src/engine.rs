@@ -97,7 +97,11 @@ impl PyEngine {
             None => Config::default(),
         };
         match (db, &config) {
-            (Some(db), _) => cfg.db = db,
+            // A file or a postgres:// URL; it wins over the configuration's index.
+            (Some(db), _) => {
+                cfg.db = db;
+                cfg.index_url = None;
+            }
             (None, Some(_)) => {}
             (None, None) => {
                 return Err(errors::raise(

@@ -91,7 +91,9 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         None => Config::default(),
     };
     if let Some(db) = &args.db {
+        // --db (a file, or a postgres:// URL) wins over the configuration's index.
         config.db = db.clone();
+        config.index_url = None;
     }
     let listen = args
         .listen

@@ -88,7 +88,9 @@ pub async fn engine_route(
             }
         }
     }
-    if answers_quickly(&request) {
+    // On PostgreSQL (no index file) every answer waits on a network round trip, which
+    // must not hold an async worker: the blocking pool takes it.
+    if answers_quickly(&request) && state.engine.index_db().path().is_some() {
         // A frame or a bounded search costs microseconds to a millisecond: handing it to
         // the blocking pool would cost more in thread switches than the work itself.
         return into_http(state.engine.handle(&request));

@@ -19,8 +19,9 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::iter::{ParallelBridge, ParallelIterator};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::db::dialect::fold_name;
+use super::db::{Db, params};
 use super::run::{
     Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, NonconformantUid,
     NormalizedCharset, Progress, Skipped,
@@ -29,7 +30,7 @@ use super::schema::{STATE_CONFLICT, STATE_DUPLICATE, STATE_INDEXED, STATE_SKIPPE
 use super::walk::{
     Done, Entry, KNOWN_COLUMNS, Known, Work, known_from, own_files, stat_entry, walk_and_diff,
 };
-use super::{Index, open_writer};
+use super::{Index, WRITER_LOCK};
 use crate::dicom::{InstanceRecord, ScanError, Scanned, scan_file};
 use crate::error::{Error, Result};
 
@@ -60,22 +61,61 @@ impl Index {
             })
             .cloned()
             .collect();
-        let own = own_files(self.path());
-        let mut conn = open_writer(self.path())?;
+        let own = self.path().map(own_files).unwrap_or_default();
+        self.write(|conn| {
+            // One index run at a time over a shared index (the lock is per schema): a
+            // second run (another
+            // host, another process) waits, then walks what the first committed, so
+            // both converge on the index one run would have made. SQLite serialises
+            // writers itself.
+            let postgres = conn.is_postgres();
+            if postgres {
+                conn.query_one(
+                    &format!(
+                        "SELECT pg_advisory_lock({WRITER_LOCK}, hashtext(current_schema()))::text"
+                    ),
+                    &[],
+                    |_| Ok(()),
+                )?;
+            }
+            let walk = self.walk_connection()?;
+            let out = self.run_index(conn, walk, &roots, &own, opts, started);
+            if postgres {
+                // A session that died has released its locks already; the run's own
+                // error is the one to report.
+                let unlocked = conn.query_one(
+                    &format!(
+                        "SELECT pg_advisory_unlock({WRITER_LOCK}, hashtext(current_schema()))::text"
+                    ),
+                    &[],
+                    |_| Ok(()),
+                );
+                return out.and_then(|report| unlocked.map(|()| report));
+            }
+            out
+        })
+    }
 
+    fn run_index(
+        &self,
+        conn: &mut Db,
+        walk: Db,
+        roots: &[PathBuf],
+        own: &HashSet<PathBuf>,
+        opts: &IndexOptions<'_>,
+        started: Instant,
+    ) -> Result<IndexReport> {
         let cancel = AtomicBool::new(false);
         let found = AtomicU64::new(0);
         let walk_done = AtomicBool::new(false);
         let mut report = IndexReport::default();
-        let mut writer = Writer::new(now_ms(), &roots);
+        let mut writer = Writer::new(now_ms(), roots);
         let (walked, written) = std::thread::scope(|s| {
             let (work_tx, work_rx) = sync_channel::<Work>(4096);
             let (done_tx, done_rx) = sync_channel::<Done>(1024);
-            let (cancel, found, walk_done, own, roots) =
-                (&cancel, &found, &walk_done, &own, &roots);
-            let db = self.path();
+            let (cancel, found, walk_done) = (&cancel, &found, &walk_done);
             let walker = s.spawn(move || {
-                let r = walk_and_diff(db, roots, own, &work_tx, found, cancel);
+                let r = walk_and_diff(walk, roots, own, &work_tx, found, cancel);
                 walk_done.store(true, Ordering::Release);
                 if r.is_err() {
                     cancel.store(true, Ordering::Relaxed);
@@ -107,7 +147,7 @@ impl Index {
                         }
                     });
             });
-            let written = writer.run(&mut conn, done_rx, opts, found, walk_done, &mut report);
+            let written = writer.run(conn, done_rx, opts, found, walk_done, &mut report);
             if written.is_err() {
                 cancel.store(true, Ordering::Relaxed);
             }
@@ -151,58 +191,62 @@ struct Touched {
 
 impl Touched {
     /// Recomputes counts and ModalitiesInStudy, and deletes what became empty.
-    fn settle(&mut self, tx: &Transaction<'_>, updated_ms: i64) -> Result<()> {
+    fn settle(&mut self, tx: &mut Db, updated_ms: i64) -> Result<()> {
         for id in self.series.drain() {
-            let n: i64 = tx.query_row(
+            let n: i64 = tx.query_one(
                 "SELECT count(*) FROM instances WHERE series = ?1",
-                [id],
+                params![id],
                 |r| r.get(0),
             )?;
             // Whether the series shrank or went, its study's counts change too.
-            let study: Option<i64> = tx
-                .query_row("SELECT study FROM series WHERE id = ?1", [id], |r| r.get(0))
-                .optional()?;
+            let study: Option<i64> =
+                tx.query_opt("SELECT study FROM series WHERE id = ?1", params![id], |r| {
+                    r.get(0)
+                })?;
             self.studies.extend(study);
             if n == 0 {
-                tx.execute("DELETE FROM series WHERE id = ?1", [id])?;
+                tx.execute("DELETE FROM series WHERE id = ?1", params![id])?;
             } else {
                 tx.execute(
                     "UPDATE series SET num_instances = ?2 WHERE id = ?1",
-                    [id, n],
+                    params![id, n],
                 )?;
             }
         }
         for id in self.studies.drain() {
-            let (series, instances): (i64, i64) = tx.query_row(
-                "SELECT count(*), coalesce(sum(num_instances), 0) FROM series WHERE study = ?1",
-                [id],
+            let (series, instances): (i64, i64) = tx.query_one(
+                "SELECT count(*), CAST(coalesce(sum(num_instances), 0) AS BIGINT) FROM series WHERE study = ?1",
+                params![id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let patient: Option<i64> = tx
-                .query_row("SELECT patient FROM studies WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let patient: Option<i64> = tx.query_opt(
+                "SELECT patient FROM studies WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
             if series == 0 {
-                tx.execute("DELETE FROM studies WHERE id = ?1", [id])?;
+                tx.execute("DELETE FROM studies WHERE id = ?1", params![id])?;
                 self.patients.extend(patient);
                 continue;
             }
-            let modalities: String = tx.query_row(
-                "SELECT coalesce(group_concat(m, '\\'), '') FROM
-                   (SELECT DISTINCT modality AS m FROM series WHERE study = ?1 AND modality != '' ORDER BY m)",
-                [id],
-                |r| r.get(0),
-            )?;
+            // ModalitiesInStudy: the distinct codes in byte order, joined here rather
+            // than by an aggregate whose name differs per engine.
+            let modalities = tx
+                .query_map(
+                    "SELECT DISTINCT modality FROM series WHERE study = ?1 AND modality != '' ORDER BY modality",
+                    params![id],
+                    |r| r.get::<String>(0),
+                )?
+                .join("\\");
             tx.execute(
                 "UPDATE studies SET num_series = ?2, num_instances = ?3, modalities = ?4, updated_ms = ?5 WHERE id = ?1",
-                params![id, series, instances, modalities, updated_ms],
+                params![id, series, instances, &modalities, updated_ms],
             )?;
         }
         for id in self.patients.drain() {
             tx.execute(
                 "DELETE FROM patients WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM studies WHERE patient = ?1)",
-                [id],
+                params![id],
             )?;
         }
         Ok(())
@@ -210,18 +254,12 @@ impl Touched {
 }
 
 /// Deletes the instance stored for file `file_id`, if any.
-fn delete_instance_of_file(
-    tx: &Transaction<'_>,
-    file_id: i64,
-    touched: &mut Touched,
-) -> Result<()> {
-    let series: Option<i64> = tx
-        .query_row(
-            "DELETE FROM instances WHERE file = ?1 RETURNING series",
-            [file_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+fn delete_instance_of_file(tx: &mut Db, file_id: i64, touched: &mut Touched) -> Result<()> {
+    let series: Option<i64> = tx.query_opt(
+        "DELETE FROM instances WHERE file = ?1 RETURNING series",
+        params![file_id],
+        |r| r.get(0),
+    )?;
     touched.series.extend(series);
     Ok(())
 }
@@ -229,7 +267,7 @@ fn delete_instance_of_file(
 /// The first UID of `r` (instance, series, study) that the index holds, with instances,
 /// for another DICOM patient: its level, the UID and that patient (ID, issuer).
 fn conflict_of(
-    tx: &Transaction<'_>,
+    tx: &mut Db,
     r: &InstanceRecord,
 ) -> Result<Option<(&'static str, String, ConflictPatient)>> {
     let checks: [(&'static str, &str, &str); 3] = [
@@ -256,11 +294,10 @@ fn conflict_of(
         ),
     ];
     for (level, sql, uid) in checks {
-        let mut q = tx.prepare_cached(sql)?;
-        let mut rows = q.query_map([uid], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        let owner = tx.query_opt(sql, params![uid], |row| {
+            Ok((row.get::<String>(0)?, row.get::<String>(1)?))
         })?;
-        if let Some(owner) = rows.next().transpose()?
+        if let Some(owner) = owner
             && (owner.0 != r.patient.id || owner.1 != r.patient.issuer)
         {
             let (patient_id, issuer) = owner;
@@ -311,7 +348,7 @@ impl<'r> Writer<'r> {
     /// `commit_interval`, whichever comes first.
     fn run(
         &mut self,
-        conn: &mut Connection,
+        conn: &mut Db,
         rx: std::sync::mpsc::Receiver<Done>,
         opts: &IndexOptions<'_>,
         found: &AtomicU64,
@@ -320,11 +357,11 @@ impl<'r> Writer<'r> {
     ) -> Result<()> {
         let (mut files_done, mut bytes_done, mut batch) = (0u64, 0u64, 0usize);
         let mut last_commit = Instant::now();
-        let mut tx = conn.transaction()?;
+        let mut tx = conn.begin(false)?;
         for done in rx {
             match done {
                 Done::Vanished(k) => {
-                    self.remove(&tx, &k, report)?;
+                    self.remove(&mut tx, &k, report)?;
                     batch += 1;
                 }
                 Done::Scanned {
@@ -332,7 +369,7 @@ impl<'r> Writer<'r> {
                     known,
                     result,
                 } => {
-                    self.apply(&tx, &entry, known.as_ref(), result, report)?;
+                    self.apply(&mut tx, &entry, known.as_ref(), result, report)?;
                     files_done += 1;
                     bytes_done += entry.size;
                     batch += 1;
@@ -354,10 +391,10 @@ impl<'r> Writer<'r> {
                 }
             }
             if batch >= opts.batch_size.max(1) || last_commit.elapsed() >= opts.commit_interval {
-                self.touched.settle(&tx, self.updated_ms)?;
+                self.touched.settle(&mut tx, self.updated_ms)?;
                 tx.commit()?;
                 self.after_commit();
-                tx = conn.transaction()?;
+                tx = conn.begin(false)?;
                 batch = 0;
                 last_commit = Instant::now();
             }
@@ -368,11 +405,11 @@ impl<'r> Writer<'r> {
                 .conflicts
                 .retain(|c| !retry.iter().any(|(e, _)| e.path == c.path));
             for (e, record) in retry {
-                self.write_result(&tx, &e, Ok(Scanned::Instance(record)), report)?;
+                self.write_result(&mut tx, &e, Ok(Scanned::Instance(record)), report)?;
             }
             self.conflicted.clear();
         }
-        self.touched.settle(&tx, self.updated_ms)?;
+        self.touched.settle(&mut tx, self.updated_ms)?;
         tx.commit()?;
         report.indexed = self.indexed.len() as u64;
         Ok(())
@@ -387,24 +424,22 @@ impl<'r> Writer<'r> {
 
     fn file_row(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut Db,
         e: &Entry,
         state: i64,
         sop: Option<&str>,
         reason: Option<&str>,
     ) -> Result<i64> {
-        let mut q = tx.prepare_cached(
+        tx.query_one(
             "INSERT INTO files (path, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reason)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, size = excluded.size,
                mtime_ns = excluded.mtime_ns, inode = excluded.inode, state = excluded.state,
                sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason, reread = 0
              RETURNING id",
-        )?;
-        Ok(q.query_row(
             params![
-                e.path,
-                e.key,
+                &e.path,
+                &e.key,
                 e.size as i64,
                 e.mtime_ns,
                 e.inode as i64,
@@ -413,13 +448,13 @@ impl<'r> Writer<'r> {
                 reason
             ],
             |r| r.get(0),
-        )?)
+        )
     }
 
     /// Removes a vanished file and, if it held an instance, lets a duplicate take over.
-    fn remove(&mut self, tx: &Transaction<'_>, k: &Known, report: &mut IndexReport) -> Result<()> {
+    fn remove(&mut self, tx: &mut Db, k: &Known, report: &mut IndexReport) -> Result<()> {
         delete_instance_of_file(tx, k.id, &mut self.touched)?;
-        tx.execute("DELETE FROM files WHERE id = ?1", [k.id])?;
+        tx.execute("DELETE FROM files WHERE id = ?1", params![k.id])?;
         report.removed += 1;
         if k.state == STATE_INDEXED
             && let Some(sop) = &k.sop
@@ -431,26 +466,20 @@ impl<'r> Writer<'r> {
 
     /// When no file holds `sop` any more, re-reads the files that were its duplicates (in
     /// path order, so the smallest path that still has it wins), in this transaction.
-    fn promote(&mut self, tx: &Transaction<'_>, sop: &str, report: &mut IndexReport) -> Result<()> {
-        let held: Option<i64> = tx
-            .query_row(
-                "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
-                [sop],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if held.is_some() {
+    fn promote(&mut self, tx: &mut Db, sop: &str, report: &mut IndexReport) -> Result<()> {
+        if tx.exists(
+            "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
+            params![sop],
+        )? {
             return Ok(());
         }
-        let candidates: Vec<(Known, String)> = {
-            let mut q = tx.prepare_cached(&format!(
+        let candidates: Vec<(Known, String)> = tx.query_map(
+            &format!(
                 "SELECT {KNOWN_COLUMNS}, path FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
-            ))?;
-            let rows = q.query_map(params![STATE_DUPLICATE, sop], |r| {
-                Ok((known_from(r)?, r.get::<_, String>(8)?))
-            })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
+            ),
+            params![STATE_DUPLICATE, sop],
+            |r| Ok((known_from(r)?, r.get::<String>(8)?)),
+        )?;
         for (k, path) in candidates {
             let Some(entry) = stat_entry(&path) else {
                 continue;
@@ -466,7 +495,7 @@ impl<'r> Writer<'r> {
 
     fn apply(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &mut Db,
         e: &Entry,
         known: Option<&Known>,
         result: Result<Scanned, ScanError>,
@@ -488,7 +517,7 @@ impl<'r> Writer<'r> {
 
     fn write_result(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &mut Db,
         e: &Entry,
         result: Result<Scanned, ScanError>,
         report: &mut IndexReport,
@@ -558,20 +587,19 @@ impl<'r> Writer<'r> {
                 value: value.clone(),
             });
         }
-        let holder: Option<(i64, i64, String, Vec<u8>)> = tx
-            .prepare_cached(
-                "SELECT i.id, f.id, f.path, f.walk_key FROM instances i JOIN files f ON f.id = i.file
-                 WHERE i.sop_instance_uid = ?1",
-            )?
-            .query_row([sop], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
+        let holder: Option<(i64, i64, String, Vec<u8>)> = tx.query_opt(
+            "SELECT i.id, f.id, f.path, f.walk_key FROM instances i JOIN files f ON f.id = i.file
+             WHERE i.sop_instance_uid = ?1",
+            params![sop],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         if let Some((instance_id, other_file, other_path, other_key)) = holder {
             // Keep the file that comes first in walk order, so the outcome does not
             // depend on the order in which parallel scans finish.
             if e.key < other_key {
-                let series: i64 = tx.query_row(
+                let series: i64 = tx.query_one(
                     "DELETE FROM instances WHERE id = ?1 RETURNING series",
-                    [instance_id],
+                    params![instance_id],
                     |r| r.get(0),
                 )?;
                 self.touched.series.insert(series);
@@ -603,26 +631,26 @@ impl<'r> Writer<'r> {
 
     fn insert_instance(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut Db,
         record: &InstanceRecord,
         series_id: i64,
         file_id: i64,
     ) -> Result<()> {
         let image = record.image.as_ref();
-        tx.prepare_cached(
+        let frames = record.frames.to_bytes();
+        tx.execute(
             "INSERT INTO instances (sop_instance_uid, series, file, sop_class_uid, transfer_syntax, number, title,
                rows, columns, samples_per_pixel, bits_allocated, bits_stored, pixel_representation, photometric,
                planar_configuration, number_of_frames, frame_table)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )?
-        .execute(params![
-            record.sop_instance_uid,
+        params![
+            &record.sop_instance_uid,
             series_id,
             file_id,
-            record.sop_class_uid,
-            record.transfer_syntax,
+            &record.sop_class_uid,
+            &record.transfer_syntax,
             record.instance_number,
-            record.title,
+            &record.title,
             image.map(|i| i.rows),
             image.map(|i| i.columns),
             image.map(|i| i.samples_per_pixel),
@@ -632,28 +660,28 @@ impl<'r> Writer<'r> {
             image.map(|i| i.photometric.as_str()),
             image.map(|i| i.planar_configuration),
             record.frames.count(),
-            record.frames.to_bytes(),
+            &frames,
         ])?;
         Ok(())
     }
 
     /// Inserts or updates patient, study and series rows; returns the series row id.
     /// Rows seen earlier in this batch with the same values are not written again.
-    fn upsert_hierarchy(&mut self, tx: &Transaction<'_>, r: &InstanceRecord) -> Result<i64> {
+    fn upsert_hierarchy(&mut self, tx: &mut Db, r: &InstanceRecord) -> Result<i64> {
         let p = &r.patient;
         let pkey = (p.id.clone(), p.issuer.clone());
         let pvals = [p.name.clone(), p.birth_date.clone(), p.sex.clone()];
         let patient_id = match self.patients.get(&pkey) {
             Some((id, vals)) if *vals == pvals => *id,
             _ => {
-                let id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO patients (patient_id, issuer, name, birth_date, sex) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (patient_id, issuer) DO UPDATE SET name = excluded.name,
-                           birth_date = excluded.birth_date, sex = excluded.sex
-                         RETURNING id",
-                    )?
-                    .query_row(params![p.id, p.issuer, p.name, p.birth_date, p.sex], |row| row.get(0))?;
+                let id: i64 = tx.query_one(
+                    "INSERT INTO patients (patient_id, issuer, name, birth_date, sex, name_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (patient_id, issuer) DO UPDATE SET name = excluded.name,
+                       birth_date = excluded.birth_date, sex = excluded.sex, name_key = excluded.name_key
+                     RETURNING id",
+                    params![&p.id, &p.issuer, &p.name, &p.birth_date, &p.sex, &fold_name(&p.name)],
+                    |row| row.get(0),
+                )?;
                 self.patients.insert(pkey, (id, pvals));
                 id
             }
@@ -663,37 +691,36 @@ impl<'r> Writer<'r> {
         let study_id = match self.studies.get(&s.uid) {
             Some(&(id, pat)) if pat == patient_id => id,
             _ => {
-                let old: Option<(i64, i64)> = tx
-                    .prepare_cached("SELECT id, patient FROM studies WHERE study_uid = ?1")?
-                    .query_row([&s.uid], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()?;
-                let id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO studies (study_uid, patient, date, time, timezone_offset, accession_number,
-                           description, referring_physician, study_id, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                         ON CONFLICT (study_uid) DO UPDATE SET patient = excluded.patient, date = excluded.date,
-                           time = excluded.time, timezone_offset = excluded.timezone_offset,
-                           accession_number = excluded.accession_number, description = excluded.description,
-                           referring_physician = excluded.referring_physician, study_id = excluded.study_id,
-                           updated_ms = excluded.updated_ms
-                         RETURNING id",
-                    )?
-                    .query_row(
-                        params![
-                            s.uid,
-                            patient_id,
-                            s.date,
-                            s.time,
-                            s.timezone_offset,
-                            s.accession_number,
-                            s.description,
-                            s.referring_physician,
-                            s.study_id,
-                            self.updated_ms
-                        ],
-                        |row| row.get(0),
-                    )?;
+                let old: Option<(i64, i64)> = tx.query_opt(
+                    "SELECT id, patient FROM studies WHERE study_uid = ?1",
+                    params![&s.uid],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?;
+                let id: i64 = tx.query_one(
+                    "INSERT INTO studies (study_uid, patient, date, time, timezone_offset, accession_number,
+                       description, referring_physician, study_id, updated_ms, referring_physician_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (study_uid) DO UPDATE SET patient = excluded.patient, date = excluded.date,
+                       time = excluded.time, timezone_offset = excluded.timezone_offset,
+                       accession_number = excluded.accession_number, description = excluded.description,
+                       referring_physician = excluded.referring_physician, study_id = excluded.study_id,
+                       updated_ms = excluded.updated_ms, referring_physician_key = excluded.referring_physician_key
+                     RETURNING id",
+                    params![
+                        &s.uid,
+                        patient_id,
+                        &s.date,
+                        &s.time,
+                        &s.timezone_offset,
+                        &s.accession_number,
+                        &s.description,
+                        &s.referring_physician,
+                        &s.study_id,
+                        self.updated_ms,
+                        &fold_name(&s.referring_physician)
+                    ],
+                    |row| row.get(0),
+                )?;
                 if let Some((_, old_patient)) = old
                     && old_patient != patient_id
                 {
@@ -709,23 +736,21 @@ impl<'r> Writer<'r> {
         match self.series.get(&se.uid) {
             Some(&(id, st)) if st == study_id => Ok(id),
             _ => {
-                let old: Option<i64> = tx
-                    .prepare_cached("SELECT study FROM series WHERE series_uid = ?1")?
-                    .query_row([&se.uid], |row| row.get(0))
-                    .optional()?;
-                let id: i64 = tx
-                    .prepare_cached(
-                        "INSERT INTO series (series_uid, study, modality, number, description, body_part, laterality, date, time)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                         ON CONFLICT (series_uid) DO UPDATE SET study = excluded.study, modality = excluded.modality,
-                           number = excluded.number, description = excluded.description, body_part = excluded.body_part,
-                           laterality = excluded.laterality, date = excluded.date, time = excluded.time
-                         RETURNING id",
-                    )?
-                    .query_row(
-                        params![se.uid, study_id, se.modality, se.number, se.description, se.body_part, se.laterality, se.date, se.time],
-                        |row| row.get(0),
-                    )?;
+                let old: Option<i64> = tx.query_opt(
+                    "SELECT study FROM series WHERE series_uid = ?1",
+                    params![&se.uid],
+                    |row| row.get(0),
+                )?;
+                let id: i64 = tx.query_one(
+                    "INSERT INTO series (series_uid, study, modality, number, description, body_part, laterality, date, time)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (series_uid) DO UPDATE SET study = excluded.study, modality = excluded.modality,
+                       number = excluded.number, description = excluded.description, body_part = excluded.body_part,
+                       laterality = excluded.laterality, date = excluded.date, time = excluded.time
+                     RETURNING id",
+                    params![&se.uid, study_id, &se.modality, se.number, &se.description, &se.body_part, &se.laterality, &se.date, &se.time],
+                    |row| row.get(0),
+                )?;
                 if let Some(old_study) = old
                     && old_study != study_id
                 {

@@ -1,8 +1,63 @@
-//! The SQLite index: schema, ingest, and the readers the FHIR layer uses.
+//! The index: schema, ingest, and the readers the FHIR and DICOMweb layers use, on one
+//! of two backends: an SQLite file (the embedded default) or a PostgreSQL database (for
+//! several hosts over one shared index).
 //!
-//! One writer at a time (ingest holds a dedicated connection), many readers (a small
-//! pool of read connections). WAL mode lets readers run while an ingest commits.
+//! One writer at a time per index run (ingest holds a dedicated connection), many
+//! readers (a pool of read connections). SQLite's WAL mode lets readers run while an
+//! ingest commits; PostgreSQL's MVCC does the same.
+//!
+//! # One SQL text, two dialects
+//!
+//! Every statement is written once, in the subset of SQL both engines answer alike,
+//! and runs over one connection interface ([`db::Db`]); the logic (ingest merge, the
+//! duplicates rule, conflicts, links, searches) exists once. What differs is small and
+//! lives in `db`:
+//!
+//! - placeholders: written `?N` (or `?` in built searches), run as written on SQLite
+//!   and rendered to `$N` for PostgreSQL once per statement and connection;
+//! - DDL: migrations are written with SQLite's type names and mapped word by word for
+//!   PostgreSQL (`INTEGER PRIMARY KEY` -> BIGINT identity, `INTEGER` -> BIGINT, `BLOB`
+//!   -> BYTEA, `TEXT` -> `TEXT COLLATE "C"`);
+//! - connections, pooling (SQLite: idle read connections kept here; PostgreSQL: an r2d2
+//!   pool, whose bound on open connections matters when many hosts share one server),
+//!   transactions' isolation and error mapping.
+//!
+//! The SQLite path pays one `match` per call on the backend and binds borrowed values
+//! (no copy per parameter); its statements come from rusqlite's cache as before.
+//!
+//! The common subset, and why each answer is identical on both:
+//!
+//! - upserts are `INSERT ... ON CONFLICT (...) DO UPDATE/DO NOTHING ... RETURNING id`
+//!   (SQLite >= 3.35, bundled here); no `INSERT OR IGNORE`, no `group_concat`;
+//! - text compares bytewise: SQLite's BINARY collation, PostgreSQL's `COLLATE "C"` on
+//!   every text column, so equality, DICOM date and time ranges (`YYYYMMDD` text
+//!   compared with `>=`/`<=`) and ORDER BY agree whatever the database's locale;
+//! - pattern matching is `LIKE ? ESCAPE '\'`, case-sensitive on both (SQLite
+//!   connections set `PRAGMA case_sensitive_like = ON`), with `%`, `_` and `\` in values
+//!   escaped by the caller; case-insensitive person-name matching compares a folded key
+//!   stored beside each name (`patients.name_key`, `studies.referring_physician_key`,
+//!   [`db::dialect::fold_name`]: Unicode lower case, computed in Rust) with a pattern
+//!   folded the same way, so `müller` finds `MÜLLER` on both engines;
+//! - every ORDER BY ends with a unique column (a UID, a walk key, a primary key), and
+//!   nullable numbers sort as `n IS NULL, n` (SQLite puts NULL first, PostgreSQL last),
+//!   so pages (`LIMIT ? OFFSET ?`) hold the same rows in the same order;
+//! - integers are 64-bit everywhere (BIGINT columns; [`db::Row::get`] reads
+//!   PostgreSQL's narrower integers too), and sums are `CAST(... AS BIGINT)`;
+//! - a parameter that may be NULL is tested as `CAST(?N AS TEXT) IS NULL`: PostgreSQL
+//!   types a parameter from its first use, and a bare `?N IS NULL` gives it none;
+//! - IN-lists are bound one value per placeholder, at most
+//!   [`search::MAX_LIST_VALUES`] per list, far under both engines' limits (SQLite
+//!   32,766, PostgreSQL 65,535 parameters per statement).
+//!
+//! Why not a query builder (`sea-query`): the searches are a fixed set of shapes over
+//! five tables whose only dialect points are the ones above; a builder would rewrite
+//! every statement into builder calls (hundreds of lines, each a chance to change an
+//! answer), add a dependency tree, and build strings per query in the hot reader path,
+//! where the SQLite path now runs its text as written from rusqlite's statement cache.
+//! Placeholder rendering is ~40 lines with unit tests; the cross-backend tests
+//! (`core/tests/backends.rs`) check the answers.
 
+pub(crate) mod db;
 mod ingest;
 mod patients;
 mod read;
@@ -11,6 +66,8 @@ pub mod schema;
 pub mod search;
 mod walk;
 
+pub use db::Value;
+pub use db::dialect::fold_name;
 pub use patients::PatientRow;
 pub use read::{
     InstanceFile, InstanceLocation, InstanceRow, PixelDescription, SeriesRow, StudyFilter, StudyRow,
@@ -20,6 +77,8 @@ pub use run::{
     Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
 };
 
+pub(crate) use db::{Db, params};
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,49 +87,127 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
-/// An open index file.
+/// Where an index lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexLocation {
+    /// An SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: a `postgres://` / `postgresql://` URL (or libpq's
+    /// `key=value` form), and the most connections this host opens to it.
+    Postgres {
+        /// The connection URL; a schema other than `public` is chosen with
+        /// `?options=-c%20search_path%3D<schema>`.
+        url: String,
+        /// Most connections open at once (readers and writers together).
+        max_connections: u32,
+    },
+}
+
+/// Default of [`IndexLocation::Postgres::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+impl IndexLocation {
+    /// The location `db` names: a PostgreSQL URL when it starts with `postgres://` or
+    /// `postgresql://`, else an SQLite file.
+    pub fn from_db(db: &Path) -> IndexLocation {
+        match db.to_str() {
+            Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+                IndexLocation::Postgres {
+                    url: s.to_string(),
+                    max_connections: DEFAULT_MAX_CONNECTIONS,
+                }
+            }
+            _ => IndexLocation::Sqlite(db.to_path_buf()),
+        }
+    }
+}
+
+enum Backend {
+    Sqlite {
+        path: PathBuf,
+        readers: Mutex<Vec<Db>>,
+        /// The connection [`Index::generation`] reads `data_version` on; opened once
+        /// and never replaced (its numbers are comparable only with its own).
+        watcher: Mutex<Option<Connection>>,
+    },
+    Postgres(db::pg::Pool),
+}
+
+/// An open index.
 pub struct Index {
-    path: PathBuf,
-    readers: Mutex<Vec<Connection>>,
-    /// The connection [`Index::generation`] reads `data_version` on; opened once and
-    /// never replaced (its numbers are comparable only with its own).
-    watcher: Mutex<Option<Connection>>,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Index")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("Index");
+        match &self.backend {
+            Backend::Sqlite { path, .. } => d.field("path", path),
+            Backend::Postgres(_) => d.field("backend", &"postgres"),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
-/// Most idle read connections kept.
+/// PostgreSQL advisory lock class held by an index run for its whole length ("sia" +
+/// 2), with the schema's hash as the second key: one run at a time per index.
+pub(crate) const WRITER_LOCK: i32 = 0x7369_6102;
+
+/// Most idle SQLite read connections kept.
 const MAX_IDLE_READERS: usize = 8;
 
 impl Index {
-    /// Opens the index at `path`, creating it (and running migrations) if needed.
+    /// Opens the SQLite index at `path`, creating it (and running migrations) if needed.
     pub fn open(path: impl AsRef<Path>) -> Result<Index> {
-        let path = path.as_ref().to_path_buf();
-        let mut conn = open_writer(&path)?;
-        schema::migrate(&mut conn)?;
-        drop(conn);
-        Ok(Index {
-            path,
-            readers: Mutex::new(Vec::new()),
-            watcher: Mutex::new(None),
-        })
+        Index::open_at(&IndexLocation::Sqlite(path.as_ref().to_path_buf()))
+    }
+
+    /// Opens the index at `location`, creating its tables (and running migrations) if
+    /// needed. A PostgreSQL database that cannot be reached is
+    /// [`crate::ErrorKind::Unavailable`]; one whose schema is newer than this sia, or that holds
+    /// other tables and no sia schema, is [`crate::ErrorKind::Config`].
+    pub fn open_at(location: &IndexLocation) -> Result<Index> {
+        match location {
+            IndexLocation::Sqlite(path) => {
+                let mut conn = Db::Sqlite(open_writer(path)?);
+                schema::migrate(&mut conn)?;
+                Ok(Index {
+                    backend: Backend::Sqlite {
+                        path: path.clone(),
+                        readers: Mutex::new(Vec::new()),
+                        watcher: Mutex::new(None),
+                    },
+                })
+            }
+            IndexLocation::Postgres {
+                url,
+                max_connections,
+            } => db::pg::off_runtime(|| {
+                let pool = db::pg::pool(url, *max_connections)?;
+                let mut conn = Db::Pg(Box::new(db::pg::checkout(&pool)?));
+                schema::migrate(&mut conn)?;
+                drop(conn);
+                Ok(Index {
+                    backend: Backend::Postgres(pool),
+                })
+            }),
+        }
     }
 
     /// A number that changes whenever anything commits to the index: this process,
     /// another `sia index`, another host on the same file (SQLite's `PRAGMA
     /// data_version`, read on a connection that never writes, so every commit is
     /// another connection's). Answers computed from the index stay valid while it is
-    /// the same. `None` when it cannot be read (then nothing may be cached).
+    /// the same. `None` when it cannot be read (then nothing may be cached), and on
+    /// PostgreSQL, where several hosts write and no such number is kept yet: there
+    /// search answers are not cached.
     pub fn generation(&self) -> Option<u64> {
-        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        let Backend::Sqlite { path, watcher, .. } = &self.backend else {
+            return None;
+        };
+        let mut watcher = watcher.lock().unwrap_or_else(|e| e.into_inner());
         if watcher.is_none() {
-            *watcher = Some(open_reader(&self.path).ok()?);
+            *watcher = Some(open_reader(path).ok()?);
         }
         let conn = watcher.as_ref()?;
         let v: i64 = conn
@@ -80,24 +217,62 @@ impl Index {
         u64::try_from(v).ok()
     }
 
-    /// The index file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The index file (`None` for an index on PostgreSQL).
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres(_) => None,
+        }
     }
 
-    /// Runs `f` with a read connection from the pool.
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match pooled {
-            Some(c) => c,
-            None => open_reader(&self.path)?,
-        };
-        let out = f(&conn);
-        let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < MAX_IDLE_READERS {
-            pool.push(conn);
+    /// Runs `f` with a read connection from the pool (off any async runtime's thread on
+    /// PostgreSQL, whose sync client must not block one).
+    pub(crate) fn read<R: Send>(&self, f: impl FnOnce(&mut Db) -> Result<R> + Send) -> Result<R> {
+        match &self.backend {
+            Backend::Sqlite { path, readers, .. } => {
+                let pooled = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let mut conn = match pooled {
+                    Some(c) => c,
+                    None => Db::Sqlite(open_reader(path)?),
+                };
+                let out = f(&mut conn);
+                let mut pool = readers.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.len() < MAX_IDLE_READERS {
+                    pool.push(conn);
+                }
+                out
+            }
+            Backend::Postgres(pool) => {
+                db::pg::off_runtime(|| f(&mut Db::Pg(Box::new(db::pg::checkout(pool)?))))
+            }
         }
-        out
+    }
+
+    /// Runs `f` with a writing connection (a new SQLite connection, or one from the
+    /// PostgreSQL pool), off any async runtime's thread.
+    pub(crate) fn write<R: Send>(&self, f: impl FnOnce(&mut Db) -> Result<R> + Send) -> Result<R> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => f(&mut Db::Sqlite(open_writer(path)?)),
+            Backend::Postgres(pool) => {
+                db::pg::off_runtime(|| f(&mut Db::Pg(Box::new(db::pg::checkout(pool)?))))
+            }
+        }
+    }
+
+    /// A connection for the walk of an index run: read-only where the backend has it.
+    pub(crate) fn walk_connection(&self) -> Result<Db> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(Duration::from_secs(30))?;
+                conn.pragma_update(None, "case_sensitive_like", "ON")?;
+                Ok(Db::Sqlite(conn))
+            }
+            Backend::Postgres(pool) => Ok(Db::Pg(Box::new(db::pg::checkout(pool)?))),
+        }
     }
 
     /// Adds a link from a FHIR Patient id to a DICOM (PatientID, IssuerOfPatientID)
@@ -122,14 +297,19 @@ impl Index {
                 "a link needs a FHIR Patient id and a DICOM Patient ID",
             ));
         }
-        let conn = open_writer(&self.path)?;
-        conn.execute(
-            "INSERT OR IGNORE INTO patient_links (fhir_issuer, fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3, ?4)",
-            (fhir_issuer, fhir_patient, patient_id, issuer),
-        )?;
-        Ok(())
+        self.write(|conn| {
+            conn.execute(
+                INSERT_LINK,
+                params![fhir_issuer, fhir_patient, patient_id, issuer],
+            )?;
+            Ok(())
+        })
     }
 }
+
+/// Adds a link; one already there stays as it is.
+const INSERT_LINK: &str = "INSERT INTO patient_links (fhir_issuer, fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT DO NOTHING";
 
 impl Index {
     /// Removes the link from FHIR Patient `fhir_patient` of token issuer `fhir_issuer`
@@ -144,16 +324,16 @@ impl Index {
         patient_id: &str,
         issuer: &str,
     ) -> Result<u64> {
-        let conn = open_writer(&self.path)?;
-        let n = conn.execute(
-            "DELETE FROM patient_links WHERE fhir_issuer = ?1 AND fhir_patient = ?2 AND patient_id = ?3 AND issuer = ?4",
-            (fhir_issuer, fhir_patient, patient_id, issuer),
-        )?;
-        Ok(n as u64)
+        self.write(|conn| {
+            conn.execute(
+                "DELETE FROM patient_links WHERE fhir_issuer = ?1 AND fhir_patient = ?2 AND patient_id = ?3 AND issuer = ?4",
+                params![fhir_issuer, fhir_patient, patient_id, issuer],
+            )
+        })
     }
 }
 
-/// A read-only connection with the settings every reader uses.
+/// Opens an SQLite read connection with the settings every reader uses.
 fn open_reader(path: &Path) -> Result<Connection> {
     let c = Connection::open_with_flags(
         path,
@@ -173,10 +353,12 @@ fn open_reader(path: &Path) -> Result<Connection> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    // LIKE compares as PostgreSQL's does (see the module docs).
+    c.pragma_update(None, "case_sensitive_like", "ON")?;
     Ok(c)
 }
 
-/// Opens the writing connection with the settings every writer uses.
+/// Opens the SQLite writing connection with the settings every writer uses.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.exists()
@@ -195,6 +377,8 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "case_sensitive_like", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -272,17 +456,15 @@ impl Index {
             }
             report.skipped.extend(skipped);
         }
-        let mut conn = open_writer(&self.path)?;
-        let tx = conn.transaction()?;
-        {
-            let mut q = tx.prepare("INSERT OR IGNORE INTO patient_links (fhir_issuer, fhir_patient, patient_id, issuer) VALUES (?1, ?2, ?3, ?4)")?;
+        self.write(|conn| {
+            let mut tx = conn.begin(false)?;
             for (fhir, pid, issuer) in &links {
-                q.execute((fhir_issuer, fhir, pid, issuer))?;
+                tx.execute(INSERT_LINK, params![fhir_issuer, fhir, pid, issuer])?;
                 report.links += 1;
             }
-        }
-        tx.commit()?;
-        Ok(report)
+            tx.commit()?;
+            Ok(report)
+        })
     }
 }
 
@@ -342,11 +524,10 @@ impl Index {
     ) -> Result<bool> {
         let other = if unassigned { "" } else { fhir_issuer };
         self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT 1 FROM patient_links WHERE fhir_issuer IN (?1, ?2) AND fhir_patient = ?3",
-                )?
-                .exists([fhir_issuer, other, fhir_patient])?)
+            conn.exists(
+                "SELECT 1 FROM patient_links WHERE fhir_issuer IN (?1, ?2) AND fhir_patient = ?3",
+                params![fhir_issuer, other, fhir_patient],
+            )
         })
     }
 

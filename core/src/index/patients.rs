@@ -1,9 +1,8 @@
 //! Reading DICOM patients back out of the index, for hosts that present them (the
 //! development EHR builds FHIR `Patient` resources from these rows).
 
-use rusqlite::Row;
-
 use super::Index;
+use super::db::{Row, params};
 use crate::dicom::PatientInfo;
 use crate::error::Result;
 
@@ -17,7 +16,7 @@ pub struct PatientRow {
     pub studies: u64,
 }
 
-fn patient_row(r: &Row<'_>) -> rusqlite::Result<PatientRow> {
+fn patient_row(r: &Row<'_>) -> Result<PatientRow> {
     Ok(PatientRow {
         patient: PatientInfo {
             id: r.get(0)?,
@@ -26,7 +25,7 @@ fn patient_row(r: &Row<'_>) -> rusqlite::Result<PatientRow> {
             birth_date: r.get(3)?,
             sex: r.get(4)?,
         },
-        studies: r.get::<_, i64>(5)?.max(0) as u64,
+        studies: r.get::<i64>(5)?.max(0) as u64,
     })
 }
 
@@ -43,9 +42,7 @@ impl Index {
                 "{SELECT} WHERE EXISTS (SELECT 1 FROM studies st WHERE st.patient = p.id)
                  ORDER BY p.patient_id, p.issuer LIMIT ?1"
             );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map([limit], patient_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            conn.query_map(&sql, params![limit], patient_row)
         })
     }
 
@@ -58,13 +55,11 @@ impl Index {
     ) -> Result<Vec<PatientRow>> {
         self.read(|conn| {
             let sql = format!(
-                "{SELECT} WHERE p.patient_id = ?1 AND (?2 IS NULL OR p.issuer = ?2)
+                "{SELECT} WHERE p.patient_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR p.issuer = ?2)
                    AND EXISTS (SELECT 1 FROM studies st WHERE st.patient = p.id)
                  ORDER BY p.issuer"
             );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map((patient_id, issuer), patient_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            conn.query_map(&sql, params![patient_id, issuer], patient_row)
         })
     }
 }

@@ -1,8 +1,7 @@
 //! Reading studies back out of the index, with their series and instances.
 
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
-
 use super::Index;
+use super::db::{Db, Param, Row, Value, params};
 use super::search::Condition;
 use crate::dicom::PatientInfo;
 use crate::error::Result;
@@ -97,7 +96,6 @@ pub struct InstanceRow {
 impl Index {
     /// Studies matching `filter`, ordered by date, time and UID, with series and instances.
     pub fn studies(&self, filter: &StudyFilter) -> Result<Vec<StudyRow>> {
-        use rusqlite::types::Value;
         let mut conditions = Vec::new();
         let text = |s: &String| vec![Value::Text(s.clone())];
         if let Some(pid) = &filter.patient_id {
@@ -130,12 +128,12 @@ impl Index {
         offset: u64,
     ) -> Result<(Vec<StudyRow>, u64)> {
         let mut filter = String::from(" FROM studies st JOIN patients p ON p.id = st.patient");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut args: Vec<Param<'_>> = Vec::new();
         for (k, c) in conditions.iter().enumerate() {
             filter.push_str(if k == 0 { " WHERE (" } else { " AND (" });
             filter.push_str(&c.sql);
             filter.push(')');
-            args.extend(c.params.iter().cloned());
+            args.extend(c.params.iter().map(Param::from));
         }
         self.read(|conn| {
             let sql = format!(
@@ -148,18 +146,15 @@ impl Index {
                  {filter} ORDER BY st.date, st.time, st.study_uid LIMIT ? OFFSET ?"
             );
             let mut all = args.clone();
-            all.push(rusqlite::types::Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-            all.push(rusqlite::types::Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
-            let mut q = conn.prepare_cached(&sql)?;
-            let rows = q.query_map(params_from_iter(all), |r| Ok((r.get::<_, i64>(0)?, study_row(r)?)))?;
-            let studies: Vec<(i64, StudyRow)> = rows.collect::<rusqlite::Result<_>>()?;
+            all.push(Param::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+            all.push(Param::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
+            let studies: Vec<(i64, StudyRow)> =
+                conn.query_map(&sql, &all, |r| Ok((r.get::<i64>(0)?, study_row(r)?)))?;
             // A short first page is the whole result: no need to count.
             let total = if offset == 0 && (studies.len() as u64) < limit {
                 studies.len() as u64
             } else {
-                let n: i64 = conn
-                    .prepare_cached(&format!("SELECT count(*){filter}"))?
-                    .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
+                let n: i64 = conn.query_one(&format!("SELECT count(*){filter}"), &args, |r| r.get(0))?;
                 n.max(0) as u64
             };
             Ok((with_series(conn, studies)?, total))
@@ -167,7 +162,7 @@ impl Index {
     }
 }
 
-fn study_row(r: &Row<'_>) -> rusqlite::Result<StudyRow> {
+fn study_row(r: &Row<'_>) -> Result<StudyRow> {
     let modalities: String = r.get(14)?;
     Ok(StudyRow {
         uid: r.get(1)?,
@@ -200,19 +195,20 @@ fn study_row(r: &Row<'_>) -> rusqlite::Result<StudyRow> {
 
 /// Fills in the series and instances of `studies` with two queries in all (not two per
 /// study: a page of studies is one round of SQL).
-fn with_series(conn: &Connection, studies: Vec<(i64, StudyRow)>) -> Result<Vec<StudyRow>> {
+fn with_series(conn: &mut Db, studies: Vec<(i64, StudyRow)>) -> Result<Vec<StudyRow>> {
     use std::collections::HashMap;
     if studies.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = studies.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<Param<'_>> = studies.iter().map(|(id, _)| Param::Int(*id)).collect();
     let marks = super::search::placeholders(ids.len());
-    let mut q = conn.prepare_cached(&format!(
-        "SELECT id, study, series_uid, number, modality, description, body_part, laterality, date, time, num_instances
-         FROM series WHERE study IN ({marks}) ORDER BY study, number IS NULL, number, series_uid"
-    ))?;
-    let series: Vec<(i64, i64, SeriesRow)> = q
-        .query_map(params_from_iter(ids.iter()), |r| {
+    let series: Vec<(i64, i64, SeriesRow)> = conn.query_map(
+        &format!(
+            "SELECT id, study, series_uid, number, modality, description, body_part, laterality, date, time, num_instances
+             FROM series WHERE study IN ({marks}) ORDER BY study, number IS NULL, number, series_uid"
+        ),
+        &ids,
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -229,17 +225,19 @@ fn with_series(conn: &Connection, studies: Vec<(i64, StudyRow)>) -> Result<Vec<S
                     instances: Vec::new(),
                 },
             ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        },
+    )?;
     let mut instances: HashMap<i64, Vec<InstanceRow>> = HashMap::new();
-    let mut iq = conn.prepare_cached(&format!(
-        "SELECT i.series, i.sop_instance_uid, i.sop_class_uid, i.number, i.title, i.number_of_frames
-         FROM instances i JOIN series se ON se.id = i.series WHERE se.study IN ({marks})
-         ORDER BY i.series, i.number IS NULL, i.number, i.sop_instance_uid"
-    ))?;
-    let rows = iq.query_map(params_from_iter(ids.iter()), |r| {
+    let rows = conn.query_map(
+        &format!(
+            "SELECT i.series, i.sop_instance_uid, i.sop_class_uid, i.number, i.title, i.number_of_frames
+             FROM instances i JOIN series se ON se.id = i.series WHERE se.study IN ({marks})
+             ORDER BY i.series, i.number IS NULL, i.number, i.sop_instance_uid"
+        ),
+        &ids,
+        |r| {
         Ok((
-            r.get::<_, i64>(0)?,
+            r.get::<i64>(0)?,
             InstanceRow {
                 uid: r.get(1)?,
                 sop_class_uid: r.get(2)?,
@@ -249,8 +247,7 @@ fn with_series(conn: &Connection, studies: Vec<(i64, StudyRow)>) -> Result<Vec<S
             },
         ))
     })?;
-    for row in rows {
-        let (series_id, inst) = row?;
+    for (series_id, inst) in rows {
         instances.entry(series_id).or_default().push(inst);
     }
     let mut by_study: HashMap<i64, Vec<SeriesRow>> = HashMap::new();
@@ -314,7 +311,7 @@ impl Index {
     pub fn instance_location(&self, sop_instance_uid: &str) -> Result<Option<InstanceLocation>> {
         self.read(|conn| {
             let row = conn
-                .prepare_cached(
+                .query_opt(
                     "SELECT st.study_uid, se.series_uid, i.transfer_syntax, coalesce(i.bits_allocated, 0), i.frame_table,
                             f.id, f.path, f.size, f.mtime_ns, f.inode,
                             coalesce(i.rows, 0), coalesce(i.columns, 0), coalesce(i.samples_per_pixel, 0),
@@ -322,34 +319,33 @@ impl Index {
                             coalesce(i.planar_configuration, 0), coalesce(i.photometric, '')
                      FROM instances i JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study
                      JOIN files f ON f.id = i.file WHERE i.sop_instance_uid = ?1",
-                )?
-                .query_row([sop_instance_uid], |r| {
+                    params![sop_instance_uid],
+                    |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, u32>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<u32>(3)?,
+                        r.get::<Vec<u8>>(4)?,
                         crate::storage::FileIdentity {
                             id: r.get(5)?,
                             path: r.get(6)?,
-                            size: r.get::<_, i64>(7)? as u64,
+                            size: r.get::<i64>(7)? as u64,
                             mtime_ns: r.get(8)?,
-                            inode: r.get::<_, i64>(9)? as u64,
+                            inode: r.get::<i64>(9)? as u64,
                         },
                         PixelDescription {
-                            rows: r.get::<_, i64>(10)?.clamp(0, u32::MAX.into()) as u32,
-                            columns: r.get::<_, i64>(11)?.clamp(0, u32::MAX.into()) as u32,
-                            samples_per_pixel: r.get::<_, i64>(12)?.clamp(0, u32::MAX.into()) as u32,
-                            bits_allocated: r.get::<_, u32>(3)?,
-                            bits_stored: r.get::<_, i64>(13)?.clamp(0, u32::MAX.into()) as u32,
-                            pixel_representation: r.get::<_, i64>(14)?.clamp(0, u32::MAX.into()) as u32,
-                            planar_configuration: r.get::<_, i64>(15)?.clamp(0, u32::MAX.into()) as u32,
+                            rows: r.get::<i64>(10)?.clamp(0, u32::MAX.into()) as u32,
+                            columns: r.get::<i64>(11)?.clamp(0, u32::MAX.into()) as u32,
+                            samples_per_pixel: r.get::<i64>(12)?.clamp(0, u32::MAX.into()) as u32,
+                            bits_allocated: r.get::<u32>(3)?,
+                            bits_stored: r.get::<i64>(13)?.clamp(0, u32::MAX.into()) as u32,
+                            pixel_representation: r.get::<i64>(14)?.clamp(0, u32::MAX.into()) as u32,
+                            planar_configuration: r.get::<i64>(15)?.clamp(0, u32::MAX.into()) as u32,
                             photometric_interpretation: r.get(16)?,
                         },
                     ))
-                })
-                .optional()?;
+                })?;
             let Some((study_uid, series_uid, transfer_syntax, bits_allocated, blob, file, pixel)) = row else {
                 return Ok(None);
             };
@@ -382,15 +378,15 @@ impl Index {
         instance: Option<&str>,
     ) -> Result<Vec<InstanceFile>> {
         self.read(|conn| {
-            let mut q = conn.prepare_cached(
+            conn.query_map(
                 "SELECT st.study_uid, se.series_uid, i.sop_instance_uid, f.id, f.path, f.size, f.mtime_ns, f.inode
                  FROM studies st JOIN series se ON se.study = st.id JOIN instances i ON i.series = se.id
                  JOIN files f ON f.id = i.file
-                 WHERE st.study_uid = ?1 AND (?2 IS NULL OR se.series_uid = ?2)
-                   AND (?3 IS NULL OR i.sop_instance_uid = ?3)
+                 WHERE st.study_uid = ?1 AND (CAST(?2 AS TEXT) IS NULL OR se.series_uid = ?2)
+                   AND (CAST(?3 AS TEXT) IS NULL OR i.sop_instance_uid = ?3)
                  ORDER BY se.number IS NULL, se.number, se.series_uid, i.number IS NULL, i.number, i.sop_instance_uid",
-            )?;
-            let rows = q.query_map(rusqlite::params![study, series, instance], |r| {
+                params![study, series, instance],
+                |r| {
                 Ok(InstanceFile {
                     study_uid: r.get(0)?,
                     series_uid: r.get(1)?,
@@ -398,13 +394,12 @@ impl Index {
                     file: crate::storage::FileIdentity {
                         id: r.get(3)?,
                         path: r.get(4)?,
-                        size: r.get::<_, i64>(5)? as u64,
+                        size: r.get::<i64>(5)? as u64,
                         mtime_ns: r.get(6)?,
-                        inode: r.get::<_, i64>(7)? as u64,
+                        inode: r.get::<i64>(7)? as u64,
                     },
                 })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
         })
     }
 }
@@ -413,16 +408,15 @@ impl Index {
     /// The DICOM patient (Patient ID, Issuer) and ModalitiesInStudy of a study.
     pub fn study_owner(&self, study_uid: &str) -> Result<Option<(String, String, Vec<String>)>> {
         self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT p.patient_id, p.issuer, st.modalities FROM studies st JOIN patients p ON p.id = st.patient
-                     WHERE st.study_uid = ?1",
-                )?
-                .query_row([study_uid], |r| {
+            conn.query_opt(
+                "SELECT p.patient_id, p.issuer, st.modalities FROM studies st JOIN patients p ON p.id = st.patient
+                 WHERE st.study_uid = ?1",
+                params![study_uid],
+                |r| {
                     let m: String = r.get(2)?;
                     Ok((r.get(0)?, r.get(1)?, m.split('\\').filter(|s| !s.is_empty()).map(str::to_string).collect()))
-                })
-                .optional()?)
+                },
+            )
         })
     }
 
@@ -439,12 +433,11 @@ impl Index {
     ) -> Result<bool> {
         let other = if unassigned { "" } else { fhir_issuer };
         self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT 1 FROM patient_links WHERE fhir_issuer IN (?1, ?2) AND fhir_patient = ?3
-                       AND patient_id = ?4 AND issuer = ?5",
-                )?
-                .exists([fhir_issuer, other, fhir_id, patient_id, issuer])?)
+            conn.exists(
+                "SELECT 1 FROM patient_links WHERE fhir_issuer IN (?1, ?2) AND fhir_patient = ?3
+                   AND patient_id = ?4 AND issuer = ?5",
+                params![fhir_issuer, other, fhir_id, patient_id, issuer],
+            )
         })
     }
 }

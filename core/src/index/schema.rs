@@ -1,8 +1,10 @@
-//! The index schema and its forward migrations.
+//! The index schema and its forward migrations, one list for both backends.
 //!
-//! `PRAGMA user_version` holds the number of migrations applied. Opening an index runs
-//! the missing ones in one transaction; an index from a newer sia is refused rather than
-//! misread.
+//! The number of migrations applied is SQLite's `PRAGMA user_version`, or the one row of
+//! PostgreSQL's `sia_schema` table. Opening an index runs the missing ones in one
+//! transaction (on PostgreSQL under an advisory lock, so hosts starting together
+//! migrate once); an index from a newer sia is refused rather than misread. The DDL is
+//! written with SQLite's type names; `db::dialect::postgres_ddl` maps them.
 //!
 //! `files.walk_key` is the path with each `/` replaced by a NUL byte: ordered by it, the
 //! rows come in the order of a depth-first walk that sorts each folder by name, so a
@@ -11,9 +13,11 @@
 //! the layout. `files.state` is one of the `STATE_*` constants. `patient_links` maps
 //! (token issuer, FHIR Patient id) to a DICOM (Patient ID, Issuer of Patient ID); the
 //! token issuer '' marks a link made without one (see [`crate::index::Index::link_patient`]).
+//! `patients.name_key` and `studies.referring_physician_key` hold the names folded by
+//! [`super::fold_name`], which case-insensitive person-name matching compares.
 
-use rusqlite::Connection;
-
+use super::db::dialect::{fold_name, postgres_ddl};
+use super::db::{Db, params};
 use crate::error::{Error, Result};
 
 /// The file's instance is in the index.
@@ -136,14 +140,36 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE files ADD COLUMN reread INTEGER NOT NULL DEFAULT 0;
     UPDATE files SET reread = 1;
     "#,
+    // 4: folded person names, so that case-insensitive matching answers alike on
+    // SQLite and PostgreSQL, beyond ASCII (filled for existing rows by `backfill`).
+    r#"
+    ALTER TABLE patients ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE studies ADD COLUMN referring_physician_key TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Advisory lock class under which PostgreSQL migrations run ("sia" + 1), with the
+/// schema's hash as the second key: one migration at a time per schema.
+const MIGRATION_LOCK: i32 = 0x7369_6101;
+
 /// Brings the schema of `conn` up to [`SCHEMA_VERSION`].
-pub fn migrate(conn: &mut Connection) -> Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+pub(crate) fn migrate(conn: &mut Db) -> Result<()> {
+    let postgres = conn.is_postgres();
+    let mut tx = conn.begin(false)?;
+    if postgres {
+        tx.query_one(
+            &format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}, hashtext(current_schema()))::text"
+            ),
+            &[],
+            |_| Ok(()),
+        )?;
+        tx.batch("CREATE TABLE IF NOT EXISTS sia_schema (version BIGINT NOT NULL)")?;
+    }
+    let version = version(&mut tx)?;
     if version > SCHEMA_VERSION {
         return Err(Error::schema(format!(
             "the index has schema version {version}, newer than this sia ({SCHEMA_VERSION}); use a newer sia"
@@ -152,23 +178,88 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    let tx = conn.transaction()?;
     if version == 0 {
-        let tables: i64 = tx.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )?;
+        let tables: i64 = if postgres {
+            tx.query_one(
+                "SELECT count(*) FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name != 'sia_schema'",
+                &[],
+                |r| r.get(0),
+            )?
+        } else {
+            tx.query_one(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                &[],
+                |r| r.get(0),
+            )?
+        };
         if tables > 0 {
-            return Err(Error::schema(
-                "the file is an SQLite database but not a sia index",
-            ));
+            return Err(Error::schema(if postgres {
+                "the PostgreSQL schema holds tables but not a sia index"
+            } else {
+                "the file is an SQLite database but not a sia index"
+            }));
         }
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        if postgres {
+            tx.batch(&postgres_ddl(sql))?;
+        } else {
+            tx.batch(sql)?;
+        }
+        if i + 1 == 4 {
+            backfill_name_keys(&mut tx)?;
+        }
+        set_version(&mut tx, (i + 1) as i64)?;
     }
-    tx.commit()?;
+    tx.commit()
+}
+
+fn version(conn: &mut Db) -> Result<i64> {
+    if conn.is_postgres() {
+        Ok(conn
+            .query_opt("SELECT version FROM sia_schema", &[], |r| r.get(0))?
+            .unwrap_or(0))
+    } else {
+        conn.query_one("PRAGMA user_version", &[], |r| r.get(0))
+    }
+}
+
+fn set_version(conn: &mut Db, version: i64) -> Result<()> {
+    if conn.is_postgres() {
+        conn.execute("DELETE FROM sia_schema", &[])?;
+        conn.execute(
+            "INSERT INTO sia_schema (version) VALUES (?1)",
+            params![version],
+        )?;
+    } else {
+        // PRAGMA takes no bound values; the version is a number this code computed.
+        conn.batch(&format!("PRAGMA user_version = {version}"))?;
+    }
+    Ok(())
+}
+
+/// Fills the folded name keys of rows written before migration 4.
+fn backfill_name_keys(conn: &mut Db) -> Result<()> {
+    let patients: Vec<(i64, String)> =
+        conn.query_map("SELECT id, name FROM patients", &[], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    for (id, name) in patients {
+        conn.execute(
+            "UPDATE patients SET name_key = ?2 WHERE id = ?1",
+            params![id, &fold_name(&name)],
+        )?;
+    }
+    let studies: Vec<(i64, String)> =
+        conn.query_map("SELECT id, referring_physician FROM studies", &[], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    for (id, name) in studies {
+        conn.execute(
+            "UPDATE studies SET referring_physician_key = ?2 WHERE id = ?1",
+            params![id, &fold_name(&name)],
+        )?;
+    }
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! QIDO-RS searches over the index: conditions in, rows out. The conditions are built
-//! by `crate::wado::qido` from the query string; values only ever reach SQLite as bound
-//! parameters.
+//! by `crate::wado::qido` from the query string; values only ever reach the database
+//! as bound parameters. Condition SQL is in the subset both backends answer alike (see
+//! the index module's docs).
 
-use rusqlite::types::Value;
+pub use super::db::Value;
 
 use super::Index;
+use super::db::Param;
 use crate::error::Result;
 
 /// Level of a search.
@@ -196,15 +198,8 @@ impl Condition {
         }
     }
 
-    /// `column` matches the SQLite GLOB `pattern` (case-sensitive).
-    pub fn glob(column: &str, pattern: &str) -> Condition {
-        Condition {
-            sql: format!("{column} GLOB ?"),
-            params: vec![Value::Text(pattern.to_string())],
-        }
-    }
-
-    /// `column` matches the LIKE `pattern` (ASCII case-insensitive, `\` escapes).
+    /// `column` matches the LIKE `pattern` (case-sensitive on both backends; `%` and `_`
+    /// are wildcards, `\` escapes them and itself).
     pub fn like(column: &str, pattern: &str) -> Condition {
         Condition {
             sql: format!("{column} LIKE ? ESCAPE '\\'"),
@@ -214,6 +209,8 @@ impl Condition {
 
     /// Some component of the person name in `column` (split at `^`, `=` and `,`)
     /// matches the LIKE `pattern` from its start (`pattern` is matched after a space).
+    /// Case-insensitive matching passes a folded key column ([`super::fold_name`]) and
+    /// a folded pattern.
     pub fn name_component_like(column: &str, pattern: &str) -> Condition {
         let words =
             format!("(' ' || replace(replace(replace({column}, '^', ' '), '=', ' '), ',', ' '))");
@@ -396,22 +393,21 @@ impl Index {
             ),
         };
         let mut sql = format!("SELECT {select} FROM {from}");
-        let mut params: Vec<Value> = Vec::new();
+        let mut params: Vec<Param<'_>> = Vec::new();
         for (k, c) in s.conditions.iter().enumerate() {
             sql.push_str(if k == 0 { " WHERE (" } else { " AND (" });
             sql.push_str(&c.sql);
             sql.push(')');
-            params.extend(c.params.iter().cloned());
+            params.extend(c.params.iter().map(Param::from));
         }
         sql.push_str(&format!(" ORDER BY {order} LIMIT ? OFFSET ?"));
-        params.push(Value::Integer(
+        params.push(Param::Int(
             i64::try_from(s.limit.saturating_add(1)).unwrap_or(i64::MAX),
         ));
-        params.push(Value::Integer(i64::try_from(s.offset).unwrap_or(i64::MAX)));
+        params.push(Param::Int(i64::try_from(s.offset).unwrap_or(i64::MAX)));
         let level = s.level;
         self.read(|conn| {
-            let mut q = conn.prepare_cached(&sql)?;
-            let rows = q.query_map(rusqlite::params_from_iter(params), |r| {
+            conn.query_map(&sql, &params, |r| {
                 let mut row = SearchRow {
                     study_uid: r.get(0)?,
                     study_date: r.get(1)?,
@@ -449,8 +445,7 @@ impl Index {
                     row.frames = r.get(28)?;
                 }
                 Ok(row)
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
         })
     }
 }

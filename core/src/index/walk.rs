@@ -1,14 +1,13 @@
 //! The walk of an index run: each root in name order, merged with the index rows under
 //! it (read in the same order from a snapshot), sending what changed to the scanners.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, params};
+use super::db::{Db, Row, params};
 
 use super::run::Skipped;
 use super::schema::STATE_CONFLICT;
@@ -100,7 +99,7 @@ pub(super) fn entry_from(path: &str, md: &std::fs::Metadata) -> Entry {
     }
 }
 
-pub(super) fn known_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Known> {
+pub(super) fn known_from(r: &Row<'_>) -> Result<Known> {
     Ok(Known {
         id: r.get(0)?,
         key: r.get(1)?,
@@ -109,28 +108,73 @@ pub(super) fn known_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Known> {
         inode: r.get(4)?,
         state: r.get(5)?,
         sop: r.get(6)?,
-        reread: r.get::<_, i64>(7)? != 0,
+        reread: r.get::<i64>(7)? != 0,
     })
 }
 
 pub(super) const KNOWN_COLUMNS: &str =
     "id, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reread";
 
+/// File rows read per query of the walk.
+const PAGE: i64 = 4096;
+
+/// The index's file rows under one root, in walk-key order, read a page at a time
+/// (keyset paging: the statement is the same on both backends, and memory stays
+/// bounded) inside the walk's snapshot transaction. The rows under a root are the keys
+/// in `[root, root + 0x01)`: the root itself and every `root + 0x00 + ...`.
+struct KnownRows {
+    /// The smallest key of the next page: the root, then the successor of the last
+    /// key read (that key followed by a 0 byte).
+    from: Vec<u8>,
+    /// The first key past the root's rows.
+    end: Vec<u8>,
+    page: VecDeque<Known>,
+    done: bool,
+}
+
+impl KnownRows {
+    fn new(root_key: Vec<u8>) -> Self {
+        let mut end = root_key.clone();
+        end.push(1);
+        KnownRows {
+            from: root_key,
+            end,
+            page: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    fn next(&mut self, conn: &mut Db) -> Result<Option<Known>> {
+        if self.page.is_empty() && !self.done {
+            let sql = format!(
+                "SELECT {KNOWN_COLUMNS} FROM files WHERE walk_key >= ?1 AND walk_key < ?2
+                 ORDER BY walk_key LIMIT ?3"
+            );
+            let rows = conn.query_map(&sql, params![&self.from, &self.end, PAGE], known_from)?;
+            self.done = (rows.len() as i64) < PAGE;
+            if let Some(last) = rows.last() {
+                self.from.clone_from(&last.key);
+                self.from.push(0);
+            }
+            self.page = rows.into();
+        }
+        Ok(self.page.pop_front())
+    }
+}
+
 /// Walks each root in name order and merges it with the index rows under that root,
 /// read in the same order from a snapshot, sending what changed.
 pub(super) fn walk_and_diff(
-    db: &Path,
+    mut conn: Db,
     roots: &[PathBuf],
     own: &HashSet<PathBuf>,
     tx: &SyncSender<Work>,
     found: &AtomicU64,
     cancel: &AtomicBool,
 ) -> Result<WalkSummary> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    // One snapshot for the whole walk: the writer commits rows for files the walk has
+    // already passed, which must not come back as rows still to merge.
+    let mut snapshot = conn.begin(true)?;
     let mut summary = WalkSummary::default();
     let send = |w: Work| tx.send(w).map_err(|_| Error::cancelled());
     for root in roots {
@@ -141,16 +185,8 @@ pub(super) fn walk_and_diff(
             });
             continue;
         };
-        let root_key = walk_key(root_str.trim_end_matches('/'));
-        let (mut lo, mut hi) = (root_key.clone(), root_key.clone());
-        lo.push(0);
-        hi.push(1);
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {KNOWN_COLUMNS} FROM files WHERE walk_key = ?1 OR (walk_key > ?2 AND walk_key < ?3) ORDER BY walk_key"
-        ))?;
-        let mut rows = stmt.query(params![root_key, lo, hi])?;
-        let mut next_known =
-            || -> Result<Option<Known>> { Ok(rows.next()?.map(known_from).transpose()?) };
+        let mut rows = KnownRows::new(walk_key(root_str.trim_end_matches('/')));
+        let mut next_known = || rows.next(&mut snapshot);
         let mut pending = next_known()?;
         // Folders that could not be listed: their index rows are kept, not removed.
         let mut unlisted: Vec<Vec<u8>> = Vec::new();
@@ -236,6 +272,7 @@ pub(super) fn walk_and_diff(
             pending = next_known()?;
         }
     }
+    drop(snapshot);
     Ok(summary)
 }
 

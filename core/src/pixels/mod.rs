@@ -122,19 +122,17 @@ pub(crate) fn image_info(
     index: &crate::index::Index,
     sop_instance_uid: &str,
 ) -> crate::Result<Option<ImagePixelInfo>> {
-    use rusqlite::OptionalExtension;
     index.read(|conn| {
-        Ok(conn
-            .prepare_cached(
-                "SELECT rows, columns, coalesce(samples_per_pixel, 1), bits_allocated,
-                        coalesce(bits_stored, bits_allocated), coalesce(pixel_representation, 0),
-                        coalesce(photometric, ''), coalesce(planar_configuration, 0), number_of_frames
-                 FROM instances WHERE sop_instance_uid = ?1 AND rows IS NOT NULL
-                   AND columns IS NOT NULL AND bits_allocated IS NOT NULL",
-            )?
-            .query_row([sop_instance_uid], |r| {
-                let u = |i: usize| -> rusqlite::Result<u32> {
-                    Ok(u32::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+        conn.query_opt(
+            "SELECT rows, columns, coalesce(samples_per_pixel, 1), bits_allocated,
+                    coalesce(bits_stored, bits_allocated), coalesce(pixel_representation, 0),
+                    coalesce(photometric, ''), coalesce(planar_configuration, 0), number_of_frames
+             FROM instances WHERE sop_instance_uid = ?1 AND rows IS NOT NULL
+               AND columns IS NOT NULL AND bits_allocated IS NOT NULL",
+            crate::index::params![sop_instance_uid],
+            |r| {
+                let u = |i: usize| -> crate::Result<u32> {
+                    Ok(u32::try_from(r.get::<i64>(i)?).unwrap_or(0))
                 };
                 Ok(ImagePixelInfo {
                     rows: u(0)?,
@@ -143,11 +141,11 @@ pub(crate) fn image_info(
                     bits_allocated: u(3)?,
                     bits_stored: u(4)?,
                     pixel_representation: u(5)?,
-                    photometric: r.get::<_, String>(6)?.trim().to_string(),
+                    photometric: r.get::<String>(6)?.trim().to_string(),
                     planar_configuration: u(7)?,
                     frames: u(8)?,
                 })
-            })
-            .optional()?)
+            },
+        )
     })
 }

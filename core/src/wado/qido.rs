@@ -2,6 +2,7 @@
 //! fuzzy person names), `includefield`, paging, and the DICOM JSON of the results.
 
 use crate::dicom::json::{json_string, person_name_json};
+use crate::index::fold_name;
 use crate::index::search::{Condition, Level, MAX_LIST_VALUES, Search, SearchRow};
 
 /// How an attribute is matched.
@@ -336,12 +337,8 @@ pub fn parse_pairs(
     })
 }
 
-/// DICOM `*`/`?` wildcards to a GLOB pattern (case-sensitive), escaping `[`.
-fn glob(v: &str) -> String {
-    v.replace('[', "[[]")
-}
-
-/// DICOM wildcards to a LIKE pattern (ASCII case-insensitive) with `\` as escape.
+/// DICOM wildcards to a LIKE pattern with `\` as escape (`%`, `_` and `\` in the
+/// value match themselves).
 fn like(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
     for c in v.chars() {
@@ -448,11 +445,17 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
             }
             Condition::text_in(col, &listed)
         }
-        Kind::Text if value.contains(['*', '?']) => Condition::glob(col, &glob(value)),
+        // Case-sensitive (PS3.4 C.2.2.2.4 leaves case to the attribute; only PN folds).
+        Kind::Text if value.contains(['*', '?']) => Condition::like(col, &like(value)),
         Kind::Text => Condition::text_equals(col, value),
-        // Any name component starting with the value, ignoring case.
-        Kind::Name if fuzzy => Condition::name_component_like(col, &format!("% {}%", like(value))),
-        Kind::Name => Condition::like(col, &like(value)),
+        // Names ignore case: the folded key stored beside the name (`{column}_key`,
+        // see `crate::index::fold_name`) against the value folded the same way. Fuzzy:
+        // any name component starting with the value.
+        Kind::Name if fuzzy => Condition::name_component_like(
+            &format!("{col}_key"),
+            &format!("% {}%", like(&fold_name(value))),
+        ),
+        Kind::Name => Condition::like(&format!("{col}_key"), &like(&fold_name(value))),
         Kind::Code => Condition::text_in(col, &listed),
         Kind::Int => {
             let n: i64 = value
@@ -621,7 +624,6 @@ mod tests {
     #[test]
     fn patterns() {
         assert_eq!(like("Doe*_x?"), "Doe%\\_x_");
-        assert_eq!(glob("a[b*"), "a[[]b*");
         assert_eq!(decode("Doe%5EJ+x").unwrap(), "Doe^J x");
     }
 }

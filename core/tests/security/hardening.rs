@@ -203,6 +203,7 @@ fn attacker_input_is_not_echoed_unbounded() {
     let engine = Engine::open(
         Config::builder()
             .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
             .authorizer(Some(auth))
             .build(),
     )

@@ -82,6 +82,11 @@ fn unassigned_links_serve_only_a_single_issuer() {
 
 #[test]
 fn links_of_a_version_1_index_become_unassigned() {
+    if crate::common::on_postgres() {
+        // An SQLite index of an older schema, built by hand: the SQLite pass covers it
+        // (PostgreSQL indexes start at the current schema).
+        return;
+    }
     let fx = fixture(&[A], None);
     let path = fx.dir.path().join("i.db");
     {
@@ -94,6 +99,8 @@ fn links_of_a_version_1_index_become_unassigned() {
              CREATE INDEX patient_links_dicom ON patient_links(patient_id, issuer);
              INSERT INTO patient_links VALUES ('alice', 'DEMO-001', 'SIA_DEMO');
              ALTER TABLE files DROP COLUMN reread;
+             ALTER TABLE patients DROP COLUMN name_key;
+             ALTER TABLE studies DROP COLUMN referring_physician_key;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -201,7 +208,16 @@ fn cached_searches_follow_links_written_elsewhere() {
             .body
             .to_vec()
     };
-    let other = sia::internal::index::Index::open(fx.engine.index_db().path()).unwrap();
+    // Another connection to the same index: a second handle on the SQLite file; on
+    // PostgreSQL every write already takes another pooled connection.
+    let reopened;
+    let other = match fx.engine.index_db().path() {
+        Some(file) => {
+            reopened = sia::internal::index::Index::open(file).unwrap();
+            &reopened
+        }
+        None => fx.engine.index_db(),
+    };
     for _ in 0..2 {
         assert_eq!(fhir()["total"], 0);
         assert_eq!(qido(), b"[]");

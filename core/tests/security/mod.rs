@@ -60,6 +60,7 @@ pub fn fixture(issuers: &[&str], cap: Option<CapabilityKey>) -> Fx {
     let engine = Engine::open(
         Config::builder()
             .db(dir.path().join("i.db"))
+            .index_url(crate::common::pg_url())
             .authorizer(Some(auth))
             .capabilities(cap)
             .build(),

@@ -152,6 +152,11 @@ fn a_file_that_changes_patient_alone_is_re_read_but_never_takes_others_data() {
 
 #[test]
 fn an_index_from_before_the_rule_is_re_read_and_repaired() {
+    if crate::common::on_postgres() {
+        // An SQLite index of an older schema, built by hand: the SQLite pass covers it
+        // (PostgreSQL indexes start at the current schema).
+        return;
+    }
     let (fx, alice, bob) = alice_and_bob();
     let path = fx.dir.path().join("i.db");
     {
@@ -162,6 +167,8 @@ fn an_index_from_before_the_rule_is_re_read_and_repaired() {
             "UPDATE studies SET patient = (SELECT id FROM patients WHERE patient_id = 'DEMO-002')
                WHERE study_uid = '{ROOT}.1';
              ALTER TABLE files DROP COLUMN reread;
+             ALTER TABLE patients DROP COLUMN name_key;
+             ALTER TABLE studies DROP COLUMN referring_physician_key;
              PRAGMA user_version = 2;"
         ))
         .unwrap();

@@ -83,8 +83,9 @@ class Engine(_sia.Engine):
     ``Engine(db, config=None, *, base_url=None, read_mode=None)``
 
     Args:
-        db: the SQLite index file (created when missing). May be None when ``config``
-            names one (``[server] db``).
+        db: the SQLite index file (created when missing), or a PostgreSQL database as a
+            ``postgres://`` URL (tables created at open). May be None when ``config``
+            names one (``[server] db``, or ``[index] db`` / ``url``).
         config: a sia configuration file (TOML; see the README): trusted token issuers,
             patient policy, storage read mode. Relative paths in it are relative to its
             folder. Without one, every call is answered as to the local administrator.

@@ -1,0 +1,149 @@
+//! The index on each backend: ingest rate of header-only files, and the two searches a
+//! viewer makes for one patient (QIDO `studies?PatientID=`, FHIR ImagingStudy by
+//! patient identifier). SQLite always; PostgreSQL too when `SIA_BENCH_PG_URL` names a
+//! database (e.g. `scripts/pg-throwaway -- env SIA_BENCH_PG_URL=... cargo bench`; each
+//! run uses a new schema in it).
+//!
+//! `SIA_BENCH_INSTANCES` sets the corpus (default 20,000 instances: 2,000 patients of
+//! one study with two series of five instances). The files are written once, header
+//! only (no pixel data): what an index run reads of a file is its header.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
+use sia::internal::dicom::write::{DataSetWriter, file_meta};
+use sia::{Config, Engine, Request};
+
+const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+const ROOT: &str = "1.2.826.0.1.3680043.10.1015.9";
+const PER_PATIENT: u32 = 10;
+
+fn write_corpus(dir: &Path, instances: u32) {
+    for n in 0..instances {
+        let (patient, series, k) = (n / PER_PATIENT, n / 5, n % 5);
+        let sop = format!("{ROOT}.{patient}.{series}.{k}");
+        let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+        w.str(tags::SOP_CLASS_UID, Vr::UI, CT)
+            .str(tags::SOP_INSTANCE_UID, Vr::UI, &sop)
+            .str(
+                tags::STUDY_DATE,
+                Vr::DA,
+                &format!("2024{:02}{:02}", 1 + patient % 12, 1 + patient % 28),
+            )
+            .str(tags::STUDY_TIME, Vr::TM, "101112")
+            .str(
+                tags::MODALITY,
+                Vr::CS,
+                if series % 2 == 0 { "CT" } else { "SR" },
+            )
+            .str(tags::STUDY_DESCRIPTION, Vr::LO, "CHEST")
+            .str(tags::PATIENT_NAME, Vr::PN, &format!("Patient^{patient:05}"))
+            .str(tags::PATIENT_ID, Vr::LO, &format!("P{patient:05}"))
+            .str(tags::ISSUER_OF_PATIENT_ID, Vr::LO, "HOSP")
+            .str(
+                tags::STUDY_INSTANCE_UID,
+                Vr::UI,
+                &format!("{ROOT}.{patient}"),
+            )
+            .str(
+                tags::SERIES_INSTANCE_UID,
+                Vr::UI,
+                &format!("{ROOT}.{patient}.{series}"),
+            );
+        let mut bytes = file_meta(CT, &sop, ts::EXPLICIT_VR_LE);
+        bytes.extend_from_slice(w.as_bytes());
+        let folder = dir.join(format!("{:03}", patient / 100));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join(format!("{n:07}.dcm")), bytes).unwrap();
+    }
+}
+
+/// A new PostgreSQL schema's URL in the database `base` names.
+fn pg_schema(base: &str, n: u32) -> String {
+    let schema = format!("bench_{}_{n}", std::process::id());
+    let mut c = postgres::Client::connect(base, postgres::NoTls).unwrap();
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+fn bench(c: &mut Criterion) {
+    let instances: u32 = std::env::var("SIA_BENCH_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_corpus(&data, instances);
+    let pg = std::env::var("SIA_BENCH_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let mut runs = 0;
+    let mut open = |backend: &str| -> Engine {
+        runs += 1;
+        let config = match backend {
+            "sqlite" => Config::builder().db(dir.path().join(format!("i{runs}.db"))),
+            _ => Config::builder().index_url(pg_schema(pg.as_deref().unwrap(), runs)),
+        };
+        Engine::open(config.build()).unwrap()
+    };
+    let backends: Vec<&str> = if pg.is_some() {
+        vec!["sqlite", "postgres"]
+    } else {
+        vec!["sqlite"]
+    };
+    for backend in backends {
+        let mut group = c.benchmark_group(format!("index [{backend}]"));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(1));
+        group.bench_function(format!("ingest {instances} header-only files"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let engine = open(backend);
+                    let t = Instant::now();
+                    let r = engine.index(&[&data], &Default::default()).unwrap();
+                    total += t.elapsed();
+                    assert_eq!(r.indexed, u64::from(instances));
+                }
+                total
+            })
+        });
+        group.finish();
+
+        let engine = open(backend);
+        engine.index(&[&data], &Default::default()).unwrap();
+        let patient = instances / PER_PATIENT / 2;
+        let qido = Request::get(&format!("/dicom-web/studies?PatientID=P{patient:05}"));
+        let fhir = Request::get(&format!(
+            "/fhir/ImagingStudy?patient.identifier=HOSP|P{patient:05}"
+        ));
+        for r in [&qido, &fhir] {
+            let resp = engine.handle(r);
+            assert_eq!(
+                resp.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&resp.body.to_vec())
+            );
+        }
+        let mut group = c.benchmark_group(format!("search [{backend}]"));
+        group.bench_function(format!("QIDO studies?PatientID= of {instances}"), |b| {
+            b.iter(|| black_box(engine.handle(black_box(&qido))))
+        });
+        group.bench_function(
+            format!("FHIR ImagingStudy?patient.identifier= of {instances}"),
+            |b| b.iter(|| black_box(engine.handle(black_box(&fhir)))),
+        );
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

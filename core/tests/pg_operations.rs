@@ -1,0 +1,237 @@
+//! What only a shared PostgreSQL index has to get right (issue 15): calls made on an
+//! async runtime's thread, two index runs at once converging on what one run makes,
+//! and a lost connection answered with 503 and then recovered. Run when
+//! `SIA_TEST_PG_URL` names a server (scripts/test's second pass); without one there is
+//! nothing to test, and each test says so and returns.
+
+use serde_json::Value;
+use sia::{Config, Engine, Request};
+
+use crate::common::pg_url;
+
+/// An engine on a new schema (and that schema's URL), or `None` without a server.
+fn pg_engine(extra: &str) -> Option<(Engine, String)> {
+    let Some(url) = pg_url() else {
+        eprintln!("SIA_TEST_PG_URL is not set: PostgreSQL operations not tested here");
+        return None;
+    };
+    let url = format!("{url}{extra}");
+    let engine = Engine::open(Config::builder().index_url(url.clone()).build()).unwrap();
+    Some((engine, url))
+}
+
+fn get(engine: &Engine, target: &str) -> (u16, Vec<u8>) {
+    let r = engine.handle(&Request::get(target));
+    (r.status, r.body.to_vec())
+}
+
+#[test]
+fn calls_on_an_async_runtime_thread_are_answered_not_panicked() {
+    let Some((engine, _)) = pg_engine("") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    for runtime in [
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap(),
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap(),
+    ] {
+        // The sync client would start its own runtime inside this one and panic; the
+        // engine moves such calls to a plain thread.
+        let report = runtime
+            .block_on(async { engine.index(&[dir.path().join("data")], &Default::default()) })
+            .unwrap();
+        assert_eq!(report.indexed + report.unchanged, 40, "{report:?}");
+        let (status, body) = runtime.block_on(async { get(&engine, "/dicom-web/studies") });
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+}
+
+#[test]
+fn two_index_runs_at_once_converge_on_what_one_run_makes() {
+    let Some((first, url)) = pg_engine("") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    sia::write_demo(&data).unwrap();
+    // Duplicates, so the rule (the smallest path keeps the instance) is exercised by
+    // both runs: a copy sorting before its original and one sorting after.
+    let original = data.join("DEMO-001/study1/series1/001.dcm");
+    std::fs::copy(&original, data.join("DEMO-001/study1/series1/000.dcm")).unwrap();
+    std::fs::copy(&original, data.join("DEMO-001/zz.dcm")).unwrap();
+    // A second engine on the same schema: its own pool, as another host's would be.
+    let second = Engine::open(Config::builder().index_url(url.clone()).build()).unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| first.index(&[&data], &Default::default()));
+        let b = s.spawn(|| second.index(&[data.join("DEMO-001")], &Default::default()));
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert_eq!(a.indexed + b.indexed, 40, "{a:?} {b:?}");
+
+    let (reference, _) = pg_engine("").unwrap();
+    let once = reference.index(&[&data], &Default::default()).unwrap();
+    assert_eq!(once.indexed, 40, "{once:?}");
+    assert_eq!(once.duplicates.len(), 2, "{once:?}");
+    for target in [
+        "/dicom-web/studies",
+        "/dicom-web/series",
+        "/dicom-web/instances?includefield=all",
+    ] {
+        assert_eq!(get(&first, target), get(&reference, target), "{target}");
+        assert_eq!(get(&second, target), get(&reference, target), "{target}");
+    }
+    let ids = |e: &Engine| -> Vec<String> {
+        let (_, body) = get(e, "/fhir/ImagingStudy");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        v["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["resource"]["id"].to_string())
+            .collect()
+    };
+    assert_eq!(ids(&first), ids(&reference));
+
+    // No duplicate rows, and one row per file: what the constraints promise, counted.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM instances),
+                    (SELECT count(DISTINCT sop_instance_uid) FROM instances),
+                    (SELECT count(*) FROM files WHERE state = 1)",
+            &[],
+        )
+        .unwrap();
+    let counts: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(counts, (42, 40, 40, 2));
+    // The kept file is the smallest path.
+    let kept: String = c
+        .query_one(
+            "SELECT f.path FROM instances i JOIN files f ON f.id = i.file
+             WHERE i.sop_instance_uid = (SELECT sop_instance_uid FROM files WHERE path LIKE '%/zz.dcm')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(kept.ends_with("series1/000.dcm"), "{kept}");
+}
+
+#[test]
+fn a_lost_connection_is_503_and_the_next_request_recovers() {
+    let app = format!("sia_loss_{}", std::process::id());
+    let Some((engine, url)) = pg_engine(&format!("&application_name={app}")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    engine
+        .index(&[dir.path().join("data")], &Default::default())
+        .unwrap();
+    assert_eq!(get(&engine, "/dicom-web/studies").0, 200);
+
+    // The server ends this engine's connections (as a restart or a failover would).
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let ended = c
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&app],
+        )
+        .unwrap()
+        .len();
+    assert!(ended >= 1, "the engine kept no connection open");
+
+    // Each pooled connection that died answers one request with 503 (Retry-After),
+    // and leaves the pool; then the host answers again on new connections.
+    let mut unavailable = 0;
+    loop {
+        let r = engine.handle(&Request::get("/dicom-web/studies"));
+        match r.status {
+            200 => break,
+            503 => {
+                assert_eq!(r.header("Retry-After"), Some("1"));
+                unavailable += 1;
+                assert!(
+                    unavailable <= ended,
+                    "{unavailable} answers of 503 for {ended} connections"
+                );
+            }
+            other => panic!("{other}: {}", String::from_utf8_lossy(&r.body.to_vec())),
+        }
+    }
+    assert!(
+        unavailable >= 1,
+        "a dead connection was used without an error"
+    );
+    assert_eq!(get(&engine, "/dicom-web/studies").0, 200);
+    assert_eq!(get(&engine, "/fhir/ImagingStudy").0, 200);
+}
+
+#[test]
+fn a_run_cut_off_mid_way_leaves_a_consistent_index_that_a_rerun_completes() {
+    let app = format!("sia_cut_{}", std::process::id());
+    let Some((engine, url)) = pg_engine(&format!("&application_name={app}")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    sia::write_demo(&data).unwrap();
+    // After 12 files (two batches of 5 committed), the server ends the run's sessions,
+    // as a kill -9 of the indexer or a lost network would.
+    let killer = std::sync::Mutex::new(postgres::Client::connect(&url, postgres::NoTls).unwrap());
+    let opts = sia::IndexOptions::default().batch_size(5).progress(|p| {
+        if p.files_done == 12 {
+            killer
+                .lock()
+                .unwrap()
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    &[&app],
+                )
+                .unwrap();
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    let err = engine.index(&[&data], &opts).unwrap_err();
+    assert_eq!(err.kind(), sia::ErrorKind::Unavailable, "{err}");
+    drop(opts);
+
+    let counts = |c: &mut postgres::Client| -> (i64, i64, i64) {
+        let r = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM instances),
+                        (SELECT count(*) FROM files f WHERE f.state = 0
+                           AND EXISTS (SELECT 1 FROM instances i WHERE i.file = f.id))",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    let mut c = killer.into_inner().unwrap();
+    let (files, instances, indexed_with_instance) = counts(&mut c);
+    // Only whole batches were kept, and every file row tells the truth.
+    assert_eq!(files % 5, 0, "{files}");
+    assert!((10..40).contains(&files), "{files}");
+    assert_eq!((instances, indexed_with_instance), (files, files));
+
+    // The run's advisory lock ended with its session: a new run starts at once and
+    // completes the work.
+    let again = engine.index(&[&data], &Default::default());
+    let again = match again {
+        // The pool may still lend one connection that died with the others.
+        Err(e) if e.kind() == sia::ErrorKind::Unavailable => {
+            engine.index(&[&data], &Default::default()).unwrap()
+        }
+        other => other.unwrap(),
+    };
+    assert_eq!(again.indexed as i64, 40 - files, "{again:?}");
+    assert_eq!(again.unchanged as i64, files, "{again:?}");
+    assert_eq!(counts(&mut c), (40, 40, 40));
+}

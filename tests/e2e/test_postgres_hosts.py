@@ -1,0 +1,99 @@
+"""Two `sia serve` hosts over one PostgreSQL index (issue 15): the same answers from
+both, a file indexed through one served by the other, and a lost database connection
+answered with 503 and then recovered. Runs when SIA_TEST_PG_URL names a server
+(scripts/test starts a throwaway one with scripts/pg-throwaway); skipped otherwise."""
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+PG_URL = os.environ.get("SIA_TEST_PG_URL", "")
+pytestmark = pytest.mark.skipif(
+    not PG_URL or not shutil.which("psql"),
+    reason="no PostgreSQL server (SIA_TEST_PG_URL) or no psql",
+)
+BASE = "https://pacs.example"
+
+
+def psql(sql: str, url: str = PG_URL) -> str:
+    return subprocess.run(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def without_boundary(r) -> bytes:
+    """The body with a multipart answer's boundary (which may differ per answer) blanked."""
+    ctype = r.headers.get("Content-Type", "")
+    if "boundary=" not in ctype:
+        return r.content
+    boundary = ctype.split("boundary=", 1)[1].split(";")[0].strip('"')
+    return r.content.replace(boundary.encode(), b"BOUNDARY")
+
+
+@pytest.fixture
+def schema_url():
+    """A URL of a new schema for one test's index."""
+    schema = "e2e_" + uuid.uuid4().hex[:12]
+    psql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-c%20search_path%3D{schema}", schema
+    psql(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_two_hosts_answer_alike_and_serve_what_the_other_indexed(start_server, demo_dir, schema_url):
+    url, _ = schema_url
+    indexer = start_server(demo_dir, "--db", url, "--base-url", BASE)
+    reader = start_server("--db", url, "--base-url", BASE)  # indexes nothing itself
+    studies = indexer.get("/dicom-web/studies").json()
+    assert len(studies) == 4
+    study = studies[0]["0020000D"]["Value"][0]
+    series = indexer.get(f"/dicom-web/studies/{study}/series").json()[0]["0020000E"]["Value"][0]
+    instance = indexer.get(f"/dicom-web/studies/{study}/series/{series}/instances").json()[0]
+    sop = instance["00080018"]["Value"][0]
+    for path in [
+        "/dicom-web/studies",
+        "/dicom-web/studies?PatientName=doe*&limit=2&offset=1",
+        "/dicom-web/series?Modality=CT",
+        f"/dicom-web/studies/{study}/instances",
+        f"/dicom-web/studies/{study}/metadata",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}",
+        "/fhir/ImagingStudy",
+        f"/fhir/ImagingStudy?identifier=urn:oid:{study}",
+    ]:
+        a, b = indexer.get(path), reader.get(path)
+        assert a.status_code == 200, (path, a.status_code, a.text[:200])
+        kind = lambda r: r.headers.get("Content-Type", "").split("; boundary=")[0]
+        assert (b.status_code, kind(b)) == (a.status_code, kind(a)), path
+        assert without_boundary(a) == without_boundary(b), path
+
+
+def test_a_lost_connection_is_503_then_the_host_recovers(start_server, demo_dir, schema_url):
+    url, _ = schema_url
+    app = "sia_e2e_" + uuid.uuid4().hex[:8]
+    host = start_server(demo_dir, "--db", f"{url}&application_name={app}", "--base-url", BASE)
+    assert host.get("/dicom-web/studies").status_code == 200
+    ended = psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        f"WHERE application_name = '{app}'"
+    ).strip()
+    assert int(ended) >= 1
+    statuses = []
+    for _ in range(int(ended) + 1):
+        r = host.get("/dicom-web/studies")
+        statuses.append(r.status_code)
+        if r.status_code == 503:
+            assert r.headers.get("Retry-After") == "1"
+            assert "index database is unavailable" in r.text
+        if r.status_code == 200:
+            break
+    assert statuses[0] == 503, statuses
+    assert statuses[-1] == 200, statuses
+    assert host.get("/fhir/ImagingStudy").status_code == 200
+    assert host.proc.poll() is None, "the host exited"
