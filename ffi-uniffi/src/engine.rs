@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::bytes::Bytes;
 use crate::error::SiaError;
 use crate::records::{
     Access, Decision, DicomRef, Frame, Header, HttpRequest, HttpResponse, IndexProgress,
@@ -106,8 +107,8 @@ impl Engine {
     /// unchanged are not read again. `listener`, when given, is called after each file
     /// and may cancel the run (see [`IndexListener`]).
     ///
-    /// Errors: `Cancelled` when the listener returned `false`; `InvalidInput` for a
-    /// root that does not exist; `Internal` when the index database fails. Unreadable
+    /// Errors: `Cancelled` when the listener returned `false`; `NotFound` for a root
+    /// that does not exist; `Internal` when the index database fails. Unreadable
     /// or non-DICOM files are not errors: they are listed in `IndexReport.skipped`.
     pub fn index(
         &self,
@@ -160,19 +161,12 @@ impl Engine {
         for h in &request.headers {
             req = req.with_header(&h.name, &h.value);
         }
-        let resp = self.inner.handle(&req);
-        HttpResponse {
-            status: i32::from(resp.status),
-            headers: resp
-                .headers
-                .iter()
-                .map(|(n, v)| Header {
-                    name: n.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            body: resp.body.to_vec(),
-        }
+        http_response(self.inner.handle(&req)).unwrap_or_else(|e| {
+            // Only a body past 2 GiB (a multipart retrieve of a huge study) gets here:
+            // answered as the engine answers a request too costly to serve.
+            let refusal = sia::Error::new(sia::ErrorKind::TooCostly, e.to_string());
+            http_response(refusal.to_response()).unwrap_or_default()
+        })
     }
 
     /// The FHIR R4 `searchset` Bundle (JSON text) of the ImagingStudy resources matching
@@ -245,7 +239,7 @@ impl Engine {
                 frames.frame_count()
             )));
         }
-        Ok(frames.into_frames().iter().map(Frame::from).collect())
+        frames.into_frames().iter().map(Frame::try_from).collect()
     }
 
     /// Decides whether `token` (a SMART bearer token, or `null`) may have `access`:
@@ -331,6 +325,24 @@ impl Engine {
     fn grant(&self, token: Option<&str>, access: &sia::Access) -> Result<sia::Grant, SiaError> {
         Ok(self.inner.authorize(&credentials(token), access)?)
     }
+}
+
+/// The record of an engine response, sharing its body's chunks. Errors: `TooCostly`
+/// for a body longer than a `ByteArray` holds.
+fn http_response(resp: sia::Response) -> Result<HttpResponse, SiaError> {
+    let headers = resp
+        .headers
+        .iter()
+        .map(|(n, v)| Header {
+            name: n.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    Ok(HttpResponse {
+        status: i32::from(resp.status),
+        headers,
+        body: Bytes::from_chunks(resp.body.into_chunks())?,
+    })
 }
 
 fn credentials(token: Option<&str>) -> sia::Credentials {
