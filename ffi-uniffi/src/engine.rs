@@ -15,7 +15,8 @@ use crate::records::{
 /// Receives index progress; implemented in Kotlin or Java and called back by the engine.
 ///
 /// Called from the engine's writer thread (not the thread that called `index`) after
-/// each file is written; keep it short. Return `false` to cancel the run: `index` then
+/// each file is written, and at least every 100 ms while the run writes nothing (a walk
+/// over unchanged files), so that a long walk can be cancelled too; keep it short. Return `false` to cancel the run: `index` then
 /// fails with `SiaException.Cancelled`, the files written since the last commit are
 /// rolled back and committed batches stay, so the index is consistent and running
 /// `index` again completes it. An exception thrown by the listener cancels the run the
@@ -49,7 +50,10 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for ListenerError {
 ///
 /// Thread-safe: share one instance between every JVM thread. In Kotlin it is
 /// `AutoCloseable`; `close()` releases the index once calls already running on other
-/// threads have returned.
+/// threads have returned (uniffi counts calls in flight: while one runs, a call started
+/// after `close()` is served too), and from then on every call throws the generated
+/// bindings' `IllegalStateException` ("object has already been destroyed"); `close()`
+/// again is a no-op (`jvm/src/test/kotlin/org/sia/CloseTest.kt`).
 #[derive(uniffi::Object)]
 pub struct Engine {
     inner: sia::Engine,

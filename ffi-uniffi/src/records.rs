@@ -178,7 +178,7 @@ pub struct IndexProgress {
     pub walk_done: bool,
     /// Bytes of the files read so far.
     pub bytes_done: i64,
-    /// The file just written.
+    /// The file written last (empty before the first).
     pub current: String,
 }
 
