@@ -256,7 +256,15 @@ impl PyEngine {
         sop: &str,
         number: u32,
     ) -> PyResult<Bound<'py, PyMemoryView>> {
-        crate::frames::one(py, &*self.get(py)?, self.frame_gil, study, series, sop, number)
+        crate::frames::one(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            number,
+        )
     }
 
     /// Several frames (every frame when `numbers` is None), as `frame` gives them.
@@ -269,7 +277,15 @@ impl PyEngine {
         sop: &str,
         numbers: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let (_, views) = crate::frames::many(py, &*self.get(py)?, self.frame_gil, study, series, sop, numbers)?;
+        let (_, views) = crate::frames::many(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            numbers,
+        )?;
         PyList::new(py, views)
     }
 
@@ -284,7 +300,15 @@ impl PyEngine {
         sop: &str,
         numbers: Option<Vec<u32>>,
     ) -> PyResult<(PixelInfo, Bound<'py, PyList>)> {
-        let (info, views) = crate::frames::many(py, &*self.get(py)?, self.frame_gil, study, series, sop, numbers)?;
+        let (info, views) = crate::frames::many(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            numbers,
+        )?;
         Ok((info, PyList::new(py, views)?))
     }
 
@@ -296,8 +320,15 @@ impl PyEngine {
         series: &str,
         sop: &str,
     ) -> PyResult<PixelInfo> {
-        let (info, _) =
-            crate::frames::many(py, &*self.get(py)?, self.frame_gil, study, series, sop, Some(vec![1]))?;
+        let (info, _) = crate::frames::many(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            Some(vec![1]),
+        )?;
         Ok(info)
     }
 
