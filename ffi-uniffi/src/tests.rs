@@ -216,7 +216,8 @@ fn configuration_errors_and_decisions() {
 #[test]
 fn error_kinds_map_to_their_exceptions() {
     use sia::ErrorKind as K;
-    let cases: [(K, fn(&SiaError) -> bool); 6] = [
+    type Is = fn(&SiaError) -> bool;
+    let cases: [(K, Is); 6] = [
         (K::NotFound, |e| matches!(e, SiaError::NotFound(_))),
         (K::Gone, |e| matches!(e, SiaError::Gone(_))),
         (K::Unauthorized, |e| matches!(e, SiaError::InvalidToken(_))),
