@@ -5,6 +5,10 @@
 // Budget: the difference is at most 1 µs per request.
 //
 //   frame_overhead DEMO_DIR WORK_DIR [ITERATIONS]   (bench/cpp/run builds and runs it)
+//   frame_overhead DEMO_DIR WORK_DIR ITERATIONS c|rust
+// The second form runs only one side, ITERATIONS times, so that `perf stat -e
+// instructions` of the two runs, subtracted and divided by ITERATIONS, gives the ABI's
+// cost in instructions per request: a figure the machine's load does not change.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -60,6 +64,16 @@ int main(int argc, char **argv) {
     sia::check(sia_benchmark_handle(engine.get(), &req, iterations, &ns));
     return double(ns) / double(iterations);
   };
+  if (argc > 4) {
+    const std::string side = argv[4];
+    if (side != "c" && side != "rust") {
+      std::fprintf(stderr, "the side is c or rust, not %s\n", side.c_str());
+      return 2;
+    }
+    double ns = side == "c" ? through_c(n) : in_rust(n);
+    std::printf("%s: %.0f ns/request over %llu requests\n", side.c_str(), ns, (unsigned long long)n);
+    return 0;
+  }
   through_c(n / 10);  // warm caches (mapping, location cache, allocator)
   in_rust(n / 10);
   std::vector<double> c_ns, rust_ns;

@@ -397,9 +397,13 @@ fn an_index_run_reports_progress_and_can_be_cancelled() {
             .build(),
     )
     .unwrap();
-    let seen = AtomicU64::new(0);
+    // Calls while nothing is written (every progress_interval) repeat a count; what
+    // matters is that the run stops at the first Break.
+    let (seen, after_break) = (AtomicU64::new(0), AtomicU64::new(0));
     let cancel_after_5 = IndexOptions::default().batch_size(2).progress(|p| {
-        seen.fetch_add(1, Ordering::Relaxed);
+        if seen.fetch_max(p.files_done, Ordering::Relaxed) >= 5 {
+            after_break.fetch_add(1, Ordering::Relaxed);
+        }
         if p.files_done >= 5 {
             ControlFlow::Break(())
         } else {
@@ -409,6 +413,11 @@ fn an_index_run_reports_progress_and_can_be_cancelled() {
     let err = engine.index(&[&data], &cancel_after_5).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert_eq!(seen.load(Ordering::Relaxed), 5);
+    assert_eq!(
+        after_break.load(Ordering::Relaxed),
+        0,
+        "no call after the Break"
+    );
     // The committed batches stay (files 1-4); the run after completes the rest.
     let local = Grant::local();
     let studies = |e: &Engine| {
@@ -425,6 +434,55 @@ fn an_index_run_reports_progress_and_can_be_cancelled() {
     let report = engine.index(&[&data], &IndexOptions::default()).unwrap();
     assert_eq!(report.indexed as usize + partial, files);
     assert_eq!(studies(&engine), files);
+}
+
+#[test]
+fn a_walk_that_writes_nothing_still_calls_progress_and_can_be_cancelled() {
+    // 3,000 files that are not DICOM: indexed as skipped once, unchanged after, so the
+    // second run only walks (no file is written, the per-file callback never comes).
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for d in 0..30 {
+        let sub = data.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..100 {
+            std::fs::write(sub.join(format!("f{f:03}.txt")), b"not DICOM").unwrap();
+        }
+    }
+    let engine = Engine::open(Config::builder().db(dir.path().join("w.db")).build()).unwrap();
+    let first = engine.index(&[&data], &IndexOptions::default()).unwrap();
+    assert_eq!(first.skipped.len(), 3000);
+    let calls = AtomicU64::new(0);
+    let count = IndexOptions::default().progress(|_| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        ControlFlow::Continue(())
+    });
+    let again = engine.index(&[&data], &count).unwrap();
+    assert_eq!(again.unchanged, 3000, "{again:?}");
+
+    // A callback that cancels at its first call: a call during the walk (1 ms interval,
+    // far shorter than a walk of 3,000 files), with nothing written and the walk going on.
+    let during_walk = std::sync::Mutex::new(None);
+    let cancel = IndexOptions::default()
+        .progress_interval(std::time::Duration::from_millis(1))
+        .progress(|p| {
+            during_walk.lock().unwrap().get_or_insert((
+                p.files_done,
+                p.walk_done,
+                p.current.as_os_str().is_empty(),
+            ));
+            ControlFlow::Break(())
+        });
+    let err = engine.index(&[&data], &cancel).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    drop(cancel);
+    assert_eq!(during_walk.into_inner().unwrap(), Some((0, false, true)));
+    // The index is untouched and whole: a run after it finds every file unchanged.
+    let after = engine.index(&[&data], &IndexOptions::default()).unwrap();
+    assert_eq!(
+        (after.unchanged, after.indexed, after.removed),
+        (3000, 0, 0)
+    );
 }
 
 #[test]

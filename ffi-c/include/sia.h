@@ -127,14 +127,15 @@ typedef struct sia_index_progress {
   uint64_t bytes_done;
   // Whether the walk has finished, so `files_found` is the total.
   bool walk_done;
-  // The file just written (UTF-8 when the file name is; not NUL-terminated).
-  // Valid only during the callback.
+  // The file written last (UTF-8 when the file name is; not NUL-terminated; empty
+  // before the first). Valid only during the callback.
   const char *current_path;
   // Length of `current_path` in bytes.
   size_t current_path_len;
 } sia_index_progress;
 
-// A progress callback: called after each file is written, on the thread that writes
+// A progress callback: called after each file is written, and at least every 100 ms
+// while the run writes nothing (a walk over unchanged files), on the thread that writes
 // the index (one call at a time, never concurrently), with the `user_data` given to
 // `sia_index`. Return 0 to continue, anything else to cancel the run: `sia_index` then
 // returns `SIA_ERR_CANCELLED`, the files committed so far stay indexed, and running

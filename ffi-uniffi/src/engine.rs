@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::bytes::Bytes;
 use crate::error::SiaError;
 use crate::records::{
     Access, Decision, DicomRef, Frame, Header, HttpRequest, HttpResponse, IndexProgress,
@@ -14,7 +15,8 @@ use crate::records::{
 /// Receives index progress; implemented in Kotlin or Java and called back by the engine.
 ///
 /// Called from the engine's writer thread (not the thread that called `index`) after
-/// each file is written; keep it short. Return `false` to cancel the run: `index` then
+/// each file is written, and at least every 100 ms while the run writes nothing (a walk
+/// over unchanged files), so that a long walk can be cancelled too; keep it short. Return `false` to cancel the run: `index` then
 /// fails with `SiaException.Cancelled`, the files written since the last commit are
 /// rolled back and committed batches stay, so the index is consistent and running
 /// `index` again completes it. An exception thrown by the listener cancels the run the
@@ -49,7 +51,10 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for ListenerError {
 ///
 /// Thread-safe: share one instance between every JVM thread. In Kotlin it is
 /// `AutoCloseable`; `close()` releases the index once calls already running on other
-/// threads have returned.
+/// threads have returned (uniffi counts calls in flight: while one runs, a call started
+/// after `close()` is served too), and from then on every call throws the generated
+/// bindings' `IllegalStateException` ("object has already been destroyed"); `close()`
+/// again is a no-op (`jvm/src/test/kotlin/org/sia/CloseTest.kt`).
 #[derive(uniffi::Object)]
 pub struct Engine {
     inner: sia::Engine,
@@ -108,8 +113,8 @@ impl Engine {
     /// unchanged are not read again. `listener`, when given, is called after each file
     /// and may cancel the run (see [`IndexListener`]).
     ///
-    /// Errors: `Cancelled` when the listener returned `false`; `InvalidInput` for a
-    /// root that does not exist; `Internal` when the index database fails. Unreadable
+    /// Errors: `Cancelled` when the listener returned `false`; `NotFound` for a root
+    /// that does not exist; `Internal` when the index database fails. Unreadable
     /// or non-DICOM files are not errors: they are listed in `IndexReport.skipped`.
     pub fn index(
         &self,
@@ -162,19 +167,12 @@ impl Engine {
         for h in &request.headers {
             req = req.with_header(&h.name, &h.value);
         }
-        let resp = self.inner.handle(&req);
-        HttpResponse {
-            status: i32::from(resp.status),
-            headers: resp
-                .headers
-                .iter()
-                .map(|(n, v)| Header {
-                    name: n.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            body: resp.body.to_vec(),
-        }
+        http_response(self.inner.handle(&req)).unwrap_or_else(|e| {
+            // Only a body past 2 GiB (a multipart retrieve of a huge study) gets here:
+            // answered as the engine answers a request too costly to serve.
+            let refusal = sia::Error::new(sia::ErrorKind::TooCostly, e.to_string());
+            http_response(refusal.to_response()).unwrap_or_default()
+        })
     }
 
     /// The FHIR R4 `searchset` Bundle (JSON text) of the ImagingStudy resources matching
@@ -247,7 +245,7 @@ impl Engine {
                 frames.frame_count()
             )));
         }
-        Ok(frames.into_frames().iter().map(Frame::from).collect())
+        frames.into_frames().iter().map(Frame::try_from).collect()
     }
 
     /// Decides whether `token` (a SMART bearer token, or `null`) may have `access`:
@@ -333,6 +331,24 @@ impl Engine {
     fn grant(&self, token: Option<&str>, access: &sia::Access) -> Result<sia::Grant, SiaError> {
         Ok(self.inner.authorize(&credentials(token), access)?)
     }
+}
+
+/// The record of an engine response, sharing its body's chunks. Errors: `TooCostly`
+/// for a body longer than a `ByteArray` holds.
+fn http_response(resp: sia::Response) -> Result<HttpResponse, SiaError> {
+    let headers = resp
+        .headers
+        .iter()
+        .map(|(n, v)| Header {
+            name: n.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    Ok(HttpResponse {
+        status: i32::from(resp.status),
+        headers,
+        body: Bytes::from_chunks(resp.body.into_chunks())?,
+    })
 }
 
 fn credentials(token: Option<&str>) -> sia::Credentials {

@@ -14,10 +14,14 @@
 // `SiaKt.*` for Java.
 uniffi::setup_scaffolding!("sia");
 
+mod bytes;
 mod engine;
 mod error;
 mod records;
+#[cfg(test)]
+mod tests;
 
+pub use bytes::Bytes;
 pub use engine::{Engine, IndexListener, ListenerError, write_demo};
 pub use error::SiaError;
 pub use records::{

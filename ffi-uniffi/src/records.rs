@@ -1,5 +1,8 @@
 //! Plain records passed by value between the JVM and the engine (Kotlin `data class`es).
 
+use crate::bytes::Bytes;
+use crate::error::SiaError;
+
 /// One HTTP header field.
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct Header {
@@ -21,14 +24,14 @@ pub struct HttpRequest {
 }
 
 /// The engine's answer to an [`HttpRequest`].
-#[derive(Clone, Debug, uniffi::Record)]
+#[derive(Clone, Debug, Default, uniffi::Record)]
 pub struct HttpResponse {
     /// HTTP status code.
     pub status: i32,
     /// Header fields, `Content-Type` and `Content-Length` included.
     pub headers: Vec<Header>,
-    /// The whole body (one copy of every chunk; see [`Frame`] for costs).
-    pub body: Vec<u8>,
+    /// The whole body (a `ByteArray` in Kotlin; see [`Frame`] for what it costs).
+    pub body: Bytes,
 }
 
 /// One query parameter, unencoded (`patient`, `123`).
@@ -108,17 +111,18 @@ pub struct Decision {
 /// attributes (PS3.3 C.7.6.3) needed to interpret native bytes.
 ///
 /// Copying: the engine reads the frame into a buffer it owns (pread), or maps it (read
-/// mode `mmap`); `bytes` then costs three copies of the frame on its way to the JVM:
-/// into the `Vec<u8>` of this record, into uniffi's `RustBuffer` when the record is
-/// serialised, and from that native buffer into the Java-heap `ByteArray` (JNA cannot
-/// hand a heap array to Rust to fill). `benchmark` in jvm/ measures what that adds.
+/// mode `mmap`); this record shares that buffer (no copy), and `bytes` then costs two
+/// copies of the frame on its way to the JVM: into uniffi's `RustBuffer` when the record
+/// is serialised, and from that native buffer into the Java-heap `ByteArray` (JNA cannot
+/// hand a heap array to Rust to fill). Each is one `memcpy`; `FrameBench` in jvm/
+/// measures the whole call.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct Frame {
     /// 1-based frame number within the instance.
     pub number: i32,
     /// The frame's bytes: native pixels (Explicit VR Little Endian), or one compressed
     /// frame (its fragments joined) in the stored transfer syntax.
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     /// Transfer Syntax UID the bytes are in.
     pub transfer_syntax: String,
     /// Media type of the bytes (`application/octet-stream`, `image/jpeg`, ...), with
@@ -140,12 +144,16 @@ pub struct Frame {
     pub photometric_interpretation: String,
 }
 
-impl From<&sia::Frame> for Frame {
-    fn from(f: &sia::Frame) -> Frame {
+impl TryFrom<&sia::Frame> for Frame {
+    type Error = SiaError;
+
+    /// The record of one frame, sharing its chunks. Errors: `TooCostly` for a frame
+    /// longer than a `ByteArray` holds.
+    fn try_from(f: &sia::Frame) -> Result<Frame, SiaError> {
         let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-        Frame {
+        Ok(Frame {
             number: int(f.number()),
-            bytes: f.bytes().into_owned(),
+            bytes: Bytes::from_chunks(f.chunks().to_vec())?,
             transfer_syntax: f.transfer_syntax().to_string(),
             content_type: f.content_type().to_string(),
             rows: int(f.rows()),
@@ -155,7 +163,7 @@ impl From<&sia::Frame> for Frame {
             pixel_representation: int(f.pixel_representation()),
             planar_configuration: int(f.planar_configuration()),
             photometric_interpretation: f.photometric_interpretation().to_string(),
-        }
+        })
     }
 }
 
@@ -170,7 +178,7 @@ pub struct IndexProgress {
     pub walk_done: bool,
     /// Bytes of the files read so far.
     pub bytes_done: i64,
-    /// The file just written.
+    /// The file written last (empty before the first).
     pub current: String,
 }
 

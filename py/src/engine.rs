@@ -1,5 +1,6 @@
 //! `sia._sia.Engine`: one open engine shared by any number of Python threads. Every call
-//! that reads files or the index releases the GIL; `close()` drops the engine's handle,
+//! that reads files or the index releases the GIL (except frame reads in `mmap` mode,
+//! shorter than the hand-off: see [`Gil`]); `close()` drops the engine's handle,
 //! while answers already handed out (memoryviews over frames) keep what they point at.
 //!
 //! The reads (`studies`, `search`, `metadata`, frames) are the engine's typed calls with
@@ -18,7 +19,7 @@ use sia::{Config, DicomRef, Engine, Grant};
 
 use crate::auth::Decision;
 use crate::errors::{self, Class, Extra, engine_error};
-use crate::frames::PixelInfo;
+use crate::frames::{Gil, PixelInfo};
 use crate::index::{self, Outcome};
 use crate::response::PyResponse;
 
@@ -28,6 +29,8 @@ pub struct PyEngine {
     engine: RwLock<Option<Arc<Engine>>>,
     db: PathBuf,
     base_url: String,
+    /// Whether frame reads release the GIL (by the read mode).
+    frame_gil: Gil,
 }
 
 impl PyEngine {
@@ -122,6 +125,7 @@ impl PyEngine {
         }
         let db = cfg.db.clone();
         let base_url = cfg.base_url.clone();
+        let frame_gil = Gil::for_mode(cfg.read_mode);
         let engine = py
             .detach(move || Engine::open(cfg))
             .map_err(|e| engine_error(py, &e))?;
@@ -129,6 +133,7 @@ impl PyEngine {
             engine: RwLock::new(Some(Arc::new(engine))),
             db,
             base_url,
+            frame_gil,
         })
     }
 
@@ -255,7 +260,15 @@ impl PyEngine {
         sop: &str,
         number: u32,
     ) -> PyResult<Bound<'py, PyMemoryView>> {
-        crate::frames::one(py, &*self.get(py)?, study, series, sop, number)
+        crate::frames::one(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            number,
+        )
     }
 
     /// Several frames (every frame when `numbers` is None), as `frame` gives them.
@@ -268,7 +281,15 @@ impl PyEngine {
         sop: &str,
         numbers: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let (_, views) = crate::frames::many(py, &*self.get(py)?, study, series, sop, numbers)?;
+        let (_, views) = crate::frames::many(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            numbers,
+        )?;
         PyList::new(py, views)
     }
 
@@ -283,7 +304,15 @@ impl PyEngine {
         sop: &str,
         numbers: Option<Vec<u32>>,
     ) -> PyResult<(PixelInfo, Bound<'py, PyList>)> {
-        let (info, views) = crate::frames::many(py, &*self.get(py)?, study, series, sop, numbers)?;
+        let (info, views) = crate::frames::many(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            numbers,
+        )?;
         Ok((info, PyList::new(py, views)?))
     }
 
@@ -295,8 +324,15 @@ impl PyEngine {
         series: &str,
         sop: &str,
     ) -> PyResult<PixelInfo> {
-        let (info, _) =
-            crate::frames::many(py, &*self.get(py)?, study, series, sop, Some(vec![1]))?;
+        let (info, _) = crate::frames::many(
+            py,
+            &*self.get(py)?,
+            self.frame_gil,
+            study,
+            series,
+            sop,
+            Some(vec![1]),
+        )?;
         Ok(info)
     }
 

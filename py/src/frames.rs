@@ -77,10 +77,44 @@ fn instance(py: Python<'_>, study: &str, series: &str, sop: &str) -> PyResult<Di
     dicom_ref(py, study, Some(series), Some(sop))
 }
 
-/// The engine's frames `numbers` of `what`, without the GIL.
-fn fetch(py: Python<'_>, engine: &Engine, what: &DicomRef, numbers: &[u32]) -> PyResult<Frames> {
-    py.detach(|| engine.frames(what, numbers, ANY, &Grant::local()))
-        .map_err(|e| engine_error(py, &e))
+/// Whether frame reads let other Python threads run while the engine works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gil {
+    /// Released: each read is a `pread` of the frame (microseconds to milliseconds,
+    /// longer on a network file system).
+    Release,
+    /// Held: in `mmap` read mode a frame in its stored form is a range of a cached
+    /// mapping found through the location cache, a few microseconds; handing the GIL
+    /// over and taking it back around that costs a noticeable share of it (the
+    /// `frame()` overhead budget is 2 µs), and no other thread would get much done in
+    /// between. Frames are never decoded here (`ANY` keeps the stored syntax).
+    Hold,
+}
+
+impl Gil {
+    /// The choice for an engine opened with `mode`.
+    pub fn for_mode(mode: sia::ReadMode) -> Gil {
+        match mode {
+            sia::ReadMode::Mmap => Gil::Hold,
+            _ => Gil::Release,
+        }
+    }
+}
+
+/// The engine's frames `numbers` of `what`, with the GIL released or held as `gil` says.
+fn fetch(
+    py: Python<'_>,
+    engine: &Engine,
+    what: &DicomRef,
+    numbers: &[u32],
+    gil: Gil,
+) -> PyResult<Frames> {
+    let read = || engine.frames(what, numbers, ANY, &Grant::local());
+    match gil {
+        Gil::Release => py.detach(read),
+        Gil::Hold => read(),
+    }
+    .map_err(|e| engine_error(py, &e))
 }
 
 /// The view of one frame: its one chunk without copying, or its fragments joined (an
@@ -114,6 +148,7 @@ fn missing(py: Python<'_>, frames: &Frames) -> PyErr {
 pub fn one<'py>(
     py: Python<'py>,
     engine: &Engine,
+    gil: Gil,
     study: &str,
     series: &str,
     sop: &str,
@@ -123,7 +158,7 @@ pub fn one<'py>(
     if number == 0 {
         return Err(errors::invalid(py, "frame numbers start at 1"));
     }
-    let frames = fetch(py, engine, &what, &[number])?;
+    let frames = fetch(py, engine, &what, &[number], gil)?;
     match frames.frames() {
         [frame] => view(py, frame),
         _ => Err(missing(py, &frames)),
@@ -134,6 +169,7 @@ pub fn one<'py>(
 pub fn many<'py>(
     py: Python<'py>,
     engine: &Engine,
+    gil: Gil,
     study: &str,
     series: &str,
     sop: &str,
@@ -148,14 +184,14 @@ pub fn many<'py>(
                     "frame numbers start at 1, and at least one is needed",
                 ));
             }
-            fetch(py, engine, &what, &numbers)?
+            fetch(py, engine, &what, &numbers, gil)?
         }
         None => {
             // The first frame tells how many there are; then all of them, in one call.
-            let first = fetch(py, engine, &what, &[1])?;
+            let first = fetch(py, engine, &what, &[1], gil)?;
             match first.frame_count() {
                 0 | 1 => first,
-                n => fetch(py, engine, &what, &(1..=n).collect::<Vec<_>>())?,
+                n => fetch(py, engine, &what, &(1..=n).collect::<Vec<_>>(), gil)?,
             }
         }
     };
@@ -186,7 +222,7 @@ pub fn time_calls(
     iterations: u32,
 ) -> PyResult<f64> {
     let what = instance(py, study, series, sop)?;
-    fetch(py, engine, &what, &[number])?;
+    fetch(py, engine, &what, &[number], Gil::Release)?;
     Ok(py.detach(|| {
         let grant = Grant::local();
         let start = std::time::Instant::now();

@@ -144,6 +144,79 @@ def test_sigint_cancels_and_the_index_stays_usable(many_files: tuple[pathlib.Pat
     assert os.path.getsize(db) > 0
 
 
+WALK_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, sia
+    db, root = sys.argv[1], sys.argv[2]
+    seen = None
+    def progress(p):
+        global seen
+        # A call while the walk goes on and nothing was written: the engine's periodic
+        # call, the only kind a walk over unchanged files makes.
+        if seen is None and not p.walk_done and p.files_done == 0:
+            seen = time.monotonic()
+            print("walking", flush=True)
+    with sia.Engine(db) as e:
+        # How long the whole walk takes here and now, to compare the stop with.
+        t0 = time.monotonic()
+        e.index(root, progress=False)
+        whole = time.monotonic() - t0
+        try:
+            e.index(root, progress=progress)
+        except KeyboardInterrupt:
+            print(f"interrupted {time.monotonic() - seen:.3f} {whole:.3f}", flush=True)
+            sys.exit(130)
+    print("finished", flush=True)
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def unchanged_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path, int]:
+    """An index of 60,000 files that are not DICOM (indexed as skipped), so that running
+    it again only walks: nothing is read or written, for long enough to be interrupted."""
+    root = tmp_path_factory.mktemp("walk")
+    total = 0
+    for d in range(300):
+        sub = root / f"d{d:03}"
+        sub.mkdir()
+        for f in range(200):
+            (sub / f"f{f:03}.txt").write_bytes(b"x")
+            total += 1
+    db = tmp_path_factory.mktemp("walkdb") / "sia.db"
+    with sia.Engine(db) as e:
+        report = e.index(root, progress=False)
+    assert len(report.skipped) == total
+    return root, db, total
+
+
+def test_sigint_during_a_walk_that_writes_nothing_cancels_promptly(
+    unchanged_tree: tuple[pathlib.Path, pathlib.Path, int],
+) -> None:
+    root, db, total = unchanged_tree
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WALK_SCRIPT, str(db), str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "walking", (line, proc.stderr.read() if proc.stderr else "")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if "finished" in out:
+        pytest.fail("the walk finished before the signal arrived: make the tree larger")
+    assert proc.returncode == 130 and "interrupted" in out, (proc.returncode, out, err)
+    # Noticed within a few progress intervals, not at the end of the walk: the child
+    # times both, under the same load.
+    stopped, whole = map(float, out.split("interrupted", 1)[1].split()[:2])
+    assert stopped < whole / 2, (stopped, whole)
+    with sia.Engine(db) as e:
+        report = e.index(root, progress=False)
+    assert (report.unchanged, report.indexed, report.removed) == (total, 0, 0), report
+
+
 def test_a_failing_callback_cancels_and_raises(many_files: tuple[pathlib.Path, int], tmp_path: pathlib.Path) -> None:
     root, total = many_files
 

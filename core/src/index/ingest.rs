@@ -15,8 +15,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::sync_channel;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::iter::{ParallelBridge, ParallelIterator};
 
@@ -357,40 +357,59 @@ impl<'r> Writer<'r> {
     ) -> Result<()> {
         let (mut files_done, mut bytes_done, mut batch) = (0u64, 0u64, 0usize);
         let mut last_commit = Instant::now();
+        // The file written last, and when the callback was last called: a walk that finds
+        // nothing to write still calls it every `progress_interval`, so a host can cancel.
+        let (mut current, mut last_call) = (String::new(), Instant::now());
+        let interval = opts.progress_interval.max(Duration::from_millis(1));
         let mut tx = conn.begin(false)?;
-        for done in rx {
-            match done {
-                Done::Vanished(k) => {
+        loop {
+            let done = match rx.recv_timeout(interval) {
+                Ok(done) => Some(done),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let wrote = match done {
+                Some(Done::Vanished(k)) => {
                     self.remove(&mut tx, &k, report)?;
                     batch += 1;
+                    false
                 }
-                Done::Scanned {
+                Some(Done::Scanned {
                     entry,
                     known,
                     result,
-                } => {
+                }) => {
                     self.apply(&mut tx, &entry, known.as_ref(), result, report)?;
                     files_done += 1;
                     bytes_done += entry.size;
                     batch += 1;
-                    if let Some(cb) = &opts.progress {
-                        let flow = cb(&Progress {
-                            files_done,
-                            files_found: found.load(Ordering::Relaxed),
-                            walk_done: walk_done.load(Ordering::Acquire),
-                            bytes_done,
-                            current: Path::new(&entry.path),
-                        });
-                        if flow.is_break() {
-                            // Dropping the transaction rolls back the files written
-                            // since the last commit; committed batches are consistent.
-                            drop(tx);
-                            return Err(Error::cancelled());
-                        }
-                    }
+                    current = entry.path;
+                    true
+                }
+                None => false,
+            };
+            if let Some(cb) = &opts.progress
+                && (wrote || last_call.elapsed() >= interval)
+            {
+                last_call = Instant::now();
+                let flow = cb(&Progress {
+                    files_done,
+                    files_found: found.load(Ordering::Relaxed),
+                    walk_done: walk_done.load(Ordering::Acquire),
+                    bytes_done,
+                    current: Path::new(&current),
+                });
+                if flow.is_break() {
+                    // Dropping the transaction rolls back the files written since the
+                    // last commit; committed batches are consistent.
+                    drop(tx);
+                    return Err(Error::cancelled());
                 }
             }
-            if batch >= opts.batch_size.max(1) || last_commit.elapsed() >= opts.commit_interval {
+            // Nothing to commit after a mere wait (batch 0): a no-op walk commits nothing.
+            if batch >= opts.batch_size.max(1)
+                || (batch > 0 && last_commit.elapsed() >= opts.commit_interval)
+            {
                 self.touched.settle(&mut tx, self.updated_ms)?;
                 tx.commit()?;
                 self.after_commit();

@@ -127,7 +127,8 @@ pub struct Progress<'a> {
     pub walk_done: bool,
     /// Bytes of the files read so far.
     pub bytes_done: u64,
-    /// The file just written.
+    /// The file written last (empty before the first): a call made while the walk finds
+    /// only unchanged files repeats it.
     pub current: &'a Path,
 }
 
@@ -142,6 +143,10 @@ pub struct IndexOptions<'a> {
     pub batch_size: usize,
     /// Longest time between commits, so a killed run loses little work.
     pub commit_interval: Duration,
+    /// Longest time between two calls of the progress callback while the run goes on,
+    /// also when nothing is written (a walk over unchanged files), so that a host
+    /// notices a cancel request (Ctrl-C, a closed window) within about this long.
+    pub progress_interval: Duration,
 }
 
 impl std::fmt::Debug for IndexOptions<'_> {
@@ -150,6 +155,7 @@ impl std::fmt::Debug for IndexOptions<'_> {
             .field("progress", &self.progress.is_some())
             .field("batch_size", &self.batch_size)
             .field("commit_interval", &self.commit_interval)
+            .field("progress_interval", &self.progress_interval)
             .finish()
     }
 }
@@ -160,12 +166,16 @@ impl Default for IndexOptions<'_> {
             progress: None,
             batch_size: 2000,
             commit_interval: Duration::from_secs(1),
+            progress_interval: Duration::from_millis(100),
         }
     }
 }
 
 impl<'a> IndexOptions<'a> {
-    /// Calls `f` after each file is written (from the run's writer thread). Answering
+    /// Calls `f` after each file is written, and at least every `progress_interval`
+    /// (100 ms by default) while the run goes on without writing (a walk over unchanged
+    /// files, a slow file), always from the run's writer thread, one call at a time.
+    /// Answering
     /// `ControlFlow::Break(())` cancels the run: it stops reading files, rolls back the
     /// files written since the last commit (committed batches stay: the index is
     /// consistent, and the next run completes the work) and fails with
@@ -187,6 +197,13 @@ impl<'a> IndexOptions<'a> {
     /// At most `interval` between commits.
     pub fn commit_interval(mut self, interval: Duration) -> Self {
         self.commit_interval = interval;
+        self
+    }
+
+    /// At most `interval` (at least 1 ms) between two progress calls; see
+    /// [`IndexOptions::progress`].
+    pub fn progress_interval(mut self, interval: Duration) -> Self {
+        self.progress_interval = interval.max(Duration::from_millis(1));
         self
     }
 }

@@ -18,14 +18,15 @@ pub struct sia_index_progress {
     pub bytes_done: u64,
     /// Whether the walk has finished, so `files_found` is the total.
     pub walk_done: bool,
-    /// The file just written (UTF-8 when the file name is; not NUL-terminated).
-    /// Valid only during the callback.
+    /// The file written last (UTF-8 when the file name is; not NUL-terminated; empty
+    /// before the first). Valid only during the callback.
     pub current_path: *const c_char,
     /// Length of `current_path` in bytes.
     pub current_path_len: usize,
 }
 
-/// A progress callback: called after each file is written, on the thread that writes
+/// A progress callback: called after each file is written, and at least every 100 ms
+/// while the run writes nothing (a walk over unchanged files), on the thread that writes
 /// the index (one call at a time, never concurrently), with the `user_data` given to
 /// `sia_index`. Return 0 to continue, anything else to cancel the run: `sia_index` then
 /// returns `SIA_ERR_CANCELLED`, the files committed so far stay indexed, and running

@@ -4,6 +4,7 @@
 //! into the engine's buffers or mappings, never copied, and stay valid until the
 //! response is freed.
 
+use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 
 use crate::engine::{engine_of, sia_engine};
@@ -77,6 +78,23 @@ const MAX_HEADERS: usize = 1024;
 /// # Safety
 /// `req` points to a valid `sia_request` (see `sia_handle`).
 pub(crate) unsafe fn request_from(req: &sia_request) -> Result<sia::Request, Failure> {
+    let mut into = sia::Request::default();
+    // SAFETY: as this function's contract.
+    unsafe { fill_request(req, &mut into) }?;
+    Ok(into)
+}
+
+/// Writes the C request into `into`, reusing its strings' buffers: a thread that
+/// answers request after request allocates nothing here once its buffers have grown to
+/// its usual requests (`sia_handle`'s budget is 1 µs over the engine, and an
+/// allocation costs tens of nanoseconds). On failure `into` holds a partial request.
+///
+/// # Safety
+/// `req` points to a valid `sia_request` (see `sia_handle`).
+pub(crate) unsafe fn fill_request(
+    req: &sia_request,
+    into: &mut sia::Request,
+) -> Result<(), Failure> {
     // SAFETY (all three): the caller promises NUL-terminated strings or NULL.
     let method = unsafe { c_str(req.method, "request.method") }?;
     let path = unsafe { c_str(req.path, "request.path") }?;
@@ -101,19 +119,63 @@ pub(crate) unsafe fn request_from(req: &sia_request) -> Result<sia::Request, Fai
         // SAFETY: non-NULL, count bounded, and the caller promises that many headers.
         unsafe { std::slice::from_raw_parts(req.headers, req.header_count) }
     };
-    let mut fields = Vec::with_capacity(headers.len());
+    set(&mut into.method, method);
+    set(&mut into.path, path);
+    set(&mut into.query, query);
+    into.introspection = None;
+    into.headers.truncate(headers.len());
     for (i, h) in headers.iter().enumerate() {
+        // The field's name in the message is made only when it is needed.
+        let at = |f: Failure| Failure::new(f.status, format!("headers[{i}].{}", f.message));
         // SAFETY: each header's pointers and lengths are valid by contract.
-        let name = unsafe { c_text(h.name, h.name_len, &format!("headers[{i}].name")) }?;
-        let value = unsafe { c_text(h.value, h.value_len, &format!("headers[{i}].value")) }?;
-        fields.push((name.to_string(), value.to_string()));
+        let name = unsafe { c_text(h.name, h.name_len, "name") }.map_err(at)?;
+        let value = unsafe { c_text(h.value, h.value_len, "value") }.map_err(at)?;
+        match into.headers.get_mut(i) {
+            Some((n, v)) => {
+                set(n, name);
+                set(v, value);
+            }
+            None => into.headers.push((name.to_owned(), value.to_owned())),
+        }
     }
-    Ok(sia::Request {
-        method: method.to_string(),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers: fields,
-        ..Default::default()
+    Ok(())
+}
+
+/// Replaces `s` with `with`, in its own buffer when that is large enough.
+fn set(s: &mut String, with: &str) {
+    s.clear();
+    s.push_str(with);
+}
+
+/// Above this many bytes kept in a thread's reused request (long header values, many
+/// headers), the buffers are dropped after the call instead of kept for the next.
+const KEEP_REQUEST_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    /// The request buffers `sia_handle` reuses on this thread.
+    static REQUEST: RefCell<sia::Request> = RefCell::default();
+}
+
+/// Runs `f` with this thread's reused request buffers (fresh ones if they are in use,
+/// which only a re-entrant call could cause), then drops them if they grew too large.
+fn with_request_buffers<T>(f: impl FnOnce(&mut sia::Request) -> T) -> T {
+    REQUEST.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut req) => {
+            let out = f(&mut req);
+            let kept = req.method.capacity()
+                + req.path.capacity()
+                + req.query.capacity()
+                + req
+                    .headers
+                    .iter()
+                    .map(|(n, v)| n.capacity() + v.capacity() + 48)
+                    .sum::<usize>();
+            if kept > KEEP_REQUEST_BYTES {
+                *req = sia::Request::default();
+            }
+            out
+        }
+        Err(_) => f(&mut sia::Request::default()),
     })
 }
 
@@ -160,9 +222,11 @@ pub unsafe extern "C" fn sia_handle(
         // SAFETY: NULL or a valid request by contract.
         let req = unsafe { request.as_ref() }
             .ok_or_else(|| Failure::new(SIA_ERR_NULL_ARGUMENT, "request is NULL"))?;
-        // SAFETY: as the function's contract.
-        let req = unsafe { request_from(req) }?;
-        let resp = engine.handle(&req);
+        let resp = with_request_buffers(|into| {
+            // SAFETY: as the function's contract.
+            unsafe { fill_request(req, into) }?;
+            Ok::<_, Failure>(engine.handle(into))
+        })?;
         let body_len = resp.body.len() as u64;
         let detail = resp.detail().map(c_string);
         let mut header_text = Vec::with_capacity(
@@ -362,4 +426,114 @@ pub unsafe extern "C" fn sia_response_free(response: *mut sia_response) {
             drop(unsafe { Box::from_raw(response) });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &'static [u8], value: &'static [u8]) -> sia_header {
+        sia_header {
+            name: name.as_ptr().cast(),
+            name_len: name.len(),
+            value: value.as_ptr().cast(),
+            value_len: value.len(),
+        }
+    }
+
+    fn request(method: &'static [u8], path: &'static [u8], headers: &[sia_header]) -> sia_request {
+        sia_request {
+            method: method.as_ptr().cast(),
+            path: path.as_ptr().cast(),
+            query: std::ptr::null(),
+            headers: headers.as_ptr(),
+            header_count: headers.len(),
+        }
+    }
+
+    #[test]
+    fn a_reused_request_holds_exactly_the_last_one() {
+        let mut into = sia::Request::default();
+        let two = [
+            header(b"Accept", b"*/*"),
+            header(b"Authorization", b"Bearer x"),
+        ];
+        // SAFETY (both): the requests point at static NUL-terminated strings and headers.
+        unsafe { fill_request(&request(b"GET\0", b"/fhir/metadata\0", &two), &mut into) }.unwrap();
+        assert_eq!(into.headers.len(), 2);
+        let one = [header(b"X", b"")];
+        unsafe { fill_request(&request(b"HEAD\0", b"/a\0", &one), &mut into) }.unwrap();
+        assert_eq!(
+            (
+                into.method.as_str(),
+                into.path.as_str(),
+                into.query.as_str()
+            ),
+            ("HEAD", "/a", "")
+        );
+        assert_eq!(into.headers, vec![("X".to_string(), String::new())]);
+        // The same as a fresh conversion.
+        let fresh = unsafe { request_from(&request(b"HEAD\0", b"/a\0", &one)) }.unwrap();
+        assert_eq!(
+            (fresh.method, fresh.path, fresh.headers),
+            (into.method, into.path, into.headers)
+        );
+    }
+
+    #[test]
+    fn a_bad_header_is_named_in_the_message() {
+        let bad = [header(b"Accept", b"*/*"), header(b"N", b"\xff")];
+        let mut into = sia::Request::default();
+        // SAFETY: static strings and headers; the invalid byte is the test.
+        let err = unsafe { fill_request(&request(b"GET\0", b"/\0", &bad), &mut into) }.unwrap_err();
+        assert_eq!(err.status, SIA_ERR_INVALID_UTF8);
+        assert!(
+            err.message.starts_with("headers[1].value is not UTF-8"),
+            "{}",
+            err.message
+        );
+        let null = [sia_header {
+            name: std::ptr::null(),
+            name_len: 3,
+            value: b"v".as_ptr().cast(),
+            value_len: 1,
+        }];
+        let err =
+            unsafe { fill_request(&request(b"GET\0", b"/\0", &null), &mut into) }.unwrap_err();
+        assert_eq!(err.status, SIA_ERR_NULL_ARGUMENT);
+        assert_eq!(err.message, "headers[0].name is NULL with length 3");
+    }
+
+    #[test]
+    fn large_buffers_are_not_kept() {
+        static LONG: [u8; 20_000] = [b'a'; 20_000];
+        let big = [sia_header {
+            name: b"X".as_ptr().cast(),
+            name_len: 1,
+            value: LONG.as_ptr().cast(),
+            value_len: LONG.len(),
+        }];
+        let r = request(b"GET\0", b"/\0", &big);
+        // SAFETY: static strings and headers.
+        with_request_buffers(|into| unsafe { fill_request(&r, into) }).unwrap();
+        let kept = REQUEST.with(|c| {
+            c.borrow()
+                .headers
+                .iter()
+                .map(|(_, v)| v.capacity())
+                .sum::<usize>()
+        });
+        assert_eq!(
+            kept, 0,
+            "a 20 KB header value is not kept for the next request"
+        );
+        let small = [header(b"Accept", b"*/*")];
+        let r = request(b"GET\0", b"/\0", &small);
+        with_request_buffers(|into| unsafe { fill_request(&r, into) }).unwrap();
+        assert_eq!(
+            REQUEST.with(|c| c.borrow().headers.len()),
+            1,
+            "small ones are"
+        );
+    }
 }

@@ -11,8 +11,9 @@ tokens, and serve everything over ASGI (:mod:`sia.asgi`)::
         for study in engine.studies(patient_id="DEMO-001"):
             print(study["id"], study.get("description"))
 
-Every call runs in the engine (Rust) with the GIL released; one engine may be shared by
-any number of threads. Errors are :class:`SiaError` subclasses.
+Every call runs in the engine (Rust) with the GIL released (except frame reads in
+``mmap`` read mode, a few microseconds each: shorter than handing the GIL over); one
+engine may be shared by any number of threads. Errors are :class:`SiaError` subclasses.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 package org.sia
 
+import java.lang.management.ManagementFactory
 import java.nio.file.Files
-import kotlin.system.measureNanoTime
 
 /**
  * Benchmark (not a test): one frame request from Kotlin next to the same call timed
  * inside Rust, in the same process and run; the difference is the binding's per-call
- * cost (JNA call, RustBuffer serialisation of the records, the ByteArray copy).
+ * cost (JNA calls, RustBuffer serialisation of the records, the ByteArray copy).
+ *
+ * Each side is reported as wall-clock time and as the calling thread's CPU time. On a
+ * loaded machine the wall-clock figures mostly measure the wait for a core (a thread that
+ * allocates also wakes the JVM's GC threads, which compete with it); CPU time is what the
+ * call itself costs.
  *
  * Run: `cd jvm && mvn -q test-compile exec:java -Dexec.classpathScope=test
  *   -Dexec.mainClass=org.sia.FrameBenchKt -Djna.library.path=target/native`
@@ -31,16 +36,37 @@ fun main() {
             }
         val size = engine.frames(ref, listOf(1), null, null).single().bytes.size
         val iterations = 20_000
-        repeat(3) { round ->
-            // Warm-up round 0 (JIT, page cache, location cache); report rounds 1 and 2.
-            val kotlinNs = measureNanoTime {
-                repeat(iterations) { engine.frames(ref, listOf(1), null, null) }
-            }.toDouble() / iterations
-            val rustNs = engine.framesNanosInRust(ref, 1, iterations)
+        val threads = ManagementFactory.getThreadMXBean()
+        // (wall ns, CPU ns) per call of `body`, over `iterations` calls.
+        fun timed(body: () -> Unit): Pair<Double, Double> {
+            val cpu0 = threads.currentThreadCpuTime
+            val wall0 = System.nanoTime()
+            body()
+            val wall = (System.nanoTime() - wall0).toDouble() / iterations
+            return wall to (threads.currentThreadCpuTime - cpu0).toDouble() / iterations
+        }
+        repeat(4) { round ->
+            // Warm-up round 0 (JIT, page cache, location cache); report rounds 1 to 3.
+            val (kotlinWall, kotlinCpu) = timed { repeat(iterations) { engine.frames(ref, listOf(1), null, null) } }
+            var rustWall = 0.0
+            val (_, rustCpu) = timed { rustWall = engine.framesNanosInRust(ref, 1, iterations) }
+            val copy = ByteArray(size)
+            val source = ByteArray(size)
+            val (copyWall, _) = timed {
+                repeat(iterations) {
+                    source[0] = it.toByte()
+                    System.arraycopy(source, 0, copy, 0, size)
+                }
+            }
+            check(copy[0] == (iterations - 1).toByte())
             if (round > 0) {
                 println(
-                    "frame of $size bytes: Kotlin %.2f us/call, Rust %.2f us/call, binding overhead %.2f us/call"
-                        .format(kotlinNs / 1000, rustNs / 1000, (kotlinNs - rustNs) / 1000),
+                    ("frame of $size bytes: Kotlin %.2f us/call (CPU %.2f), Rust %.2f us/call (CPU %.2f), " +
+                        "binding overhead %.2f us/call (CPU %.2f); one ByteArray copy of the frame %.3f us")
+                        .format(
+                            kotlinWall / 1000, kotlinCpu / 1000, rustWall / 1000, rustCpu / 1000,
+                            (kotlinWall - rustWall) / 1000, (kotlinCpu - rustCpu) / 1000, copyWall / 1000,
+                        ),
                 )
             }
         }
