@@ -12,7 +12,9 @@ mod cache;
 mod codestream;
 mod decode;
 pub mod encode;
+mod jpeg12;
 mod pool;
+mod rle32;
 pub mod syntax;
 pub mod window;
 
