@@ -4,6 +4,7 @@ on the same files, in the same run (issue 13): p50 of sequential requests (one c
 and the ratio to sia.
 
     python bench/pixels_bench.py [--dir /tmp/sia-pixels-bench] [--requests 50] [--no-orthanc]
+                                 [--sia target/release/sia]
 
 Cases:
 - a 512 x 512 16-bit CT frame rendered as PNG and as JPEG (window 40,400);
@@ -106,9 +107,25 @@ def uids(files):
     return out
 
 
+def verify(base, ids, token, rendered_path):
+    """Each server does the work timed: images in the asked format, frames decoded (a
+    512 x 512 16-bit payload, not the compressed one), the series in Explicit VR LE."""
+    st, se, sop = ids[0]
+    one = f"{base}/dicom-web/studies/{st}/series/{se}/instances/{sop}"
+    png = fetch(f"{one}/{rendered_path}?window=40,400,linear", "image/png", token)
+    jpeg = fetch(f"{one}/{rendered_path}?window=40,400,linear", "image/jpeg", token)
+    assert png.startswith(b"\x89PNG") and jpeg.startswith(b"\xff\xd8"), base
+    frame = fetch(f"{one}/frames/1", 'multipart/related; type="application/octet-stream"', token)
+    assert len(frame) >= 512 * 512 * 2, (base, len(frame))
+    series = fetch(f"{base}/dicom-web/studies/{st}/series/{se}",
+                   f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT_LE}', token)
+    assert len(series) >= N * 512 * 512 * 2 and b"1.2.840.10008.1.2.4.70" not in series, (base, len(series))
+
+
 def cases(base, ids, token, n, rendered_path):
     st, se, _ = ids[0]
     one = f"{base}/dicom-web/studies/{st}/series/{se}/instances/{ids[0][2]}"
+    verify(base, ids, token, rendered_path)
     counter = iter(range(10**9))
 
     def next_frame():
@@ -117,9 +134,9 @@ def cases(base, ids, token, n, rendered_path):
 
     return {
         "rendered 512x512 CT frame, PNG": p50(
-            lambda: fetch(f"{one}/{rendered_path}?window=40,400", "image/png", token), n),
+            lambda: fetch(f"{one}/{rendered_path}?window=40,400,linear", "image/png", token), n),
         "rendered 512x512 CT frame, JPEG": p50(
-            lambda: fetch(f"{one}/{rendered_path}?window=40,400", "image/jpeg", token), n),
+            lambda: fetch(f"{one}/{rendered_path}?window=40,400,linear", "image/jpeg", token), n),
         "decode one 512x512 JPEG Lossless frame": p50(
             lambda: fetch(next_frame(), 'multipart/related; type="application/octet-stream"', token),
             min(n, len(ids))),
@@ -130,13 +147,16 @@ def cases(base, ids, token, n, rendered_path):
     }
 
 
-def sia_figures(data, n):
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia-cli"], cwd=ROOT, check=True)
+def sia_figures(data, n, binary=None):
+    """sia's figures; `binary` is the `sia` to run, else the release build (built here)."""
+    if binary is None:
+        target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "sia-cli"], cwd=ROOT, check=True)
+        binary = target / "release/sia"
     work = pathlib.Path(tempfile.mkdtemp(prefix="sia-pixels-bench-"))
     port = free_port()
     out = open(work / "out", "w")
-    proc = subprocess.Popen([str(target / "release/sia"), "serve", str(data / "jpegls"), "--dev", "--db",
+    proc = subprocess.Popen([str(binary), "serve", str(data / "jpegls"), "--dev", "--db",
                              str(work / "sia.db"), "--listen", f"127.0.0.1:{port}"],
                             stdout=out, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
@@ -195,10 +215,11 @@ def main():
     ap.add_argument("--dir", default="/tmp/sia-pixels-bench")
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--no-orthanc", action="store_true")
+    ap.add_argument("--sia", type=pathlib.Path, help="the sia binary (default: build the release one)")
     args = ap.parse_args()
     data = pathlib.Path(args.dir)
     write_data(data)
-    results = {"sia": sia_figures(data, args.requests), "pydicom": pydicom_figures(data, args.requests)}
+    results = {"sia": sia_figures(data, args.requests, args.sia), "pydicom": pydicom_figures(data, args.requests)}
     if not args.no_orthanc:
         results["Orthanc"] = orthanc_figures(data, args.requests)
     print(f"{'p50 ms (ratio to sia)':55}" + "".join(f"{k:>20}" for k in results))

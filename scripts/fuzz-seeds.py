@@ -86,7 +86,7 @@ def pixel_seeds():
         pi = str(ds.get("PhotometricInterpretation", ""))
         flags = (ds.get("PixelRepresentation", 0) & 1) | (2 if pi == "MONOCHROME1" else 0)
         header = struct.pack("<BBHHBBB", PIXEL_SYNTAXES.index(uid), flags, ds.Rows, ds.Columns,
-                             1 if ds.get("SamplesPerPixel", 1) == 3 else 0, 1 if ds.BitsAllocated == 16 else 0,
+                             1 if ds.get("SamplesPerPixel", 1) == 3 else 0, {8: 0, 16: 1, 32: 2}.get(ds.BitsAllocated, 0),
                              ds.get("BitsStored", ds.BitsAllocated))
         if len(frame) <= MAX_SEED:
             put("pixels", header + frame)

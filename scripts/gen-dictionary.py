@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Generates core/src/dicom/dictionary.rs: the VR of every standard DICOM attribute,
-taken from pydicom's copy of the PS3.6 data dictionary.
+taken from pydicom's copy of the PS3.6 data dictionary. A unit test (dicom::tag::
+agrees_with_dicom_dictionary_std) checks every entry against dicom-rs' dicom-dictionary-std;
+sia keeps this sorted table rather than the crate's hash map for lookup speed (12 vs 21 ns).
 
     .venv/bin/python scripts/gen-dictionary.py > core/src/dicom/dictionary.rs
 """

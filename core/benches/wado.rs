@@ -51,6 +51,13 @@ fn requests(c: &mut Criterion, engine: &Engine, mode: &str) {
         &format!("handle: 1 native 512 KB frame of a 300 MB instance [{mode}]"),
         |b| b.iter(|| black_box(engine.handle(black_box(&native)))),
     );
+    // What `sia serve` runs on its async workers for a frame: the same answer, refused
+    // only when it would decode (none here), so it must cost what `handle` costs.
+    assert_eq!(engine.handle_without_decoding(&native).unwrap().status, 200);
+    c.bench_function(
+        &format!("handle_without_decoding: 1 native 512 KB frame of a 300 MB instance [{mode}]"),
+        |b| b.iter(|| black_box(engine.handle_without_decoding(black_box(&native)))),
+    );
     let jpeg = Request::get(&format!(
         "/dicom-web/studies/{STUDY}/series/{STUDY}.2/instances/{STUDY}.2.1/frames/1000"
     ))

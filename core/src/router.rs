@@ -39,6 +39,21 @@ impl Engine {
         resp
     }
 
+    /// Answers `req` as [`Engine::handle`] does, unless that would decode pixel data or
+    /// render an image (a frame of a compressed instance asked for uncompressed and not
+    /// in the decoded-frame cache, a rendered or thumbnail resource): then `None`, with
+    /// nothing decoded, and the host calls [`Engine::handle`] where blocking is fine.
+    ///
+    /// For hosts that answer cheap requests (frames in their stored syntax, searches) on
+    /// a few async workers and the rest on a blocking pool: a decode takes milliseconds
+    /// to seconds, and a burst of them on the async workers would stall the frames that
+    /// need none. The work done before the refusal (routing, authorization, the index
+    /// lookup) is done again by `handle`; it costs microseconds.
+    pub fn handle_without_decoding(&self, req: &Request) -> Option<Response> {
+        let (resp, refused) = crate::pixels::quick_only(|| self.handle(req));
+        (!refused).then_some(resp)
+    }
+
     fn route(&self, req: &Request) -> Response {
         let fhir_prefix = format!("{}/", self.fhir_path.trim_end_matches('/'));
         if let Some(rest) = req.path.strip_prefix(fhir_prefix.as_str()) {

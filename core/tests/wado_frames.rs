@@ -337,3 +337,66 @@ fn frames_located_by_an_extended_offset_table_come_out_through_handle() {
     assert_eq!(resp.status, 200);
     assert_eq!(parts(&resp), vec![b"ccccdd".to_vec(), b"aaaabb".to_vec()]);
 }
+
+/// `Engine::handle_without_decoding` (what `sia serve` runs on its async workers)
+/// answers what needs no decoding and refuses, having decoded nothing, what does:
+/// frames of an RLE instance asked uncompressed (until they are in the decoded-frame
+/// cache), rendered images; frames in their stored syntax are answered as by `handle`.
+#[test]
+fn quick_handling_leaves_decoding_to_the_blocking_path() {
+    let plane: Vec<u8> = (0..64u8).collect();
+    let mut w = DataSetWriter::new(Encoding::EXPLICIT_LE);
+    identity(&mut w, "1.2.3.4.5.6", "P1", "Doe^Jane");
+    image(&mut w, 8, 8, 8, 2);
+    let frames = [
+        sia::internal::demo::rle_frame(&plane),
+        sia::internal::demo::rle_frame(&plane),
+    ];
+    w.encapsulated_pixel_data(&[], &[&frames[0], &frames[1]]);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with(
+        dir.path(),
+        &[("rle.dcm", with_meta("1.2.840.10008.1.2.5", w.as_bytes()))],
+        ReadMode::Pread,
+    );
+    let req = |target: String, accept: &str| Request::get(&target).with_header("Accept", accept);
+    let stored = req(
+        format!("{FRAMES}/1"),
+        "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+    );
+    let quick = engine
+        .handle_without_decoding(&stored)
+        .expect("a stored-syntax frame is answered");
+    assert_eq!(quick.status, 200);
+    assert_eq!(parts(&quick), parts(&engine.handle(&stored)));
+
+    let decoded = req(
+        format!("{FRAMES}/2"),
+        "multipart/related; type=\"application/octet-stream\"",
+    );
+    assert!(
+        engine.handle_without_decoding(&decoded).is_none(),
+        "a decode is refused"
+    );
+    let full = engine.handle(&decoded);
+    assert_eq!(full.status, 200);
+    assert_eq!(parts(&full), vec![plane.clone()]);
+    // Now in the decoded-frame cache: no decode needed, answered quickly.
+    let again = engine
+        .handle_without_decoding(&decoded)
+        .expect("a cached decoded frame is answered");
+    assert_eq!(parts(&again), vec![plane]);
+
+    let rendered = req(format!("{FRAMES}/1/rendered"), "image/png");
+    assert!(engine.handle_without_decoding(&rendered).is_none());
+    assert_eq!(engine.handle(&rendered).status, 200);
+    // A failure found before any decoding is an answer, as from `handle`.
+    let missing = req(
+        format!("{FRAMES}/3"),
+        "multipart/related; type=\"application/octet-stream\"",
+    );
+    assert_eq!(
+        engine.handle_without_decoding(&missing).unwrap().status,
+        404
+    );
+}

@@ -1,6 +1,7 @@
-//! Every decode path (JPEG, JPEG Lossless, JPEG 2000 / HTJ2K, RLE, and JPEG-LS when
-//! built with it) and the rendering after it: a 9-byte header picks the transfer
-//! syntax and the image attributes, the rest is the frame's codestream. Decoding must
+//! Every decode path (JPEG 8- and 12-bit, JPEG Lossless, JPEG 2000 / HTJ2K, RLE of 8,
+//! 16 and 32 bits, and JPEG-LS when built with it) and the rendering after it: a 9-byte
+//! header picks the transfer syntax and the image attributes (Bits Allocated is byte 7
+//! modulo 3: 8, 16, 32), the rest is the frame's codestream. Decoding must
 //! answer Ok or an error — never panic, never allocate past the limits fuzz-ci sets
 //! (`-rss_limit_mb`, `-malloc_limit_mb`).
 #![no_main]
@@ -38,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let rows = u32::from(u16::from_le_bytes([data[2], data[3]]));
     let columns = u32::from(u16::from_le_bytes([data[4], data[5]]));
     let samples_per_pixel = if data[6] & 1 == 1 { 3 } else { 1 };
-    let bits_allocated = if data[7] & 1 == 1 { 16 } else { 8 };
+    let bits_allocated = [8, 16, 32][usize::from(data[7]) % 3];
     let bits_stored = u32::from(data[8]).clamp(1, bits_allocated);
     let photometric = if samples_per_pixel == 3 {
         PHOTOMETRIC[2 + usize::from(flags >> 1) % 3]

@@ -92,8 +92,13 @@ pub async fn engine_route(
     // must not hold an async worker: the blocking pool takes it.
     if answers_quickly(&request) && state.engine.index_db().path().is_some() {
         // A frame or a bounded search costs microseconds to a millisecond: handing it to
-        // the blocking pool would cost more in thread switches than the work itself.
-        return into_http(state.engine.handle(&request));
+        // the blocking pool would cost more in thread switches than the work itself. A
+        // frame that must be decoded or rendered is refused here (the engine decodes
+        // nothing then) and goes to the blocking pool below, so a burst of decodes cannot
+        // hold the async workers that stored-syntax frames need.
+        if let Some(resp) = state.engine.handle_without_decoding(&request) {
+            return into_http(resp);
+        }
     }
     let engine = state.engine.clone();
     match tokio::task::spawn_blocking(move || {
@@ -117,8 +122,9 @@ pub async fn engine_route(
 }
 
 /// Requests the engine answers from its caches and the index without reading whole
-/// files: frames and bulk data (ranges of a mapping), QIDO and FHIR searches (bounded
-/// by their page sizes). Metadata (which may re-read thousands of headers), whole
+/// files: frames and bulk data (ranges of a mapping; those that need decoding or
+/// rendering are refused by `Engine::handle_without_decoding`), QIDO and FHIR searches
+/// (bounded by their page sizes). Metadata (which may re-read thousands of headers), whole
 /// studies, series and instances, and WADO-URI go to the blocking pool.
 fn answers_quickly(req: &sia::Request) -> bool {
     let path = req.path.as_str();

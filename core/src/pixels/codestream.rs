@@ -15,20 +15,29 @@ use crate::dicom::ImagePixelInfo;
 /// of the `family`'s format that matches `image`'s Rows, Columns and Samples per Pixel
 /// and a sample precision that fits Bits Allocated.
 ///
+/// Returns what the decoder choice depends on.
+///
 /// Errors: [`DecodeError::Corrupt`] for a header that cannot be read or that disagrees;
-/// [`DecodeError::Unsupported`] for a valid header the decoder cannot handle (12-bit
-/// JPEG DCT processes, hierarchical JPEG).
+/// [`DecodeError::Unsupported`] for a valid header no decoder here handles
+/// (hierarchical JPEG).
 pub(crate) fn check(
     family: Family,
     frame: &[u8],
     image: &ImagePixelInfo,
-) -> Result<(), DecodeError> {
+) -> Result<Header, DecodeError> {
     match family {
-        Family::Jpeg => jpeg(frame, image),
-        Family::JpegLs => jpeg(frame, image),
-        Family::Jpeg2000 => j2k(frame, image),
-        Family::Rle => rle(frame, image),
+        Family::Jpeg | Family::JpegLs => jpeg(frame, image),
+        Family::Jpeg2000 => j2k(frame, image).map(|()| Header::default()),
+        Family::Rle => rle(frame, image).map(|()| Header::default()),
     }
+}
+
+/// What a checked header tells about the codestream.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// For a JPEG DCT frame (SOF0-2, SOF9-10: not lossless, not JPEG-LS), its sample
+    /// precision P (T.81 B.2.2: 8 or 12).
+    pub jpeg_dct_precision: Option<u32>,
 }
 
 fn corrupt(what: impl Into<String>) -> DecodeError {
@@ -64,7 +73,7 @@ fn dims_match(
 
 /// JPEG (ITU-T T.81) and JPEG-LS (T.87): walks marker segments up to the first start of
 /// frame (SOFn, or SOF55 for JPEG-LS) and compares its sizes.
-fn jpeg(b: &[u8], image: &ImagePixelInfo) -> Result<(), DecodeError> {
+fn jpeg(b: &[u8], image: &ImagePixelInfo) -> Result<Header, DecodeError> {
     if b.get(..2) != Some(&[0xFF, 0xD8]) {
         return Err(corrupt("the frame does not start with a JPEG SOI marker"));
     }
@@ -109,7 +118,12 @@ fn jpeg(b: &[u8], image: &ImagePixelInfo) -> Result<(), DecodeError> {
     }
 }
 
-fn sof(seg: &[u8], kind: &str, lossless: bool, image: &ImagePixelInfo) -> Result<(), DecodeError> {
+fn sof(
+    seg: &[u8],
+    kind: &str,
+    lossless: bool,
+    image: &ImagePixelInfo,
+) -> Result<Header, DecodeError> {
     if seg.len() < 6 {
         return Err(corrupt(format!("{kind} frame header too short")));
     }
@@ -124,14 +138,11 @@ fn sof(seg: &[u8], kind: &str, lossless: bool, image: &ImagePixelInfo) -> Result
     }
     // Rows 0 in a SOF means "given by a DNL marker later": not used in DICOM.
     dims_match(kind, rows, cols, comps, precision, image)?;
-    if kind == "JPEG" && !lossless && precision != 8 {
-        return Err(DecodeError::Unsupported(format!(
-            "{precision}-bit JPEG DCT (process 2/4) cannot be decoded by the pure-Rust JPEG decoder"
-        )));
-    }
     // Subsampled components (H or V sampling > 1 relative to the others) are fine: the
-    // decoder upsamples to the frame size.
-    Ok(())
+    // decoders upsample to the frame size.
+    Ok(Header {
+        jpeg_dct_precision: (kind == "JPEG" && !lossless).then_some(precision),
+    })
 }
 
 /// JPEG 2000 (ITU-T T.800): a raw codestream (SOC, SIZ) or a JP2 file (then the
@@ -414,9 +425,11 @@ mod tests {
             )
             .is_err()
         );
-        // 12-bit DCT is valid JPEG the decoder cannot handle.
-        let e = jpeg(&jpeg_with_sof(0xC1, 12, 512, 256, 1), &im).unwrap_err();
-        assert!(matches!(e, DecodeError::Unsupported(_)), "{e}");
+        // 12-bit DCT: valid, and told apart from 8-bit DCT and lossless.
+        let dct = |m, p| jpeg(&jpeg_with_sof(m, p, 512, 256, 1), &im).unwrap();
+        assert_eq!(dct(0xC1, 12).jpeg_dct_precision, Some(12));
+        assert_eq!(dct(0xC0, 8).jpeg_dct_precision, Some(8));
+        assert_eq!(dct(0xC3, 12).jpeg_dct_precision, None);
         // Truncated inside the SOF, and no SOI.
         let full = jpeg_with_sof(0xC0, 8, 512, 256, 1);
         for cut in 0..full.len() {

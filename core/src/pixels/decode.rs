@@ -13,7 +13,9 @@ use dicom_encoding::adapters::{PixelDataObject, RawPixelData};
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
-use super::{DecodeError, codestream, syntax};
+use dicom_encoding::adapters::PixelDataReader;
+
+use super::{DecodeError, codestream, jpeg12, rle32, syntax};
 use crate::dicom::ImagePixelInfo;
 
 /// Bytes of one decoded frame of `image`: Rows × Columns × Samples per Pixel × Bits
@@ -71,9 +73,17 @@ pub fn decode_frame(
                  (see the README's pixel data table for the cargo feature)"
             ))
         })?;
-    if !matches!(image.bits_allocated, 8 | 16) {
+    // 32-bit samples: RLE only (PS3.5 Annex G allows any byte count per sample; the JPEG
+    // family codestreams carry at most 16-bit samples).
+    let depth_ok = match image.bits_allocated {
+        8 | 16 => true,
+        32 => family == syntax::Family::Rle,
+        _ => false,
+    };
+    if !depth_ok {
         return Err(DecodeError::Unsupported(format!(
-            "compressed frames with Bits Allocated {} cannot be decoded (8 or 16 only)",
+            "compressed frames with Bits Allocated {} cannot be decoded (8 or 16, and 32 \
+             for RLE)",
             image.bits_allocated
         )));
     }
@@ -96,7 +106,7 @@ pub fn decode_frame(
             "a decoded frame of {want} bytes exceeds the {max_bytes}-byte limit"
         )));
     }
-    codestream::check(family, encoded, image)?;
+    let header = codestream::check(family, encoded, image)?;
     let rgb;
     let encoded = if family == syntax::Family::Jpeg && image.photometric == "RGB" {
         rgb = codestream::jpeg_as_rgb(encoded);
@@ -104,32 +114,17 @@ pub fn decode_frame(
     } else {
         encoded
     };
-    let object = OneFrame {
-        transfer_syntax,
-        image,
-        data: encoded,
+    let registry = |data: &[u8], image: &ImagePixelInfo| {
+        let want = decoded_frame_len(image).unwrap_or(u64::MAX);
+        through_registry(&**reader, transfer_syntax, family, image, data, want)
     };
-    let mut out = Vec::new();
-    out.try_reserve_exact(want as usize)
-        .map_err(|_| DecodeError::TooLarge(format!("cannot allocate {want} bytes")))?;
-    // The header check rules out the inputs known to make the adapters index past their
-    // buffers; a panic left in a codec must still cost one request, not the host.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        reader.decode_frame(&object, 0, &mut out)
-    }));
-    match decoded {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            return Err(DecodeError::Corrupt(format!(
-                "the {family:?} decoder failed: {e}"
-            )));
-        }
-        Err(_) => {
-            return Err(DecodeError::Corrupt(format!(
-                "the {family:?} decoder panicked"
-            )));
-        }
-    }
+    let mut out = if family == syntax::Family::Rle && image.bits_allocated == 32 {
+        rle32::decode(encoded, image, registry)?
+    } else if header.jpeg_dct_precision.is_some_and(|p| p != 8) {
+        jpeg12::decode(encoded, image)?
+    } else {
+        registry(encoded, image)?
+    };
     if out.len() as u64 != want {
         return Err(DecodeError::Corrupt(format!(
             "the {family:?} decoder produced {} bytes; the image needs {want}",
@@ -158,6 +153,10 @@ fn sign_extend(out: &mut [u8], bits_allocated: u32, bits_stored: u32) {
             .for_each(|b| *b = (((*b << shift) as i8) >> shift) as u8),
         16 => out.chunks_exact_mut(2).for_each(|c| {
             let v = (i16::from_le_bytes([c[0], c[1]]) << shift) >> shift;
+            c.copy_from_slice(&v.to_le_bytes());
+        }),
+        32 => out.chunks_exact_mut(4).for_each(|c| {
+            let v = (i32::from_le_bytes([c[0], c[1], c[2], c[3]]) << shift) >> shift;
             c.copy_from_slice(&v.to_le_bytes());
         }),
         _ => {}
@@ -224,5 +223,39 @@ impl PixelDataObject for OneFrame<'_> {
         fragments.fragments.push(self.data.to_vec());
         fragments.offset_table.push(0);
         Some(fragments)
+    }
+}
+
+/// One frame through the registry's `reader`: the output reserved up front (`want`
+/// bytes, already checked against the caps), a codec panic turned into an error.
+fn through_registry(
+    reader: &dyn PixelDataReader,
+    transfer_syntax: &str,
+    family: syntax::Family,
+    image: &ImagePixelInfo,
+    encoded: &[u8],
+    want: u64,
+) -> Result<Vec<u8>, DecodeError> {
+    let object = OneFrame {
+        transfer_syntax,
+        image,
+        data: encoded,
+    };
+    let mut out = Vec::new();
+    out.try_reserve_exact(want as usize)
+        .map_err(|_| DecodeError::TooLarge(format!("cannot allocate {want} bytes")))?;
+    // The header check rules out the inputs known to make the adapters index past their
+    // buffers; a panic left in a codec must still cost one request, not the host.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reader.decode_frame(&object, 0, &mut out)
+    }));
+    match decoded {
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(e)) => Err(DecodeError::Corrupt(format!(
+            "the {family:?} decoder failed: {e}"
+        ))),
+        Err(_) => Err(DecodeError::Corrupt(format!(
+            "the {family:?} decoder panicked"
+        ))),
     }
 }

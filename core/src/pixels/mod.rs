@@ -12,7 +12,9 @@ mod cache;
 mod codestream;
 mod decode;
 pub mod encode;
+mod jpeg12;
 mod pool;
+mod rle32;
 pub mod syntax;
 pub mod window;
 
@@ -65,6 +67,8 @@ pub(crate) enum FrameFailure {
     File(FileError),
     /// Every decode slot stayed busy (503).
     Busy,
+    /// The thread asked not to decode ([`quick_only`]); the host answers elsewhere.
+    Deferred,
 }
 
 /// The engine's decoding state: slots and cache. `Send + Sync`.
@@ -106,6 +110,9 @@ impl Pixels {
                 "sia does not decode transfer syntax {transfer_syntax}"
             ))));
         }
+        if !may_work_slowly() {
+            return Err(FrameFailure::Deferred);
+        }
         let bytes = encoded().map_err(FrameFailure::File)?;
         let _slot = self.slots.take().ok_or(FrameFailure::Busy)?;
         let frame: Arc<[u8]> = decode_frame(transfer_syntax, image, &bytes, MAX_FRAME_BYTES)
@@ -113,6 +120,43 @@ impl Pixels {
             .into();
         self.cache.put(key, frame.clone());
         Ok(frame)
+    }
+}
+
+thread_local! {
+    /// `None` outside [`quick_only`]; inside it, whether slow work was refused.
+    static QUICK_ONLY: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with decoding and rendering refused on this thread ([`may_work_slowly`]
+/// answers `false` inside it) and returns `f`'s result with whether any such work was
+/// refused — then the result is not the answer, and the caller must run the request
+/// again where blocking is fine. Used by `Engine::handle_without_decoding`.
+pub(crate) fn quick_only<T>(f: impl FnOnce() -> T) -> (T, bool) {
+    /// Leaves the mode even if `f` unwinds.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            QUICK_ONLY.set(None);
+        }
+    }
+    QUICK_ONLY.set(Some(false));
+    let reset = Reset;
+    let out = f();
+    let refused = QUICK_ONLY.get() == Some(true);
+    drop(reset);
+    (out, refused)
+}
+
+/// Whether this thread may start work that takes milliseconds to seconds (a decode, a
+/// rendering): `true` except inside [`quick_only`], where the refusal is recorded.
+pub(crate) fn may_work_slowly() -> bool {
+    match QUICK_ONLY.get() {
+        None => true,
+        Some(_) => {
+            QUICK_ONLY.set(Some(true));
+            false
+        }
     }
 }
 

@@ -118,4 +118,60 @@ mod tests {
         assert!(!decodes("1.2.840.10008.1.2.4.100"), "MPEG-2 is not decoded");
         assert!(!decodes("1.2.840.10008.1.2.1"), "native is not a decode");
     }
+
+    /// sia's transfer syntax facts (`dicom::tag::encoding_of`, [`family`], [`is_lossy`])
+    /// against the registry's, for every syntax the registry lists. sia keeps its own
+    /// match on the UID: the registry exposes endianness, deflation and encapsulation,
+    /// but not whether the data set is explicit VR, and not lossiness (checked here
+    /// against the names: no "Lossless" syntax, other than "Lossy (Near-Lossless)", is
+    /// lossy).
+    #[test]
+    fn tables_agree_with_the_registry() {
+        use crate::dicom::tag::{encoding_of, ts};
+        use dicom_encoding::transfer_syntax::{Codec, Endianness};
+        let mut seen = 0;
+        for t in TransferSyntaxRegistry.iter() {
+            let uid = t.uid();
+            let (encoding, deflated) = encoding_of(uid);
+            assert_eq!(
+                encoding.big_endian,
+                t.endianness() == Endianness::Big,
+                "{uid}"
+            );
+            assert_eq!(
+                deflated,
+                matches!(t.codec(), Codec::Dataset(Some(_))),
+                "{uid}"
+            );
+            assert_eq!(encoding.explicit_vr, uid != ts::IMPLICIT_VR_LE, "{uid}");
+            if family(uid).is_some() {
+                assert!(t.is_encapsulated_pixel_data(), "{uid}");
+            }
+            if t.name().contains("Lossless") && !t.name().contains("Lossy") {
+                assert!(!is_lossy(uid), "{uid} {}", t.name());
+            }
+            if decodes(uid) {
+                assert!(t.pixel_data_reader().is_some(), "{uid}");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 30, "{seen}");
+        for uid in [
+            ts::IMPLICIT_VR_LE,
+            ts::EXPLICIT_VR_LE,
+            ts::DEFLATED_EXPLICIT_VR_LE,
+            ts::EXPLICIT_VR_BE,
+            ts::JPEG_BASELINE,
+            ts::JPEG_LOSSLESS_SV1,
+            ts::JPEG2000_LOSSLESS,
+            ts::RLE_LOSSLESS,
+        ] {
+            assert!(TransferSyntaxRegistry.get(uid).is_some(), "{uid}");
+        }
+        // Every syntax sia decodes is one the registry knows as encapsulated.
+        for uid in decodable() {
+            let t = TransferSyntaxRegistry.get(uid).expect("registered");
+            assert!(t.is_encapsulated_pixel_data(), "{uid}");
+        }
+    }
 }

@@ -142,6 +142,7 @@ impl Engine {
 pub(crate) fn failure_error(f: FrameFailure, transfer_syntax: &str, n: u32) -> Error {
     match f {
         FrameFailure::File(e) => e.into(),
+        FrameFailure::Deferred => deferred(),
         FrameFailure::Busy => Error::new(
             ErrorKind::Unavailable,
             "every decoder is busy; try again shortly",
@@ -158,6 +159,15 @@ pub(crate) fn failure_error(f: FrameFailure, transfer_syntax: &str, n: u32) -> E
             format!("frame {n} of this instance cannot be decoded: {m}"),
         ),
     }
+}
+
+/// The error inside `Engine::handle_without_decoding` for work it refused; never sent
+/// (the host answers the request again off its async workers).
+pub(crate) fn deferred() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "decoding is not done on this thread; answer the request where blocking is fine",
+    )
 }
 
 /// How a client named the transfer syntax it takes `application/dicom` in.

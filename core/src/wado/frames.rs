@@ -291,6 +291,10 @@ impl Engine {
         let inflated;
         let (file, table) = match &loc.frames {
             FrameTable::Deflated { .. } => {
+                // Inflating the whole data set is slow work, like a decode.
+                if !crate::pixels::may_work_slowly() {
+                    return Err(super::decoded::deferred());
+                }
                 let bytes = file.whole()?;
                 let (data, table) = crate::dicom::inflated_frames(&bytes).map_err(|e| {
                     Error::new(crate::ErrorKind::InvalidDicom, crate::error::INTERNAL_ERROR)

@@ -334,6 +334,10 @@ impl Engine {
                 "instance {sop} has no image pixel module"
             )));
         };
+        // Rendering costs milliseconds even for native frames (windowing, encoding).
+        if !pixels::may_work_slowly() {
+            return Err(super::decoded::deferred());
+        }
         let file = self.files.open(&loc.file)?;
         let unrenderable = |m: String| {
             Error::new(
