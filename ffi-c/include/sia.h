@@ -63,6 +63,12 @@ typedef struct sia_config sia_config;
 //
 // Thread safety: a `const sia_decision *` may be used by several threads at once (a
 // host may authorize once and read frames from many threads with the decision).
+//
+// A kept decision is checked again by every read that takes it: after the token's
+// `exp` (plus its issuer's leeway) reads fail with `SIA_ERR_UNAUTHORIZED`; a study's
+// patient compartment is looked up again once the last check is over a second old, so
+// an unlinked patient, or a study indexed since under a UID the decision was asked for
+// before it existed, gives `SIA_ERR_FORBIDDEN` as a fresh `sia_authorize` would.
 typedef struct sia_decision sia_decision;
 
 // An open engine (opaque). Thread safety: every call taking a `const sia_engine *` may
@@ -374,9 +380,12 @@ void sia_config_free(struct sia_config *config);
 // `config` is NULL or a live `sia_config`; `out` is NULL or writable.
 sia_status sia_engine_open(const struct sia_config *config, struct sia_engine **out);
 
-// Closes an engine; NULL, or a handle closed already, is a no-op. Calls running on other
-// threads finish first (they hold the engine); later calls with the handle return
-// `SIA_ERR_CLOSED`. Responses and frames obtained from the engine stay valid until
+// Closes an engine; NULL, or a handle closed already, is a no-op. Returns at once: calls
+// already running on other threads go on to their end (they hold the engine, which is
+// dropped, its index closed, when the last of them returns); calls made with the handle
+// afterwards return `SIA_ERR_CLOSED`. Opening the same SQLite index again while such a
+// call (an index run) still runs can fail with `SIA_ERR_UNAVAILABLE` (busy) until it
+// ends. Responses and frames obtained from the engine stay valid until
 // freed: they own what they point into.
 //
 // Thread safety: any thread.
@@ -402,8 +411,10 @@ const char *sia_status_str(int32_t status);
 //
 // `progress` may be NULL. Writes `*report` on success.
 // Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
-// (no paths), `SIA_ERR_CLOSED`, `SIA_ERR_CANCELLED` (the callback returned non-zero),
-// `SIA_ERR_IO`, `SIA_ERR_DATABASE`.
+// (no paths), `SIA_ERR_NOT_FOUND` (a path does not exist), `SIA_ERR_CLOSED`,
+// `SIA_ERR_CANCELLED` (the callback returned non-zero), `SIA_ERR_UNAVAILABLE` (another
+// index run holds the index, or its PostgreSQL server cannot be reached), `SIA_ERR_IO`,
+// `SIA_ERR_DATABASE`.
 // Thread safety: any thread; runs concurrently with reads on other threads (they see
 // each committed batch), and index runs on one engine are serialised.
 //
@@ -525,6 +536,10 @@ sia_status sia_authorize(const struct sia_engine *engine,
 // A decision that allows everything, for hosts without configured issuers that call
 // the typed reads directly (the local administrator, as `sia get` without a
 // configuration). Free with `sia_decision_free`.
+//
+// It is not checked against the engine's issuers: on an engine with `[[issuers]]` it
+// still reads every study. Never derive it from a request; use `sia_authorize` for
+// anything a client asked for.
 //
 // Errors: `SIA_ERR_NULL_ARGUMENT`. Thread safety: any thread.
 //

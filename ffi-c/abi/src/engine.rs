@@ -68,9 +68,12 @@ pub unsafe extern "C" fn sia_engine_open(
     })
 }
 
-/// Closes an engine; NULL, or a handle closed already, is a no-op. Calls running on other
-/// threads finish first (they hold the engine); later calls with the handle return
-/// `SIA_ERR_CLOSED`. Responses and frames obtained from the engine stay valid until
+/// Closes an engine; NULL, or a handle closed already, is a no-op. Returns at once: calls
+/// already running on other threads go on to their end (they hold the engine, which is
+/// dropped, its index closed, when the last of them returns); calls made with the handle
+/// afterwards return `SIA_ERR_CLOSED`. Opening the same SQLite index again while such a
+/// call (an index run) still runs can fail with `SIA_ERR_UNAVAILABLE` (busy) until it
+/// ends. Responses and frames obtained from the engine stay valid until
 /// freed: they own what they point into.
 ///
 /// Thread safety: any thread.

@@ -74,8 +74,10 @@ unsafe impl Send for Callback {}
 ///
 /// `progress` may be NULL. Writes `*report` on success.
 /// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
-/// (no paths), `SIA_ERR_CLOSED`, `SIA_ERR_CANCELLED` (the callback returned non-zero),
-/// `SIA_ERR_IO`, `SIA_ERR_DATABASE`.
+/// (no paths), `SIA_ERR_NOT_FOUND` (a path does not exist), `SIA_ERR_CLOSED`,
+/// `SIA_ERR_CANCELLED` (the callback returned non-zero), `SIA_ERR_UNAVAILABLE` (another
+/// index run holds the index, or its PostgreSQL server cannot be reached), `SIA_ERR_IO`,
+/// `SIA_ERR_DATABASE`.
 /// Thread safety: any thread; runs concurrently with reads on other threads (they see
 /// each committed batch), and index runs on one engine are serialised.
 ///

@@ -14,6 +14,12 @@ use crate::error::*;
 ///
 /// Thread safety: a `const sia_decision *` may be used by several threads at once (a
 /// host may authorize once and read frames from many threads with the decision).
+///
+/// A kept decision is checked again by every read that takes it: after the token's
+/// `exp` (plus its issuer's leeway) reads fail with `SIA_ERR_UNAUTHORIZED`; a study's
+/// patient compartment is looked up again once the last check is over a second old, so
+/// an unlinked patient, or a study indexed since under a UID the decision was asked for
+/// before it existed, gives `SIA_ERR_FORBIDDEN` as a fresh `sia_authorize` would.
 pub struct sia_decision {
     outcome: Result<sia::Grant, sia::Error>,
     reason: Option<CString>,
@@ -127,6 +133,10 @@ pub unsafe extern "C" fn sia_authorize(
 /// A decision that allows everything, for hosts without configured issuers that call
 /// the typed reads directly (the local administrator, as `sia get` without a
 /// configuration). Free with `sia_decision_free`.
+///
+/// It is not checked against the engine's issuers: on an engine with `[[issuers]]` it
+/// still reads every study. Never derive it from a request; use `sia_authorize` for
+/// anything a client asked for.
 ///
 /// Errors: `SIA_ERR_NULL_ARGUMENT`. Thread safety: any thread.
 ///
