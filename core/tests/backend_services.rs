@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use sia::Engine;
 use sia::Request;
 use sia::{Authorizer, BackendAccess, BackendClient, IssuerPolicy, Keys, PatientPolicy};
-use sia::{Config, Engine};
 
 const ROOT: &str = "2.25.228146457203842916711418316839742735";
 
@@ -29,9 +29,7 @@ fn engine(dir: &std::path::Path) -> Engine {
         client("cohort", BackendAccess::Patients(vec!["123".into()])),
     ]);
     let engine = Engine::open(
-        Config::builder()
-            .db(dir.join("i.db"))
-            .index_url(crate::common::pg_url())
+        crate::common::config_in(dir)
             .authorizer(Some(Arc::new(auth)))
             .build(),
     )
@@ -144,9 +142,7 @@ fn without_policies_backend_services_are_not_advertised() {
     let dir = tempfile::tempdir().unwrap();
     sia::write_demo(&dir.path().join("data")).unwrap();
     let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
+        crate::common::config_in(dir.path())
             .authorizer(Some(Arc::new(Authorizer::new(
                 vec![],
                 PatientPolicy::Links,

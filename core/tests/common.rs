@@ -134,13 +134,7 @@ pub fn tag(g: u16, e: u16) -> Tag {
 pub fn demo_engine() -> (tempfile::TempDir, sia::Engine) {
     let dir = tempfile::tempdir().unwrap();
     sia::write_demo(&dir.path().join("data")).unwrap();
-    let engine = sia::Engine::open(
-        sia::Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = sia::Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     engine
         .index(&[dir.path().join("data")], &Default::default())
         .unwrap();
@@ -171,6 +165,15 @@ pub fn pg_url() -> Option<String> {
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// The configuration of a test's engine in `dir`: its index `dir/i.db`, or a new
+/// PostgreSQL schema when the run uses PostgreSQL (see [`pg_url`]).
+#[allow(dead_code)]
+pub fn config_in(dir: &std::path::Path) -> sia::ConfigBuilder {
+    sia::Config::builder()
+        .db(dir.join("i.db"))
+        .index_url(pg_url())
 }
 
 /// Whether this run's engines use PostgreSQL (see [`pg_url`]).

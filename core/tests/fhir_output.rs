@@ -1,16 +1,14 @@
 //! ImagingStudy and Bundle content (validated against fhir.resources in tests/py).
 
+use sia::Engine;
 use sia::internal::index::StudyFilter;
-use sia::{Config, Engine};
 
 #[test]
 fn demo_bundle_maps_dicom_to_imaging_study() {
     let dir = tempfile::tempdir().unwrap();
     sia::write_demo(&dir.path().join("data")).unwrap();
     let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
+        crate::common::config_in(dir.path())
             .base_url("https://pacs.example/")
             .build(),
     )

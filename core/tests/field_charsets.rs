@@ -1,11 +1,11 @@
 //! Issue 14, kind 2: misspelt Specific Character Set terms are read as the defined term
 //! they stand for, everywhere text is decoded, and the index report names the files.
 
+use sia::Engine;
 use sia::Request;
 use sia::internal::dicom::charset::{CharacterSet, normalize_term};
 use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
 use sia::internal::dicom::write::DataSetWriter;
-use sia::{Config, Engine};
 
 use crate::common::*;
 
@@ -132,13 +132,7 @@ fn the_issue_example_through_the_index_metadata_and_qido() {
         named(b"ISO IR 192", "Müller^Zoë".as_bytes()),
     )
     .unwrap();
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     let report = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(report.normalized_charsets.len(), 1, "{report:?}");
     assert!(report.normalized_charsets[0].path.ends_with("zoe.dcm"));

@@ -3,11 +3,11 @@
 //! cannot be read never failing the rest of its study or series.
 
 use serde_json::{Value, json};
+use sia::Engine;
 use sia::internal::dicom::json::{JsonContext, instance_json};
 use sia::internal::dicom::tag::{Encoding, Tag, Vr, tags, ts};
 use sia::internal::dicom::transcode::{Output, for_web};
 use sia::internal::dicom::write::DataSetWriter;
-use sia::{Config, Engine};
 use sia::{Request, Response};
 
 use crate::common::*;
@@ -50,13 +50,7 @@ fn engine_of(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Engine {
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir).build()).unwrap();
     let r = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, files.len() as u64, "{r:?}");
     engine

@@ -2,11 +2,11 @@
 //! hexadecimal digits) is indexed, reported as non-conformant and accepted in paths by
 //! the same rule (`sia::internal::dicom::is_safe_uid`); anything else stays refused.
 
+use sia::Engine;
 use sia::Request;
 use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
 use sia::internal::dicom::write::DataSetWriter;
 use sia::internal::dicom::{is_conformant_uid, is_safe_uid};
-use sia::{Config, Engine};
 
 use crate::common::*;
 
@@ -33,13 +33,7 @@ fn engine_of(
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir).build()).unwrap();
     let report = engine.index(&[&data], &Default::default()).unwrap();
     (engine, report)
 }

@@ -19,16 +19,10 @@ fn frame_table_with_nonzero_reserved_bytes_is_corrupt() {
 /// list now includes the 401/403 the FHIR routes give).
 #[test]
 fn a_malformed_patient_reference_is_a_bad_request() {
+    use sia::Engine;
     use sia::Request;
-    use sia::{Config, Engine};
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     let req = Request::get("/fhir/ImagingStudy?patient=123%00%00%00%00ZZZZZZZZZZZZdZZZZ");
     assert_eq!(engine.handle(&req).status, 400);
     let req = Request::get("/fhir/ImagingStudy?patient=https://elsewhere.example/fhir/Patient/123");

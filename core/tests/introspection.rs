@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use sia::Engine;
 use sia::Request;
 use sia::{Authorizer, IssuerPolicy, Keys, PatientPolicy};
-use sia::{Config, Engine};
 
 #[test]
 fn handle_evaluates_a_hosts_introspection_response() {
@@ -20,9 +20,7 @@ fn handle_evaluates_a_hosts_introspection_response() {
     .unwrap();
     let auth = Arc::new(Authorizer::new(vec![policy], PatientPolicy::Links));
     let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
+        crate::common::config_in(dir.path())
             .authorizer(Some(auth))
             .build(),
     )

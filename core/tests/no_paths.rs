@@ -213,13 +213,7 @@ fn no_response_names_a_server_path_mmap() {
 #[test]
 fn detail_is_empty_for_answers_that_need_none() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     let r = engine.handle(&Request::get("/fhir/metadata"));
     assert_eq!((r.status, r.detail()), (200, None));
 }

@@ -82,14 +82,7 @@ fn race(mode: ReadMode, changes: &[Change]) {
     let path = data.join("big.dcm");
     std::fs::write(&path, &file).unwrap();
     let engine = Arc::new(
-        Engine::open(
-            Config::builder()
-                .db(dir.path().join("i.db"))
-                .index_url(crate::common::pg_url())
-                .read_mode(mode)
-                .build(),
-        )
-        .unwrap(),
+        Engine::open(crate::common::config_in(dir.path()).read_mode(mode).build()).unwrap(),
     );
     engine.index(&[&data], &Default::default()).unwrap();
 

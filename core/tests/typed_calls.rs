@@ -84,13 +84,7 @@ fn authorize_decides_token_scopes_and_compartment() {
 
     // Without issuers, everything is granted.
     let dir = tempfile::tempdir().unwrap();
-    let local = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let local = Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     assert!(
         local
             .authorize(&Credentials::none(), &Access::study("1.2"))
@@ -178,14 +172,8 @@ fn frames_outlive_the_engine_in_each_read_mode() {
     for mode in [sia::ReadMode::Pread, sia::ReadMode::Mmap] {
         let dir = tempfile::tempdir().unwrap();
         sia::write_demo(&dir.path().join("data")).unwrap();
-        let engine = Engine::open(
-            Config::builder()
-                .db(dir.path().join("i.db"))
-                .index_url(crate::common::pg_url())
-                .read_mode(mode)
-                .build(),
-        )
-        .unwrap();
+        let engine =
+            Engine::open(crate::common::config_in(dir.path()).read_mode(mode).build()).unwrap();
         engine
             .index(&[dir.path().join("data")], &IndexOptions::default())
             .unwrap();
@@ -390,13 +378,7 @@ fn an_index_run_reports_progress_and_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let files = sia::write_demo(&data).unwrap().len();
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     // Calls while nothing is written (every progress_interval) repeat a count; what
     // matters is that the run stops at the first Break.
     let (seen, after_break) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -493,9 +475,7 @@ fn unknown_kids_are_signalled_once_per_cooldown() {
     policy.keys = Keys::jwks_json(r#"{"keys":[]}"#).unwrap();
     let _: &IssuerPolicy = &policy;
     let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
+        crate::common::config_in(dir.path())
             .authorizer(Some(std::sync::Arc::new(Authorizer::new(
                 vec![policy],
                 PatientPolicy::Links,
@@ -522,13 +502,7 @@ fn errors_carry_no_server_path() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     sia::write_demo(&data).unwrap();
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     engine.index(&[&data], &IndexOptions::default()).unwrap();
     let file = data.join("DEMO-001/study1/series1/001.dcm");
     assert!(file.exists());

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use sia::Engine;
 use sia::ReadMode;
 use sia::internal::dicom::tag::{Encoding, Vr, tags, ts};
 use sia::internal::dicom::write::DataSetWriter;
-use sia::{Config, Engine};
 use sia::{Request, Response};
 
 use crate::common::*;
@@ -19,14 +19,7 @@ pub(crate) fn engine_with(dir: &Path, files: &[(&str, Vec<u8>)], mode: ReadMode)
     for (name, bytes) in files {
         std::fs::write(data.join(name), bytes).unwrap();
     }
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.join("i.db"))
-            .index_url(crate::common::pg_url())
-            .read_mode(mode)
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir).read_mode(mode).build()).unwrap();
     let r = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(r.indexed, files.len() as u64, "{r:?}");
     engine

@@ -1,9 +1,9 @@
 //! Metadata (DICOM JSON) through `Engine::handle`.
 
+use sia::Engine;
 use sia::Request;
 use sia::internal::dicom::tag::{Encoding, Tag, Vr, tags, ts};
 use sia::internal::dicom::write::DataSetWriter;
-use sia::{Config, Engine};
 
 use crate::common::*;
 
@@ -25,13 +25,7 @@ fn engine_of(bytes: &[u8]) -> (tempfile::TempDir, Engine) {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("a.dcm"), bytes).unwrap();
-    let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
-            .build(),
-    )
-    .unwrap();
+    let engine = Engine::open(crate::common::config_in(dir.path()).build()).unwrap();
     engine.index(&[&data], &Default::default()).unwrap();
     (dir, engine)
 }

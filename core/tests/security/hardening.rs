@@ -201,9 +201,7 @@ fn attacker_input_is_not_echoed_unbounded() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
+        crate::common::config_in(dir.path())
             .authorizer(Some(auth))
             .build(),
     )

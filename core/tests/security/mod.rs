@@ -58,9 +58,7 @@ pub fn fixture(issuers: &[&str], cap: Option<CapabilityKey>) -> Fx {
         PatientPolicy::Links,
     ));
     let engine = Engine::open(
-        Config::builder()
-            .db(dir.path().join("i.db"))
-            .index_url(crate::common::pg_url())
+        crate::common::config_in(dir.path())
             .authorizer(Some(auth))
             .capabilities(cap)
             .build(),
