@@ -65,6 +65,7 @@ mod run;
 pub mod schema;
 pub mod search;
 mod walk;
+mod writer;
 
 pub use db::Value;
 pub use db::dialect::fold_name;
