@@ -204,6 +204,12 @@ impl Body {
             chunks: vec![Chunk::from_vec(v)],
         }
     }
+    /// A body of one chunk (a shared or mapped buffer handed out without copying).
+    pub fn from_chunk(c: Chunk) -> Body {
+        let mut body = Body::new();
+        body.push(c);
+        body
+    }
     /// Appends a chunk (empty ones are dropped).
     pub fn push(&mut self, c: Chunk) {
         if !c.is_empty() {

@@ -92,7 +92,7 @@ impl SearchCache {
     /// so the entry is never found after it). An answer larger than an eighth of the
     /// budget is not kept; when the budget is full the cache starts over (answers are
     /// cheap to recompute once, and a full scan for the least used costs every miss).
-    pub(crate) fn put(&self, generation: u64, key: String, answer: Answer) {
+    pub(crate) fn put(&self, generation: u64, key: String, answer: Arc<Answer>) {
         if !self.enabled() {
             return;
         }
@@ -118,7 +118,7 @@ impl SearchCache {
             let old = size_of(&key, old);
             inner.bytes = inner.bytes.saturating_sub(old);
         }
-        inner.map.insert(key, Arc::new(answer));
+        inner.map.insert(key, answer);
         inner.bytes += size;
     }
 }
@@ -128,9 +128,33 @@ fn size_of(key: &str, answer: &Answer) -> usize {
     key.len() + answer.body.len() + answer.warnings.iter().map(String::len).sum::<usize>()
 }
 
-/// Appends `part` to a cache key with a separator no part can contain unescaped (parts
-/// are UTF-8 text; NUL is written as `\0\1`), so distinct inputs give distinct keys.
-pub(crate) fn push_key(key: &mut String, part: &str) {
+/// The cache key of a search: `head` (what is searched), then each of `parts` (the
+/// decoded parameters and whatever else decides the answer), then the grant's compartment
+/// `conditions` (SQL and bound values). Each part ends with a separator no part can
+/// contain unescaped (parts are UTF-8 text; NUL is written as `\0\1`), and an empty part
+/// closes the list, so distinct inputs give distinct keys.
+pub(crate) fn search_key<'a>(
+    head: &str,
+    parts: impl IntoIterator<Item = &'a str>,
+    conditions: &[Condition],
+) -> String {
+    use std::fmt::Write;
+    let mut key = String::with_capacity(128);
+    push_key(&mut key, head);
+    for part in parts {
+        push_key(&mut key, part);
+    }
+    push_key(&mut key, "");
+    for c in conditions {
+        push_key(&mut key, &c.sql);
+        // `Debug` quotes and escapes texts, so values cannot run into each other.
+        let _ = write!(key, "{:?}", c.params);
+        key.push_str("\0\0");
+    }
+    key
+}
+
+fn push_key(key: &mut String, part: &str) {
     if part.contains('\0') {
         key.push_str(&part.replace('\0', "\0\u{1}"));
     } else {
@@ -139,25 +163,38 @@ pub(crate) fn push_key(key: &mut String, part: &str) {
     key.push_str("\0\0");
 }
 
-/// Appends search conditions (SQL and bound values) to a cache key.
-pub(crate) fn push_conditions(key: &mut String, conditions: &[Condition]) {
-    use std::fmt::Write;
-    for c in conditions {
-        push_key(key, &c.sql);
-        // `Debug` quotes and escapes texts, so values cannot run into each other.
-        let _ = write!(key, "{:?}", c.params);
-        key.push_str("\0\0");
-    }
-}
-
 impl Engine {
     /// The index generation answers are cached under; `None` (no caching) when the
     /// cache is off or the backend cannot tell.
-    pub(crate) fn search_generation(&self) -> Option<u64> {
+    fn search_generation(&self) -> Option<u64> {
         if !self.search_cache.enabled() {
             return None;
         }
         self.index.generation()
+    }
+
+    /// A search's answer: the one kept under `key` for the index's current generation,
+    /// else `compute`d from the index and kept. `key` is asked for only when the cache
+    /// can be used; `None` from it (an answer that depends on the clock) computes
+    /// without keeping.
+    pub(crate) fn search_answer(
+        &self,
+        key: impl FnOnce() -> Option<String>,
+        compute: impl FnOnce() -> crate::Result<Answer>,
+    ) -> crate::Result<Arc<Answer>> {
+        let cached = self
+            .search_generation()
+            .and_then(|generation| Some((generation, key()?)));
+        if let Some((generation, key)) = &cached
+            && let Some(answer) = self.search_cache.get(*generation, key)
+        {
+            return Ok(answer);
+        }
+        let answer = Arc::new(compute()?);
+        if let Some((generation, key)) = cached {
+            self.search_cache.put(generation, key, answer.clone());
+        }
+        Ok(answer)
     }
 }
 
@@ -165,11 +202,11 @@ impl Engine {
 mod tests {
     use super::*;
 
-    fn answer(body: &str) -> Answer {
-        Answer {
+    fn answer(body: &str) -> Arc<Answer> {
+        Arc::new(Answer {
             body: Arc::from(body.as_bytes()),
             warnings: Vec::new(),
-        }
+        })
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{ENDPOINT_ID, Page, endpoint};
 use crate::auth::{Access, Credentials, Grant, ResourceKind};
-use crate::http::{Body, Request, Response};
+use crate::http::{Body, Chunk, Request, Response};
 use crate::index::search::{Condition, DayRange, MAX_LIST_VALUES};
 use crate::wado::is_uid;
 use crate::{Engine, Error, Result};
@@ -149,7 +149,8 @@ impl Engine {
             ".well-known/smart-configuration" => return self.smart_configuration(),
             "ImagingStudy" => self
                 .authorize(&creds, &Access::search(ResourceKind::ImagingStudy))
-                .and_then(|grant| self.searchset_bytes(&decode_query(&req.query)?, &grant)),
+                .and_then(|grant| self.searchset_bytes(&decode_query(&req.query)?, &grant))
+                .map(|shared| Body::from_chunk(Chunk::from_shared(shared))),
             r if r.starts_with("ImagingStudy/") => {
                 let id = &r["ImagingStudy/".len()..];
                 if !is_uid(id) {
@@ -157,14 +158,17 @@ impl Engine {
                 }
                 self.authorize(&creds, &Access::study(id))
                     .and_then(|grant| self.imaging_study_bytes(id, &grant))
+                    .map(Body::from_vec)
             }
-            r if r == format!("Endpoint/{ENDPOINT_ID}") => self
-                .authorize(&creds, &Access::read())
-                .map(|_| serde_json::to_vec(&endpoint(&self.fhir)).unwrap_or_default()),
+            r if r == format!("Endpoint/{ENDPOINT_ID}") => {
+                self.authorize(&creds, &Access::read()).map(|_| {
+                    Body::from_vec(serde_json::to_vec(&endpoint(&self.fhir)).unwrap_or_default())
+                })
+            }
             other => Err(Error::not_found(format!("no FHIR resource at {other:?}"))),
         };
         match answer {
-            Ok(body) => Response::with_body(200, FHIR_JSON, Body::from_vec(body)),
+            Ok(body) => Response::with_body(200, FHIR_JSON, body),
             Err(e) => e.to_fhir_response(),
         }
     }
@@ -287,7 +291,11 @@ impl Engine {
         serde_json::from_slice(&bytes).map_err(Error::internal)
     }
 
-    fn searchset_bytes(&self, query: &[(String, String)], grant: &Grant) -> Result<Vec<u8>> {
+    fn searchset_bytes(
+        &self,
+        query: &[(String, String)],
+        grant: &Grant,
+    ) -> Result<std::sync::Arc<[u8]>> {
         let token = grant.search_grant()?;
         let mut conditions: Vec<Condition> = Vec::new();
         let (mut count, mut offset) = (DEFAULT_COUNT, 0u64);
@@ -468,50 +476,36 @@ impl Engine {
             .or(asked_patient.as_ref());
         let issues_capabilities =
             self.capabilities.is_some() && token.is_some() && grant.read_grant().is_some();
-        let cached = match issues_capabilities {
-            true => None,
-            false => self.search_generation().map(|generation| {
-                let mut key =
+        let answer = self.search_answer(
+            || {
+                let head =
                     format!("fhir {limit} {count} {offset} {include} {summary_count} {subject:?}");
-                crate::search_cache::push_key(&mut key, "");
-                for (k, v) in &kept {
-                    crate::search_cache::push_key(&mut key, k);
-                    crate::search_cache::push_key(&mut key, v);
-                }
-                crate::search_cache::push_conditions(&mut key, &conditions);
-                (generation, key)
-            }),
-        };
-        if let Some((generation, key)) = &cached
-            && let Some(answer) = self.search_cache.get(*generation, key)
-        {
-            return Ok(answer.body.to_vec());
-        }
-        let bytes = self.searchset_from_index(
-            SearchsetInputs {
-                conditions: &conditions,
-                limit,
-                count,
-                offset,
-                include,
-                summary_count,
-                kept: &kept,
-                subject,
+                let parts = kept.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+                (!issues_capabilities)
+                    .then(|| crate::search_cache::search_key(&head, parts, &conditions))
             },
-            token,
-            grant,
-        )?;
-        if let Some((generation, key)) = cached {
-            self.search_cache.put(
-                generation,
-                key,
-                crate::search_cache::Answer {
-                    body: std::sync::Arc::from(bytes.as_slice()),
+            || {
+                let bytes = self.searchset_from_index(
+                    SearchsetInputs {
+                        conditions: &conditions,
+                        limit,
+                        count,
+                        offset,
+                        include,
+                        summary_count,
+                        kept: &kept,
+                        subject,
+                    },
+                    token,
+                    grant,
+                )?;
+                Ok(crate::search_cache::Answer {
+                    body: std::sync::Arc::from(bytes),
                     warnings: Vec::new(),
-                },
-            );
-        }
-        Ok(bytes)
+                })
+            },
+        )?;
+        Ok(answer.body.clone())
     }
 
     /// The searchset of `inputs` read from the index.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::http::{Body, Chunk};
 use crate::index::search::{Condition, Level};
-use crate::search_cache::{Answer, push_conditions, push_key};
+use crate::search_cache::{Answer, search_key};
 use crate::{Engine, Error, Result};
 
 /// The level of a QIDO-RS search (PS3.18 10.6.1.2).
@@ -58,39 +58,28 @@ impl Engine {
     ) -> Result<DicomJson> {
         // The answer depends on these inputs (the grant's compartment is in `filter`)
         // and the index's contents only: kept while the index generation holds.
-        let cached = self.search_generation().map(|generation| {
-            let mut key = format!("qido {level:?} {study:?} {series:?}");
-            push_key(&mut key, base);
-            for (k, v) in query {
-                push_key(&mut key, k);
-                push_key(&mut key, v);
-            }
-            push_key(&mut key, "");
-            push_conditions(&mut key, &filter);
-            (generation, key)
-        });
-        if let Some((generation, key)) = &cached
-            && let Some(answer) = self.search_cache.get(*generation, key)
-        {
-            let mut body = Body::new();
-            body.push(Chunk::from_shared(answer.body.clone()));
-            return Ok(DicomJson::new(body, answer.warnings.clone(), false));
-        }
-        let (body, warnings) = self.qido_from_index(level, study, series, query, filter, base)?;
-        let body: Arc<[u8]> = Arc::from(body);
-        if let Some((generation, key)) = cached {
-            self.search_cache.put(
-                generation,
-                key,
-                Answer {
-                    body: body.clone(),
-                    warnings: warnings.clone(),
-                },
-            );
-        }
+        let answer = self.search_answer(
+            || {
+                let head = format!("qido {level:?} {study:?} {series:?}");
+                let parts = query.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+                Some(search_key(
+                    &head,
+                    std::iter::once(base).chain(parts),
+                    &filter,
+                ))
+            },
+            || {
+                let (body, warnings) =
+                    self.qido_from_index(level, study, series, query, &filter, base)?;
+                Ok(Answer {
+                    body: Arc::from(body),
+                    warnings,
+                })
+            },
+        )?;
         let mut out = Body::new();
-        out.push(Chunk::from_shared(body));
-        Ok(DicomJson::new(out, warnings, false))
+        out.push(Chunk::from_shared(answer.body.clone()));
+        Ok(DicomJson::new(out, answer.warnings.clone(), false))
     }
 
     /// The JSON array and warnings of a search, read from the index.
@@ -100,11 +89,11 @@ impl Engine {
         study: Option<&str>,
         series: Option<&str>,
         query: &[(String, String)],
-        filter: Vec<Condition>,
+        filter: &[Condition],
         base: &str,
     ) -> Result<(Vec<u8>, Vec<String>)> {
         let mut q = qido::parse_pairs(level, study, series, query).map_err(query_error)?;
-        q.search.conditions.extend(filter);
+        q.search.conditions.extend_from_slice(filter);
         let mut rows = self.index.search(&q.search)?;
         let more = rows.len() as u64 > q.search.limit;
         rows.truncate(q.search.limit as usize);
