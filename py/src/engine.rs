@@ -281,16 +281,7 @@ impl PyEngine {
         sop: &str,
         numbers: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let (_, views) = crate::frames::many(
-            py,
-            &*self.get(py)?,
-            self.frame_gil,
-            study,
-            series,
-            sop,
-            numbers,
-        )?;
-        PyList::new(py, views)
+        Ok(self._described_frames(py, study, series, sop, numbers)?.1)
     }
 
     /// How the instance's frames are encoded, and the frames (every frame when `numbers`
