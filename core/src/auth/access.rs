@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use super::{BackendAccess, Denial, Interaction, PatientPolicy, Restriction, TokenGrant};
 use crate::http::Request;
-use crate::index::search::Condition;
 use crate::{Engine, Error, Result};
 
 /// What a caller presents: the `Authorization` header field(s) of its request, or an
@@ -209,6 +208,14 @@ impl Grant {
         self.token().map(|g| g.token.exp)
     }
 
+    /// The one study of a capability URL's grant.
+    pub(crate) fn capability_study(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::Capability { study } => Some(study),
+            _ => None,
+        }
+    }
+
     pub(crate) fn read_grant(&self) -> Option<&TokenGrant> {
         match &self.scope {
             Scope::Token { read, .. } => read.as_deref(),
@@ -388,17 +395,6 @@ impl Engine {
         }
     }
 
-    /// The conditions that limit a search to what `grant` reaches.
-    pub(crate) fn search_conditions(&self, grant: &Grant) -> Result<Vec<Condition>> {
-        if let Scope::Capability { study } = &grant.scope {
-            return Ok(vec![Condition::study_is(study)]);
-        }
-        Ok(match grant.search_grant()? {
-            None => Vec::new(),
-            Some(g) => self.conditions_of(g),
-        })
-    }
-
     /// Whether a token grant reaches `study` (its patient and granular scopes): `Ok(true)`
     /// when it does, `Ok(false)` when the index has no such study (its route answers
     /// 404), `Forbidden` when it does not.
@@ -458,27 +454,6 @@ impl Engine {
         }
     }
 
-    /// Whether token grant `g` reaches DICOM patient (`pid`, `issuer`): its one
-    /// patient, a Backend Services policy's patients, or every patient for "all".
-    pub(crate) fn grant_reaches_patient(
-        &self,
-        g: &TokenGrant,
-        pid: &str,
-        issuer: &str,
-    ) -> Result<bool> {
-        let patients: Vec<&str> = match &g.backend {
-            None => vec![g.patient.as_str()],
-            Some(BackendAccess::Patients(list)) => list.iter().map(String::as_str).collect(),
-            Some(BackendAccess::AllStudies) => return Ok(true),
-        };
-        for p in patients {
-            if self.patient_linked(&g.token.iss, p, pid, issuer)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Whether a Backend Services grant of issuer `iss` with policy `access` reaches
     /// `study` (every study, or those of the policy's patients), within `restrictions`.
     fn check_study_backend(
@@ -517,30 +492,6 @@ impl Engine {
         }
     }
 
-    /// The search conditions of a grant: its patient's studies, or for a Backend
-    /// Services grant those its policy reaches; within its granular restrictions.
-    pub(crate) fn conditions_of(&self, g: &TokenGrant) -> Vec<Condition> {
-        let Some(access) = &g.backend else {
-            return self.grant_conditions(
-                Some(&g.token.iss),
-                &g.patient,
-                g.restrictions.as_deref(),
-            );
-        };
-        let mut out: Vec<Condition> = restriction_condition(g.restrictions.as_deref())
-            .into_iter()
-            .collect();
-        if let BackendAccess::Patients(patients) = access {
-            out.push(Condition::any(
-                patients
-                    .iter()
-                    .map(|p| self.patient_condition(Some(&g.token.iss), p))
-                    .collect(),
-            ));
-        }
-        out
-    }
-
     /// Whether links made without a token issuer serve tokens of `iss` (only while it
     /// is the one configured issuer).
     pub(crate) fn unassigned_links_serve(&self, iss: &str) -> bool {
@@ -548,62 +499,6 @@ impl Engine {
             .as_ref()
             .is_some_and(|a| a.unassigned_links_serve(iss))
     }
-
-    /// The condition (over `st` and `p`) for the studies of FHIR Patient `patient` of
-    /// token issuer `iss` (`None`: of any issuer, for the local administrator).
-    fn patient_condition(&self, iss: Option<&str>, patient: &str) -> Condition {
-        let identity = self
-            .auth
-            .as_ref()
-            .is_some_and(|a| a.patients == PatientPolicy::Identity);
-        if identity {
-            return Condition::patient_is(patient, None);
-        }
-        match iss {
-            Some(iss) => {
-                let other = if self.unassigned_links_serve(iss) {
-                    ""
-                } else {
-                    iss
-                };
-                Condition::linked_to(Some((iss, other)), patient)
-            }
-            None => Condition::linked_to(None, patient),
-        }
-    }
-
-    /// Conditions for the studies of FHIR Patient `patient` of token issuer `iss`
-    /// (`None`: of any issuer), within granular `restrictions` when there are any.
-    pub(crate) fn grant_conditions(
-        &self,
-        iss: Option<&str>,
-        patient: &str,
-        restrictions: Option<&[Vec<Restriction>]>,
-    ) -> Vec<Condition> {
-        let mut out = vec![self.patient_condition(iss, patient)];
-        out.extend(restriction_condition(restrictions));
-        out
-    }
-}
-
-/// The condition granular `restrictions` put on studies: one of the sets in full.
-fn restriction_condition(restrictions: Option<&[Vec<Restriction>]>) -> Option<Condition> {
-    let sets = restrictions?;
-    Some(Condition::any(
-        sets.iter()
-            .map(|set| {
-                Condition::all(
-                    set.iter()
-                        .map(|r| match r {
-                            Restriction::Modality(m) => {
-                                Condition::study_has_modality_code(std::slice::from_ref(m))
-                            }
-                        })
-                        .collect(),
-                )
-            })
-            .collect(),
-    ))
 }
 
 /// Whether `e` is an authorization refusal (not a failure inside the engine).

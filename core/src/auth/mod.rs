@@ -8,12 +8,14 @@
 
 mod access;
 pub mod capability;
+mod compartment;
 pub mod jws;
 pub mod scope;
 pub mod token;
 
 pub(crate) use access::meets_restrictions;
 pub use access::{Access, Credentials, GRANT_RECHECK_AFTER, Grant, ResourceKind};
+pub(crate) use compartment::AskedPatient;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -5,9 +5,9 @@
 use serde_json::{Value, json};
 
 use super::{ENDPOINT_ID, Page, endpoint};
-use crate::auth::{Access, Credentials, Grant, ResourceKind};
+use crate::auth::{Access, AskedPatient, Credentials, Grant, ResourceKind};
 use crate::http::{Body, Chunk, Request, Response};
-use crate::index::search::{Condition, DayRange, MAX_LIST_VALUES};
+use crate::index::search::{Condition, DayRange, Field, MAX_LIST_VALUES};
 use crate::wado::is_uid;
 use crate::{Engine, Error, Result};
 
@@ -36,7 +36,8 @@ fn decode_query(query: &str) -> Result<Vec<(String, String)>> {
 /// (`2024`, `2024-03`, `2024-03-12`) or dateTime, compared at day precision (DICOM dates
 /// have no more): it stands for the range of days it covers, so `eq2024` is any day of
 /// 2024, `gt2024` after it, `le2024-03` up to the end of March.
-fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, String> {
+fn date_condition(field: Field, raw: &str) -> Result<Condition, String> {
+    let is_ms = field == Field::LastUpdated;
     let (prefix, value) = match raw.get(..2) {
         Some(p @ ("eq" | "ne" | "gt" | "ge" | "lt" | "le" | "sa" | "eb")) => (p, &raw[2..]),
         _ => ("eq", raw),
@@ -90,7 +91,7 @@ fn date_condition(column: &str, raw: &str, is_ms: bool) -> Result<Condition, Str
             last: text(civil_from_days(hi_day - 1)),
         }
     };
-    Ok(Condition::day_range(column, prefix, &range))
+    Ok(Condition::day_range(field, prefix, &range))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date; `None` when it is not one.
@@ -352,12 +353,12 @@ impl Engine {
                     conditions.push(Condition::study_is(uid));
                 }
                 "started" | "_lastUpdated" => {
-                    let (column, ms) = if key == "started" {
-                        ("st.date", false)
+                    let field = if key == "started" {
+                        Field::StudyDate
                     } else {
-                        ("st.updated_ms", true)
+                        Field::LastUpdated
                     };
-                    match date_condition(column, value, ms) {
+                    match date_condition(field, value) {
                         Ok(c) => conditions.push(c),
                         Err(m) => return bad(m),
                     }
@@ -425,47 +426,13 @@ impl Engine {
         }
         // The patient compartment: a token sees its own patient's studies only, and
         // asking for another patient is refused, not answered with an empty Bundle.
-        if let (Some(g), Some((pid, issuer))) = (token, &asked_identifier)
-            && !self.grant_reaches_patient(g, pid, issuer)?
-        {
-            return Err(Error::forbidden(
-                "the patient identifier asked for is not the token's patient",
-            ));
-        }
-        match (token, &asked_patient) {
-            (Some(g), asked) if g.backend.is_some() => match asked {
-                None => conditions.extend(self.conditions_of(g)),
-                Some(p)
-                    if match &g.backend {
-                        Some(crate::auth::BackendAccess::Patients(list)) => list.contains(p),
-                        _ => true,
-                    } =>
-                {
-                    conditions.extend(self.grant_conditions(
-                        Some(&g.token.iss),
-                        p,
-                        g.restrictions.as_deref(),
-                    ))
-                }
-                Some(_) => {
-                    return Err(Error::forbidden(
-                        "the patient asked for is outside the backend client's policy",
-                    ));
-                }
-            },
-            (Some(g), Some(p)) if *p != g.patient => {
-                return Err(Error::forbidden(
-                    "the patient asked for is not the token's patient",
-                ));
-            }
-            (Some(g), _) => conditions.extend(self.grant_conditions(
-                Some(&g.token.iss),
-                &g.patient,
-                g.restrictions.as_deref(),
-            )),
-            (None, Some(p)) => conditions.extend(self.grant_conditions(None, p, None)),
-            (None, None) => {}
-        }
+        let asked = AskedPatient {
+            reference: asked_patient.as_deref(),
+            identifier: asked_identifier
+                .as_ref()
+                .map(|(p, i)| (p.as_str(), i.as_str())),
+        };
+        conditions.extend(self.fhir_search_conditions(token, asked)?);
         let limit = if summary_count { 0 } else { count };
         // Everything the answer depends on is decided by now (the compartment is in
         // `conditions`), except the index's contents and, when capability URLs are

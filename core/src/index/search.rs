@@ -1,6 +1,7 @@
 //! QIDO-RS searches over the index: conditions in, rows out. The conditions are built
-//! by `crate::wado::qido` from the query string; values only ever reach the database
-//! as bound parameters. Condition SQL is in the subset both backends answer alike (see
+//! by `crate::wado::qido` and `crate::fhir` from the query string and by `crate::auth`
+//! from a grant's compartment, naming attributes as [`Field`]s; the SQL of each lives
+//! here alone, and values only ever reach the database as bound parameters. Condition SQL is in the subset both backends answer alike (see
 //! the index module's docs).
 
 pub use super::db::Value;
@@ -26,6 +27,98 @@ pub enum Level {
 /// from the database.
 pub const MAX_LIST_VALUES: usize = 1000;
 
+/// An attribute a search can match, named by its DICOM keyword (PS3.6) or, for
+/// [`Field::LastUpdated`], by the FHIR element it answers. Where each is stored (table,
+/// column, the folded key beside a person name) is the index's business alone: callers
+/// name the attribute, this module writes the SQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // the keywords are the standard's spelling
+pub enum Field {
+    /// (0008,0016), instance level.
+    SOPClassUID,
+    /// (0008,0018), instance level.
+    SOPInstanceUID,
+    /// (0008,0020), DA `YYYYMMDD` (`''` when unknown).
+    StudyDate,
+    /// (0008,0030), TM.
+    StudyTime,
+    /// (0008,0050).
+    AccessionNumber,
+    /// (0008,0060), series level.
+    Modality,
+    /// (0008,0090), PN.
+    ReferringPhysicianName,
+    /// (0008,1030).
+    StudyDescription,
+    /// (0008,103E), series level.
+    SeriesDescription,
+    /// (0010,0010), PN.
+    PatientName,
+    /// (0010,0020).
+    PatientID,
+    /// (0010,0021).
+    IssuerOfPatientID,
+    /// (0010,0030), DA.
+    PatientBirthDate,
+    /// (0010,0040).
+    PatientSex,
+    /// (0018,0015), series level.
+    BodyPartExamined,
+    /// (0020,000D).
+    StudyInstanceUID,
+    /// (0020,000E), series level.
+    SeriesInstanceUID,
+    /// (0020,0010).
+    StudyID,
+    /// (0020,0011), series level, integer.
+    SeriesNumber,
+    /// (0020,0013), instance level, integer.
+    InstanceNumber,
+    /// When the index last changed the study, milliseconds since the Unix epoch (FHIR
+    /// `meta.lastUpdated`, searched with `_lastUpdated`).
+    LastUpdated,
+}
+
+impl Field {
+    /// The column (over the search's `p`, `st`, `se`, `i` aliases) holding the value.
+    fn column(self) -> &'static str {
+        match self {
+            Field::SOPClassUID => "i.sop_class_uid",
+            Field::SOPInstanceUID => "i.sop_instance_uid",
+            Field::StudyDate => "st.date",
+            Field::StudyTime => "st.time",
+            Field::AccessionNumber => "st.accession_number",
+            Field::Modality => "se.modality",
+            Field::ReferringPhysicianName => "st.referring_physician",
+            Field::StudyDescription => "st.description",
+            Field::SeriesDescription => "se.description",
+            Field::PatientName => "p.name",
+            Field::PatientID => "p.patient_id",
+            Field::IssuerOfPatientID => "p.issuer",
+            Field::PatientBirthDate => "p.birth_date",
+            Field::PatientSex => "p.sex",
+            Field::BodyPartExamined => "se.body_part",
+            Field::StudyInstanceUID => "st.study_uid",
+            Field::SeriesInstanceUID => "se.series_uid",
+            Field::StudyID => "st.study_id",
+            Field::SeriesNumber => "se.number",
+            Field::InstanceNumber => "i.number",
+            Field::LastUpdated => "st.updated_ms",
+        }
+    }
+
+    /// The column of the folded key kept beside a person name ([`super::fold_name`] of
+    /// it; schema migration 4), which case-insensitive name matching compares; the
+    /// value's own column for any other field.
+    fn folded_column(self) -> &'static str {
+        match self {
+            Field::PatientName => "p.name_key",
+            Field::ReferringPhysicianName => "st.referring_physician_key",
+            other => other.column(),
+        }
+    }
+}
+
 /// One condition, already in SQL with `?` placeholders.
 #[derive(Clone, Debug)]
 pub struct Condition {
@@ -38,7 +131,7 @@ pub struct Condition {
 impl Condition {
     /// `column IN (?, ...)`: one list, whatever its length (a chain of ORs would hit
     /// SQLite's expression-depth limit of 1,000).
-    pub fn one_of(column: &str, values: Vec<Value>) -> Condition {
+    fn one_of(column: &str, values: Vec<Value>) -> Condition {
         Condition {
             sql: format!("{column} IN ({})", placeholders(values.len())),
             params: values,
@@ -182,36 +275,49 @@ impl Condition {
         }
     }
 
-    /// `column` equals `value`.
-    pub fn text_equals(column: &str, value: &str) -> Condition {
+    /// `field` equals `value`.
+    pub fn text_equals(field: Field, value: &str) -> Condition {
+        let column = field.column();
         Condition {
             sql: format!("{column} = ?"),
             params: vec![Value::Text(value.to_string())],
         }
     }
 
-    /// `column` equals the integer `value`.
-    pub fn int_equals(column: &str, value: i64) -> Condition {
+    /// `field` equals the integer `value`.
+    pub fn int_equals(field: Field, value: i64) -> Condition {
+        let column = field.column();
         Condition {
             sql: format!("{column} = ?"),
             params: vec![Value::Integer(value)],
         }
     }
 
-    /// `column` matches the LIKE `pattern` (case-sensitive on both backends; `%` and `_`
+    /// `field` matches the LIKE `pattern` (case-sensitive on both backends; `%` and `_`
     /// are wildcards, `\` escapes them and itself).
-    pub fn like(column: &str, pattern: &str) -> Condition {
+    pub fn like(field: Field, pattern: &str) -> Condition {
+        Condition::like_column(field.column(), pattern)
+    }
+
+    /// The person name in `field`, folded ([`super::fold_name`]), matches the LIKE
+    /// `pattern`, which the caller folds the same way: case-insensitive name matching
+    /// (PS3.4 C.2.2.2.4) that both backends answer alike.
+    pub fn name_like(field: Field, pattern: &str) -> Condition {
+        Condition::like_column(field.folded_column(), pattern)
+    }
+
+    fn like_column(column: &str, pattern: &str) -> Condition {
         Condition {
             sql: format!("{column} LIKE ? ESCAPE '\\'"),
             params: vec![Value::Text(pattern.to_string())],
         }
     }
 
-    /// Some component of the person name in `column` (split at `^`, `=` and `,`)
-    /// matches the LIKE `pattern` from its start (`pattern` is matched after a space).
-    /// Case-insensitive matching passes a folded key column ([`super::fold_name`]) and
-    /// a folded pattern.
-    pub fn name_component_like(column: &str, pattern: &str) -> Condition {
+    /// Some component of the person name in `field` (split at `^`, `=` and `,`),
+    /// folded ([`super::fold_name`]), matches the LIKE `pattern` from its start
+    /// (`pattern` is matched after a space; the caller folds it the same way).
+    pub fn name_component_like(field: Field, pattern: &str) -> Condition {
+        let column = field.folded_column();
         let words =
             format!("(' ' || replace(replace(replace({column}, '^', ' '), '=', ' '), ',', ' '))");
         Condition {
@@ -220,15 +326,17 @@ impl Condition {
         }
     }
 
-    /// A DICOM date (`YYYYMMDD`) in `column` is known and within `[lo, hi]` (either
+    /// A DICOM date (`YYYYMMDD`) in `field` is known and within `[lo, hi]` (either
     /// bound may be open).
-    pub fn date_between(column: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+    pub fn date_between(field: Field, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        let column = field.column();
         Condition::known_between(column, column, lo, hi)
     }
 
-    /// A DICOM time in `column` is known and its `HHMMSS` within `[lo, hi]` (six-digit
+    /// A DICOM time in `field` is known and its `HHMMSS` within `[lo, hi]` (six-digit
     /// bounds; either may be open).
-    pub fn time_between(column: &str, lo: Option<&str>, hi: Option<&str>) -> Condition {
+    pub fn time_between(field: Field, lo: Option<&str>, hi: Option<&str>) -> Condition {
+        let column = field.column();
         let hhmmss = format!("substr({column} || '000000', 1, 6)");
         Condition::known_between(column, &hhmmss, lo, hi)
     }
@@ -247,8 +355,9 @@ impl Condition {
         Condition { sql, params }
     }
 
-    /// `column` compared with the days of `range` by FHIR search `prefix`.
-    pub fn day_range(column: &str, prefix: &str, range: &DayRange) -> Condition {
+    /// `field` compared with the days of `range` by FHIR search `prefix`.
+    pub fn day_range(field: Field, prefix: &str, range: &DayRange) -> Condition {
+        let column = field.column();
         let (sql, params) = match range {
             DayRange::Millis { lo, hi } => {
                 let (lo, hi) = (Value::Integer(*lo), Value::Integer(*hi));
@@ -276,10 +385,10 @@ impl Condition {
         Condition { sql, params }
     }
 
-    /// `column IN (...)` of these texts.
-    pub fn text_in(column: &str, values: &[String]) -> Condition {
+    /// `field IN (...)` of these texts.
+    pub fn text_in(field: Field, values: &[String]) -> Condition {
         Condition::one_of(
-            column,
+            field.column(),
             values.iter().map(|v| Value::Text(v.clone())).collect(),
         )
     }
@@ -447,5 +556,71 @@ impl Index {
                 Ok(row)
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVERY_FIELD: &[Field] = &[
+        Field::SOPClassUID,
+        Field::SOPInstanceUID,
+        Field::StudyDate,
+        Field::StudyTime,
+        Field::AccessionNumber,
+        Field::Modality,
+        Field::ReferringPhysicianName,
+        Field::StudyDescription,
+        Field::SeriesDescription,
+        Field::PatientName,
+        Field::PatientID,
+        Field::IssuerOfPatientID,
+        Field::PatientBirthDate,
+        Field::PatientSex,
+        Field::BodyPartExamined,
+        Field::StudyInstanceUID,
+        Field::SeriesInstanceUID,
+        Field::StudyID,
+        Field::SeriesNumber,
+        Field::InstanceNumber,
+        Field::LastUpdated,
+    ];
+
+    /// Every field names a column of the schema, at a level an instance search joins
+    /// (a misspelt column is an SQL error here, not a 500 on the first user query).
+    #[test]
+    fn every_field_is_a_column_an_instance_search_can_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path().join("index.db")).unwrap();
+        for &field in EVERY_FIELD {
+            let condition = match field {
+                Field::SeriesNumber | Field::InstanceNumber | Field::LastUpdated => {
+                    Condition::int_equals(field, 1)
+                }
+                Field::PatientName | Field::ReferringPhysicianName => {
+                    Condition::name_component_like(field, "% doe%")
+                }
+                _ => Condition::text_equals(field, "x"),
+            };
+            let search = Search {
+                level: Level::Instance,
+                conditions: vec![condition, Condition::name_like(field, "x")],
+                offset: 0,
+                limit: 1,
+            };
+            let rows = index.search(&search);
+            assert!(rows.is_ok(), "{field:?}: {:?}", rows.err());
+        }
+    }
+
+    /// Names are matched through their folded key, every other field through its value.
+    #[test]
+    fn only_person_names_match_through_a_folded_key() {
+        for &field in EVERY_FIELD {
+            let folded = field.folded_column() != field.column();
+            let is_name = matches!(field, Field::PatientName | Field::ReferringPhysicianName);
+            assert_eq!(folded, is_name, "{field:?}");
+        }
     }
 }

@@ -159,37 +159,3 @@ pub(crate) fn may_work_slowly() -> bool {
         }
     }
 }
-
-/// The Image Pixel attributes of an instance as the index holds them, or `None` when
-/// the instance is not indexed or has no pixel module.
-pub(crate) fn image_info(
-    index: &crate::index::Index,
-    sop_instance_uid: &str,
-) -> crate::Result<Option<ImagePixelInfo>> {
-    index.read(|conn| {
-        conn.query_opt(
-            "SELECT rows, columns, coalesce(samples_per_pixel, 1), bits_allocated,
-                    coalesce(bits_stored, bits_allocated), coalesce(pixel_representation, 0),
-                    coalesce(photometric, ''), coalesce(planar_configuration, 0), number_of_frames
-             FROM instances WHERE sop_instance_uid = ?1 AND rows IS NOT NULL
-               AND columns IS NOT NULL AND bits_allocated IS NOT NULL",
-            crate::index::params![sop_instance_uid],
-            |r| {
-                let u = |i: usize| -> crate::Result<u32> {
-                    Ok(u32::try_from(r.get::<i64>(i)?).unwrap_or(0))
-                };
-                Ok(ImagePixelInfo {
-                    rows: u(0)?,
-                    columns: u(1)?,
-                    samples_per_pixel: u(2)?,
-                    bits_allocated: u(3)?,
-                    bits_stored: u(4)?,
-                    pixel_representation: u(5)?,
-                    photometric: r.get::<String>(6)?.trim().to_string(),
-                    planar_configuration: u(7)?,
-                    frames: u(8)?,
-                })
-            },
-        )
-    })
-}

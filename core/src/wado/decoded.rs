@@ -70,7 +70,7 @@ impl Engine {
                 loc.transfer_syntax
             )));
         }
-        let Some(image) = pixels::image_info(&self.index, instance)? else {
+        let Some(image) = self.index.image_pixel_info(instance)? else {
             return Err(
                 Error::new(ErrorKind::InvalidDicom, crate::error::INTERNAL_ERROR).with_detail(
                     format!(
@@ -245,7 +245,7 @@ impl Engine {
         else {
             return Ok((transfer_syntax, body));
         };
-        let Some(image) = pixels::image_info(&self.index, sop)? else {
+        let Some(image) = self.index.image_pixel_info(sop)? else {
             return Ok((transfer_syntax, body));
         };
         let count = loc.frames.count();

@@ -3,7 +3,7 @@
 
 use crate::dicom::json::{json_string, person_name_json};
 use crate::index::fold_name;
-use crate::index::search::{Condition, Level, MAX_LIST_VALUES, Search, SearchRow};
+use crate::index::search::{Condition, Field, Level, MAX_LIST_VALUES, Search, SearchRow};
 
 /// How an attribute is matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,43 +34,44 @@ struct Attr {
     vr: &'static str,
     level: Level,
     kind: Kind,
-    column: &'static str,
+    /// Where the index matches it (`None`: returned only, or matched otherwise).
+    field: Option<Field>,
 }
 
 #[rustfmt::skip]
 static ATTRS: &[Attr] = &[
-    Attr { tag: 0x0008_0005, keyword: "SpecificCharacterSet", vr: "CS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0008_0016, keyword: "SOPClassUID", vr: "UI", level: Level::Instance, kind: Kind::Uid, column: "i.sop_class_uid" },
-    Attr { tag: 0x0008_0018, keyword: "SOPInstanceUID", vr: "UI", level: Level::Instance, kind: Kind::Uid, column: "i.sop_instance_uid" },
-    Attr { tag: 0x0008_0020, keyword: "StudyDate", vr: "DA", level: Level::Study, kind: Kind::Date, column: "st.date" },
-    Attr { tag: 0x0008_0030, keyword: "StudyTime", vr: "TM", level: Level::Study, kind: Kind::Time, column: "st.time" },
-    Attr { tag: 0x0008_0050, keyword: "AccessionNumber", vr: "SH", level: Level::Study, kind: Kind::Text, column: "st.accession_number" },
-    Attr { tag: 0x0008_0056, keyword: "InstanceAvailability", vr: "CS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0008_0060, keyword: "Modality", vr: "CS", level: Level::Series, kind: Kind::Code, column: "se.modality" },
-    Attr { tag: 0x0008_0061, keyword: "ModalitiesInStudy", vr: "CS", level: Level::Study, kind: Kind::Modalities, column: "" },
-    Attr { tag: 0x0008_0090, keyword: "ReferringPhysicianName", vr: "PN", level: Level::Study, kind: Kind::Name, column: "st.referring_physician" },
-    Attr { tag: 0x0008_0201, keyword: "TimezoneOffsetFromUTC", vr: "SH", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0008_1030, keyword: "StudyDescription", vr: "LO", level: Level::Study, kind: Kind::Text, column: "st.description" },
-    Attr { tag: 0x0008_103E, keyword: "SeriesDescription", vr: "LO", level: Level::Series, kind: Kind::Text, column: "se.description" },
-    Attr { tag: 0x0008_1190, keyword: "RetrieveURL", vr: "UR", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0010_0010, keyword: "PatientName", vr: "PN", level: Level::Study, kind: Kind::Name, column: "p.name" },
-    Attr { tag: 0x0010_0020, keyword: "PatientID", vr: "LO", level: Level::Study, kind: Kind::Text, column: "p.patient_id" },
-    Attr { tag: 0x0010_0021, keyword: "IssuerOfPatientID", vr: "LO", level: Level::Study, kind: Kind::Text, column: "p.issuer" },
-    Attr { tag: 0x0010_0030, keyword: "PatientBirthDate", vr: "DA", level: Level::Study, kind: Kind::Date, column: "p.birth_date" },
-    Attr { tag: 0x0010_0040, keyword: "PatientSex", vr: "CS", level: Level::Study, kind: Kind::Code, column: "p.sex" },
-    Attr { tag: 0x0018_0015, keyword: "BodyPartExamined", vr: "CS", level: Level::Series, kind: Kind::Code, column: "se.body_part" },
-    Attr { tag: 0x0020_000D, keyword: "StudyInstanceUID", vr: "UI", level: Level::Study, kind: Kind::Uid, column: "st.study_uid" },
-    Attr { tag: 0x0020_000E, keyword: "SeriesInstanceUID", vr: "UI", level: Level::Series, kind: Kind::Uid, column: "se.series_uid" },
-    Attr { tag: 0x0020_0010, keyword: "StudyID", vr: "SH", level: Level::Study, kind: Kind::Text, column: "st.study_id" },
-    Attr { tag: 0x0020_0011, keyword: "SeriesNumber", vr: "IS", level: Level::Series, kind: Kind::Int, column: "se.number" },
-    Attr { tag: 0x0020_0013, keyword: "InstanceNumber", vr: "IS", level: Level::Instance, kind: Kind::Int, column: "i.number" },
-    Attr { tag: 0x0020_1206, keyword: "NumberOfStudyRelatedSeries", vr: "IS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0020_1208, keyword: "NumberOfStudyRelatedInstances", vr: "IS", level: Level::Study, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0020_1209, keyword: "NumberOfSeriesRelatedInstances", vr: "IS", level: Level::Series, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0028_0008, keyword: "NumberOfFrames", vr: "IS", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0028_0010, keyword: "Rows", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0028_0011, keyword: "Columns", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
-    Attr { tag: 0x0028_0100, keyword: "BitsAllocated", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, column: "" },
+    Attr { tag: 0x0008_0005, keyword: "SpecificCharacterSet", vr: "CS", level: Level::Study, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0008_0016, keyword: "SOPClassUID", vr: "UI", level: Level::Instance, kind: Kind::Uid, field: Some(Field::SOPClassUID) },
+    Attr { tag: 0x0008_0018, keyword: "SOPInstanceUID", vr: "UI", level: Level::Instance, kind: Kind::Uid, field: Some(Field::SOPInstanceUID) },
+    Attr { tag: 0x0008_0020, keyword: "StudyDate", vr: "DA", level: Level::Study, kind: Kind::Date, field: Some(Field::StudyDate) },
+    Attr { tag: 0x0008_0030, keyword: "StudyTime", vr: "TM", level: Level::Study, kind: Kind::Time, field: Some(Field::StudyTime) },
+    Attr { tag: 0x0008_0050, keyword: "AccessionNumber", vr: "SH", level: Level::Study, kind: Kind::Text, field: Some(Field::AccessionNumber) },
+    Attr { tag: 0x0008_0056, keyword: "InstanceAvailability", vr: "CS", level: Level::Study, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0008_0060, keyword: "Modality", vr: "CS", level: Level::Series, kind: Kind::Code, field: Some(Field::Modality) },
+    Attr { tag: 0x0008_0061, keyword: "ModalitiesInStudy", vr: "CS", level: Level::Study, kind: Kind::Modalities, field: None },
+    Attr { tag: 0x0008_0090, keyword: "ReferringPhysicianName", vr: "PN", level: Level::Study, kind: Kind::Name, field: Some(Field::ReferringPhysicianName) },
+    Attr { tag: 0x0008_0201, keyword: "TimezoneOffsetFromUTC", vr: "SH", level: Level::Study, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0008_1030, keyword: "StudyDescription", vr: "LO", level: Level::Study, kind: Kind::Text, field: Some(Field::StudyDescription) },
+    Attr { tag: 0x0008_103E, keyword: "SeriesDescription", vr: "LO", level: Level::Series, kind: Kind::Text, field: Some(Field::SeriesDescription) },
+    Attr { tag: 0x0008_1190, keyword: "RetrieveURL", vr: "UR", level: Level::Study, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0010_0010, keyword: "PatientName", vr: "PN", level: Level::Study, kind: Kind::Name, field: Some(Field::PatientName) },
+    Attr { tag: 0x0010_0020, keyword: "PatientID", vr: "LO", level: Level::Study, kind: Kind::Text, field: Some(Field::PatientID) },
+    Attr { tag: 0x0010_0021, keyword: "IssuerOfPatientID", vr: "LO", level: Level::Study, kind: Kind::Text, field: Some(Field::IssuerOfPatientID) },
+    Attr { tag: 0x0010_0030, keyword: "PatientBirthDate", vr: "DA", level: Level::Study, kind: Kind::Date, field: Some(Field::PatientBirthDate) },
+    Attr { tag: 0x0010_0040, keyword: "PatientSex", vr: "CS", level: Level::Study, kind: Kind::Code, field: Some(Field::PatientSex) },
+    Attr { tag: 0x0018_0015, keyword: "BodyPartExamined", vr: "CS", level: Level::Series, kind: Kind::Code, field: Some(Field::BodyPartExamined) },
+    Attr { tag: 0x0020_000D, keyword: "StudyInstanceUID", vr: "UI", level: Level::Study, kind: Kind::Uid, field: Some(Field::StudyInstanceUID) },
+    Attr { tag: 0x0020_000E, keyword: "SeriesInstanceUID", vr: "UI", level: Level::Series, kind: Kind::Uid, field: Some(Field::SeriesInstanceUID) },
+    Attr { tag: 0x0020_0010, keyword: "StudyID", vr: "SH", level: Level::Study, kind: Kind::Text, field: Some(Field::StudyID) },
+    Attr { tag: 0x0020_0011, keyword: "SeriesNumber", vr: "IS", level: Level::Series, kind: Kind::Int, field: Some(Field::SeriesNumber) },
+    Attr { tag: 0x0020_0013, keyword: "InstanceNumber", vr: "IS", level: Level::Instance, kind: Kind::Int, field: Some(Field::InstanceNumber) },
+    Attr { tag: 0x0020_1206, keyword: "NumberOfStudyRelatedSeries", vr: "IS", level: Level::Study, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0020_1208, keyword: "NumberOfStudyRelatedInstances", vr: "IS", level: Level::Study, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0020_1209, keyword: "NumberOfSeriesRelatedInstances", vr: "IS", level: Level::Series, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0028_0008, keyword: "NumberOfFrames", vr: "IS", level: Level::Instance, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0028_0010, keyword: "Rows", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0028_0011, keyword: "Columns", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, field: None },
+    Attr { tag: 0x0028_0100, keyword: "BitsAllocated", vr: "US", level: Level::Instance, kind: Kind::ReturnOnly, field: None },
 ];
 
 /// Attributes returned whatever was asked (PS3.18 Tables 10.6.3-3..5, plus the study
@@ -401,7 +402,11 @@ fn is_time(s: &str) -> bool {
 const MAX_VALUE_LEN: usize = 1024;
 
 fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>, (u16, String)> {
-    let col = attr.column;
+    // The index field matched; only `ReturnOnly` and `Modalities` have none.
+    let col = || {
+        attr.field
+            .ok_or_else(|| bad(format!("{} cannot be matched", attr.keyword)))
+    };
     // Universal matching: `*`, or a zero-length value (PS3.4 C.2.2.2.3), which a list of
     // only empty values also is.
     if value == "*" || value.trim().is_empty() {
@@ -443,31 +448,30 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
                     attr.keyword
                 )));
             }
-            Condition::text_in(col, &listed)
+            Condition::text_in(col()?, &listed)
         }
         // Case-sensitive (PS3.4 C.2.2.2.4 leaves case to the attribute; only PN folds).
-        Kind::Text if value.contains(['*', '?']) => Condition::like(col, &like(value)),
-        Kind::Text => Condition::text_equals(col, value),
-        // Names ignore case: the folded key stored beside the name (`{column}_key`,
-        // see `crate::index::fold_name`) against the value folded the same way. Fuzzy:
-        // any name component starting with the value.
-        Kind::Name if fuzzy => Condition::name_component_like(
-            &format!("{col}_key"),
-            &format!("% {}%", like(&fold_name(value))),
-        ),
-        Kind::Name => Condition::like(&format!("{col}_key"), &like(&fold_name(value))),
-        Kind::Code => Condition::text_in(col, &listed),
+        Kind::Text if value.contains(['*', '?']) => Condition::like(col()?, &like(value)),
+        Kind::Text => Condition::text_equals(col()?, value),
+        // Names ignore case: the folded key the index keeps beside each name (see
+        // `crate::index::fold_name`) against the value folded the same way. Fuzzy: any
+        // name component starting with the value.
+        Kind::Name if fuzzy => {
+            Condition::name_component_like(col()?, &format!("% {}%", like(&fold_name(value))))
+        }
+        Kind::Name => Condition::name_like(col()?, &like(&fold_name(value))),
+        Kind::Code => Condition::text_in(col()?, &listed),
         Kind::Int => {
             let n: i64 = value
                 .trim()
                 .parse()
                 .map_err(|_| bad(format!("{}={value:?} is not a number", attr.keyword)))?;
-            Condition::int_equals(col, n)
+            Condition::int_equals(col()?, n)
         }
         Kind::Modalities => Condition::study_has_modality_code(&listed),
         Kind::Date => {
             let (lo, hi) = range(value, is_date, "date")?;
-            Condition::date_between(col, lo.as_deref(), hi.as_deref())
+            Condition::date_between(col()?, lo.as_deref(), hi.as_deref())
         }
         Kind::Time => {
             let (lo, hi) = range(value, is_time, "time")?;
@@ -475,7 +479,7 @@ fn condition(attr: &Attr, value: &str, fuzzy: bool) -> Result<Option<Condition>,
             let digits = |t: &str| t.split('.').next().unwrap_or("").to_string();
             let lo = lo.map(|t| format!("{:0<6}", digits(&t)));
             let hi = hi.map(|t| format!("{:9<6}", digits(&t)));
-            Condition::time_between(col, lo.as_deref(), hi.as_deref())
+            Condition::time_between(col()?, lo.as_deref(), hi.as_deref())
         }
         Kind::ReturnOnly => return Ok(None),
     }))

@@ -329,7 +329,7 @@ impl Engine {
                 "instance {sop} has {count} frame(s); asked for {n}"
             )));
         }
-        let Some(image) = pixels::image_info(&self.index, sop)? else {
+        let Some(image) = self.index.image_pixel_info(sop)? else {
             return Err(Error::not_found(format!(
                 "instance {sop} has no image pixel module"
             )));
