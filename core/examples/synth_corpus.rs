@@ -55,6 +55,7 @@ fn main() {
                         .str(tags::SERIES_DESCRIPTION, Vr::LO, &format!("Series {se}"))
                         .str(tags::PATIENT_NAME, Vr::PN, &format!("Patient^{p}"))
                         .str(tags::PATIENT_ID, Vr::LO, &format!("PID{p:05}"))
+                        .str(tags::ISSUER_OF_PATIENT_ID, Vr::LO, "HOSP")
                         .str(tags::PATIENT_BIRTH_DATE, Vr::DA, "19600101")
                         .str(tags::PATIENT_SEX, Vr::CS, "O")
                         .str(tags::BODY_PART_EXAMINED, Vr::CS, "CHEST")
