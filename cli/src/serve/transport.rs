@@ -51,10 +51,14 @@ pub async fn engine_route(
             .headers
             .iter()
             .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
+                // Field values are almost always ASCII: `from_utf8` checks them a word at
+                // a time, where the lossy conversion walks a long bearer token byte by
+                // byte (4% of a frame request's instructions).
+                let value = match std::str::from_utf8(v.as_bytes()) {
+                    Ok(s) => s.to_string(),
+                    Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                };
+                (n.as_str().to_string(), value)
             })
             .collect(),
         ..Default::default()
