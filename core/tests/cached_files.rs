@@ -211,3 +211,21 @@ fn metadata_follows_a_replaced_file_and_a_reindex() {
     std::thread::sleep(PAST_THE_BOUNDS);
     assert_eq!(patient_name(&fx.engine), Err(410));
 }
+
+#[test]
+fn quick_handling_serves_only_metadata_that_is_kept() {
+    let (a, _) = version("A^A", 0);
+    let fx = fixture(&a);
+    let req = Request::get(SERIES_METADATA);
+    // Not kept yet: refused, with nothing read, for the blocking path.
+    assert!(fx.engine.handle_without_decoding(&req).is_none());
+    let full = fx.engine.handle(&req);
+    assert_eq!(full.status, 200);
+    let quick = fx.engine.handle_without_decoding(&req).expect("kept now");
+    assert_eq!(quick.status, 200);
+    assert_eq!(quick.body.to_vec(), full.body.to_vec());
+    // Its listing's second over: checked again on the blocking path.
+    std::thread::sleep(PAST_THE_BOUNDS);
+    assert!(fx.engine.handle_without_decoding(&req).is_none());
+    assert_eq!(fx.engine.handle(&req).body.to_vec(), full.body.to_vec());
+}

@@ -41,6 +41,12 @@ impl Engine {
                 false,
             ));
         }
+        // Checking or writing a listing reads the index and makes a `stat` per file, or
+        // reads headers: slow work, left to where blocking is fine (a kept answer above
+        // is handed out on any thread; see `Engine::handle_without_decoding`).
+        if !crate::pixels::may_work_slowly() {
+            return Err(super::decoded::deferred());
+        }
         let instances = self.index.instance_files(study, series, instance)?;
         if instances.is_empty() {
             let what = match (series, instance) {
