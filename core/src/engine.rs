@@ -249,6 +249,8 @@ pub struct Engine {
     pub(crate) metadata_cache: crate::metadata_cache::MetadataCache,
     /// Search answers of the current index generation.
     pub(crate) search_cache: crate::search_cache::SearchCache,
+    /// Studies' patients of the current index generation (compartment checks).
+    pub(crate) study_owners: crate::study_owners::StudyOwners,
     /// Token checks, when configured.
     pub(crate) auth: Option<Arc<Authorizer>>,
     /// Signs and checks capability URLs, when enabled.
@@ -283,6 +285,7 @@ impl Engine {
             locations: LocationCache::new(4096),
             metadata_cache: crate::metadata_cache::MetadataCache::new(config.metadata_cache_bytes),
             search_cache: crate::search_cache::SearchCache::new(config.search_cache_bytes),
+            study_owners: Default::default(),
             auth: config.auth,
             capabilities: config.capabilities,
             identifier_systems: config.identifier_systems,

@@ -101,6 +101,7 @@ mod pixels;
 mod router;
 mod search_cache;
 mod storage;
+mod study_owners;
 mod wado;
 
 pub use auth::capability::CapabilityKey;

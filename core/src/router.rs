@@ -41,8 +41,9 @@ impl Engine {
 
     /// Answers `req` as [`Engine::handle`] does, unless that would decode pixel data or
     /// render an image (a frame of a compressed instance asked for uncompressed and not
-    /// in the decoded-frame cache, a rendered or thumbnail resource): then `None`, with
-    /// nothing decoded, and the host calls [`Engine::handle`] where blocking is fine.
+    /// in the decoded-frame cache, a rendered or thumbnail resource), or write metadata
+    /// that is not kept from an earlier request: then `None`, with nothing decoded or
+    /// read, and the host calls [`Engine::handle`] where blocking is fine.
     ///
     /// For hosts that answer cheap requests (frames in their stored syntax, searches) on
     /// a few async workers and the rest on a blocking pool: a decode takes milliseconds

@@ -5,6 +5,7 @@ mod alloc_meter;
 mod backend_services;
 mod backends;
 mod bad_input;
+mod cached_files;
 mod common;
 mod config_ehr;
 mod fhir_output;

@@ -419,16 +419,17 @@ impl Engine {
         patient: &str,
         restrictions: Option<&[Vec<Restriction>]>,
     ) -> Result<bool> {
-        let Some((pid, issuer, modalities)) = self.index.study_owner(study)? else {
+        let Some(owner) = self.study_owner(study)? else {
             return Ok(false); // nothing there: the route answers 404
         };
-        if !self.patient_linked(iss, patient, &pid, &issuer)? {
+        let (pid, issuer, modalities) = &*owner;
+        if !self.patient_linked(iss, patient, pid, issuer)? {
             return Err(Denial::patient_mismatch(format!(
                 "study {study} does not belong to the token's patient"
             ))
             .into());
         }
-        if !meets_restrictions(&modalities, restrictions) {
+        if !meets_restrictions(modalities, restrictions) {
             return Err(Denial::patient_mismatch(format!(
                 "study {study} is outside the token's granular scopes"
             ))
@@ -465,10 +466,11 @@ impl Engine {
     ) -> Result<bool> {
         match access {
             BackendAccess::AllStudies => {
-                let Some((_, _, modalities)) = self.index.study_owner(study)? else {
+                let Some(owner) = self.study_owner(study)? else {
                     return Ok(false); // nothing there: the route answers 404
                 };
-                if !meets_restrictions(&modalities, restrictions) {
+                let modalities = &owner.2;
+                if !meets_restrictions(modalities, restrictions) {
                     return Err(Denial::patient_mismatch(format!(
                         "study {study} is outside the token's granular scopes"
                     ))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::AcceptHeader;
 use super::refs::{DicomJson, DicomRef, LeftOut};
 use crate::auth::Grant;
-use crate::http::Chunk;
+use crate::http::{Body, Chunk};
 use crate::{Engine, Error, Result};
 
 impl Engine {
@@ -34,8 +34,18 @@ impl Engine {
             series.unwrap_or(""),
             instance.unwrap_or("")
         );
-        if let Some(jsons) = self.metadata_cache.fresh_listing(&listing, base) {
-            return Ok(DicomJson::array(jsons.into_iter().map(Chunk::from_shared)));
+        if let Some(body) = self.metadata_cache.fresh_listing(&listing) {
+            return Ok(DicomJson::new(
+                Body::from_chunk(Chunk::from_shared(body)),
+                Vec::new(),
+                false,
+            ));
+        }
+        // Checking or writing a listing reads the index and makes a `stat` per file, or
+        // reads headers: slow work, left to where blocking is fine (a kept answer above
+        // is handed out on any thread; see `Engine::handle_without_decoding`).
+        if !crate::pixels::may_work_slowly() {
+            return Err(super::decoded::deferred());
         }
         let instances = self.index.instance_files(study, series, instance)?;
         if instances.is_empty() {
@@ -90,8 +100,13 @@ impl Engine {
         }
         let warning = left_out.warning();
         if left_out.is_empty() {
-            self.metadata_cache
-                .put_listing(listing, instances.into_iter().map(|i| i.file).collect());
+            let files = instances.into_iter().map(|i| i.file).collect();
+            let body = self.metadata_cache.put_listing(listing, files, &jsons);
+            return Ok(DicomJson::new(
+                Body::from_chunk(Chunk::from_shared(body)),
+                Vec::new(),
+                false,
+            ));
         }
         let mut out = DicomJson::array(jsons.into_iter().map(Chunk::from_shared));
         if let Some(w) = warning {

@@ -2,9 +2,10 @@
 //! a bounded cache of memory mappings for hosts that own their storage.
 //!
 //! Before a file is used its identity (size, mtime, inode) is checked against the index,
-//! and a cached mapping is re-checked with `stat` on every use, so a file changed or
-//! removed since indexing gives [`FileError::Changed`] / [`FileError::Gone`] (410 to
-//! clients), not stale bytes.
+//! a cached mapping is re-checked with `stat` on every use, and every `pread` is
+//! followed by an `fstat` of the descriptor (a kept descriptor is reused under the rules
+//! of [`descriptors`]), so a file changed or removed since indexing gives
+//! [`FileError::Changed`] / [`FileError::Gone`] (410 to clients), not stale bytes.
 //!
 //! Why `pread` is the default: a page of a mapping that lies beyond the end of a file
 //! truncated by another process raises SIGBUS when touched, and that touch can happen
@@ -30,6 +31,10 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 
 use crate::http::Chunk;
+
+mod descriptors;
+
+use descriptors::{CheckedFile, KeptFiles};
 
 /// How frames are read from files (configuration: `[storage] read_mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -189,8 +194,59 @@ fn open(id: &FileIdentity) -> Result<File, FileError> {
 pub enum OpenFile {
     /// A checked mapping.
     Mapped(Arc<MappedFile>),
-    /// A checked file for `pread`, with its status-change time (ns) when it was checked.
-    Pread(File, FileIdentity, i64),
+    /// A checked file for `pread`.
+    Pread(PreadFile),
+}
+
+/// A file read with `pread`: opened and checked for this request, or kept open from an
+/// earlier one (see [`descriptors`]); every read is checked again after it.
+pub struct PreadFile {
+    file: Arc<CheckedFile>,
+    /// Kept from an earlier request: a read that finds it changed is done again on a
+    /// freshly opened file, which decides between the bytes and a 410.
+    kept: bool,
+}
+
+impl PreadFile {
+    /// `len` bytes at `start`, checked as [`read_checked`] does; a kept descriptor that
+    /// fails is dropped from the cache and the read made again on the path's file.
+    fn chunk(&self, start: u64, len: u64) -> Result<Chunk, FileError> {
+        match read_checked(&self.file, start, len) {
+            Err(_) if self.kept => {
+                self.file.mark_stale();
+                read_checked(&CheckedFile::open(&self.file.identity)?, start, len)
+            }
+            read => read,
+        }
+    }
+}
+
+/// `len` bytes of `f` at `start`, then an `fstat` of its descriptor: the size, mtime and
+/// status-change time must still be those of the check, else `Changed` (a write
+/// between the check and this read, or during it: better a 410 than bytes of two
+/// versions). A writer that restores size and mtime still moves the status-change time,
+/// which nobody can set back.
+fn read_checked(f: &CheckedFile, start: u64, len: u64) -> Result<Chunk, FileError> {
+    let id = &f.identity;
+    let len = usize::try_from(len).map_err(|_| FileError::Io("range too large".into()))?;
+    let buf = pread_exact(&f.file, start, len).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            FileError::Changed(format!("{} is shorter than when indexed", id.path))
+        }
+        _ => FileError::Io(format!("{}: {e}", id.path)),
+    })?;
+    let md = f
+        .file
+        .metadata()
+        .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
+    check_metadata(&md, id)?;
+    if status_changed_ns(&md) != f.ctime_ns {
+        return Err(FileError::Changed(format!(
+            "{} changed while it was being read",
+            id.path
+        )));
+    }
+    Ok(Chunk::from_vec(buf))
 }
 
 impl OpenFile {
@@ -205,31 +261,7 @@ impl OpenFile {
                     m.identity.path
                 ))
             }),
-            OpenFile::Pread(f, id, ctime) => {
-                let len =
-                    usize::try_from(len).map_err(|_| FileError::Io("range too large".into()))?;
-                let buf = pread_exact(f, start, len).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => {
-                        FileError::Changed(format!("{} is shorter than when indexed", id.path))
-                    }
-                    _ => FileError::Io(format!("{}: {e}", id.path)),
-                })?;
-                // A write between the check at open and this read (truncated and
-                // written again in place) changes the size or mtime: better a 410 than
-                // bytes of two versions. A writer that restores size and mtime still
-                // moves the status-change time, which nobody can set back.
-                let md = f
-                    .metadata()
-                    .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
-                check_metadata(&md, id)?;
-                if status_changed_ns(&md) != *ctime {
-                    return Err(FileError::Changed(format!(
-                        "{} changed while it was being read",
-                        id.path
-                    )));
-                }
-                Ok(Chunk::from_vec(buf))
-            }
+            OpenFile::Pread(p) => p.chunk(start, len),
         }
     }
 
@@ -237,7 +269,7 @@ impl OpenFile {
     pub fn whole(&self) -> Result<std::borrow::Cow<'_, [u8]>, FileError> {
         match self {
             OpenFile::Mapped(m) => Ok(std::borrow::Cow::Borrowed(m.bytes())),
-            OpenFile::Pread(_, id, _) => Ok(std::borrow::Cow::Owned(self.read(0, id.size)?)),
+            OpenFile::Pread(p) => Ok(std::borrow::Cow::Owned(self.read(0, p.file.identity.size)?)),
         }
     }
 
@@ -310,11 +342,12 @@ impl MappingLru {
     }
 }
 
-/// A bounded cache of mappings.
+/// A bounded cache of mappings (read mode `mmap`) or of open descriptors (`pread`).
 pub struct FileCache {
     mode: ReadMode,
     capacity: usize,
     lru: Mutex<MappingLru>,
+    kept: KeptFiles,
 }
 
 impl std::fmt::Debug for FileCache {
@@ -327,12 +360,14 @@ impl std::fmt::Debug for FileCache {
 }
 
 impl FileCache {
-    /// A cache holding at most `capacity` mappings.
+    /// A cache holding at most `capacity` mappings, or in `pread` mode at most
+    /// [`descriptors::KEPT_FILES`] open descriptors.
     pub fn new(mode: ReadMode, capacity: usize) -> FileCache {
         FileCache {
             mode,
             capacity: capacity.max(1),
             lru: Mutex::new(MappingLru::default()),
+            kept: KeptFiles::default(),
         }
     }
 
@@ -343,12 +378,8 @@ impl FileCache {
     /// Opens (or reuses) the file, checking it is still the one that was indexed.
     pub fn open(&self, id: &FileIdentity) -> Result<OpenFile, FileError> {
         if self.mode == ReadMode::Pread {
-            let f = open(id)?;
-            let md = f
-                .metadata()
-                .map_err(|e| FileError::Io(format!("{}: {e}", id.path)))?;
-            check_metadata(&md, id)?;
-            return Ok(OpenFile::Pread(f, id.clone(), status_changed_ns(&md)));
+            let (file, kept) = self.kept.open(id)?;
+            return Ok(OpenFile::Pread(PreadFile { file, kept }));
         }
         let cached = self.lru().get(id);
         if let Some(m) = cached {
