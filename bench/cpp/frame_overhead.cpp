@@ -4,6 +4,12 @@
 // API in a loop inside libsia (sia_benchmark_handle), alternating, in the same run.
 // Budget: the difference is at most 1 µs per request.
 //
+// Each side is timed twice: wall-clock, and the calling thread's CPU time
+// (CLOCK_THREAD_CPUTIME_ID; both sides run on this thread, the Rust loop inside one
+// sia_benchmark_handle call). On a machine shared with other work the wall-clock
+// figure mostly measures the wait for a core; the CPU time does not, so the budget is
+// checked on it, and both are printed.
+//
 //   frame_overhead DEMO_DIR WORK_DIR [ITERATIONS]   (bench/cpp/run builds and runs it)
 //   frame_overhead DEMO_DIR WORK_DIR ITERATIONS c|rust
 // The second form runs only one side, ITERATIONS times, so that `perf stat -e
@@ -14,9 +20,32 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <time.h>
 #include <vector>
 
 #include "sia.hpp"
+
+namespace {
+
+/// Nanoseconds of CPU time this thread has used.
+double thread_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e9 + double(t.tv_nsec);
+}
+
+/// Per-request nanoseconds of one timed round.
+struct Round {
+  double wall;
+  double cpu;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
 
 int main(int argc, char **argv) {
   if (argc < 3) {
@@ -41,6 +70,7 @@ int main(int argc, char **argv) {
     std::printf("request: GET %s (%llu bytes)\n", path.c_str(), (unsigned long long)check.body_length());
   }
   auto through_c = [&](std::uint64_t iterations) {
+    const double cpu_start = thread_cpu_ns();
     auto start = std::chrono::steady_clock::now();
     std::uintptr_t seen = 0;
     for (std::uint64_t i = 0; i < iterations; ++i) {
@@ -56,13 +86,16 @@ int main(int argc, char **argv) {
       sia_response_free(r);
     }
     auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
+    const double cpu = thread_cpu_ns() - cpu_start;
     if (seen == 1) std::puts("");  // keeps the loop's reads
-    return ns / double(iterations);
+    return Round{ns / double(iterations), cpu / double(iterations)};
   };
   auto in_rust = [&](std::uint64_t iterations) {
     std::uint64_t ns = 0;
+    const double cpu_start = thread_cpu_ns();
     sia::check(sia_benchmark_handle(engine.get(), &req, iterations, &ns));
-    return double(ns) / double(iterations);
+    const double cpu = thread_cpu_ns() - cpu_start;
+    return Round{double(ns) / double(iterations), cpu / double(iterations)};
   };
   if (argc > 4) {
     const std::string side = argv[4];
@@ -70,23 +103,28 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "the side is c or rust, not %s\n", side.c_str());
       return 2;
     }
-    double ns = side == "c" ? through_c(n) : in_rust(n);
-    std::printf("%s: %.0f ns/request over %llu requests\n", side.c_str(), ns, (unsigned long long)n);
+    Round r = side == "c" ? through_c(n) : in_rust(n);
+    std::printf("%s: %.0f ns/request (CPU %.0f) over %llu requests\n", side.c_str(), r.wall, r.cpu,
+                (unsigned long long)n);
     return 0;
   }
   through_c(n / 10);  // warm caches (mapping, location cache, allocator)
   in_rust(n / 10);
-  std::vector<double> c_ns, rust_ns;
-  for (int round = 0; round < 7; ++round) {
-    c_ns.push_back(through_c(n / 7));
-    rust_ns.push_back(in_rust(n / 7));
+  const int rounds = 15;
+  std::vector<double> c_wall, c_cpu, rust_wall, rust_cpu;
+  for (int round = 0; round < rounds; ++round) {
+    Round c = through_c(n / rounds);
+    Round r = in_rust(n / rounds);
+    c_wall.push_back(c.wall);
+    c_cpu.push_back(c.cpu);
+    rust_wall.push_back(r.wall);
+    rust_cpu.push_back(r.cpu);
   }
-  std::sort(c_ns.begin(), c_ns.end());
-  std::sort(rust_ns.begin(), rust_ns.end());
-  double c = c_ns[c_ns.size() / 2], rust = rust_ns[rust_ns.size() / 2];
-  std::printf("through the C ABI (sia_handle): %8.0f ns/request (median of 7 rounds)\n", c);
-  std::printf("Rust Engine::handle, same run:  %8.0f ns/request\n", rust);
-  std::printf("overhead of the C ABI:          %8.0f ns/request (budget 1000 ns): %s\n", c - rust,
-              c - rust <= 1000 ? "within budget" : "OVER BUDGET");
-  return c - rust <= 1000 ? 0 : 1;
+  const double cw = median(c_wall), cc = median(c_cpu), rw = median(rust_wall), rc = median(rust_cpu);
+  std::printf("medians of %d alternating rounds, ns per request:  wall-clock   thread CPU\n", rounds);
+  std::printf("through the C ABI (sia_handle)                   %10.0f %12.0f\n", cw, cc);
+  std::printf("Rust Engine::handle, same run                    %10.0f %12.0f\n", rw, rc);
+  std::printf("overhead of the C ABI                            %10.0f %12.0f  (budget 1000 ns of CPU): %s\n",
+              cw - rw, cc - rc, cc - rc <= 1000 ? "within budget" : "OVER BUDGET");
+  return cc - rc <= 1000 ? 0 : 1;
 }

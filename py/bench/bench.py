@@ -6,7 +6,10 @@ Prints, from one run on the same files:
 
 1. ``Engine.frame()`` overhead over the Rust call it wraps: the time per call from
    Python minus the time per call of ``Engine::frames`` looped inside Rust on the same
-   frame (target: at most 2 µs).
+   frame (target: at most 2 µs), as wall-clock and as the calling thread's CPU time
+   (``time.thread_time``; both sides run on this thread). On a machine shared with
+   other work the wall-clock figure mostly measures the wait for a core; the CPU time
+   does not, so the target is checked on it.
 2. Frames per second: every slice's frame through ``Engine.frame`` (a memoryview, no
    decode) and through ``Engine.pixel_array`` (a NumPy view), against pydicom reading
    each file and taking ``pixel_array``.
@@ -42,6 +45,16 @@ def best_of(runs: int, f: Callable[[], object]) -> float:
         t0 = time.perf_counter()
         f()
         times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def best_cpu_of(runs: int, f: Callable[[], object]) -> float:
+    """The least CPU time this thread spent in ``f`` over ``runs`` runs."""
+    times = []
+    for _ in range(runs):
+        t0 = time.thread_time()
+        f()
+        times.append(time.thread_time() - t0)
     return min(times)
 
 
@@ -83,14 +96,17 @@ def main() -> int:
                 call = e.frame
                 call(*ref)
                 rust = min(e._time_frames(*ref, 1, n) for _ in range(5)) / n
+                rust_cpu = best_cpu_of(5, lambda: e._time_frames(*ref, 1, n)) / n
 
                 def python_calls() -> None:
                     for _ in range(n):
                         call(*ref)
 
                 py = best_of(5, python_calls) / n
-                print(f"\n1. frame() ({label}): {py * 1e6:.2f} µs per call from Python, {rust * 1e6:.2f} µs in Rust "
-                      f"alone: overhead {(py - rust) * 1e6:.2f} µs (target ≤ 2 µs)")
+                py_cpu = best_cpu_of(5, python_calls) / n
+                print(f"\n1. frame() ({label}), µs per call: Python {py * 1e6:.2f}, Rust alone {rust * 1e6:.2f}, "
+                      f"overhead {(py - rust) * 1e6:.2f} wall-clock; thread CPU: Python {py_cpu * 1e6:.2f}, "
+                      f"Rust {rust_cpu * 1e6:.2f}, overhead {(py_cpu - rust_cpu) * 1e6:.2f} (target ≤ 2 µs)")
                 if label == args.read_mode:
                     break
         frame = engine.frame
