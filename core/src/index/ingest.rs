@@ -103,13 +103,14 @@ impl Index {
         let found = AtomicU64::new(0);
         let walk_done = AtomicBool::new(false);
         let mut report = IndexReport::default();
-        let mut writer = Writer::new(now_ms(), roots);
+        let mut writer = Writer::new(now_ms(), roots, &self.storage);
         let (walked, written) = std::thread::scope(|s| {
             let (work_tx, work_rx) = sync_channel::<Work>(4096);
             let (done_tx, done_rx) = sync_channel::<Done>(1024);
             let (cancel, found, walk_done) = (&cancel, &found, &walk_done);
+            let storage = &self.storage;
             let walker = s.spawn(move || {
-                let r = walk_and_diff(walk, roots, own, &work_tx, found, cancel);
+                let r = walk_and_diff(walk, roots, storage, own, &work_tx, found, cancel);
                 walk_done.store(true, Ordering::Release);
                 if r.is_err() {
                     cancel.store(true, Ordering::Relaxed);

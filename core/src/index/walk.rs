@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use super::db::{Db, Row, params};
+use super::roots::{StorageRoots, StoredPath};
 
 use super::run::Skipped;
 use super::schema::STATE_CONFLICT;
@@ -17,10 +18,15 @@ use crate::error::{Error, Result};
 /// A file found by the walk.
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
+    /// The absolute path on this host (read by the scan, named in reports).
     pub(super) path: String,
+    /// The path as the index stores it (under a storage root, or absolute).
+    pub(super) stored: StoredPath,
+    /// `stored`'s walk key.
     pub(super) key: Vec<u8>,
     pub(super) size: u64,
     pub(super) mtime_ns: i64,
+    /// The inode number; 0 under a storage root (see [`super::roots`]).
     pub(super) inode: u64,
 }
 
@@ -89,13 +95,15 @@ pub(super) fn own_files(db: &Path) -> HashSet<PathBuf> {
         .collect()
 }
 
-pub(super) fn entry_from(path: &str, md: &std::fs::Metadata) -> Entry {
+pub(super) fn entry_from(path: &str, md: &std::fs::Metadata, storage: &StorageRoots) -> Entry {
+    let stored = storage.store(path);
     Entry {
         path: path.to_string(),
-        key: walk_key(path),
+        key: stored.walk_key(),
+        inode: if stored.is_rooted() { 0 } else { md.ino() },
+        stored,
         size: md.len(),
         mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-        inode: md.ino(),
     }
 }
 
@@ -167,6 +175,7 @@ impl KnownRows {
 pub(super) fn walk_and_diff(
     mut conn: Db,
     roots: &[PathBuf],
+    storage: &StorageRoots,
     own: &HashSet<PathBuf>,
     tx: &SyncSender<Work>,
     found: &AtomicU64,
@@ -185,7 +194,18 @@ pub(super) fn walk_and_diff(
             });
             continue;
         };
-        let mut rows = KnownRows::new(walk_key(root_str.trim_end_matches('/')));
+        let root_str = root_str.trim_end_matches('/');
+        let stored_root = storage.store(root_str);
+        if stored_root.is_rooted() {
+            // Rows an earlier run stored with this folder's absolute path (before the
+            // storage root was configured) are no longer how the index keeps these
+            // files: they go, and the files come back under the root in this run.
+            let mut legacy = KnownRows::new(walk_key(root_str));
+            while let Some(k) = legacy.next(&mut snapshot)? {
+                send(Work::Vanished(k))?;
+            }
+        }
+        let mut rows = KnownRows::new(stored_root.walk_key());
         let mut next_known = || rows.next(&mut snapshot);
         let mut pending = next_known()?;
         // Folders that could not be listed: their index rows are kept, not removed.
@@ -209,7 +229,7 @@ pub(super) fn walk_and_diff(
                         .path()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| root.display().to_string());
-                    unlisted.push(walk_key(&path));
+                    unlisted.push(storage.store(&path).walk_key());
                     summary.skipped.push(Skipped {
                         path,
                         reason: format!("cannot list: {e}"),
@@ -230,7 +250,7 @@ pub(super) fn walk_and_diff(
             let md = match item.metadata() {
                 Ok(m) => m,
                 Err(e) => {
-                    unlisted.push(walk_key(path));
+                    unlisted.push(storage.store(path).walk_key());
                     summary.skipped.push(Skipped {
                         path: path.to_string(),
                         reason: format!("cannot stat: {e}"),
@@ -238,7 +258,7 @@ pub(super) fn walk_and_diff(
                     continue;
                 }
             };
-            let entry = entry_from(path, &md);
+            let entry = entry_from(path, &md, storage);
             while let Some(k) = pending.take_if(|k| k.key < entry.key) {
                 if !keep(&k, &unlisted) {
                     send(Work::Vanished(k))?;
@@ -276,7 +296,7 @@ pub(super) fn walk_and_diff(
     Ok(summary)
 }
 
-pub(super) fn stat_entry(path: &str) -> Option<Entry> {
+pub(super) fn stat_entry(path: &str, storage: &StorageRoots) -> Option<Entry> {
     let md = std::fs::metadata(path).ok()?;
-    md.is_file().then(|| entry_from(path, &md))
+    md.is_file().then(|| entry_from(path, &md, storage))
 }

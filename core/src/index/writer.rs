@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::db::dialect::fold_name;
 use super::db::{Db, params};
+use super::roots::StorageRoots;
 use super::run::{
     Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, NonconformantUid,
     NormalizedCharset, Progress, Skipped,
@@ -162,6 +163,8 @@ fn conflict_of(
 pub(super) struct Writer<'r> {
     updated_ms: i64,
     roots: &'r [PathBuf],
+    /// How paths are stored, and stored paths found again on this host.
+    storage: &'r StorageRoots,
     touched: Touched,
     patients: HashMap<(String, String), (i64, [String; 3])>,
     studies: HashMap<String, (i64, i64)>,
@@ -177,10 +180,11 @@ pub(super) struct Writer<'r> {
 }
 
 impl<'r> Writer<'r> {
-    pub(super) fn new(updated_ms: i64, roots: &'r [PathBuf]) -> Self {
+    pub(super) fn new(updated_ms: i64, roots: &'r [PathBuf], storage: &'r StorageRoots) -> Self {
         Writer {
             updated_ms,
             roots,
+            storage,
             touched: Touched::default(),
             patients: HashMap::new(),
             studies: HashMap::new(),
@@ -297,21 +301,22 @@ impl<'r> Writer<'r> {
         reason: Option<&str>,
     ) -> Result<i64> {
         tx.query_one(
-            "INSERT INTO files (path, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, size = excluded.size,
+            "INSERT INTO files (path, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reason, root)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, root = excluded.root, size = excluded.size,
                mtime_ns = excluded.mtime_ns, inode = excluded.inode, state = excluded.state,
                sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason, reread = 0
              RETURNING id",
             params![
-                &e.path,
+                &e.stored.path,
                 &e.key,
                 e.size as i64,
                 e.mtime_ns,
                 e.inode as i64,
                 state,
                 sop,
-                reason
+                reason,
+                &e.stored.root
             ],
             |r| r.get(0),
         )
@@ -339,15 +344,20 @@ impl<'r> Writer<'r> {
         )? {
             return Ok(());
         }
-        let candidates: Vec<(Known, String)> = tx.query_map(
+        let candidates: Vec<(Known, String, String)> = tx.query_map(
             &format!(
-                "SELECT {KNOWN_COLUMNS}, path FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
+                "SELECT {KNOWN_COLUMNS}, path, root FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
             ),
             params![STATE_DUPLICATE, sop],
-            |r| Ok((known_from(r)?, r.get::<String>(8)?)),
+            |r| Ok((known_from(r)?, r.get::<String>(8)?, r.get::<String>(9)?)),
         )?;
-        for (k, path) in candidates {
-            let Some(entry) = stat_entry(&path) else {
+        for (k, stored, root) in candidates {
+            // A duplicate under a root this host does not mount stays a duplicate
+            // here; a host that mounts it promotes it on its next run.
+            let Ok(path) = self.storage.resolve(&root, &stored) else {
+                continue;
+            };
+            let Some(entry) = stat_entry(&path, self.storage) else {
                 continue;
             };
             if k.same_stat(&entry) && self.roots.iter().any(|r| Path::new(&path).starts_with(r)) {
@@ -453,13 +463,19 @@ impl<'r> Writer<'r> {
                 value: value.clone(),
             });
         }
-        let holder: Option<(i64, i64, String, Vec<u8>)> = tx.query_opt(
-            "SELECT i.id, f.id, f.path, f.walk_key FROM instances i JOIN files f ON f.id = i.file
+        let holder: Option<(i64, i64, String, Vec<u8>, String)> = tx.query_opt(
+            "SELECT i.id, f.id, f.path, f.walk_key, f.root FROM instances i JOIN files f ON f.id = i.file
              WHERE i.sop_instance_uid = ?1",
             params![sop],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
-        if let Some((instance_id, other_file, other_path, other_key)) = holder {
+        if let Some((instance_id, other_file, other_path, other_key, other_root)) = holder {
+            // The report names the file as this host sees it, or as stored under a
+            // root this host does not mount.
+            let other_path = self
+                .storage
+                .resolve(&other_root, &other_path)
+                .unwrap_or_else(|_| format!("{other_root}:{other_path}"));
             // Keep the file that comes first in walk order, so the outcome does not
             // depend on the order in which parallel scans finish.
             if e.key < other_key {
