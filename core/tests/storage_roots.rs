@@ -275,3 +275,35 @@ fn root_configuration_is_checked() {
     let err = Config::from_toml_str(&bad, dir.path()).unwrap_err();
     assert!(err.message().contains("storage.roots"), "{}", err.message());
 }
+
+#[test]
+fn a_stored_path_that_leaves_its_root_is_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_root = dir.path().join("archive");
+    sia::write_demo(&a_root).unwrap();
+    std::fs::write(dir.path().join("secret.dcm"), b"not for clients").unwrap();
+    let url = pg_url();
+    let a = host(dir.path(), &url, Some(&a_root));
+    a.index(&[&a_root], &Default::default()).unwrap();
+    let (st, se, sop, _) = instances(&a).remove(0);
+    // Another writer of the shared index (or a hand edit) stores a path with `..`.
+    let sql = format!(
+        "UPDATE files SET path = '../secret.dcm' WHERE id = (SELECT file FROM instances WHERE sop_instance_uid = '{sop}')"
+    );
+    match &url {
+        Some(u) => {
+            let mut c = postgres::Client::connect(u, postgres::NoTls).unwrap();
+            assert_eq!(c.execute(sql.as_str(), &[]).unwrap(), 1);
+        }
+        None => {
+            let c = rusqlite::Connection::open(dir.path().join("i.db")).unwrap();
+            assert_eq!(c.execute(&sql, []).unwrap(), 1);
+        }
+    }
+    let b = host(dir.path(), &url, Some(&a_root));
+    let (status, parts, message) = retrieve(&b, &st, &se, &sop);
+    assert_eq!(status, 500, "{message}");
+    assert!(parts.is_empty());
+    assert!(message.contains("leaves its storage root"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+}
