@@ -307,3 +307,53 @@ fn a_stored_path_that_leaves_its_root_is_refused_not_read() {
     assert!(message.contains("leaves its storage root"), "{message}");
     assert!(!message.contains("secret"), "{message}");
 }
+
+#[test]
+fn a_root_inside_a_walked_folder_is_walked_on_its_own() {
+    // /mnt holds a.dcm-like files before and after the root folder `m-archive` in name
+    // order, so rooted and absolute keys would interleave in one walk.
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    sia::write_demo(&mnt.join("m-archive")).unwrap();
+    let demo = sia::write_demo(&dir.path().join("source")).unwrap();
+    // Outside the root: copies of two files under other names, before and after it
+    // (same SOP Instance UIDs: duplicates, resolved by the walk-key rule).
+    std::fs::create_dir_all(mnt.join("a-before")).unwrap();
+    std::fs::create_dir_all(mnt.join("z-after")).unwrap();
+    let first_file = &demo[0];
+    std::fs::copy(first_file, mnt.join("a-before/x.dcm")).unwrap();
+    std::fs::copy(first_file, mnt.join("z-after/y.dcm")).unwrap();
+    std::fs::write(mnt.join("z-after/notes.txt"), b"not DICOM").unwrap();
+    let url = pg_url();
+    let a = Engine::open(
+        Config::builder()
+            .db(dir.path().join("i.db"))
+            .index_url(url.clone())
+            .storage_root("archive", mnt.join("m-archive"))
+            .build(),
+    )
+    .unwrap();
+    let first = a.index(&[&mnt], &Default::default()).unwrap();
+    assert!(
+        first.indexed > 0 && first.duplicates.len() == 2,
+        "{first:?}"
+    );
+    let before = instances(&a);
+    for (st, se, sop, _) in &before {
+        assert_eq!(retrieve(&a, st, se, sop).0, 200, "{sop}");
+    }
+    // Twice, and through the root alone: nothing changes.
+    for folder in [&mnt, &mnt, &mnt.join("m-archive")] {
+        let again = a.index(&[folder], &Default::default()).unwrap();
+        assert_eq!(
+            (again.indexed, again.removed, again.duplicates.len()),
+            (0, 0, 0),
+            "{}: {again:?}",
+            folder.display()
+        );
+        assert_eq!(instances(&a), before);
+    }
+    let total = first.indexed + first.duplicates.len() as u64 + first.skipped.len() as u64;
+    let unchanged = a.index(&[&mnt], &Default::default()).unwrap().unchanged;
+    assert_eq!(unchanged, total, "every file is unchanged on a re-run");
+}

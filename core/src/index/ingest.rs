@@ -46,7 +46,7 @@ impl Index {
         // A root inside another root would be walked twice.
         canonical.sort();
         canonical.dedup();
-        let roots: Vec<PathBuf> = canonical
+        let mut roots: Vec<PathBuf> = canonical
             .iter()
             .filter(|r| {
                 !canonical
@@ -55,6 +55,18 @@ impl Index {
             })
             .cloned()
             .collect();
+        // A storage root inside a folder to walk is walked on its own, and the walk of
+        // the folder skips it: the root's files are stored relative to it, in a key
+        // form of their own, and one walk merges rows of one form only.
+        let nested: Vec<PathBuf> = self
+            .storage
+            .iter()
+            .map(|(_, folder)| folder.to_path_buf())
+            .filter(|f| roots.iter().any(|r| f != r && f.starts_with(r)) && f.is_dir())
+            .collect();
+        roots.extend(nested);
+        roots.sort();
+        roots.dedup();
         let own = self.path().map(own_files).unwrap_or_default();
         self.write(|conn| {
             // One index run at a time over a shared index (the lock is per schema): a

@@ -196,28 +196,52 @@ pub(super) fn walk_and_diff(
         };
         let root_str = root_str.trim_end_matches('/');
         let stored_root = storage.store(root_str);
+        // Storage roots inside this folder are walked on their own (see
+        // `Index::index`): their files are stored in another key form, which must not
+        // interleave with this walk's keys.
+        let nested: Vec<&Path> = storage
+            .iter()
+            .map(|(_, folder)| folder)
+            .filter(|f| *f != root.as_path() && f.starts_with(root))
+            .collect();
+        let nested_keys: Vec<Vec<u8>> = nested
+            .iter()
+            .filter_map(|f| f.to_str())
+            .map(walk_key)
+            .collect();
+        let under = |k: &Known, prefixes: &[Vec<u8>]| {
+            prefixes
+                .iter()
+                .any(|u| k.key.starts_with(u) && k.key.get(u.len()).is_none_or(|&b| b == 0))
+        };
         if stored_root.is_rooted() {
             // Rows an earlier run stored with this folder's absolute path (before the
             // storage root was configured) are no longer how the index keeps these
-            // files: they go, and the files come back under the root in this run.
+            // files: they go, and the files come back under the root in this run. Those
+            // under a nested root go in that root's own walk.
             let mut legacy = KnownRows::new(walk_key(root_str));
             while let Some(k) = legacy.next(&mut snapshot)? {
-                send(Work::Vanished(k))?;
+                if !under(&k, &nested_keys) {
+                    send(Work::Vanished(k))?;
+                }
             }
         }
         let mut rows = KnownRows::new(stored_root.walk_key());
         let mut next_known = || rows.next(&mut snapshot);
         let mut pending = next_known()?;
         // Folders that could not be listed: their index rows are kept, not removed.
-        let mut unlisted: Vec<Vec<u8>> = Vec::new();
-        let keep = |k: &Known, unlisted: &[Vec<u8>]| {
-            unlisted
-                .iter()
-                .any(|u| k.key.starts_with(u) && k.key.get(u.len()).is_none_or(|&b| b == 0))
+        // So are absolute rows under a nested root: its own walk moves them under it.
+        let mut unlisted: Vec<Vec<u8>> = if stored_root.is_rooted() {
+            Vec::new()
+        } else {
+            nested_keys.clone()
         };
+        let keep = under;
         for item in walkdir::WalkDir::new(root)
             .follow_links(true)
             .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !nested.contains(&e.path()))
         {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::cancelled());
