@@ -36,9 +36,14 @@ enum Command {
         /// Files and folders to index.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The index: an SQLite file, or a PostgreSQL database as a `postgres://` URL.
-        #[arg(long, default_value = "sia.db")]
-        db: PathBuf,
+        /// The index: an SQLite file, or a PostgreSQL database as a `postgres://` URL
+        /// (default: the config's index, else sia.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Configuration file: its index (`[server] db` or `[index]`) and storage roots
+        /// (`[storage.roots]`) are used; --db overrides the index.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Print the run's report as one JSON object on stdout.
         #[arg(long)]
         json: bool,
@@ -257,7 +262,12 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             },
         })
         .map_err(|e| e as Box<dyn std::error::Error>),
-        Command::Index { paths, db, json } => index(paths, db, json),
+        Command::Index {
+            paths,
+            db,
+            config,
+            json,
+        } => index(paths, db, config, json),
         Command::Studies {
             db,
             patient_id,
@@ -452,8 +462,21 @@ fn get(
     Ok(())
 }
 
-fn index(paths: Vec<PathBuf>, db: PathBuf, json: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::open(Config::builder().db(db).build())?;
+fn index(
+    paths: Vec<PathBuf>,
+    db: Option<PathBuf>,
+    config: Option<PathBuf>,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cfg = match &config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(db) = db {
+        cfg.db = db;
+        cfg.index_url = None;
+    }
+    let engine = Engine::open(cfg)?;
     let report = index_with_progress(&engine, &paths)?;
     let mut out = std::io::stdout().lock();
     if json {

@@ -1,8 +1,9 @@
 //! The index on each backend: ingest rate of header-only files, and the two searches a
 //! viewer makes for one patient (QIDO `studies?PatientID=`, FHIR ImagingStudy by
 //! patient identifier). SQLite always; PostgreSQL too when `SIA_BENCH_PG_URL` names a
-//! database (e.g. `scripts/pg-throwaway -- env SIA_BENCH_PG_URL=... cargo bench`; each
-//! run uses a new schema in it).
+//! database; each run uses a new schema in it. With a throwaway cluster:
+//! `scripts/pg-throwaway -- sh -c 'SIA_BENCH_PG_URL=$SIA_TEST_PG_URL cargo bench -p sia
+//! --bench index'` (pg-throwaway names its cluster in `SIA_TEST_PG_URL`).
 //!
 //! `SIA_BENCH_INSTANCES` sets the corpus (default 20,000 instances: 2,000 patients of
 //! one study with two series of five instances). The files are written once, header

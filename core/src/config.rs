@@ -27,6 +27,11 @@
 //! `max_lifetime_seconds = 300` (the longest a capability URL lives, whatever its token).
 //! Optional: `[storage] read_mode = "pread"` (default) or `"mmap"` (zero-copy; only for
 //! storage whose files are never truncated or rewritten in place while indexed).
+//! Optional: `[storage.roots] archive = "/mnt/archive"`: named storage roots. A file
+//! under a root is indexed as (root name, path relative to the root), and each host
+//! finds it under its own folder of that name, so hosts that mount one archive at
+//! different paths share one index (see [`crate::index::StorageRoots`]). Names are
+//! 1-64 of `A-Z a-z 0-9 _ . -`.
 //! Optional per issuer: `require_typ` (e.g. `"at+jwt"`), `patient_claim` (default
 //! `patient`), `scope_claim` (default `scope`). Relative paths are relative to the
 //! file's folder. With `jwks_url`, the host fetches the keys and hands them over.
@@ -102,6 +107,10 @@ struct BackendClientFile {
 #[serde(deny_unknown_fields)]
 struct Storage {
     read_mode: Option<String>,
+    /// `[storage.roots] archive = "/mnt/archive"`: named roots (see
+    /// [`crate::index::StorageRoots`]); a relative folder is relative to the file's.
+    #[serde(default)]
+    roots: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// `[capabilities] enabled = true` (off by default); `secret_file` keeps capability URLs
@@ -633,7 +642,24 @@ impl Config {
         if index_max_connections == Some(0) {
             return Err(invalid(path, "index.max_connections must be at least 1"));
         }
+        let storage_roots: Vec<(String, PathBuf)> = file
+            .storage
+            .roots
+            .iter()
+            .map(|(name, folder)| {
+                let folder = resolve(folder);
+                // A folder relative to a config file named by a relative path.
+                (name.clone(), std::path::absolute(&folder).unwrap_or(folder))
+            })
+            .collect();
+        let mut checked = crate::index::StorageRoots::new();
+        for (name, folder) in &storage_roots {
+            checked
+                .add(name, folder)
+                .map_err(|e| invalid(path, format!("storage.roots: {}", e.message())))?;
+        }
         Ok(Config {
+            storage_roots,
             read_mode,
             db,
             index_url,

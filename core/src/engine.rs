@@ -54,6 +54,11 @@ pub struct Config {
     pub issuer_clients: Vec<crate::config::IssuerClient>,
     /// The `[server]` settings for network hosts (listen address, TLS, CORS).
     pub server: crate::config::ServerSettings,
+    /// Named storage roots (`[storage.roots]`): name -> this host's folder of that
+    /// storage. Files under a root are indexed relative to it, so hosts that mount one
+    /// archive at different folders share an index (see [`crate::index::StorageRoots`];
+    /// checked by [`Engine::open`]).
+    pub storage_roots: Vec<(String, PathBuf)>,
 }
 
 impl Default for Config {
@@ -73,6 +78,7 @@ impl Default for Config {
             jwks_sources: Vec::new(),
             issuer_clients: Vec::new(),
             server: Default::default(),
+            storage_roots: Vec::new(),
         }
     }
 }
@@ -95,6 +101,19 @@ impl Config {
                 sqlite => sqlite,
             },
         }
+    }
+
+    /// The storage roots of [`Config::storage_roots`], checked.
+    ///
+    /// # Errors
+    /// `Config` for a bad name, a relative folder, or a name given twice (see
+    /// [`crate::index::StorageRoots::add`]).
+    pub fn checked_storage_roots(&self) -> Result<crate::index::StorageRoots> {
+        let mut roots = crate::index::StorageRoots::new();
+        for (name, folder) in &self.storage_roots {
+            roots.add(name, folder)?;
+        }
+        Ok(roots)
     }
 
     /// A builder starting from the defaults (index `sia.db`, base URL
@@ -180,6 +199,16 @@ impl ConfigBuilder {
     /// How frames are read from files (see [`ReadMode`]).
     pub fn read_mode(mut self, mode: ReadMode) -> Self {
         self.config.read_mode = mode;
+        self
+    }
+
+    /// Storage root `name` at `folder` on this host (`[storage.roots] name = "folder"`):
+    /// files under it are indexed as (name, path relative to the folder), and read
+    /// through this host's folder, so hosts mounting one archive at different paths
+    /// share an index. Checked by [`Engine::open`] (name `[A-Za-z0-9_.-]`, 1-64 bytes;
+    /// folder absolute).
+    pub fn storage_root(mut self, name: impl Into<String>, folder: impl Into<PathBuf>) -> Self {
+        self.config.storage_roots.push((name.into(), folder.into()));
         self
     }
 
@@ -275,8 +304,9 @@ impl Engine {
         let dicomweb_path = url_path(&fhir.dicomweb_base);
         let wado_uri_path = format!("{}/wado", url_path(config.base_url.trim_end_matches('/')));
         let fhir_path = url_path(&fhir.fhir_base);
+        let storage_roots = config.checked_storage_roots()?;
         Ok(Engine {
-            index: Index::open_at(&config.index_location())?,
+            index: Index::open_at(&config.index_location())?.with_storage_roots(storage_roots),
             fhir,
             files: FileCache::new(config.read_mode, config.mapped_files),
             dicomweb_path,

@@ -117,7 +117,7 @@ pub use http::{Body, Chunk, Request, Response};
 pub use index::{
     Conflict, ConflictPatient, Duplicate, IndexLocation, IndexOptions, IndexReport,
     NonconformantUid, NormalizedCharset, PatientImport, PixelDescription,
-    Progress as IndexProgress, Skipped, StudyFilter,
+    Progress as IndexProgress, Skipped, StorageRoots, StudyFilter,
 };
 pub use storage::ReadMode;
 pub use wado::{DicomJson, DicomRef, Frame, Frames, QidoLevel, Retrieved, is_uid};

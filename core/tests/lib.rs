@@ -22,6 +22,7 @@ mod reindex;
 mod scan_cases;
 mod security;
 mod storage_race;
+mod storage_roots;
 mod typed_calls;
 mod wado_frames;
 mod wado_metadata;

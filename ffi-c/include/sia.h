@@ -353,6 +353,25 @@ sia_status sia_config_set_db(struct sia_config *config, const char *db_path);
 // `config` is NULL or a live `sia_config`; `base_url` is NULL or NUL-terminated.
 sia_status sia_config_set_base_url(struct sia_config *config, const char *base_url);
 
+// Adds storage root `name` at `folder` on this host (as `[storage.roots] name =
+// "folder"` in the TOML file): files under the folder are indexed as (name, path
+// relative to it) and read through this host's folder, so hosts that mount one archive
+// at different paths share an index. A row whose root this host does not configure is
+// answered with an error, not read.
+//
+// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
+// (a name that is empty, longer than 64 bytes, not of `A-Z a-z 0-9 _ . -` or already
+// added; a folder that is not absolute or holds `.` or `..`); on error the
+// configuration is unchanged. Thread safety: no other thread may use `config` during
+// the call.
+//
+// # Safety
+// `config` is NULL or a live `sia_config`; `name` and `folder` are NULL or
+// NUL-terminated.
+sia_status sia_config_add_storage_root(struct sia_config *config,
+                                       const char *name,
+                                       const char *folder);
+
 // The configuration's `[server] listen` address (`"127.0.0.1:8080"`), or NULL when it
 // names none (or `config` is NULL).
 //

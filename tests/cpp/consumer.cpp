@@ -424,6 +424,11 @@ void test_bad_input(const std::string &db) {
 
   // Configuration errors.
   CHECK_STATUS(sia_config_set_base_url(config, "ftp://x"), SIA_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(sia_config_add_storage_root(nullptr, "archive", "/mnt/archive"), SIA_ERR_NULL_ARGUMENT);
+  CHECK_STATUS(sia_config_add_storage_root(config, "bad name", "/mnt/archive"), SIA_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(sia_config_add_storage_root(config, "archive", "relative"), SIA_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(sia_config_add_storage_root(config, "archive", "/mnt/archive"), SIA_OK);
+  CHECK_STATUS(sia_config_add_storage_root(config, "archive", "/mnt/other"), SIA_ERR_INVALID_ARGUMENT);
   sia_config *from_file = nullptr;
   CHECK_STATUS(sia_config_from_file("/nonexistent/sia.toml", &from_file), SIA_ERR_CONFIG);
   CHECK(from_file == nullptr);

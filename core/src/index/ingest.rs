@@ -46,7 +46,7 @@ impl Index {
         // A root inside another root would be walked twice.
         canonical.sort();
         canonical.dedup();
-        let roots: Vec<PathBuf> = canonical
+        let mut roots: Vec<PathBuf> = canonical
             .iter()
             .filter(|r| {
                 !canonical
@@ -55,6 +55,18 @@ impl Index {
             })
             .cloned()
             .collect();
+        // A storage root inside a folder to walk is walked on its own, and the walk of
+        // the folder skips it: the root's files are stored relative to it, in a key
+        // form of their own, and one walk merges rows of one form only.
+        let nested: Vec<PathBuf> = self
+            .storage
+            .iter()
+            .map(|(_, folder)| folder.to_path_buf())
+            .filter(|f| roots.iter().any(|r| f != r && f.starts_with(r)) && f.is_dir())
+            .collect();
+        roots.extend(nested);
+        roots.sort();
+        roots.dedup();
         let own = self.path().map(own_files).unwrap_or_default();
         self.write(|conn| {
             // One index run at a time over a shared index (the lock is per schema): a
@@ -103,13 +115,14 @@ impl Index {
         let found = AtomicU64::new(0);
         let walk_done = AtomicBool::new(false);
         let mut report = IndexReport::default();
-        let mut writer = Writer::new(now_ms(), roots);
+        let mut writer = Writer::new(now_ms(), roots, &self.storage);
         let (walked, written) = std::thread::scope(|s| {
             let (work_tx, work_rx) = sync_channel::<Work>(4096);
             let (done_tx, done_rx) = sync_channel::<Done>(1024);
             let (cancel, found, walk_done) = (&cancel, &found, &walk_done);
+            let storage = &self.storage;
             let walker = s.spawn(move || {
-                let r = walk_and_diff(walk, roots, own, &work_tx, found, cancel);
+                let r = walk_and_diff(walk, roots, storage, own, &work_tx, found, cancel);
                 walk_done.store(true, Ordering::Release);
                 if r.is_err() {
                     cancel.store(true, Ordering::Relaxed);

@@ -61,6 +61,7 @@ pub(crate) mod db;
 mod ingest;
 mod patients;
 mod read;
+mod roots;
 mod run;
 pub mod schema;
 pub mod search;
@@ -73,6 +74,7 @@ pub use patients::PatientRow;
 pub use read::{
     InstanceFile, InstanceLocation, InstanceRow, PixelDescription, SeriesRow, StudyFilter, StudyRow,
 };
+pub use roots::StorageRoots;
 pub use run::{Conflict, ConflictPatient};
 pub use run::{
     Duplicate, IndexOptions, IndexReport, NonconformantUid, NormalizedCharset, Progress, Skipped,
@@ -137,6 +139,8 @@ enum Backend {
 /// An open index.
 pub struct Index {
     backend: Backend,
+    /// This host's storage roots: how file paths are stored and found again.
+    storage: StorageRoots,
 }
 
 impl std::fmt::Debug for Index {
@@ -178,6 +182,7 @@ impl Index {
                         readers: Mutex::new(Vec::new()),
                         watcher: Mutex::new(None),
                     },
+                    storage: StorageRoots::default(),
                 })
             }
             IndexLocation::Postgres {
@@ -190,9 +195,24 @@ impl Index {
                 drop(conn);
                 Ok(Index {
                     backend: Backend::Postgres(pool),
+                    storage: StorageRoots::default(),
                 })
             }),
         }
+    }
+
+    /// This index as seen by a host with storage roots `storage`: files under a root
+    /// are indexed as (root name, relative path), and such rows are read through the
+    /// root's folder on this host (see [`StorageRoots`]). Without roots every path is
+    /// stored absolute.
+    pub fn with_storage_roots(mut self, storage: StorageRoots) -> Index {
+        self.storage = storage;
+        self
+    }
+
+    /// The storage roots this index resolves stored paths through.
+    pub fn storage_roots(&self) -> &StorageRoots {
+        &self.storage
     }
 
     /// A number that changes whenever anything commits to the index: this process,

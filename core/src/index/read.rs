@@ -347,7 +347,7 @@ impl Index {
                             f.id, f.path, f.size, f.mtime_ns, f.inode,
                             coalesce(i.rows, 0), coalesce(i.columns, 0), coalesce(i.samples_per_pixel, 0),
                             coalesce(i.bits_stored, 0), coalesce(i.pixel_representation, 0),
-                            coalesce(i.planar_configuration, 0), coalesce(i.photometric, '')
+                            coalesce(i.planar_configuration, 0), coalesce(i.photometric, ''), f.root
                      FROM instances i JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study
                      JOIN files f ON f.id = i.file WHERE i.sop_instance_uid = ?1",
                     params![sop_instance_uid],
@@ -360,7 +360,7 @@ impl Index {
                         r.get::<Vec<u8>>(4)?,
                         crate::storage::FileIdentity {
                             id: r.get(5)?,
-                            path: r.get(6)?,
+                            path: self.storage.resolve(&r.get::<String>(17)?, &r.get::<String>(6)?)?,
                             size: r.get::<i64>(7)? as u64,
                             mtime_ns: r.get(8)?,
                             inode: r.get::<i64>(9)? as u64,
@@ -410,7 +410,7 @@ impl Index {
     ) -> Result<Vec<InstanceFile>> {
         self.read(|conn| {
             conn.query_map(
-                "SELECT st.study_uid, se.series_uid, i.sop_instance_uid, f.id, f.path, f.size, f.mtime_ns, f.inode
+                "SELECT st.study_uid, se.series_uid, i.sop_instance_uid, f.id, f.path, f.size, f.mtime_ns, f.inode, f.root
                  FROM studies st JOIN series se ON se.study = st.id JOIN instances i ON i.series = se.id
                  JOIN files f ON f.id = i.file
                  WHERE st.study_uid = ?1 AND (CAST(?2 AS TEXT) IS NULL OR se.series_uid = ?2)
@@ -424,7 +424,7 @@ impl Index {
                     sop_instance_uid: r.get(2)?,
                     file: crate::storage::FileIdentity {
                         id: r.get(3)?,
-                        path: r.get(4)?,
+                        path: self.storage.resolve(&r.get::<String>(8)?, &r.get::<String>(4)?)?,
                         size: r.get::<i64>(5)? as u64,
                         mtime_ns: r.get(6)?,
                         inode: r.get::<i64>(7)? as u64,

@@ -15,6 +15,8 @@
 //! token issuer '' marks a link made without one (see [`crate::index::Index::link_patient`]).
 //! `patients.name_key` and `studies.referring_physician_key` hold the names folded by
 //! [`super::fold_name`], which case-insensitive person-name matching compares.
+//! `files.root` names the storage root a file's `path` is relative to ('' when the
+//! path is absolute; see [`super::StorageRoots`]).
 
 use super::db::dialect::{fold_name, postgres_ddl};
 use super::db::{Db, params};
@@ -145,6 +147,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE patients ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
     ALTER TABLE studies ADD COLUMN referring_physician_key TEXT NOT NULL DEFAULT '';
+    "#,
+    // 5: named storage roots. A file under a root is stored as (root, path relative to
+    // it) with a walk key of its own form (see `index::roots`); rows written before
+    // keep root '' and their absolute path, which is still read as it was.
+    r#"
+    ALTER TABLE files ADD COLUMN root TEXT NOT NULL DEFAULT '';
     "#,
 ];
 

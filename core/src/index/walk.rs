@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use super::db::{Db, Row, params};
+use super::roots::{StorageRoots, StoredPath};
 
 use super::run::Skipped;
 use super::schema::STATE_CONFLICT;
@@ -17,10 +18,15 @@ use crate::error::{Error, Result};
 /// A file found by the walk.
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
+    /// The absolute path on this host (read by the scan, named in reports).
     pub(super) path: String,
+    /// The path as the index stores it (under a storage root, or absolute).
+    pub(super) stored: StoredPath,
+    /// `stored`'s walk key.
     pub(super) key: Vec<u8>,
     pub(super) size: u64,
     pub(super) mtime_ns: i64,
+    /// The inode number; 0 under a storage root (see [`super::roots`]).
     pub(super) inode: u64,
 }
 
@@ -89,13 +95,15 @@ pub(super) fn own_files(db: &Path) -> HashSet<PathBuf> {
         .collect()
 }
 
-pub(super) fn entry_from(path: &str, md: &std::fs::Metadata) -> Entry {
+pub(super) fn entry_from(path: &str, md: &std::fs::Metadata, storage: &StorageRoots) -> Entry {
+    let stored = storage.store(path);
     Entry {
         path: path.to_string(),
-        key: walk_key(path),
+        key: stored.walk_key(),
+        inode: if stored.is_rooted() { 0 } else { md.ino() },
+        stored,
         size: md.len(),
         mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-        inode: md.ino(),
     }
 }
 
@@ -167,6 +175,7 @@ impl KnownRows {
 pub(super) fn walk_and_diff(
     mut conn: Db,
     roots: &[PathBuf],
+    storage: &StorageRoots,
     own: &HashSet<PathBuf>,
     tx: &SyncSender<Work>,
     found: &AtomicU64,
@@ -185,19 +194,54 @@ pub(super) fn walk_and_diff(
             });
             continue;
         };
-        let mut rows = KnownRows::new(walk_key(root_str.trim_end_matches('/')));
-        let mut next_known = || rows.next(&mut snapshot);
-        let mut pending = next_known()?;
-        // Folders that could not be listed: their index rows are kept, not removed.
-        let mut unlisted: Vec<Vec<u8>> = Vec::new();
-        let keep = |k: &Known, unlisted: &[Vec<u8>]| {
-            unlisted
+        let root_str = root_str.trim_end_matches('/');
+        let stored_root = storage.store(root_str);
+        // Storage roots inside this folder are walked on their own (see
+        // `Index::index`): their files are stored in another key form, which must not
+        // interleave with this walk's keys.
+        let nested: Vec<&Path> = storage
+            .iter()
+            .map(|(_, folder)| folder)
+            .filter(|f| *f != root.as_path() && f.starts_with(root))
+            .collect();
+        let nested_keys: Vec<Vec<u8>> = nested
+            .iter()
+            .filter_map(|f| f.to_str())
+            .map(walk_key)
+            .collect();
+        let under = |k: &Known, prefixes: &[Vec<u8>]| {
+            prefixes
                 .iter()
                 .any(|u| k.key.starts_with(u) && k.key.get(u.len()).is_none_or(|&b| b == 0))
         };
+        if stored_root.is_rooted() {
+            // Rows an earlier run stored with this folder's absolute path (before the
+            // storage root was configured) are no longer how the index keeps these
+            // files: they go, and the files come back under the root in this run. Those
+            // under a nested root go in that root's own walk.
+            let mut legacy = KnownRows::new(walk_key(root_str));
+            while let Some(k) = legacy.next(&mut snapshot)? {
+                if !under(&k, &nested_keys) {
+                    send(Work::Vanished(k))?;
+                }
+            }
+        }
+        let mut rows = KnownRows::new(stored_root.walk_key());
+        let mut next_known = || rows.next(&mut snapshot);
+        let mut pending = next_known()?;
+        // Folders that could not be listed: their index rows are kept, not removed.
+        // So are absolute rows under a nested root: its own walk moves them under it.
+        let mut unlisted: Vec<Vec<u8>> = if stored_root.is_rooted() {
+            Vec::new()
+        } else {
+            nested_keys.clone()
+        };
+        let keep = under;
         for item in walkdir::WalkDir::new(root)
             .follow_links(true)
             .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !nested.contains(&e.path()))
         {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::cancelled());
@@ -209,7 +253,7 @@ pub(super) fn walk_and_diff(
                         .path()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| root.display().to_string());
-                    unlisted.push(walk_key(&path));
+                    unlisted.push(storage.store(&path).walk_key());
                     summary.skipped.push(Skipped {
                         path,
                         reason: format!("cannot list: {e}"),
@@ -230,7 +274,7 @@ pub(super) fn walk_and_diff(
             let md = match item.metadata() {
                 Ok(m) => m,
                 Err(e) => {
-                    unlisted.push(walk_key(path));
+                    unlisted.push(storage.store(path).walk_key());
                     summary.skipped.push(Skipped {
                         path: path.to_string(),
                         reason: format!("cannot stat: {e}"),
@@ -238,7 +282,7 @@ pub(super) fn walk_and_diff(
                     continue;
                 }
             };
-            let entry = entry_from(path, &md);
+            let entry = entry_from(path, &md, storage);
             while let Some(k) = pending.take_if(|k| k.key < entry.key) {
                 if !keep(&k, &unlisted) {
                     send(Work::Vanished(k))?;
@@ -276,7 +320,7 @@ pub(super) fn walk_and_diff(
     Ok(summary)
 }
 
-pub(super) fn stat_entry(path: &str) -> Option<Entry> {
+pub(super) fn stat_entry(path: &str, storage: &StorageRoots) -> Option<Entry> {
     let md = std::fs::metadata(path).ok()?;
-    md.is_file().then(|| entry_from(path, &md))
+    md.is_file().then(|| entry_from(path, &md, storage))
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::db::dialect::fold_name;
 use super::db::{Db, params};
+use super::roots::StorageRoots;
 use super::run::{
     Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, NonconformantUid,
     NormalizedCharset, Progress, Skipped,
@@ -40,17 +41,18 @@ impl Touched {
     /// Recomputes counts and ModalitiesInStudy, and deletes what became empty.
     fn settle(&mut self, tx: &mut Db, updated_ms: i64) -> Result<()> {
         for id in self.series.drain() {
-            let n: i64 = tx.query_one(
-                "SELECT count(*) FROM instances WHERE series = ?1",
+            // The count and the parent in one statement: each is a round trip on
+            // PostgreSQL. No row: the series went already (nothing refers to it).
+            let Some((n, study)): Option<(i64, i64)> = tx.query_opt(
+                "SELECT (SELECT count(*) FROM instances WHERE series = ?1), study FROM series WHERE id = ?1",
                 params![id],
-                |r| r.get(0),
-            )?;
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            else {
+                continue;
+            };
             // Whether the series shrank or went, its study's counts change too.
-            let study: Option<i64> =
-                tx.query_opt("SELECT study FROM series WHERE id = ?1", params![id], |r| {
-                    r.get(0)
-                })?;
-            self.studies.extend(study);
+            self.studies.insert(study);
             if n == 0 {
                 tx.execute("DELETE FROM series WHERE id = ?1", params![id])?;
             } else {
@@ -61,19 +63,20 @@ impl Touched {
             }
         }
         for id in self.studies.drain() {
-            let (series, instances): (i64, i64) = tx.query_one(
-                "SELECT count(*), CAST(coalesce(sum(num_instances), 0) AS BIGINT) FROM series WHERE study = ?1",
+            let Some((series, instances, patient)): Option<(i64, i64, i64)> = tx.query_opt(
+                "SELECT (SELECT count(*) FROM series WHERE study = ?1),
+                        (SELECT CAST(coalesce(sum(num_instances), 0) AS BIGINT) FROM series WHERE study = ?1),
+                        patient
+                 FROM studies WHERE id = ?1",
                 params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let patient: Option<i64> = tx.query_opt(
-                "SELECT patient FROM studies WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )?;
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
+            else {
+                continue;
+            };
             if series == 0 {
                 tx.execute("DELETE FROM studies WHERE id = ?1", params![id])?;
-                self.patients.extend(patient);
+                self.patients.insert(patient);
                 continue;
             }
             // ModalitiesInStudy: the distinct codes in byte order, joined here rather
@@ -111,57 +114,103 @@ fn delete_instance_of_file(tx: &mut Db, file_id: i64, touched: &mut Touched) -> 
     Ok(())
 }
 
-/// The first UID of `r` (instance, series, study) that the index holds, with instances,
-/// for another DICOM patient: its level, the UID and that patient (ID, issuer).
-fn conflict_of(
-    tx: &mut Db,
-    r: &InstanceRecord,
-) -> Result<Option<(&'static str, String, ConflictPatient)>> {
-    let checks: [(&'static str, &str, &str); 3] = [
-        (
-            "instance",
-            "SELECT p.patient_id, p.issuer FROM instances i JOIN series se ON se.id = i.series
-             JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient
-             WHERE i.sop_instance_uid = ?1",
-            &r.sop_instance_uid,
-        ),
-        (
-            "series",
-            "SELECT p.patient_id, p.issuer FROM series se JOIN studies st ON st.id = se.study
-             JOIN patients p ON p.id = st.patient
-             WHERE se.series_uid = ?1 AND EXISTS (SELECT 1 FROM instances i WHERE i.series = se.id)",
-            &r.series.uid,
-        ),
-        (
-            "study",
-            "SELECT p.patient_id, p.issuer FROM studies st JOIN patients p ON p.id = st.patient
-             WHERE st.study_uid = ?1 AND EXISTS (SELECT 1 FROM series se JOIN instances i ON i.series = se.id
-               WHERE se.study = st.id)",
-            &r.study.uid,
-        ),
-    ];
-    for (level, sql, uid) in checks {
-        let owner = tx.query_opt(sql, params![uid], |row| {
-            Ok((row.get::<String>(0)?, row.get::<String>(1)?))
-        })?;
-        if let Some(owner) = owner
-            && (owner.0 != r.patient.id || owner.1 != r.patient.issuer)
-        {
-            let (patient_id, issuer) = owner;
-            return Ok(Some((
-                level,
-                uid.to_string(),
-                ConflictPatient { patient_id, issuer },
-            )));
+/// The file that holds an instance in the index: instance row id, file row id, stored
+/// path, walk key and storage root.
+type Holder = (i64, i64, String, Vec<u8>, String);
+
+/// What the index holds for the UIDs of `r`, read in one statement (each statement is
+/// a round trip on PostgreSQL): for each level (instance, series, study) whose UID the
+/// index holds with instances, that DICOM patient (ID, issuer); and the file holding
+/// the SOP Instance UID.
+struct Held {
+    owners: [Option<(String, String)>; 3],
+    holder: Option<Holder>,
+}
+
+/// The levels of [`Held::owners`], in the order conflicts are reported.
+const LEVELS: [&str; 3] = ["instance", "series", "study"];
+
+fn held(tx: &mut Db, r: &InstanceRecord) -> Result<Held> {
+    // UNION ALL of three lookups by unique UID, so at most one row per level; the level
+    // number orders them (a UNION's row order is not defined).
+    let rows = tx.query_map(
+        "SELECT 0, p.patient_id, p.issuer, i.id, f.id, f.path, f.walk_key, f.root
+           FROM instances i JOIN series se ON se.id = i.series JOIN studies st ON st.id = se.study
+           JOIN patients p ON p.id = st.patient JOIN files f ON f.id = i.file
+          WHERE i.sop_instance_uid = ?1
+         UNION ALL
+         SELECT 1, p.patient_id, p.issuer, NULL, NULL, NULL, NULL, NULL
+           FROM series se JOIN studies st ON st.id = se.study JOIN patients p ON p.id = st.patient
+          WHERE se.series_uid = ?2 AND EXISTS (SELECT 1 FROM instances i WHERE i.series = se.id)
+         UNION ALL
+         SELECT 2, p.patient_id, p.issuer, NULL, NULL, NULL, NULL, NULL
+           FROM studies st JOIN patients p ON p.id = st.patient
+          WHERE st.study_uid = ?3 AND EXISTS (SELECT 1 FROM series se JOIN instances i ON i.series = se.id
+            WHERE se.study = st.id)",
+        params![&r.sop_instance_uid, &r.series.uid, &r.study.uid],
+        |row| {
+            let level: i64 = row.get(0)?;
+            let owner = (row.get::<String>(1)?, row.get::<String>(2)?);
+            let holder = if level == 0 {
+                Some((
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                    row.get(6)?,
+                    row.get(7)?,
+                ))
+            } else {
+                None
+            };
+            Ok((level, owner, holder))
+        },
+    )?;
+    let mut held = Held {
+        owners: [None, None, None],
+        holder: None,
+    };
+    for (level, owner, holder) in rows {
+        let slot = usize::try_from(level)
+            .ok()
+            .and_then(|l| held.owners.get_mut(l))
+            .ok_or_else(|| Error::internal("index: a lookup answered an unknown level"))?;
+        *slot = Some(owner);
+        if holder.is_some() {
+            held.holder = holder;
         }
     }
-    Ok(None)
+    Ok(held)
+}
+
+impl Held {
+    /// The first UID of `r` (instance, series, study) that the index holds, with
+    /// instances, for another DICOM patient: its level, the UID and that patient.
+    fn conflict(&self, r: &InstanceRecord) -> Option<(&'static str, String, ConflictPatient)> {
+        let uids = [&r.sop_instance_uid, &r.series.uid, &r.study.uid];
+        for ((level, uid), owner) in LEVELS.iter().zip(uids).zip(&self.owners) {
+            if let Some((patient_id, issuer)) = owner
+                && (*patient_id != r.patient.id || *issuer != r.patient.issuer)
+            {
+                return Some((
+                    level,
+                    uid.to_string(),
+                    ConflictPatient {
+                        patient_id: patient_id.clone(),
+                        issuer: issuer.clone(),
+                    },
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// The single writer: applies scan results inside the current batch transaction.
 pub(super) struct Writer<'r> {
     updated_ms: i64,
     roots: &'r [PathBuf],
+    /// How paths are stored, and stored paths found again on this host.
+    storage: &'r StorageRoots,
     touched: Touched,
     patients: HashMap<(String, String), (i64, [String; 3])>,
     studies: HashMap<String, (i64, i64)>,
@@ -177,10 +226,11 @@ pub(super) struct Writer<'r> {
 }
 
 impl<'r> Writer<'r> {
-    pub(super) fn new(updated_ms: i64, roots: &'r [PathBuf]) -> Self {
+    pub(super) fn new(updated_ms: i64, roots: &'r [PathBuf], storage: &'r StorageRoots) -> Self {
         Writer {
             updated_ms,
             roots,
+            storage,
             touched: Touched::default(),
             patients: HashMap::new(),
             studies: HashMap::new(),
@@ -297,21 +347,22 @@ impl<'r> Writer<'r> {
         reason: Option<&str>,
     ) -> Result<i64> {
         tx.query_one(
-            "INSERT INTO files (path, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, size = excluded.size,
+            "INSERT INTO files (path, walk_key, size, mtime_ns, inode, state, sop_instance_uid, reason, root)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (walk_key) DO UPDATE SET path = excluded.path, root = excluded.root, size = excluded.size,
                mtime_ns = excluded.mtime_ns, inode = excluded.inode, state = excluded.state,
                sop_instance_uid = excluded.sop_instance_uid, reason = excluded.reason, reread = 0
              RETURNING id",
             params![
-                &e.path,
+                &e.stored.path,
                 &e.key,
                 e.size as i64,
                 e.mtime_ns,
                 e.inode as i64,
                 state,
                 sop,
-                reason
+                reason,
+                &e.stored.root
             ],
             |r| r.get(0),
         )
@@ -339,15 +390,20 @@ impl<'r> Writer<'r> {
         )? {
             return Ok(());
         }
-        let candidates: Vec<(Known, String)> = tx.query_map(
+        let candidates: Vec<(Known, String, String)> = tx.query_map(
             &format!(
-                "SELECT {KNOWN_COLUMNS}, path FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
+                "SELECT {KNOWN_COLUMNS}, path, root FROM files WHERE state = ?1 AND sop_instance_uid = ?2 ORDER BY walk_key"
             ),
             params![STATE_DUPLICATE, sop],
-            |r| Ok((known_from(r)?, r.get::<String>(8)?)),
+            |r| Ok((known_from(r)?, r.get::<String>(8)?, r.get::<String>(9)?)),
         )?;
-        for (k, path) in candidates {
-            let Some(entry) = stat_entry(&path) else {
+        for (k, stored, root) in candidates {
+            // A duplicate under a root this host does not mount stays a duplicate
+            // here; a host that mounts it promotes it on its next run.
+            let Ok(path) = self.storage.resolve(&root, &stored) else {
+                continue;
+            };
+            let Some(entry) = stat_entry(&path, self.storage) else {
                 continue;
             };
             if k.same_stat(&entry) && self.roots.iter().any(|r| Path::new(&path).starts_with(r)) {
@@ -412,7 +468,8 @@ impl<'r> Writer<'r> {
         let sop = record.sop_instance_uid.as_str();
         // Data never moves to another patient: a file whose instance, series or study is
         // indexed (with instances) for another patient is not indexed, and reported.
-        if let Some((level, uid, indexed_patient)) = conflict_of(tx, &record)? {
+        let held = held(tx, &record)?;
+        if let Some((level, uid, indexed_patient)) = held.conflict(&record) {
             let reason = format!(
                 "conflict: {level} {uid} is indexed for patient {:?} (issuer {:?}); this file names patient {:?} (issuer {:?})",
                 indexed_patient.patient_id,
@@ -453,13 +510,13 @@ impl<'r> Writer<'r> {
                 value: value.clone(),
             });
         }
-        let holder: Option<(i64, i64, String, Vec<u8>)> = tx.query_opt(
-            "SELECT i.id, f.id, f.path, f.walk_key FROM instances i JOIN files f ON f.id = i.file
-             WHERE i.sop_instance_uid = ?1",
-            params![sop],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
-        if let Some((instance_id, other_file, other_path, other_key)) = holder {
+        if let Some((instance_id, other_file, other_path, other_key, other_root)) = held.holder {
+            // The report names the file as this host sees it, or as stored under a
+            // root this host does not mount.
+            let other_path = self
+                .storage
+                .resolve(&other_root, &other_path)
+                .unwrap_or_else(|_| format!("{other_root}:{other_path}"));
             // Keep the file that comes first in walk order, so the outcome does not
             // depend on the order in which parallel scans finish.
             if e.key < other_key {

@@ -65,13 +65,15 @@ impl std::str::FromStr for ReadMode {
 pub struct FileIdentity {
     /// Row id in `files`.
     pub id: i64,
-    /// Absolute path.
+    /// Absolute path on this host (a path stored under a storage root is resolved
+    /// through this host's root folder).
     pub path: String,
     /// Size in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i64,
-    /// Inode number.
+    /// Inode number; 0 for a file under a storage root, whose inode numbers differ
+    /// between mounts: then size and modification time alone identify the file.
     pub inode: u64,
 }
 
@@ -150,7 +152,7 @@ fn status_changed_ns(md: &std::fs::Metadata) -> i64 {
 
 fn check_metadata(md: &std::fs::Metadata, id: &FileIdentity) -> Result<(), FileError> {
     let mtime = md.mtime() * 1_000_000_000 + md.mtime_nsec();
-    if md.len() != id.size || mtime != id.mtime_ns || md.ino() != id.inode {
+    if md.len() != id.size || mtime != id.mtime_ns || (id.inode != 0 && md.ino() != id.inode) {
         return Err(FileError::Changed(format!(
             "{} changed since it was indexed (size {} -> {}); run `sia index` again",
             id.path,

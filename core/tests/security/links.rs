@@ -101,6 +101,7 @@ fn links_of_a_version_1_index_become_unassigned() {
              ALTER TABLE files DROP COLUMN reread;
              ALTER TABLE patients DROP COLUMN name_key;
              ALTER TABLE studies DROP COLUMN referring_physician_key;
+             ALTER TABLE files DROP COLUMN root;
              PRAGMA user_version = 1;",
         )
         .unwrap();

@@ -179,6 +179,48 @@ pub unsafe extern "C" fn sia_config_set_base_url(
     })
 }
 
+/// Adds storage root `name` at `folder` on this host (as `[storage.roots] name =
+/// "folder"` in the TOML file): files under the folder are indexed as (name, path
+/// relative to it) and read through this host's folder, so hosts that mount one archive
+/// at different paths share an index. A row whose root this host does not configure is
+/// answered with an error, not read.
+///
+/// Errors: `SIA_ERR_NULL_ARGUMENT`, `SIA_ERR_INVALID_UTF8`, `SIA_ERR_INVALID_ARGUMENT`
+/// (a name that is empty, longer than 64 bytes, not of `A-Z a-z 0-9 _ . -` or already
+/// added; a folder that is not absolute or holds `.` or `..`); on error the
+/// configuration is unchanged. Thread safety: no other thread may use `config` during
+/// the call.
+///
+/// # Safety
+/// `config` is NULL or a live `sia_config`; `name` and `folder` are NULL or
+/// NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sia_config_add_storage_root(
+    config: *mut sia_config,
+    name: *const c_char,
+    folder: *const c_char,
+) -> sia_status {
+    boundary(|| {
+        // SAFETY: non-NULL pointers come from `sia_config::new`; exclusive by contract.
+        let c = unsafe { config.as_mut() }
+            .ok_or_else(|| Failure::new(SIA_ERR_NULL_ARGUMENT, "config is NULL"))?;
+        // SAFETY: as the function's contract.
+        let name = unsafe { c_str(name, "name") }?;
+        // SAFETY: as the function's contract.
+        let folder = unsafe { c_str(folder, "folder") }?;
+        let mut roots = c.config.storage_roots.clone();
+        roots.push((name.to_string(), PathBuf::from(folder)));
+        let mut checked = sia::StorageRoots::new();
+        for (n, f) in &roots {
+            checked
+                .add(n, f)
+                .map_err(|e| Failure::new(SIA_ERR_INVALID_ARGUMENT, e.message()))?;
+        }
+        c.config.storage_roots = roots;
+        Ok(())
+    })
+}
+
 /// The configuration's `[server] listen` address (`"127.0.0.1:8080"`), or NULL when it
 /// names none (or `config` is NULL).
 ///
