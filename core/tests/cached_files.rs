@@ -87,6 +87,9 @@ struct Fixture {
     data: PathBuf,
     path: PathBuf,
     engine: Engine,
+    /// The engine's configuration: another engine opened with it shares its index (the
+    /// same SQLite file, or the same PostgreSQL schema).
+    config: sia::Config,
 }
 
 fn fixture(bytes: &[u8]) -> Fixture {
@@ -96,13 +99,15 @@ fn fixture(bytes: &[u8]) -> Fixture {
     let path = data.join("a.dcm");
     std::fs::write(&path, bytes).unwrap();
     std::thread::sleep(SETTLE);
-    let engine = Engine::open(config_in(dir.path()).build()).unwrap();
+    let config = config_in(dir.path()).build();
+    let engine = Engine::open(config.clone()).unwrap();
     engine.index(&[&data], &Default::default()).unwrap();
     Fixture {
         _dir: dir,
         data,
         path,
         engine,
+        config,
     }
 }
 
@@ -196,7 +201,7 @@ fn metadata_follows_a_replaced_file_and_a_reindex() {
     // Replaced and re-indexed by another process (another engine on the same index):
     // the new header once the listing's second has passed, and never a 5xx.
     replace(&fx.path, &c);
-    let other = Engine::open(config_in(fx._dir.path()).build()).unwrap();
+    let other = Engine::open(fx.config.clone()).unwrap();
     other.index(&[&fx.data], &Default::default()).unwrap();
     match patient_name(&fx.engine) {
         Ok(name) => assert!(name == "B^B" || name == "C^C", "{name}"),

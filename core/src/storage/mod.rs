@@ -201,7 +201,7 @@ pub enum OpenFile {
 }
 
 /// A file read with `pread`: opened and checked for this request, or kept open from an
-/// earlier one (see [`descriptors`]); every read is checked again after it.
+/// earlier one (see the `descriptors` module); every read is checked again after it.
 pub struct PreadFile {
     file: Arc<CheckedFile>,
     /// Kept from an earlier request: a read that finds it changed is done again on a
