@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sia::internal::dicom::tag::{Encoding, Vr, ts};
 use sia::internal::dicom::write::DataSetWriter;
-use sia::{Engine, Request, Response};
+use sia::{Engine, Request};
 
 use crate::common::*;
 
@@ -34,17 +34,6 @@ fn version(name: &str, seed: u8) -> (Vec<u8>, Vec<u8>) {
         .collect();
     w.native_pixel_data(Vr::OW, &pixels);
     (with_meta(ts::EXPLICIT_VR_LE, &w.into_bytes()), pixels)
-}
-
-/// The one part of a multipart body.
-fn single_part(resp: &Response) -> Vec<u8> {
-    let ct = resp.header("Content-Type").unwrap().to_string();
-    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"');
-    let body = resp.body.to_vec();
-    let head_end = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let tail = format!("\r\n--{boundary}--");
-    let tail_at = body.len() - tail.len() - body.ends_with(b"\r\n") as usize * 2;
-    body[head_end..tail_at].to_vec()
 }
 
 /// Status and, when 200, the bytes of frame 2.

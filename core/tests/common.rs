@@ -195,3 +195,17 @@ pub fn open_index(dir: &std::path::Path) -> sia::internal::index::Index {
         None => Index::open(dir.join("i.db")).unwrap(),
     }
 }
+
+/// The one part of a single-part multipart answer (a frame), checked to end with the
+/// boundary its Content-Type names; found without a quadratic search.
+#[allow(dead_code)]
+pub fn single_part(resp: &sia::Response) -> Vec<u8> {
+    let ct = resp.header("Content-Type").unwrap().to_string();
+    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"');
+    let body = resp.body.to_vec();
+    let head_end = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let tail = format!("\r\n--{boundary}--");
+    let tail_at = body.len() - tail.len() - body.ends_with(b"\r\n") as usize * 2;
+    assert_eq!(&body[tail_at..tail_at + tail.len()], tail.as_bytes());
+    body[head_end..tail_at].to_vec()
+}

@@ -22,10 +22,10 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use sia::ReadMode;
+use sia::Request;
 use sia::internal::dicom::tag::{Encoding, Vr, ts};
 use sia::internal::dicom::write::DataSetWriter;
 use sia::{Config, Engine};
-use sia::{Request, Response};
 
 use crate::common::*;
 
@@ -45,18 +45,6 @@ fn large_file() -> (Vec<u8>, Vec<u8>) {
         .collect();
     w.native_pixel_data(Vr::OW, &pixels);
     (with_meta(ts::EXPLICIT_VR_LE, &w.into_bytes()), pixels)
-}
-
-/// The one part of a multipart body, found without a quadratic search.
-fn single_part(resp: &Response) -> Vec<u8> {
-    let ct = resp.header("Content-Type").unwrap().to_string();
-    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"');
-    let body = resp.body.to_vec();
-    let head_end = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let tail = format!("\r\n--{boundary}--");
-    let tail_at = body.len() - tail.len() - body.ends_with(b"\r\n") as usize * 2;
-    assert_eq!(&body[tail_at..tail_at + tail.len()], tail.as_bytes());
-    body[head_end..tail_at].to_vec()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
