@@ -274,15 +274,9 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             issuer,
             base_url,
         } => {
-            if missing_sqlite(&db) {
-                return Err(format!(
-                    "no index at {} (run `sia index <folder> --db {}` first)",
-                    db.display(),
-                    db.display()
-                )
-                .into());
-            }
-            let engine = Engine::open(Config::builder().db(db).base_url(base_url).build())?;
+            let cfg = Config::builder().db(db).base_url(base_url).build();
+            require_index(&cfg)?;
+            let engine = Engine::open(cfg)?;
             let bundle = engine.imaging_study_bundle(&StudyFilter {
                 patient_id,
                 issuer,
@@ -374,23 +368,41 @@ fn missing_sqlite(db: &std::path::Path) -> bool {
     ) && !db.exists()
 }
 
-fn link_target(
+/// The configuration of a command: the `--config` file, else `default`; `--db` names the
+/// index instead of the file's (an SQLite path or a `postgres://` URL).
+fn command_config(
+    config: Option<&std::path::Path>,
     db: Option<PathBuf>,
-    config: Option<PathBuf>,
-    fhir_issuer: Option<String>,
-) -> Result<(Config, String), Box<dyn std::error::Error>> {
-    let mut cfg = match &config {
+    default: impl FnOnce() -> Config,
+) -> Result<Config, Box<dyn std::error::Error>> {
+    let mut cfg = match config {
         Some(path) => Config::from_file(path)?,
-        None => Config::default(),
+        None => default(),
     };
     if let Some(db) = db {
         cfg.db = db;
         cfg.index_url = None;
     }
+    Ok(cfg)
+}
+
+/// Refuses a command that reads an index which does not exist yet (an SQLite file never
+/// indexed) instead of creating an empty one.
+fn require_index(cfg: &Config) -> Result<(), Box<dyn std::error::Error>> {
     if cfg.index_url.is_none() && missing_sqlite(&cfg.db) {
         let db = cfg.db.display();
         return Err(format!("no index at {db} (run `sia index <folder> --db {db}` first)").into());
     }
+    Ok(())
+}
+
+fn link_target(
+    db: Option<PathBuf>,
+    config: Option<PathBuf>,
+    fhir_issuer: Option<String>,
+) -> Result<(Config, String), Box<dyn std::error::Error>> {
+    let cfg = command_config(config.as_deref(), db, Config::default)?;
+    require_index(&cfg)?;
     let configured = cfg
         .auth
         .as_ref()
@@ -425,18 +437,10 @@ fn get(
     headers: Vec<String>,
     base_url: String,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut cfg = match &config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::builder().base_url(base_url).build(),
-    };
-    if let Some(db) = db {
-        cfg.db = db;
-        cfg.index_url = None;
-    }
-    if cfg.index_url.is_none() && missing_sqlite(&cfg.db) {
-        let db = cfg.db.display();
-        return Err(format!("no index at {db} (run `sia index <folder> --db {db}` first)").into());
-    }
+    let cfg = command_config(config.as_deref(), db, || {
+        Config::builder().base_url(base_url).build()
+    })?;
+    require_index(&cfg)?;
     let engine = Engine::open(cfg)?;
     let mut request = Request::get(&target);
     for h in &headers {
@@ -468,14 +472,7 @@ fn index(
     config: Option<PathBuf>,
     json: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut cfg = match &config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    if let Some(db) = db {
-        cfg.db = db;
-        cfg.index_url = None;
-    }
+    let cfg = command_config(config.as_deref(), db, Config::default)?;
     let engine = Engine::open(cfg)?;
     let report = index_with_progress(&engine, &paths)?;
     let mut out = std::io::stdout().lock();

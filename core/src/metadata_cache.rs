@@ -222,17 +222,7 @@ mod tests {
     use super::*;
 
     fn identity(dir: &std::path::Path, id: i64, name: &str, bytes: &[u8]) -> FileIdentity {
-        use std::os::unix::fs::MetadataExt;
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let md = std::fs::metadata(&path).unwrap();
-        FileIdentity {
-            id,
-            path: path.to_string_lossy().into_owned(),
-            size: md.len(),
-            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            inode: md.ino(),
-        }
+        FileIdentity::written(&dir.join(name), id, bytes)
     }
 
     #[test]

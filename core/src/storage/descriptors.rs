@@ -201,16 +201,7 @@ mod tests {
     use super::*;
 
     fn identity(dir: &std::path::Path, id: i64, bytes: &[u8]) -> FileIdentity {
-        let path = dir.join(format!("{id}.dcm"));
-        std::fs::write(&path, bytes).unwrap();
-        let md = std::fs::metadata(&path).unwrap();
-        FileIdentity {
-            id,
-            path: path.to_string_lossy().into_owned(),
-            size: md.len(),
-            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            inode: md.ino(),
-        }
+        FileIdentity::written(&dir.join(format!("{id}.dcm")), id, bytes)
     }
 
     #[test]

@@ -77,6 +77,24 @@ pub struct FileIdentity {
     pub inode: u64,
 }
 
+#[cfg(test)]
+impl FileIdentity {
+    /// Writes `bytes` to `path` and returns the identity the index would record for it
+    /// under row id `id` (for unit tests of the caches keyed by identity).
+    pub(crate) fn written(path: &std::path::Path, id: i64, bytes: &[u8]) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::write(path, bytes).unwrap();
+        let md = std::fs::metadata(path).unwrap();
+        FileIdentity {
+            id,
+            path: path.to_string_lossy().into_owned(),
+            size: md.len(),
+            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            inode: md.ino(),
+        }
+    }
+}
+
 /// Why a file cannot be served. Each variant holds the detail for the host's log (it
 /// names the file); [`FileError::client_message`] is what a client may read.
 #[derive(Debug)]
