@@ -235,3 +235,47 @@ fn a_run_cut_off_mid_way_leaves_a_consistent_index_that_a_rerun_completes() {
     assert_eq!(again.unchanged as i64, files, "{again:?}");
     assert_eq!(counts(&mut c), (40, 40, 40));
 }
+
+/// A run that wrote rows leaves PostgreSQL statistics for the planner: without them
+/// (autovacuum analyzes only some time after a bulk load) a patient search over a fresh
+/// archive ran as sequential scans, 114 ms instead of under 1 ms at 50,000 instances.
+#[test]
+fn an_index_run_that_wrote_rows_leaves_planner_statistics() {
+    let Some((engine, url)) = pg_engine("") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    let analyzed = || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query(
+            "SELECT relname FROM pg_stat_user_tables
+             WHERE schemaname = current_schema() AND last_analyze IS NOT NULL
+             ORDER BY relname",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+    };
+    assert!(
+        analyzed().is_empty(),
+        "a new schema starts without statistics"
+    );
+    let report = engine
+        .index(&[dir.path().join("data")], &Default::default())
+        .unwrap();
+    assert_eq!(report.indexed, 40, "{report:?}");
+    assert_eq!(
+        analyzed(),
+        [
+            "files",
+            "instances",
+            "patient_links",
+            "patients",
+            "series",
+            "studies"
+        ]
+    );
+}

@@ -86,6 +86,23 @@ impl Index {
             }
             let walk = self.walk_connection()?;
             let out = self.run_index(conn, walk, &roots, &own, opts, started);
+            if postgres
+                && let Ok(report) = &out
+                && report.indexed + report.removed > 0
+            {
+                // PostgreSQL plans from table statistics, which autovacuum refreshes only
+                // some time after a bulk load: until then a search for one patient over
+                // a freshly indexed archive runs as sequential scans (measured: 50,000
+                // instances just indexed, FHIR patient search 114 ms p50 under load
+                // instead of well under 1 ms). A run that changed rows refreshes them
+                // itself; ANALYZE samples a bounded number of rows per table, so this
+                // costs milliseconds to a few seconds whatever the archive's size.
+                // SQLite plans from its indexes alone, without statistics. A failure
+                // here loses nothing (the run is committed; autovacuum analyzes later),
+                // so it does not turn the run's report into an error.
+                let _ = conn
+                    .batch("ANALYZE files, patients, studies, series, instances, patient_links");
+            }
             if postgres {
                 // A session that died has released its locks already; the run's own
                 // error is the one to report.
