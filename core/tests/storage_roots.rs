@@ -3,7 +3,7 @@
 //! pass (`SIA_TEST_PG_URL`): host B's folder is a copy of host A's (`cp -a` keeps sizes
 //! and nanosecond mtimes; inode numbers differ, as between two mounts).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sia::internal::index::StorageRoots;
 use sia::{Config, Engine, ErrorKind, Request};
@@ -68,13 +68,20 @@ fn retrieve(engine: &Engine, st: &str, se: &str, sop: &str) -> (u16, Vec<Vec<u8>
     }
 }
 
+/// The same archive at two mount points, `dir/a/archive` and `dir/b/archive` (a copy),
+/// with the demo set in `folder` under it (`""`: at its top).
+fn two_mounts(dir: &Path, folder: &str) -> (PathBuf, PathBuf) {
+    let (a_root, b_root) = (dir.join("a/archive"), dir.join("b/archive"));
+    sia::write_demo(&a_root.join(folder)).unwrap();
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    copy_tree(&a_root, &b_root);
+    (a_root, b_root)
+}
+
 #[test]
 fn two_hosts_mounting_one_root_at_different_folders_serve_the_same_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (a_root, b_root) = (dir.path().join("a/archive"), dir.path().join("b/archive"));
-    sia::write_demo(&a_root.join("demo")).unwrap();
-    std::fs::create_dir_all(dir.path().join("b")).unwrap();
-    copy_tree(&a_root, &b_root);
+    let (a_root, b_root) = two_mounts(dir.path(), "demo");
     let url = pg_url();
     let a = host(dir.path(), &url, Some(&a_root));
     let first = a.index(&[&a_root], &Default::default()).unwrap();
@@ -134,10 +141,7 @@ fn two_hosts_mounting_one_root_at_different_folders_serve_the_same_files() {
 #[test]
 fn a_file_changed_on_one_mount_is_caught_there() {
     let dir = tempfile::tempdir().unwrap();
-    let (a_root, b_root) = (dir.path().join("a/archive"), dir.path().join("b/archive"));
-    sia::write_demo(&a_root).unwrap();
-    std::fs::create_dir_all(dir.path().join("b")).unwrap();
-    copy_tree(&a_root, &b_root);
+    let (a_root, b_root) = two_mounts(dir.path(), "");
     let url = pg_url();
     let a = host(dir.path(), &url, Some(&a_root));
     a.index(&[&a_root], &Default::default()).unwrap();
@@ -201,10 +205,7 @@ fn a_root_this_host_does_not_configure_is_a_clear_error() {
 #[test]
 fn rows_indexed_before_a_root_was_configured_move_under_it_on_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
-    let (a_root, b_root) = (dir.path().join("a/archive"), dir.path().join("b/archive"));
-    sia::write_demo(&a_root).unwrap();
-    std::fs::create_dir_all(dir.path().join("b")).unwrap();
-    copy_tree(&a_root, &b_root);
+    let (a_root, b_root) = two_mounts(dir.path(), "");
     let url = pg_url();
     // Indexed with absolute paths, as before schema 5.
     let plain = host(dir.path(), &url, None);

@@ -124,6 +124,15 @@ class Server:
         return self.proc.returncode
 
 
+def without_boundary(r) -> bytes:
+    """The body with a multipart answer's boundary (which may differ per answer) blanked."""
+    ctype = r.headers.get("Content-Type", "")
+    if "boundary=" not in ctype:
+        return r.content
+    boundary = ctype.split("boundary=", 1)[1].split(";")[0].strip('"')
+    return r.content.replace(boundary.encode(), b"BOUNDARY")
+
+
 def instance_uids(server):
     """(study, series, instance) UIDs of every instance the server lists over QIDO-RS."""
 

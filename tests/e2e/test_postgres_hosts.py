@@ -10,6 +10,8 @@ import uuid
 
 import pytest
 
+from conftest import without_boundary
+
 PG_URL = os.environ.get("SIA_TEST_PG_URL", "")
 pytestmark = pytest.mark.skipif(
     not PG_URL or not shutil.which("psql"),
@@ -25,15 +27,6 @@ def psql(sql: str, url: str = PG_URL) -> str:
         capture_output=True,
         text=True,
     ).stdout
-
-
-def without_boundary(r) -> bytes:
-    """The body with a multipart answer's boundary (which may differ per answer) blanked."""
-    ctype = r.headers.get("Content-Type", "")
-    if "boundary=" not in ctype:
-        return r.content
-    boundary = ctype.split("boundary=", 1)[1].split(";")[0].strip('"')
-    return r.content.replace(boundary.encode(), b"BOUNDARY")
 
 
 @pytest.fixture

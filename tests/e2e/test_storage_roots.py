@@ -13,6 +13,8 @@ import uuid
 import jwt
 import pytest
 
+from conftest import without_boundary
+
 PG_URL = os.environ.get("SIA_TEST_PG_URL", "")
 AUDIENCE = "https://sia.test/fhir"
 ISS = "https://ehr.test"
@@ -52,14 +54,6 @@ def write_config(path, index, roots):
         lines += [f'{name} = "{folder}"' for name, folder in roots.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def without_boundary(r) -> bytes:
-    ctype = r.headers.get("Content-Type", "")
-    if "boundary=" not in ctype:
-        return r.content
-    boundary = ctype.split("boundary=", 1)[1].split(";")[0].strip('"')
-    return r.content.replace(boundary.encode(), b"BOUNDARY")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
