@@ -47,6 +47,10 @@ pub(crate) struct CheckedFile {
     pub(super) identity: FileIdentity,
     /// The file's ctime (ns since the epoch) when it was checked.
     pub(super) ctime_ns: i64,
+    /// Device and inode of the open descriptor: what its path must still name. Not the
+    /// index's inode, which is 0 for a file under a storage root (mounts number files
+    /// differently).
+    dev_ino: (u64, u64),
     /// Set when a read found the file changed: the cache drops it at the next lookup.
     stale: AtomicBool,
 }
@@ -64,6 +68,7 @@ impl CheckedFile {
             file,
             identity: id.clone(),
             ctime_ns: status_changed_ns(&md),
+            dev_ino: (md.dev(), md.ino()),
             stale: AtomicBool::new(false),
         })
     }
@@ -86,7 +91,7 @@ impl CheckedFile {
     fn path_still_names(&self) -> bool {
         std::fs::metadata(&self.identity.path).is_ok_and(|md| {
             md.is_file()
-                && md.ino() == self.identity.inode
+                && (md.dev(), md.ino()) == self.dev_ino
                 && check_metadata(&md, &self.identity).is_ok()
                 && status_changed_ns(&md) == self.ctime_ns
         })
@@ -227,6 +232,32 @@ mod tests {
         let mut other = f.clone();
         other.size += 1;
         assert!(matches!(kept.open(&other), Err(FileError::Changed(_))));
+    }
+
+    /// A file under a storage root is indexed without an inode (0): its kept descriptor
+    /// still passes the path re-check by the descriptor's own device and inode, instead
+    /// of being reopened once a second.
+    #[test]
+    fn a_rooted_file_keeps_its_descriptor_past_the_path_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = KeptFiles::default();
+        let mut f = identity(dir.path(), 1, b"abc");
+        f.inode = 0;
+        std::thread::sleep(SETTLED + Duration::from_millis(20));
+        let (first, _) = kept.open(&f).unwrap();
+        std::thread::sleep(PATH_RECHECK + Duration::from_millis(50));
+        let (again, from_cache) = kept.open(&f).unwrap();
+        assert!(from_cache && Arc::ptr_eq(&first, &again));
+        // Another file put at the path is still seen at the re-check.
+        let moved = dir.path().join("moved.dcm");
+        std::fs::rename(&f.path, &moved).unwrap();
+        std::fs::copy(&moved, &f.path).unwrap();
+        std::thread::sleep(PATH_RECHECK + Duration::from_millis(50));
+        let (_, from_cache) = kept.open(&f).map_or((None, false), |(a, b)| (Some(a), b));
+        assert!(
+            !from_cache,
+            "a replaced path is not served from the kept descriptor"
+        );
     }
 
     #[test]
