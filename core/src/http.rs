@@ -57,9 +57,13 @@ impl Request {
     }
 }
 
-/// A piece of a response body: cheap to clone, and owning what it points at (a buffer,
-/// shared bytes, or a range of a memory mapping kept alive by an `Arc`), so a host may
-/// keep a chunk after the [`Response`] and even the [`crate::Engine`] are gone.
+/// A piece of a response body: owning what it points at (a buffer, shared bytes, or a
+/// range of a memory mapping kept alive by an `Arc`), so a host may keep a chunk after
+/// the [`Response`] and even the [`crate::Engine`] are gone.
+///
+/// Cloning never copies the bytes, whatever the kind: a frame read with `pread` is a
+/// 512 KiB buffer, and a host that clones the chunk it hands out (a memoryview's
+/// owner, a response body) must not pay for a second one.
 ///
 /// A chunk of a mapping is made only by the engine, from a range it checked against the
 /// mapping's length: a host cannot build one that points outside it.
@@ -68,8 +72,9 @@ pub struct Chunk(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// Bytes made for this response (headers of multipart parts, swapped frames).
-    Owned(Vec<u8>),
+    /// Bytes made for this response (headers of multipart parts, swapped frames, frames
+    /// read with `pread`), shared by the chunk's clones.
+    Owned(Arc<Vec<u8>>),
     /// Bytes known at compile time.
     Static(&'static [u8]),
     /// Bytes shared with a cache (instance metadata), handed out without copying.
@@ -100,7 +105,7 @@ impl std::fmt::Debug for Chunk {
 impl Chunk {
     /// A chunk owning `bytes`.
     pub fn from_vec(bytes: Vec<u8>) -> Chunk {
-        Chunk(Repr::Owned(bytes))
+        Chunk(Repr::Owned(Arc::new(bytes)))
     }
 
     /// A chunk of bytes known at compile time.
@@ -150,19 +155,18 @@ impl Chunk {
         self.len() == 0
     }
 
-    /// The bytes as a `Vec`: moved out when the chunk owns a buffer, else copied.
+    /// The bytes as a `Vec`: moved out when the chunk owns a buffer no clone shares,
+    /// else copied.
     pub fn into_vec(self) -> Vec<u8> {
-        match self.0 {
-            Repr::Owned(v) => v,
-            other => Chunk(other).as_bytes().to_vec(),
-        }
+        self.try_into_vec()
+            .unwrap_or_else(|chunk| chunk.as_bytes().to_vec())
     }
 
-    /// The owned buffer, when the chunk is one (a host hands it over without copying);
-    /// else the chunk back.
+    /// The owned buffer, when the chunk is one and no clone of it is alive (a host
+    /// hands it over without copying); else the chunk back.
     pub fn try_into_vec(self) -> Result<Vec<u8>, Chunk> {
         match self.0 {
-            Repr::Owned(v) => Ok(v),
+            Repr::Owned(v) => Arc::try_unwrap(v).map_err(|v| Chunk(Repr::Owned(v))),
             other => Err(Chunk(other)),
         }
     }
@@ -414,5 +418,32 @@ impl Response {
             503 => "Service Unavailable",
             _ => "",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_of_an_owned_chunk_shares_its_bytes() {
+        let chunk = Chunk::from_vec(vec![7; 512 * 1024]);
+        let at = chunk.as_bytes().as_ptr();
+        let clone = chunk.clone();
+        assert_eq!(clone.as_bytes().as_ptr(), at, "the clone copied the buffer");
+        // While a clone lives the buffer cannot be handed over; after, it moves out.
+        let chunk = chunk.try_into_vec().unwrap_err();
+        drop(clone);
+        let v = chunk.try_into_vec().unwrap();
+        assert_eq!(v.as_ptr(), at, "the buffer was copied out");
+    }
+
+    #[test]
+    fn into_vec_copies_only_what_it_cannot_move() {
+        let shared = Chunk::from_vec(b"abc".to_vec());
+        let keep = shared.clone();
+        assert_eq!(shared.into_vec(), b"abc");
+        assert_eq!(keep.as_bytes(), b"abc");
+        assert_eq!(Chunk::from_static(b"xyz").into_vec(), b"xyz");
     }
 }

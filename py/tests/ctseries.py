@@ -14,11 +14,14 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 ROOT = "2.25.31415926535897932384626433832795"
 
 
-def write_ct_series(folder: pathlib.Path, slices: int = 300, size: int = 512, patient_id: str = "CT-001") -> list[pathlib.Path]:
-    """Writes the series; returns the files in slice order. Slice k holds a ramp plus k,
-    so every slice differs."""
+def write_ct_series(
+    folder: pathlib.Path, slices: int = 300, size: int = 512, patient_id: str = "CT-001", root: str = ROOT
+) -> list[pathlib.Path]:
+    """Writes the series (UIDs under ``root``: another series needs another root);
+    returns the files in slice order. Slice k holds a ramp plus k, so every slice
+    differs."""
     folder.mkdir(parents=True, exist_ok=True)
-    study, series = f"{ROOT}.1", f"{ROOT}.1.1"
+    study, series = f"{root}.1", f"{root}.1.1"
     y, x = np.mgrid[0:size, 0:size]
     base = ((x + y) % 2048 - 1024).astype("<i2")
     out = []
