@@ -63,7 +63,7 @@ def requester(port, base, case):
     return get
 
 
-def instructions(binp, data, case, n):
+def instructions(binp, data, case, n, keep=None):
     with tempfile.TemporaryDirectory(prefix="sia-counts-") as work:
         out = f"{work}/callgrind.out"
         proc, port, base = server(["valgrind", "--tool=callgrind", "--instr-atstart=no",
@@ -78,6 +78,8 @@ def instructions(binp, data, case, n):
             proc.send_signal(signal.SIGTERM)
             proc.wait()
         text = pathlib.Path(out).read_text(errors="replace")
+        if keep:
+            pathlib.Path(keep).write_text(text)
         return sum(int(t) for t in re.findall(r"^totals: (\d+)", text, re.M)) / n
 
 
@@ -107,10 +109,12 @@ def main():
     ap.add_argument("case", type=int)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--dir", type=pathlib.Path, default=pathlib.Path(tempfile.gettempdir()) / "sia-wado-bench")
+    ap.add_argument("--keep", type=pathlib.Path,
+                    help="keep the callgrind profile there (read it with callgrind_annotate)")
     args = ap.parse_args()
     sb.build_data(args.dir)
     label = sb.CASES[args.case][0]
-    ins = instructions(args.bin, args.dir, args.case, args.requests)
+    ins = instructions(args.bin, args.dir, args.case, args.requests, args.keep)
     calls = syscalls(args.bin, args.dir, args.case, args.requests)
     print(f"{label}: {ins:,.0f} instructions/request, {sum(calls.values()):.1f} system calls/request ("
           + ", ".join(f"{k} {v:.2f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]) if v >= 0.05) + ")")

@@ -10,7 +10,9 @@
 //! `mmap`) and prints, per request, the median time of one `Engine::handle` call in
 //! microseconds over `SECONDS` of calls: `name<TAB>median_us<TAB>calls`.
 //! `SIA_BEFORE_AFTER_ONLY=TEXT` times only the requests whose name contains `TEXT` (for
-//! profiling one of them with `perf record`).
+//! profiling one of them with `perf record`); `SIA_BEFORE_AFTER_CALLS=N` makes exactly
+//! `N` timed calls (and no warm-up) instead of timing for `SECONDS`, so that two runs
+//! under `valgrind --tool=callgrind` with different `N` give instructions per call.
 //!
 //! Timing is plain (no criterion) so that the program builds unchanged against an older
 //! engine: everything that touches the engine's API goes through `before_after_api.rs`,
@@ -87,20 +89,28 @@ fn run(dir: &Path, db: &Path, mode: &str, per_request: Duration) {
         let (status, len) = api::get(&engine, path, *accept);
         assert_eq!(status, 200, "{name}: {path}");
         assert!(len > 0, "{name}: empty body");
+        let calls: Option<usize> = std::env::var("SIA_BEFORE_AFTER_CALLS")
+            .ok()
+            .map(|n| n.parse().expect("SIA_BEFORE_AFTER_CALLS"));
         // Warm up (page cache, kept descriptors, caches of the engine) for a tenth.
         let warm = Instant::now();
-        while warm.elapsed() < per_request / 10 {
+        while calls.is_none() && warm.elapsed() < per_request / 10 {
             black_box(api::get(&engine, path, *accept));
         }
         let mut times = Vec::new();
         let start = Instant::now();
-        while start.elapsed() < per_request {
+        while match calls {
+            Some(n) => times.len() < n,
+            None => start.elapsed() < per_request,
+        } {
             let t = Instant::now();
             black_box(api::get(&engine, black_box(path), *accept));
             times.push(t.elapsed());
         }
         times.sort();
-        let median = times[times.len() / 2].as_secs_f64() * 1e6;
+        let median = times
+            .get(times.len() / 2)
+            .map_or(0.0, |t| t.as_secs_f64() * 1e6);
         println!("{name}\t{median:.2}\t{}", times.len());
     }
 }

@@ -1,8 +1,10 @@
-//! Rendered images out: scaled to the viewport and encoded as JPEG, PNG or GIF with the
-//! `image` crate (PS3.18 8.3.5 and 10.4).
+//! Rendered images out: scaled to the viewport and encoded as JPEG, PNG or GIF (PS3.18
+//! 8.3.5 and 10.4). PNG and GIF through the `image` crate; JPEG through `jpeg-encoder`
+//! (pure Rust, AVX2 when the processor has it), which encodes a 512 × 512 rendering
+//! about three times faster than the `image` crate's own JPEG encoder and as fast as
+//! libjpeg-turbo built without its assembly (README, "Pixel data").
 
 use image::codecs::gif::GifEncoder;
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::imageops::FilterType;
 use image::{ExtendedColorType, ImageBuffer, ImageEncoder, Luma, Rgb};
@@ -119,8 +121,7 @@ pub fn encode(img: &Rendered, media_type: &str, quality: u8) -> Result<Vec<u8>, 
     };
     let mut out = Vec::new();
     let r = match media_type {
-        "image/jpeg" => JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
-            .write_image(&img.data, img.width, img.height, color),
+        "image/jpeg" => return jpeg(img, quality),
         "image/png" => {
             PngEncoder::new(&mut out).write_image(&img.data, img.width, img.height, color)
         }
@@ -137,6 +138,30 @@ pub fn encode(img: &Rendered, media_type: &str, quality: u8) -> Result<Vec<u8>, 
         other => return Err(format!("{other} is not a rendered media type")),
     };
     r.map_err(|e| format!("cannot encode {media_type}: {e}"))?;
+    Ok(out)
+}
+
+/// Baseline JPEG of `img` at `quality` (clamped to 1..=100), colour without chroma
+/// subsampling (4:4:4): a rendering may carry thin coloured overlays or Doppler that
+/// 4:2:0 would smear.
+fn jpeg(img: &Rendered, quality: u8) -> Result<Vec<u8>, String> {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    let side = |v: u32| {
+        u16::try_from(v)
+            .map_err(|_| format!("a JPEG is at most 65535 pixels wide and high, not {v}"))
+    };
+    let (width, height) = (side(img.width)?, side(img.height)?);
+    let color = if img.channels == 1 {
+        ColorType::Luma
+    } else {
+        ColorType::Rgb
+    };
+    let mut out = Vec::new();
+    let mut encoder = Encoder::new(&mut out, quality.clamp(1, 100));
+    encoder.set_sampling_factor(SamplingFactor::F_1_1);
+    encoder
+        .encode(&img.data, width, height, color)
+        .map_err(|e| format!("cannot encode image/jpeg: {e}"))?;
     Ok(out)
 }
 
@@ -173,7 +198,65 @@ mod tests {
         let png = encode(&img, "image/png", 90).unwrap();
         let back = image::load_from_memory(&png).unwrap().into_luma8();
         assert_eq!(back.into_raw(), img.data);
-        assert_eq!(&encode(&img, "image/jpeg", 90).unwrap()[..2], &[0xFF, 0xD8]);
         assert_eq!(&encode(&img, "image/gif", 90).unwrap()[..3], b"GIF");
+    }
+
+    /// The sampling factors of each start-of-frame component of a baseline JPEG (ITU-T
+    /// T.81 B.2.2: 0x11 is one sample per pixel in each direction).
+    fn sampling(jpeg: &[u8]) -> Vec<u8> {
+        let at = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("SOF0");
+        let count = jpeg[at + 9] as usize;
+        (0..count).map(|k| jpeg[at + 11 + 3 * k]).collect()
+    }
+
+    #[test]
+    fn jpeg_decodes_back_close_to_the_rendering_in_grey_and_colour() {
+        let img = grey(64, 48);
+        let jpeg = encode(&img, "image/jpeg", 90).unwrap();
+        let back = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!((back.width(), back.height()), (64, 48));
+        assert_eq!(back.color(), image::ColorType::L8);
+        assert_eq!(sampling(&jpeg), [0x11]);
+        let grey_back = back.into_luma8().into_raw();
+        let error = |a: &[u8], b: &[u8]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| x.abs_diff(*y) as u64)
+                .sum::<u64>()
+                / a.len() as u64
+        };
+        // The test pattern is a sawtooth (hard edges every 256 pixels): quality 90 keeps
+        // the mean error within a few levels.
+        assert!(
+            error(&grey_back, &img.data) <= 4,
+            "{}",
+            error(&grey_back, &img.data)
+        );
+
+        let rgb = Rendered {
+            width: 32,
+            height: 16,
+            channels: 3,
+            data: (0..32 * 16 * 3).map(|i| [200u8, 30, 90][i % 3]).collect(),
+        };
+        let jpeg = encode(&rgb, "image/jpeg", 75).unwrap();
+        // No chroma subsampling, even below quality 90 where the encoder would choose it.
+        assert_eq!(sampling(&jpeg), [0x11; 3]);
+        let back = image::load_from_memory(&jpeg)
+            .unwrap()
+            .into_rgb8()
+            .into_raw();
+        assert!(error(&back, &rgb.data) <= 4, "{}", error(&back, &rgb.data));
+    }
+
+    #[test]
+    fn a_rendering_wider_than_a_jpeg_can_hold_is_an_error() {
+        let img = grey(70_000, 1);
+        let e = encode(&img, "image/jpeg", 90).unwrap_err();
+        assert!(e.contains("65535"), "{e}");
+        assert!(encode(&img, "image/png", 90).is_ok());
     }
 }
