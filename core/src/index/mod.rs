@@ -60,6 +60,7 @@
 pub(crate) mod db;
 mod ingest;
 mod patients;
+mod pending;
 mod read;
 mod roots;
 mod run;
