@@ -364,7 +364,8 @@ impl Engine {
     /// patient compartment of SMART Imaging Access. Takes effect on the next request.
     ///
     /// # Errors
-    /// `InvalidInput` (empty FHIR Patient id or Patient ID), `Internal`.
+    /// `InvalidInput` (empty FHIR Patient id or Patient ID), `Unavailable` (the index
+    /// database cannot be reached; PostgreSQL), `Internal`.
     pub fn link_patient(
         &self,
         fhir_issuer: &str,

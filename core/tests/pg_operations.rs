@@ -1,11 +1,16 @@
 //! What only a shared PostgreSQL index has to get right (issue 15): calls made on an
 //! async runtime's thread, two index runs at once converging on what one run makes,
-//! and a lost connection answered with 503 and then recovered. Run when
+//! connections the server ended replaced without an error, and the database stopped and
+//! started again (Unavailable, promptly, then the same answers). Run when
 //! `SIA_TEST_PG_URL` names a server (scripts/test's second pass); without one there is
 //! nothing to test, and each test says so and returns.
 
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
-use sia::{Config, Engine, Request};
+use sia::{Config, Engine, ErrorKind, Request, StudyFilter};
 
 use crate::common::pg_url;
 
@@ -123,7 +128,7 @@ fn two_index_runs_at_once_converge_on_what_one_run_makes() {
 }
 
 #[test]
-fn a_lost_connection_is_503_and_the_next_request_recovers() {
+fn connections_the_server_ended_while_idle_are_replaced_without_an_error() {
     let app = format!("sia_loss_{}", std::process::id());
     let Some((engine, url)) = pg_engine(&format!("&application_name={app}")) else {
         return;
@@ -133,9 +138,15 @@ fn a_lost_connection_is_503_and_the_next_request_recovers() {
     engine
         .index(&[dir.path().join("data")], &Default::default())
         .unwrap();
-    assert_eq!(get(&engine, "/dicom-web/studies").0, 200);
+    // Several requests at once, so the pool holds several idle connections.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| assert_eq!(get(&engine, "/dicom-web/studies").0, 200));
+        }
+    });
 
-    // The server ends this engine's connections (as a restart or a failover would).
+    // The server ends this engine's connections (as a restart, a failover or an
+    // idle-session timeout would).
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let ended = c
         .query(
@@ -146,31 +157,156 @@ fn a_lost_connection_is_503_and_the_next_request_recovers() {
         .unwrap()
         .len();
     assert!(ended >= 1, "the engine kept no connection open");
+    // Wait until the server has ended them, so that each is dead when lent out.
+    while c
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&app],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        > 0
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
-    // Each pooled connection that died answers one request with 503 (Retry-After),
-    // and leaves the pool; then the host answers again on new connections.
-    let mut unavailable = 0;
-    loop {
-        let r = engine.handle(&Request::get("/dicom-web/studies"));
-        match r.status {
-            200 => break,
-            503 => {
-                assert_eq!(r.header("Retry-After"), Some("1"));
-                unavailable += 1;
-                assert!(
-                    unavailable <= ended,
-                    "{unavailable} answers of 503 for {ended} connections"
-                );
-            }
-            other => panic!("{other}: {}", String::from_utf8_lossy(&r.body.to_vec())),
+    // A dead connection fails at its first statement; the read runs again on another,
+    // so no request sees the loss, reads and writes alike.
+    for target in [
+        "/dicom-web/studies",
+        "/fhir/ImagingStudy",
+        "/dicom-web/series",
+    ] {
+        let (status, body) = get(&engine, target);
+        assert_eq!(status, 200, "{target}: {}", String::from_utf8_lossy(&body));
+    }
+    engine.link_patient("", "p1", "DEMO-001", "").unwrap();
+    let again = engine
+        .index(&[dir.path().join("data")], &Default::default())
+        .unwrap();
+    assert_eq!(again.unchanged, 40, "{again:?}");
+}
+
+/// A throwaway PostgreSQL cluster of this test's own (scripts/pg-throwaway), which it
+/// may stop and start; removed when dropped.
+struct Cluster {
+    url: String,
+    folder: String,
+}
+
+impl Cluster {
+    fn script() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-throwaway")
+    }
+
+    fn start() -> Cluster {
+        let out = Command::new(Self::script()).arg("start").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = String::from_utf8(out.stdout).unwrap();
+        let value = |key: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {out}"))
+                .to_string()
+        };
+        Cluster {
+            url: value("SIA_TEST_PG_URL="),
+            folder: value("SIA_TEST_PG_DIR="),
         }
     }
-    assert!(
-        unavailable >= 1,
-        "a dead connection was used without an error"
-    );
-    assert_eq!(get(&engine, "/dicom-web/studies").0, 200);
-    assert_eq!(get(&engine, "/fhir/ImagingStudy").0, 200);
+
+    /// `scripts/pg-throwaway COMMAND FOLDER ARGS...`.
+    fn run(&self, command: &str, args: &[&str]) {
+        let out = Command::new(Self::script())
+            .arg(command)
+            .arg(&self.folder)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .args(["stop", &self.folder])
+            .status();
+    }
+}
+
+#[test]
+fn the_database_stopped_is_unavailable_promptly_and_answers_again_once_started() {
+    // Needs PostgreSQL's server binaries, which the suite's PostgreSQL pass has.
+    if pg_url().is_none() {
+        eprintln!("SIA_TEST_PG_URL is not set: a database outage is not tested here");
+        return;
+    }
+    let cluster = Cluster::start();
+    let engine = Engine::open(Config::builder().index_url(cluster.url.clone()).build()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    sia::write_demo(&dir.path().join("data")).unwrap();
+    engine
+        .index(&[dir.path().join("data")], &Default::default())
+        .unwrap();
+    let all = StudyFilter::default();
+    let before = engine.studies(&all).unwrap();
+    assert_eq!(before.len(), 4);
+
+    for mode in ["fast", "immediate"] {
+        // `immediate` is a crash without a shutdown checkpoint: the server recovers from
+        // its WAL when started again.
+        cluster.run("server-stop", &[mode]);
+        // Every call, typed or over HTTP, is Unavailable, each well within the connect
+        // timeout (5 s): with the server gone, a connection attempt fails at once, and
+        // no call waits for a connection that cannot come.
+        for _ in 0..3 {
+            let t = Instant::now();
+            let err = engine.studies(&all).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{mode}: {err}");
+            assert_eq!(err.retry_after(), Some(1));
+            let r = engine.handle(&Request::get("/fhir/ImagingStudy"));
+            assert_eq!(r.status, 503, "{mode}");
+            let err = engine.link_patient("", "p2", "DEMO-002", "").unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{mode}: {err}");
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{mode}: {:?}",
+                t.elapsed()
+            );
+        }
+
+        cluster.run("server-start", &[]);
+        let t = Instant::now();
+        let after = loop {
+            match engine.studies(&all) {
+                Ok(rows) => break rows,
+                Err(e) if e.kind() == ErrorKind::Unavailable => {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(10),
+                        "{mode}: not back: {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("{mode}: {e}"),
+            }
+        };
+        assert_eq!(after, before, "{mode}");
+        assert_eq!(get(&engine, "/dicom-web/studies").0, 200, "{mode}");
+        let again = engine
+            .index(&[dir.path().join("data")], &Default::default())
+            .unwrap();
+        assert_eq!(again.unchanged, 40, "{mode}: {again:?}");
+    }
 }
 
 #[test]
@@ -223,14 +359,8 @@ fn a_run_cut_off_mid_way_leaves_a_consistent_index_that_a_rerun_completes() {
 
     // The run's advisory lock ended with its session: a new run starts at once and
     // completes the work.
-    let again = engine.index(&[&data], &Default::default());
-    let again = match again {
-        // The pool may still lend one connection that died with the others.
-        Err(e) if e.kind() == sia::ErrorKind::Unavailable => {
-            engine.index(&[&data], &Default::default()).unwrap()
-        }
-        other => other.unwrap(),
-    };
+    // A connection that died with the others and is still in the pool is replaced.
+    let again = engine.index(&[&data], &Default::default()).unwrap();
     assert_eq!(again.indexed as i64, 40 - files, "{again:?}");
     assert_eq!(again.unchanged as i64, files, "{again:?}");
     assert_eq!(counts(&mut c), (40, 40, 40));

@@ -260,3 +260,95 @@ fn cached_search_answers_follow_another_processes_reindex() {
     );
     assert_eq!(fhir(), None);
 }
+
+/// The rules see the files written earlier in the same transaction: a duplicate (one
+/// path sorting before the instance's file, one after) and a file naming the same study
+/// for another patient give the same index and report whether all files share one
+/// batch or each is a batch of its own. (The writer holds instance rows back to write
+/// them several to a statement, `index::pending`; a rule that read the index without
+/// them would miss both.)
+#[test]
+fn one_batch_or_one_file_per_batch_make_the_same_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for i in 0..40 {
+        let sop = format!("1.2.826.0.1.3680043.10.1015.9.{i}");
+        write(
+            &data,
+            &format!("a{i:03}.dcm"),
+            &instance_file(&sop, "1.2.826.0.1.3680043.10.1015.9.100", "P1"),
+        );
+    }
+    write(
+        &data,
+        "0dup.dcm",
+        &instance_file(
+            "1.2.826.0.1.3680043.10.1015.9.5",
+            "1.2.826.0.1.3680043.10.1015.9.100",
+            "P1",
+        ),
+    );
+    write(
+        &data,
+        "zdup.dcm",
+        &instance_file(
+            "1.2.826.0.1.3680043.10.1015.9.7",
+            "1.2.826.0.1.3680043.10.1015.9.100",
+            "P1",
+        ),
+    );
+    // Walked last, so P1's instances come first: its study is P1's.
+    write(
+        &data,
+        "zz-other.dcm",
+        &instance_file(
+            "1.2.826.0.1.3680043.10.1015.9.900",
+            "1.2.826.0.1.3680043.10.1015.9.200",
+            "P2",
+        ),
+    );
+    let outcome = |batch: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let index = open_index(dir.path());
+        let opts = sia::IndexOptions::default()
+            .batch_size(batch)
+            .commit_interval(std::time::Duration::from_secs(3600));
+        let report = index.index(&[&data], &opts).unwrap();
+        let name = |p: &str| {
+            Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        };
+        let duplicates: Vec<String> = report.duplicates.iter().map(|d| name(&d.path)).collect();
+        let conflicts: Vec<(String, &str)> = report
+            .conflicts
+            .iter()
+            .map(|c| (name(&c.path), c.level))
+            .collect();
+        let studies: Vec<(String, i64, i64)> = index
+            .studies(&StudyFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.patient.id, s.num_series, s.num_instances))
+            .collect();
+        (
+            report.indexed,
+            duplicates,
+            conflicts,
+            studies,
+            counts(&index),
+        )
+    };
+    let together = outcome(usize::MAX);
+    assert_eq!(together.1, ["a005.dcm", "zdup.dcm"], "{together:?}");
+    assert_eq!(
+        together.2,
+        [("zz-other.dcm".to_string(), "study")],
+        "{together:?}"
+    );
+    assert_eq!(together.3, [("P1".to_string(), 1, 40)], "{together:?}");
+    assert_eq!(outcome(1), together);
+}

@@ -1,12 +1,14 @@
 """Two `sia serve` hosts over one PostgreSQL index (issue 15): the same answers from
-both, a file indexed through one served by the other, and a lost database connection
-answered with 503 and then recovered. Runs when SIA_TEST_PG_URL names a server
+both, a file indexed through one served by the other, and connections the database
+ended replaced without an error. Runs when SIA_TEST_PG_URL names a server
 (scripts/test starts a throwaway one with scripts/pg-throwaway); skipped otherwise."""
 
 import os
 import shutil
 import subprocess
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -67,26 +69,25 @@ def test_two_hosts_answer_alike_and_serve_what_the_other_indexed(start_server, d
         assert without_boundary(a) == without_boundary(b), path
 
 
-def test_a_lost_connection_is_503_then_the_host_recovers(start_server, demo_dir, schema_url):
+def test_connections_the_database_ended_are_replaced_without_an_error(start_server, demo_dir, schema_url):
     url, _ = schema_url
     app = "sia_e2e_" + uuid.uuid4().hex[:8]
     host = start_server(demo_dir, "--db", f"{url}&application_name={app}", "--base-url", BASE)
-    assert host.get("/dicom-web/studies").status_code == 200
+    with ThreadPoolExecutor(4) as pool:  # several idle connections in the host's pool
+        assert {r.status_code for r in pool.map(host.get, ["/dicom-web/studies"] * 8)} == {200}
     ended = psql(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
         f"WHERE application_name = '{app}'"
     ).strip()
     assert int(ended) >= 1
-    statuses = []
-    for _ in range(int(ended) + 1):
-        r = host.get("/dicom-web/studies")
-        statuses.append(r.status_code)
-        if r.status_code == 503:
-            assert r.headers.get("Retry-After") == "1"
-            assert "index database is unavailable" in r.text
-        if r.status_code == 200:
-            break
-    assert statuses[0] == 503, statuses
-    assert statuses[-1] == 200, statuses
-    assert host.get("/fhir/ImagingStudy").status_code == 200
+    deadline = time.time() + 10
+    while int(psql(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}'")) > 0:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    # Each dead connection fails at its first statement and the request runs again on
+    # another: no request sees the loss (a database that is down answers 503:
+    # test_postgres_outage.py).
+    for path in ["/dicom-web/studies", "/fhir/ImagingStudy", "/dicom-web/series", "/dicom-web/studies"]:
+        r = host.get(path)
+        assert r.status_code == 200, (path, r.status_code, r.text[:200])
     assert host.proc.poll() is None, "the host exited"

@@ -68,12 +68,13 @@ impl Index {
         roots.sort();
         roots.dedup();
         let own = self.path().map(own_files).unwrap_or_default();
+        // One index run at a time per index: a second run (another process, another
+        // host) waits for the first to end, then walks what it committed and finds it
+        // unchanged, so both converge on the index one run would have made. On SQLite
+        // the lock is a file lock beside the index; on PostgreSQL an advisory lock per
+        // schema, below.
+        let _turn = self.path().map(sqlite_run_lock).transpose()?;
         self.write(|conn| {
-            // One index run at a time over a shared index (the lock is per schema): a
-            // second run (another
-            // host, another process) waits, then walks what the first committed, so
-            // both converge on the index one run would have made. SQLite serialises
-            // writers itself.
             let postgres = conn.is_postgres();
             if postgres {
                 conn.query_one(
@@ -197,3 +198,26 @@ impl Index {
         Ok(report)
     }
 }
+
+/// Waits for, then holds until dropped, the turn of an index run over the SQLite index at
+/// `db`: an exclusive lock (`flock`) of `<index>-lock`, an empty file beside the index,
+/// created once and kept. The kernel releases the lock when its holder ends, killed or
+/// not, like PostgreSQL's session advisory lock. Without it two runs would interleave
+/// batch by batch: both would read every file, and the second's writes would wait
+/// for the busy timeout behind the first's back-to-back transactions and could fail.
+fn sqlite_run_lock(db: &Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(RUN_LOCK_SUFFIX);
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    file.lock().map_err(|e| Error::io(&path, e))?;
+    Ok(file)
+}
+
+/// What [`sqlite_run_lock`] adds to the index's path.
+pub(super) const RUN_LOCK_SUFFIX: &str = "-lock";

@@ -60,6 +60,7 @@
 pub(crate) mod db;
 mod ingest;
 mod patients;
+mod pending;
 mod read;
 mod roots;
 mod run;
@@ -190,9 +191,7 @@ impl Index {
                 max_connections,
             } => db::pg::off_runtime(|| {
                 let pool = db::pg::pool(url, *max_connections)?;
-                let mut conn = Db::Pg(Box::new(db::pg::checkout(&pool)?));
-                schema::migrate(&mut conn)?;
-                drop(conn);
+                db::pg::with_connection(&pool, schema::migrate)?;
                 Ok(Index {
                     backend: Backend::Postgres(pool),
                     storage: StorageRoots::default(),
@@ -247,8 +246,13 @@ impl Index {
     }
 
     /// Runs `f` with a read connection from the pool (off any async runtime's thread on
-    /// PostgreSQL, whose sync client must not block one).
-    pub(crate) fn read<R: Send>(&self, f: impl FnOnce(&mut Db) -> Result<R> + Send) -> Result<R> {
+    /// PostgreSQL, whose sync client must not block one). On PostgreSQL `f` runs again
+    /// on another connection when the first one had died while idle in the pool (see
+    /// [`db::pg::with_connection`]).
+    pub(crate) fn read<R: Send>(
+        &self,
+        mut f: impl FnMut(&mut Db) -> Result<R> + Send,
+    ) -> Result<R> {
         match &self.backend {
             Backend::Sqlite { path, readers, .. } => {
                 let pooled = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -264,18 +268,22 @@ impl Index {
                 out
             }
             Backend::Postgres(pool) => {
-                db::pg::off_runtime(|| f(&mut Db::Pg(Box::new(db::pg::checkout(pool)?))))
+                db::pg::off_runtime(|| db::pg::with_connection(pool, &mut f))
             }
         }
     }
 
     /// Runs `f` with a writing connection (a new SQLite connection, or one from the
-    /// PostgreSQL pool), off any async runtime's thread.
-    pub(crate) fn write<R: Send>(&self, f: impl FnOnce(&mut Db) -> Result<R> + Send) -> Result<R> {
+    /// PostgreSQL pool), off any async runtime's thread; on PostgreSQL again on another
+    /// connection when the first had died while idle, before any statement answered.
+    pub(crate) fn write<R: Send>(
+        &self,
+        mut f: impl FnMut(&mut Db) -> Result<R> + Send,
+    ) -> Result<R> {
         match &self.backend {
             Backend::Sqlite { path, .. } => f(&mut Db::Sqlite(open_writer(path)?)),
             Backend::Postgres(pool) => {
-                db::pg::off_runtime(|| f(&mut Db::Pg(Box::new(db::pg::checkout(pool)?))))
+                db::pg::off_runtime(|| db::pg::with_connection(pool, &mut f))
             }
         }
     }
@@ -477,15 +485,15 @@ impl Index {
             }
             report.skipped.extend(skipped);
         }
-        self.write(|conn| {
+        report.links += self.write(|conn| {
             let mut tx = conn.begin(false)?;
             for (fhir, pid, issuer) in &links {
                 tx.execute(INSERT_LINK, params![fhir_issuer, fhir, pid, issuer])?;
-                report.links += 1;
             }
             tx.commit()?;
-            Ok(report)
-        })
+            Ok(links.len() as u64)
+        })?;
+        Ok(report)
     }
 }
 

@@ -85,14 +85,20 @@ pub(super) fn walk_key(path: &str) -> Vec<u8> {
 /// The index file and its WAL/SHM/journal companions, which a walk must not read.
 pub(super) fn own_files(db: &Path) -> HashSet<PathBuf> {
     let base = db.canonicalize().unwrap_or_else(|_| db.to_path_buf());
-    ["", "-wal", "-shm", "-journal"]
-        .iter()
-        .map(|suffix| {
-            let mut s = base.clone().into_os_string();
-            s.push(suffix);
-            PathBuf::from(s)
-        })
-        .collect()
+    [
+        "",
+        "-wal",
+        "-shm",
+        "-journal",
+        super::ingest::RUN_LOCK_SUFFIX,
+    ]
+    .iter()
+    .map(|suffix| {
+        let mut s = base.clone().into_os_string();
+        s.push(suffix);
+        PathBuf::from(s)
+    })
+    .collect()
 }
 
 pub(super) fn entry_from(path: &str, md: &std::fs::Metadata, storage: &StorageRoots) -> Entry {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::db::dialect::fold_name;
 use super::db::{Db, params};
+use super::pending::PendingInstances;
 use super::roots::StorageRoots;
 use super::run::{
     Conflict, ConflictPatient, Duplicate, IndexOptions, IndexReport, NonconformantUid,
@@ -223,6 +224,8 @@ pub(super) struct Writer<'r> {
     /// Files found in conflict in this run, tried once more at its end (the other
     /// patient's data may have gone later in the same run).
     conflicted: Vec<(Entry, Box<InstanceRecord>)>,
+    /// Instance rows of this transaction not yet written.
+    pending: PendingInstances,
 }
 
 impl<'r> Writer<'r> {
@@ -234,6 +237,7 @@ impl<'r> Writer<'r> {
             touched: Touched::default(),
             patients: HashMap::new(),
             studies: HashMap::new(),
+            pending: PendingInstances::default(),
             series: HashMap::new(),
             indexed: HashSet::new(),
             promoted_unchanged: 0,
@@ -307,6 +311,7 @@ impl<'r> Writer<'r> {
             if batch >= opts.batch_size.max(1)
                 || (batch > 0 && last_commit.elapsed() >= opts.commit_interval)
             {
+                self.pending.flush(&mut tx)?;
                 self.touched.settle(&mut tx, self.updated_ms)?;
                 tx.commit()?;
                 self.after_commit();
@@ -325,6 +330,7 @@ impl<'r> Writer<'r> {
             }
             self.conflicted.clear();
         }
+        self.pending.flush(&mut tx)?;
         self.touched.settle(&mut tx, self.updated_ms)?;
         tx.commit()?;
         report.indexed = self.indexed.len() as u64;
@@ -370,6 +376,9 @@ impl<'r> Writer<'r> {
 
     /// Removes a vanished file and, if it held an instance, lets a duplicate take over.
     fn remove(&mut self, tx: &mut Db, k: &Known, report: &mut IndexReport) -> Result<()> {
+        if self.pending.holds_file(k.id) {
+            self.pending.flush(tx)?;
+        }
         delete_instance_of_file(tx, k.id, &mut self.touched)?;
         tx.execute("DELETE FROM files WHERE id = ?1", params![k.id])?;
         report.removed += 1;
@@ -384,6 +393,9 @@ impl<'r> Writer<'r> {
     /// When no file holds `sop` any more, re-reads the files that were its duplicates (in
     /// path order, so the smallest path that still has it wins), in this transaction.
     fn promote(&mut self, tx: &mut Db, sop: &str, report: &mut IndexReport) -> Result<()> {
+        if self.pending.holds_sop(sop) {
+            self.pending.flush(tx)?;
+        }
         if tx.exists(
             "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
             params![sop],
@@ -425,6 +437,9 @@ impl<'r> Writer<'r> {
     ) -> Result<()> {
         let released = match known {
             Some(k) => {
+                if self.pending.holds_file(k.id) {
+                    self.pending.flush(tx)?;
+                }
                 delete_instance_of_file(tx, k.id, &mut self.touched)?;
                 k.sop.as_deref().filter(|_| k.state == STATE_INDEXED)
             }
@@ -468,6 +483,9 @@ impl<'r> Writer<'r> {
         let sop = record.sop_instance_uid.as_str();
         // Data never moves to another patient: a file whose instance, series or study is
         // indexed (with instances) for another patient is not indexed, and reported.
+        if self.pending.affects(&record) {
+            self.pending.flush(tx)?;
+        }
         let held = held(tx, &record)?;
         if let Some((level, uid, indexed_patient)) = held.conflict(&record) {
             let reason = format!(
@@ -546,45 +564,9 @@ impl<'r> Writer<'r> {
         }
         let file_id = self.file_row(tx, e, STATE_INDEXED, Some(sop), None)?;
         let series_id = self.upsert_hierarchy(tx, &record)?;
-        self.insert_instance(tx, &record, series_id, file_id)?;
+        self.pending.push(tx, record, series_id, file_id)?;
         self.touched.series.insert(series_id);
         self.indexed.insert(file_id);
-        Ok(())
-    }
-
-    fn insert_instance(
-        &self,
-        tx: &mut Db,
-        record: &InstanceRecord,
-        series_id: i64,
-        file_id: i64,
-    ) -> Result<()> {
-        let image = record.image.as_ref();
-        let frames = record.frames.to_bytes();
-        tx.execute(
-            "INSERT INTO instances (sop_instance_uid, series, file, sop_class_uid, transfer_syntax, number, title,
-               rows, columns, samples_per_pixel, bits_allocated, bits_stored, pixel_representation, photometric,
-               planar_configuration, number_of_frames, frame_table)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
-            &record.sop_instance_uid,
-            series_id,
-            file_id,
-            &record.sop_class_uid,
-            &record.transfer_syntax,
-            record.instance_number,
-            &record.title,
-            image.map(|i| i.rows),
-            image.map(|i| i.columns),
-            image.map(|i| i.samples_per_pixel),
-            image.map(|i| i.bits_allocated),
-            image.map(|i| i.bits_stored),
-            image.map(|i| i.pixel_representation),
-            image.map(|i| i.photometric.as_str()),
-            image.map(|i| i.planar_configuration),
-            record.frames.count(),
-            &frames,
-        ])?;
         Ok(())
     }
 

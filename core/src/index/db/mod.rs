@@ -278,12 +278,18 @@ impl Db {
         }
     }
 
-    /// Starts a transaction; `snapshot` asks for one view of the data across its
-    /// statements (SQLite's read transactions always have one; PostgreSQL needs
-    /// REPEATABLE READ for it).
+    /// Starts a transaction; `snapshot` asks for a read-only one with one view of the
+    /// data across its statements (SQLite's read transactions always have one;
+    /// PostgreSQL needs REPEATABLE READ for it). Otherwise the transaction writes: on
+    /// SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), waiting for another
+    /// process's write transaction within the busy timeout. A deferred one would read
+    /// first and then fail at once with "database is locked" when it came to write
+    /// while another process wrote: SQLite does not wait to upgrade a read
+    /// transaction, since the other writer may be waiting for it.
     pub(crate) fn begin(&mut self, snapshot: bool) -> Result<Tx<'_>> {
         match self {
-            Db::Sqlite(_) => self.batch("BEGIN")?,
+            Db::Sqlite(_) if snapshot => self.batch("BEGIN")?,
+            Db::Sqlite(_) => self.batch("BEGIN IMMEDIATE")?,
             Db::Pg(_) if snapshot => {
                 self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?
             }
