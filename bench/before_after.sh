@@ -10,8 +10,9 @@
 # older surface, and built in release mode beside the working tree's build. The data
 # (a 300 MB native instance, a 2,000-frame JPEG instance, a 1,000-instance series,
 # 20,000 header-only instances) is written once. Each round runs REV (read mode mmap,
-# the only one it has), then the working tree in read mode pread (today's default),
-# mmap, and mmap with the search and metadata caches off (what a first request pays),
+# the only one it has, with and without its metadata cache), then the working tree in
+# read mode pread (today's default), mmap, and mmap with the search and metadata
+# caches off (what a first request pays),
 # each timing every request for SECONDS (default 2); ROUNDS (default 7) rounds.
 # Prints each request's median time per Engine::handle call (microseconds) in the
 # best round of each build, and the ratios to REV: the machine is shared, and
@@ -59,12 +60,20 @@ use sia::http::Request;
 use sia::{Config, Engine};
 
 pub fn open(db: &Path, mode: &str, dir: &Path) -> Engine {
+    let (mode, caches) = match mode.strip_suffix("-nocache") {
+        Some(mode) => (mode, false),
+        None => (mode, true),
+    };
     assert_eq!(mode, "mmap", "this engine only maps files");
-    let engine = Engine::open(Config {
+    let mut config = Config {
         db: db.to_path_buf(),
         ..Config::default()
-    })
-    .unwrap();
+    };
+    if !caches {
+        // It had no search cache yet.
+        config.metadata_cache_bytes = 0;
+    }
+    let engine = Engine::open(config).unwrap();
     engine.index(&[dir], &Default::default()).unwrap();
     engine
 }
@@ -96,7 +105,9 @@ out="$work/rounds.tsv"
 : >"$out"
 for round in $(seq "$rounds"); do
   echo "round $round/$rounds" >&2
-  "$old_bin" run "$work/data" "$work/before.db" mmap "$secs" | sed "s/^/$rev mmap\t/" >>"$out"
+  for mode in mmap mmap-nocache; do
+    "$old_bin" run "$work/data" "$work/before-$mode.db" "$mode" "$secs" | sed "s/^/$rev $mode\t/" >>"$out"
+  done
   for mode in pread mmap mmap-nocache; do
     "$new_bin" run "$work/data" "$work/after-$mode.db" "$mode" "$secs" | sed "s/^/now $mode\t/" >>"$out"
   done
@@ -113,12 +124,13 @@ for line in open(sys.argv[1]):
     if name not in names:
         names.append(name)
 rev = sys.argv[2]
-builds = [f"{rev} mmap", "now pread", "now mmap", "now mmap-nocache"]
+builds = [f"{rev} mmap", f"{rev} mmap-nocache", "now pread", "now mmap", "now mmap-nocache"]
 for title, pick in (("best round", min), ("median of rounds", statistics.median)):
     print(f"\n{title}, us per call")
-    print(f"{'request':48} " + " ".join(f"{b:>17}" for b in builds) + "   pread/before mmap/before nocache/before")
+    print(f"{'request':48} " + " ".join(f"{b:>19}" for b in builds)
+          + "   pread/before mmap/before nocache/before-nocache")
     for name in names:
         m = [pick(rows[(b, name)]) for b in builds]
-        print(f"{name:48} " + " ".join(f"{v:>17.1f}" for v in m)
-              + "   " + " ".join(f"{v / m[0]:>12.2f}" for v in m[1:]))
+        print(f"{name:48} " + " ".join(f"{v:>19.1f}" for v in m)
+              + f"   {m[2] / m[0]:>12.2f} {m[3] / m[0]:>11.2f} {m[4] / m[1]:>22.2f}")
 PY
