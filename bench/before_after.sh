@@ -56,8 +56,9 @@ cat >"$old/core/benches/before_after_api.rs" <<'RS'
 //! struct, memory mapping the only read mode.
 use std::path::Path;
 
-use sia::http::Request;
-use sia::{Config, Engine};
+pub use sia::http::Request;
+pub use sia::Engine;
+use sia::Config;
 
 pub fn open(db: &Path, mode: &str, dir: &Path) -> Engine {
     let (mode, caches) = match mode.strip_suffix("-nocache") {
@@ -76,15 +77,6 @@ pub fn open(db: &Path, mode: &str, dir: &Path) -> Engine {
     let engine = Engine::open(config).unwrap();
     engine.index(&[dir], &Default::default()).unwrap();
     engine
-}
-
-pub fn get(engine: &Engine, path: &str, accept: Option<&str>) -> (u16, usize) {
-    let mut request = Request::get(path);
-    if let Some(accept) = accept {
-        request = request.with_header("Accept", accept);
-    }
-    let response = engine.handle(&request);
-    (response.status, response.body.len())
 }
 
 pub fn write_data(_: &Path) {

@@ -15,8 +15,9 @@
 //! under `valgrind --tool=callgrind` with different `N` give instructions per call.
 //!
 //! Timing is plain (no criterion) so that the program builds unchanged against an older
-//! engine: everything that touches the engine's API goes through `before_after_api.rs`,
-//! which the script replaces with the older API's version.
+//! engine: what differs between the two APIs (where `Engine` and `Request` live, how an
+//! engine is configured) is in `before_after_api.rs`, which the script replaces with the
+//! older API's version.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -53,6 +54,16 @@ fn main() {
     }
 }
 
+/// `GET path` (with `Accept: accept`) through `Engine::handle`: status and body length.
+fn get(engine: &api::Engine, path: &str, accept: Option<&str>) -> (u16, usize) {
+    let mut request = api::Request::get(path);
+    if let Some(accept) = accept {
+        request = request.with_header("Accept", accept);
+    }
+    let response = engine.handle(&request);
+    (response.status, response.body.len())
+}
+
 fn run(dir: &Path, db: &Path, mode: &str, per_request: Duration) {
     let engine = api::open(db, mode, dir);
     let requests: [(&str, String, Option<&str>); 5] = [
@@ -86,7 +97,7 @@ fn run(dir: &Path, db: &Path, mode: &str, per_request: Duration) {
     ];
     let only = std::env::var("SIA_BEFORE_AFTER_ONLY").unwrap_or_default();
     for (name, path, accept) in requests.iter().filter(|r| r.0.contains(&only)) {
-        let (status, len) = api::get(&engine, path, *accept);
+        let (status, len) = get(&engine, path, *accept);
         assert_eq!(status, 200, "{name}: {path}");
         assert!(len > 0, "{name}: empty body");
         let calls: Option<usize> = std::env::var("SIA_BEFORE_AFTER_CALLS")
@@ -95,7 +106,7 @@ fn run(dir: &Path, db: &Path, mode: &str, per_request: Duration) {
         // Warm up (page cache, kept descriptors, caches of the engine) for a tenth.
         let warm = Instant::now();
         while calls.is_none() && warm.elapsed() < per_request / 10 {
-            black_box(api::get(&engine, path, *accept));
+            black_box(get(&engine, path, *accept));
         }
         let mut times = Vec::new();
         let start = Instant::now();
@@ -104,7 +115,7 @@ fn run(dir: &Path, db: &Path, mode: &str, per_request: Duration) {
             None => start.elapsed() < per_request,
         } {
             let t = Instant::now();
-            black_box(api::get(&engine, black_box(path), *accept));
+            black_box(get(&engine, black_box(path), *accept));
             times.push(t.elapsed());
         }
         times.sort();

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use sia::{Config, Engine, ReadMode, Request};
+use sia::{Config, ReadMode};
+pub use sia::{Engine, Request};
 
 #[path = "index_data.rs"]
 #[allow(dead_code)]
@@ -29,16 +30,6 @@ pub fn open(db: &Path, mode: &str, dir: &Path) -> Engine {
     let engine = Engine::open(config.build()).unwrap();
     engine.index(&[dir], &Default::default()).unwrap();
     engine
-}
-
-/// `GET path` (with `Accept: accept`) through `Engine::handle`: status and body length.
-pub fn get(engine: &Engine, path: &str, accept: Option<&str>) -> (u16, usize) {
-    let mut request = Request::get(path);
-    if let Some(accept) = accept {
-        request = request.with_header("Accept", accept);
-    }
-    let response = engine.handle(&request);
-    (response.status, response.body.len())
 }
 
 /// Writes the benchmark's data under `dir`: `wado_data`'s study in `dir/wado`, 20,000

@@ -133,6 +133,28 @@ def without_boundary(r) -> bytes:
     return r.content.replace(boundary.encode(), b"BOUNDARY")
 
 
+def paths_of(host):
+    """Requests that each need the index (searches, listings, metadata, a frame,
+    retrieval) for one study the host lists: what two hosts on one index, or one host
+    across an outage of its database, must answer alike."""
+    studies = host.get("/dicom-web/studies").json()
+    study = studies[0]["0020000D"]["Value"][0]
+    series = host.get(f"/dicom-web/studies/{study}/series").json()[0]["0020000E"]["Value"][0]
+    instance = host.get(f"/dicom-web/studies/{study}/series/{series}/instances").json()[0]
+    sop = instance["00080018"]["Value"][0]
+    return [
+        "/dicom-web/studies",
+        "/dicom-web/studies?PatientName=doe*&limit=2&offset=1",
+        "/dicom-web/series?Modality=CT",
+        f"/dicom-web/studies/{study}/instances",
+        f"/dicom-web/studies/{study}/metadata",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1",
+        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}",
+        "/fhir/ImagingStudy",
+        f"/fhir/ImagingStudy?identifier=urn:oid:{study}",
+    ]
+
+
 def instance_uids(server):
     """(study, series, instance) UIDs of every instance the server lists over QIDO-RS."""
 

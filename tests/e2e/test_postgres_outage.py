@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import ROOT, without_boundary
+from conftest import ROOT, paths_of, without_boundary
 
 SCRIPT = ROOT / "scripts" / "pg-throwaway"
 BASE = "https://pacs.example"
@@ -42,26 +42,6 @@ def cluster():
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     yield env["SIA_TEST_PG_URL"], env["SIA_TEST_PG_DIR"]
     subprocess.run([str(SCRIPT), "stop", env["SIA_TEST_PG_DIR"]], check=False)
-
-
-def paths_of(host):
-    """Requests that each need the index: searches, listings, metadata, retrieval."""
-    studies = host.get("/dicom-web/studies").json()
-    study = studies[0]["0020000D"]["Value"][0]
-    series = host.get(f"/dicom-web/studies/{study}/series").json()[0]["0020000E"]["Value"][0]
-    instance = host.get(f"/dicom-web/studies/{study}/series/{series}/instances").json()[0]
-    sop = instance["00080018"]["Value"][0]
-    return [
-        "/dicom-web/studies",
-        "/dicom-web/studies?PatientName=doe*&limit=2&offset=1",
-        "/dicom-web/series?Modality=CT",
-        f"/dicom-web/studies/{study}/instances",
-        f"/dicom-web/studies/{study}/metadata",
-        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/1",
-        f"/dicom-web/studies/{study}/series/{series}/instances/{sop}",
-        "/fhir/ImagingStudy",
-        f"/fhir/ImagingStudy?identifier=urn:oid:{study}",
-    ]
 
 
 def timed(host, path):
