@@ -14,6 +14,7 @@ mod field_frames;
 mod field_tolerance;
 mod field_uids;
 mod fuzz_regressions;
+mod index_open;
 mod introspection;
 mod no_paths;
 mod pg_operations;

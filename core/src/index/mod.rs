@@ -401,14 +401,39 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
         ));
     }
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(WRITER_BUSY_TIMEOUT)?;
     // WAL: readers never block the writer; a crash loses at most the open transaction.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    set_wal(&conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "case_sensitive_like", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// How long a writer waits for another process's write lock.
+const WRITER_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Puts the index in WAL mode. Switching a new file's journal needs an exclusive lock for
+/// which SQLite answers "database is locked" at once instead of calling the busy
+/// handler: two processes (or engines) creating the same index at the same moment had
+/// one of them fail. The switch is retried within the writer's busy timeout; once one of
+/// them has made the file WAL, the others' pragma finds it so and needs no lock.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + WRITER_BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// What an import of FHIR Patient resources did.
