@@ -91,6 +91,9 @@ class Server:
         return self.out_path.read_text()
 
     def log(self) -> str:
+        # `sia serve` writes its log lines in batches every 50 ms (cli/src/serve/logging.rs):
+        # wait past a flush, so the lines of requests already answered are in the file.
+        time.sleep(0.25)
         return self.err_path.read_text()
 
     @property

@@ -40,7 +40,7 @@ pub async fn log_line(req: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_string();
     tracing::info!(
-        target: "sia::request",
+        target: super::logging::REQUEST_TARGET,
         "{method} {} {} {bytes} {}us",
         loggable(&path),
         resp.status().as_u16(),

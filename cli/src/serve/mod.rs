@@ -9,6 +9,7 @@ mod ehr;
 mod jwks;
 mod layers;
 mod listener;
+mod logging;
 mod resolve;
 mod transport;
 mod watch;
@@ -66,12 +67,20 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub fn run(args: ServeArgs) -> Result<(), BoxError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Lines are batched to stderr by a thread of their own (logging.rs): no `write`
+    // per request. The guard writes what is left when `run` returns.
+    let (writer, _log_guard, log_error) = logging::BatchedWriter::start(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .event_format(logging::RequestLineFormat::new(
+            tracing_subscriber::fmt::time::SystemTime,
+        ))
         .try_init();
+    if let Some(e) = log_error {
+        tracing::warn!("cannot start the log thread, lines are written in large batches: {e}");
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Every connection and every file being read holds a descriptor; the usual soft
     // limit of 1,024 is far below `max_connections`. Raise it to the hard limit.
