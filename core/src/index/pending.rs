@@ -10,7 +10,9 @@
 //! settled, and before it commits, so every statement sees the index it saw when
 //! each row went out at once, and a transaction holds the same rows as before.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use super::db::{Db, Param};
 use crate::dicom::InstanceRecord;
@@ -107,8 +109,18 @@ impl PendingInstances {
     }
 }
 
-/// `INSERT INTO instances (...) VALUES (?1, ..., ?17), (?18, ...)` for `rows` rows.
-fn insert_sql(rows: usize) -> String {
+/// `INSERT INTO instances (...) VALUES (?1, ..., ?17), (?18, ...)` for `rows` rows. The
+/// text for each of [`CHUNKS`] is built once per process (the statement caches of both
+/// backends are keyed by it, so a flush only looks it up); another count is built anew.
+fn insert_sql(rows: usize) -> Cow<'static, str> {
+    static TEXTS: [OnceLock<String>; CHUNKS.len()] = [const { OnceLock::new() }; CHUNKS.len()];
+    match CHUNKS.iter().position(|&c| c == rows) {
+        Some(slot) => Cow::Borrowed(TEXTS[slot].get_or_init(|| build_insert_sql(rows))),
+        None => Cow::Owned(build_insert_sql(rows)),
+    }
+}
+
+fn build_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO instances (sop_instance_uid, series, file, sop_class_uid, transfer_syntax, number, title,
            rows, columns, samples_per_pixel, bits_allocated, bits_stored, pixel_representation, photometric,
@@ -171,5 +183,20 @@ mod tests {
             (1..=17).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", "),
             (18..=34).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
         )));
+    }
+
+    #[test]
+    fn a_chunk_size_text_is_built_once_and_every_text_counts_its_rows() {
+        for &rows in &CHUNKS {
+            let (a, b) = (insert_sql(rows), insert_sql(rows));
+            assert!(matches!(a, Cow::Borrowed(_)), "{rows} rows built anew");
+            assert!(
+                std::ptr::eq(a.as_ptr(), b.as_ptr()),
+                "{rows} rows built twice"
+            );
+            assert_eq!(a.matches('(').count(), rows + 1, "{rows} rows");
+            assert!(a.ends_with(&format!("?{})", rows * COLUMNS)));
+        }
+        assert_eq!(insert_sql(3), build_insert_sql(3));
     }
 }
