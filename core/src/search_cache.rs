@@ -13,12 +13,15 @@
 //!
 //! The token is verified and the decision made on every request before the cache is
 //! asked; the key holds the compartment the decision produced, so two grants share an
-//! answer only when they would get the same one. Answers that depend on the clock
-//! (capability URLs carry their issue time) are not cached. A backend that cannot tell
-//! its generation cheaply and exactly (`None`) gets no caching at all.
+//! answer only when they would get the same one. An answer that depends on the clock
+//! (FHIR searches whose studies carry capability URLs, which hold their issue time and
+//! expiry) is kept for a short time only ([`CacheKey::for_at_most`]): whoever gets it
+//! gets capabilities issued at most that long ago. A backend that cannot tell its
+//! generation cheaply and exactly (`None`) gets no caching at all.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::Engine;
 use crate::index::search::Condition;
@@ -32,11 +35,40 @@ pub(crate) struct Answer {
     pub(crate) warnings: Vec<String>,
 }
 
+/// Where an answer is kept: its key, and for how long when not for the whole generation.
+#[derive(Debug)]
+pub(crate) struct CacheKey {
+    text: String,
+    ttl: Option<Duration>,
+}
+
+impl CacheKey {
+    /// A key (from [`search_key`]) whose answer holds while the index generation does.
+    pub(crate) fn lasting(text: String) -> CacheKey {
+        CacheKey { text, ttl: None }
+    }
+
+    /// A key whose answer also depends on the clock: kept at most `ttl` after it was
+    /// computed (and not past the generation).
+    pub(crate) fn for_at_most(text: String, ttl: Duration) -> CacheKey {
+        CacheKey {
+            text,
+            ttl: Some(ttl),
+        }
+    }
+}
+
+struct Entry {
+    answer: Arc<Answer>,
+    /// When the answer stops being served, for an answer that depends on the clock.
+    until: Option<Instant>,
+}
+
 #[derive(Default)]
 struct Inner {
     generation: Option<u64>,
     bytes: usize,
-    map: HashMap<String, Arc<Answer>>,
+    map: HashMap<String, Entry>,
 }
 
 /// The cache; `Send + Sync`, bounded in bytes (keys and bodies).
@@ -84,7 +116,14 @@ impl SearchCache {
             inner.generation = Some(generation);
             return None;
         }
-        inner.map.get(key).cloned()
+        let entry = inner.map.get(key)?;
+        if entry.until.is_some_and(|until| Instant::now() >= until) {
+            let size = size_of(key, &entry.answer);
+            inner.map.remove(key);
+            inner.bytes = inner.bytes.saturating_sub(size);
+            return None;
+        }
+        Some(entry.answer.clone())
     }
 
     /// Keeps `answer` for `key`, computed from the index at generation `generation`
@@ -92,7 +131,14 @@ impl SearchCache {
     /// so the entry is never found after it). An answer larger than an eighth of the
     /// budget is not kept; when the budget is full the cache starts over (answers are
     /// cheap to recompute once, and a full scan for the least used costs every miss).
-    pub(crate) fn put(&self, generation: u64, key: String, answer: Arc<Answer>) {
+    /// `ttl`, when given, bounds how long the answer is served (from now).
+    pub(crate) fn put(
+        &self,
+        generation: u64,
+        key: String,
+        answer: Arc<Answer>,
+        ttl: Option<Duration>,
+    ) {
         if !self.enabled() {
             return;
         }
@@ -115,10 +161,11 @@ impl SearchCache {
         }
         if let Some(old) = inner.map.get(&key) {
             // Two requests computed the same answer at once; count the bytes once.
-            let old = size_of(&key, old);
+            let old = size_of(&key, &old.answer);
             inner.bytes = inner.bytes.saturating_sub(old);
         }
-        inner.map.insert(key, answer);
+        let until = ttl.map(|ttl| Instant::now() + ttl);
+        inner.map.insert(key, Entry { answer, until });
         inner.bytes += size;
     }
 }
@@ -175,24 +222,25 @@ impl Engine {
 
     /// A search's answer: the one kept under `key` for the index's current generation,
     /// else `compute`d from the index and kept. `key` is asked for only when the cache
-    /// can be used; `None` from it (an answer that depends on the clock) computes
-    /// without keeping.
+    /// can be used; `None` from it (an answer that may not be kept) computes without
+    /// keeping.
     pub(crate) fn search_answer(
         &self,
-        key: impl FnOnce() -> Option<String>,
+        key: impl FnOnce() -> Option<CacheKey>,
         compute: impl FnOnce() -> crate::Result<Answer>,
     ) -> crate::Result<Arc<Answer>> {
         let cached = self
             .search_generation()
             .and_then(|generation| Some((generation, key()?)));
         if let Some((generation, key)) = &cached
-            && let Some(answer) = self.search_cache.get(*generation, key)
+            && let Some(answer) = self.search_cache.get(*generation, &key.text)
         {
             return Ok(answer);
         }
         let answer = Arc::new(compute()?);
         if let Some((generation, key)) = cached {
-            self.search_cache.put(generation, key, answer.clone());
+            self.search_cache
+                .put(generation, key.text, answer.clone(), key.ttl);
         }
         Ok(answer)
     }
@@ -213,24 +261,24 @@ mod tests {
     fn answers_are_kept_per_generation_only() {
         let c = SearchCache::new(1 << 20);
         assert!(c.get(1, "k").is_none());
-        c.put(1, "k".into(), answer("[1]"));
+        c.put(1, "k".into(), answer("[1]"), None);
         assert_eq!(&*c.get(1, "k").unwrap().body, b"[1]");
         // A write moved the generation: the old answer is gone for good.
         assert!(c.get(2, "k").is_none());
         assert!(c.get(1, "k").is_none());
         // An answer computed under an older generation than the cache's is not kept.
         c.get(3, "x");
-        c.put(2, "k".into(), answer("[2]"));
+        c.put(2, "k".into(), answer("[2]"), None);
         assert!(c.get(3, "k").is_none());
     }
 
     #[test]
     fn the_budget_bounds_the_cache() {
         let c = SearchCache::new(800);
-        c.put(1, "big".into(), answer(&"x".repeat(200)));
+        c.put(1, "big".into(), answer(&"x".repeat(200)), None);
         assert!(c.get(1, "big").is_none(), "over an eighth of the budget");
         for i in 0..100 {
-            c.put(1, format!("k{i}"), answer(&"y".repeat(50)));
+            c.put(1, format!("k{i}"), answer(&"y".repeat(50)), None);
         }
         let inner = c.lock();
         assert!(inner.bytes <= 800 && !inner.map.is_empty());
@@ -239,7 +287,7 @@ mod tests {
     #[test]
     fn disabled_keeps_nothing() {
         let c = SearchCache::new(0);
-        c.put(1, "k".into(), answer("[]"));
+        c.put(1, "k".into(), answer("[]"), None);
         assert!(c.get(1, "k").is_none());
     }
 
@@ -250,5 +298,26 @@ mod tests {
         push_key(&mut b, "x");
         push_key(&mut b, "y");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn an_answer_that_depends_on_the_clock_is_served_for_its_time_only() {
+        let c = SearchCache::new(1 << 20);
+        c.put(
+            1,
+            "cap".into(),
+            answer("[1]"),
+            Some(Duration::from_millis(50)),
+        );
+        c.put(1, "lasting".into(), answer("[2]"), None);
+        assert!(c.get(1, "cap").is_some(), "served within its time");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(c.get(1, "cap").is_none(), "served past its time");
+        assert!(c.get(1, "lasting").is_some());
+        assert_eq!(
+            c.lock().bytes,
+            size_of("lasting", &answer("[2]")),
+            "an expired entry's bytes are given back"
+        );
     }
 }

@@ -436,20 +436,43 @@ impl Engine {
         let limit = if summary_count { 0 } else { count };
         // Everything the answer depends on is decided by now (the compartment is in
         // `conditions`), except the index's contents and, when capability URLs are
-        // issued, the clock: such answers are not cached.
+        // issued, the read grant they are issued for and the clock.
         let subject = token
             .filter(|g| g.backend.is_none())
             .map(|g| &g.patient)
             .or(asked_patient.as_ref());
-        let issues_capabilities =
-            self.capabilities.is_some() && token.is_some() && grant.read_grant().is_some();
+        let capabilities = match (&self.capabilities, token, grant.read_grant()) {
+            (Some(key), Some(_), Some(read)) => Some((key, read)),
+            _ => None,
+        };
         let answer = self.search_answer(
             || {
-                let head =
+                use crate::search_cache::{CacheKey, search_key};
+                let mut head =
                     format!("fhir {limit} {count} {offset} {include} {summary_count} {subject:?}");
                 let parts = kept.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
-                (!issues_capabilities)
-                    .then(|| crate::search_cache::search_key(&head, parts, &conditions))
+                let Some((key, read)) = capabilities else {
+                    return Some(CacheKey::lasting(search_key(&head, parts, &conditions)));
+                };
+                // A capability holds the read grant's issuer, patient, restrictions and
+                // expiry, and its own issue time: kept per grant, for a small part of a
+                // capability's lifetime (so one served from the cache still has at
+                // least 29/30 of its life left), not at all for short lifetimes.
+                let window = capability_answer_window(key.max_lifetime())?;
+                use std::fmt::Write;
+                let _ = write!(
+                    head,
+                    " cap {:?} {:?} {:?} {} {}",
+                    read.token.iss,
+                    read.patient,
+                    read.restrictions,
+                    read.token.exp,
+                    read.backend.is_some()
+                );
+                Some(CacheKey::for_at_most(
+                    search_key(&head, parts, &conditions),
+                    window,
+                ))
             },
             || {
                 let bytes = self.searchset_from_index(
@@ -616,6 +639,14 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// How long a FHIR search answer carrying capability URLs may be served from the cache:
+/// a thirtieth of a capability's lifetime (`max_lifetime`, seconds), at most 10 s;
+/// `None` (not kept) when that is under a second.
+fn capability_answer_window(max_lifetime: i64) -> Option<std::time::Duration> {
+    let seconds = (max_lifetime / 30).min(10);
+    (seconds >= 1).then(|| std::time::Duration::from_secs(seconds as u64))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::http::{Body, Chunk};
 use crate::index::search::{Condition, Level};
-use crate::search_cache::{Answer, search_key};
+use crate::search_cache::{Answer, CacheKey, search_key};
 use crate::{Engine, Error, Result};
 
 /// The level of a QIDO-RS search (PS3.18 10.6.1.2).
@@ -62,11 +62,11 @@ impl Engine {
             || {
                 let head = format!("qido {level:?} {study:?} {series:?}");
                 let parts = query.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
-                Some(search_key(
+                Some(CacheKey::lasting(search_key(
                     &head,
                     std::iter::once(base).chain(parts),
                     &filter,
-                ))
+                )))
             },
             || {
                 let (body, warnings) =

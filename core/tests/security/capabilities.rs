@@ -159,3 +159,88 @@ fn capability_lifetime_is_configurable() {
     assert_eq!(c.capabilities.unwrap().max_lifetime(), 60);
     assert!(write("max_lifetime_seconds = 0\n").is_err());
 }
+
+/// The claims of a capability address (its JWT's payload).
+fn capability_claims(address: &str) -> Value {
+    use base64::Engine as _;
+    let jwt = address
+        .rsplit_once("/cap/")
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_search_answer_with_capabilities_is_kept_per_grant_for_a_thirtieth_of_their_lifetime() {
+    let search = "/fhir/ImagingStudy?patient=alice";
+    let caps_of = |fx: &Fx, t: &str| {
+        let r = get(&fx.engine, search, Some(t));
+        assert_eq!(r.status, 200);
+        capabilities(&json_of(&r))
+    };
+    // Lifetime 300 s: answers are kept 10 s, so capabilities are served at most 10 s old.
+    let fx = fixture(&[A], Some(cap_key()));
+    fx.engine
+        .index_db()
+        .link_patient("alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    let t = token(A, "patient/ImagingStudy.rs", "alice");
+    let first = caps_of(&fx, &t);
+    assert_eq!(first.len(), 2);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        caps_of(&fx, &t),
+        first,
+        "kept: issued a second ago, not anew"
+    );
+    let iat = capability_claims(&first[0].1)["iat"].as_i64().unwrap();
+    assert!(now() - iat <= 10);
+    // Another grant never gets this grant's capabilities: a token read-restricted to CT
+    // gets one, a token expiring sooner gets capabilities expiring with it.
+    let ct = token(
+        A,
+        "patient/ImagingStudy.s patient/ImagingStudy.r?modality=CT",
+        "alice",
+    );
+    assert_eq!(caps_of(&fx, &ct).len(), 1);
+    let soon = token_with(A, json!({"exp": now() + 100}));
+    let sooner = caps_of(&fx, &soon);
+    assert_eq!(sooner.len(), 2);
+    for (_, address) in &sooner {
+        assert!(capability_claims(address)["exp"].as_i64().unwrap() <= now() + 100);
+    }
+    assert_eq!(caps_of(&fx, &t), first, "each grant keeps its own answer");
+
+    // Lifetime 30 s: kept 1 s, then issued anew.
+    let fx = fixture(&[A], Some(cap_key().with_max_lifetime(30)));
+    fx.engine
+        .index_db()
+        .link_patient("alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    let first = caps_of(&fx, &t);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_ne!(caps_of(&fx, &t), first, "served past its window");
+
+    // Lifetime 29 s: a thirtieth is under a second, nothing is kept.
+    let fx = fixture(&[A], Some(cap_key().with_max_lifetime(29)));
+    fx.engine
+        .index_db()
+        .link_patient("alice", "DEMO-001", "SIA_DEMO")
+        .unwrap();
+    let first = caps_of(&fx, &t);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_ne!(
+        caps_of(&fx, &t),
+        first,
+        "kept though a thirtieth of 29 s is under a second"
+    );
+}
