@@ -343,19 +343,25 @@ mod tests {
         String::from_utf8(kept.0.lock().unwrap().clone()).unwrap()
     }
 
+    /// What `log` writes through [`RequestLineFormat`], and through the default format.
+    fn ours_and_default(log: impl Fn()) -> (String, String) {
+        let ours = lines_of(RequestLineFormat::new(Fixed), &log);
+        let default = lines_of(
+            tracing_subscriber::fmt::format()
+                .with_target(false)
+                .with_timer(Fixed),
+            &log,
+        );
+        (ours, default)
+    }
+
     #[test]
     fn the_request_line_reads_as_the_default_format_writes_it() {
         let line = || {
             let (method, path) = ("GET", "/dicom-web/studies/1.2.3/series");
             tracing::info!(target: REQUEST_TARGET, "{method} {path} 200 1234 56us");
         };
-        let ours = lines_of(RequestLineFormat::new(Fixed), line);
-        let default = lines_of(
-            tracing_subscriber::fmt::format()
-                .with_target(false)
-                .with_timer(Fixed),
-            line,
-        );
+        let (ours, default) = ours_and_default(line);
         assert_eq!(ours, default);
         assert_eq!(
             ours,
@@ -372,13 +378,7 @@ mod tests {
             tracing::warn!("cannot read {outside}");
             tracing::info!(target: "sia::other", "started {outside}");
         };
-        let ours = lines_of(RequestLineFormat::new(Fixed), line);
-        let default = lines_of(
-            tracing_subscriber::fmt::format()
-                .with_target(false)
-                .with_timer(Fixed),
-            line,
-        );
+        let (ours, default) = ours_and_default(line);
         assert_eq!(ours, default);
         assert!(!ours.contains('\u{1b}'), "{ours}");
     }
