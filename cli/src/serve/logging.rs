@@ -12,7 +12,8 @@
 //!
 //! Bounded: past [`MAX_BUFFERED`] bytes a line's writer flushes the buffer itself, so a
 //! stalled stderr slows requests down instead of growing memory. Nothing is dropped; the
-//! [`FlushGuard`] writes what is left when the server stops.
+//! [`FlushGuard`] writes what is left when the server stops (a process killed outright
+//! loses at most the last [`FLUSH_INTERVAL`] of lines).
 //!
 //! [`RequestLineFormat`] writes the request line (target [`REQUEST_TARGET`]) as the
 //! default format does, but copies its message as it is: `tracing-subscriber` escapes
