@@ -131,17 +131,12 @@ impl SearchCache {
     /// so the entry is never found after it). An answer larger than an eighth of the
     /// budget is not kept; when the budget is full the cache starts over (answers are
     /// cheap to recompute once, and a full scan for the least used costs every miss).
-    /// `ttl`, when given, bounds how long the answer is served (from now).
-    pub(crate) fn put(
-        &self,
-        generation: u64,
-        key: String,
-        answer: Arc<Answer>,
-        ttl: Option<Duration>,
-    ) {
+    /// A key made [`CacheKey::for_at_most`] bounds how long the answer is served (from now).
+    pub(crate) fn put(&self, generation: u64, key: CacheKey, answer: Arc<Answer>) {
         if !self.enabled() {
             return;
         }
+        let CacheKey { text: key, ttl } = key;
         let size = size_of(&key, &answer);
         if size > self.max_bytes / 8 {
             return;
@@ -239,8 +234,7 @@ impl Engine {
         }
         let answer = Arc::new(compute()?);
         if let Some((generation, key)) = cached {
-            self.search_cache
-                .put(generation, key.text, answer.clone(), key.ttl);
+            self.search_cache.put(generation, key, answer.clone());
         }
         Ok(answer)
     }
@@ -261,24 +255,28 @@ mod tests {
     fn answers_are_kept_per_generation_only() {
         let c = SearchCache::new(1 << 20);
         assert!(c.get(1, "k").is_none());
-        c.put(1, "k".into(), answer("[1]"), None);
+        c.put(1, CacheKey::lasting("k".into()), answer("[1]"));
         assert_eq!(&*c.get(1, "k").unwrap().body, b"[1]");
         // A write moved the generation: the old answer is gone for good.
         assert!(c.get(2, "k").is_none());
         assert!(c.get(1, "k").is_none());
         // An answer computed under an older generation than the cache's is not kept.
         c.get(3, "x");
-        c.put(2, "k".into(), answer("[2]"), None);
+        c.put(2, CacheKey::lasting("k".into()), answer("[2]"));
         assert!(c.get(3, "k").is_none());
     }
 
     #[test]
     fn the_budget_bounds_the_cache() {
         let c = SearchCache::new(800);
-        c.put(1, "big".into(), answer(&"x".repeat(200)), None);
+        c.put(1, CacheKey::lasting("big".into()), answer(&"x".repeat(200)));
         assert!(c.get(1, "big").is_none(), "over an eighth of the budget");
         for i in 0..100 {
-            c.put(1, format!("k{i}"), answer(&"y".repeat(50)), None);
+            c.put(
+                1,
+                CacheKey::lasting(format!("k{i}")),
+                answer(&"y".repeat(50)),
+            );
         }
         let inner = c.lock();
         assert!(inner.bytes <= 800 && !inner.map.is_empty());
@@ -287,7 +285,7 @@ mod tests {
     #[test]
     fn disabled_keeps_nothing() {
         let c = SearchCache::new(0);
-        c.put(1, "k".into(), answer("[]"), None);
+        c.put(1, CacheKey::lasting("k".into()), answer("[]"));
         assert!(c.get(1, "k").is_none());
     }
 
@@ -303,13 +301,9 @@ mod tests {
     #[test]
     fn an_answer_that_depends_on_the_clock_is_served_for_its_time_only() {
         let c = SearchCache::new(1 << 20);
-        c.put(
-            1,
-            "cap".into(),
-            answer("[1]"),
-            Some(Duration::from_millis(50)),
-        );
-        c.put(1, "lasting".into(), answer("[2]"), None);
+        let cap = CacheKey::for_at_most("cap".into(), Duration::from_millis(50));
+        c.put(1, cap, answer("[1]"));
+        c.put(1, CacheKey::lasting("lasting".into()), answer("[2]"));
         assert!(c.get(1, "cap").is_some(), "served within its time");
         std::thread::sleep(Duration::from_millis(60));
         assert!(c.get(1, "cap").is_none(), "served past its time");

@@ -48,7 +48,7 @@ struct Shared {
     lines: Mutex<Vec<u8>>,
     /// Where lines go (stderr); its lock keeps two flushes from interleaving.
     sink: Mutex<Box<dyn Write + Send>>,
-    /// Set (under `lines`' lock) when the guard is dropped.
+    /// Set when the guard is dropped; the flushing thread waits on `wake` under it.
     stop: Mutex<bool>,
     wake: Condvar,
 }
