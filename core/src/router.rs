@@ -56,15 +56,13 @@ impl Engine {
     }
 
     fn route(&self, req: &Request) -> Response {
-        let fhir_prefix = format!("{}/", self.fhir_path.trim_end_matches('/'));
-        if let Some(rest) = req.path.strip_prefix(fhir_prefix.as_str()) {
+        if let Some(rest) = under(&req.path, &self.fhir_path) {
             return self.fhir(req, rest);
         }
-        if req.path == self.wado_uri_path || req.path == format!("{}/", self.wado_uri_path) {
+        if req.path.strip_suffix('/').unwrap_or(&req.path) == self.wado_uri_path {
             return self.wado_uri(req).unwrap_or_else(|e| e.to_response());
         }
-        let prefix = format!("{}/", self.dicomweb_path.trim_end_matches('/'));
-        let Some(rest) = req.path.strip_prefix(prefix.as_str()) else {
+        let Some(rest) = under(&req.path, &self.dicomweb_path) else {
             return Response::error(404, &format!("no resource at {}", req.path));
         };
         self.dicomweb(req, rest).unwrap_or_else(|e| e.to_response())
@@ -143,7 +141,7 @@ impl Engine {
                 series,
                 instance,
             } => {
-                wado::metadata::require_json(&accept_of(req)?)?;
+                wado::metadata::require_json(&*accept_of(req)?)?;
                 let at = DicomRef::from_parts(&study, series.as_deref(), instance.as_deref());
                 Ok(json_response(self.metadata_with(&at, base)?))
             }
@@ -152,7 +150,7 @@ impl Engine {
                 study,
                 series,
             } => {
-                wado::metadata::require_json(&accept_of(req)?)?;
+                wado::metadata::require_json(&*accept_of(req)?)?;
                 let filter = self.search_conditions(&grant)?;
                 let query =
                     wado::qido::decode_query(&req.query).map_err(wado::search::query_error)?;
@@ -190,6 +188,12 @@ impl Engine {
     }
 }
 
+/// The part of `path` after base path `base` and a `/` (`base` may end in `/`).
+fn under<'a>(path: &'a str, base: &str) -> Option<&'a str> {
+    path.strip_prefix(base.trim_end_matches('/'))?
+        .strip_prefix('/')
+}
+
 /// A path that names no resource: 404, or 400 when malformed.
 fn route_error(e: RouteError) -> Error {
     match e.status {
@@ -199,8 +203,8 @@ fn route_error(e: RouteError) -> Error {
 }
 
 /// The request's `Accept` fields (400 when malformed).
-fn accept_of(req: &Request) -> Result<AcceptHeader> {
-    AcceptHeader::parse_fields(req.header_values("accept"))
+fn accept_of(req: &Request) -> Result<std::rc::Rc<AcceptHeader>> {
+    AcceptHeader::parse_fields_remembered(req.header_values("accept"))
         .map_err(|e| Error::invalid(e.to_string()))
 }
 

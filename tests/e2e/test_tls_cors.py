@@ -262,6 +262,17 @@ def test_cors_preflight_from_another_origin_is_allowed_with_dev(dev_server):
     # Refusals carry it too, so a browser app can read the 401 challenge.
     r = requests.get(base + METADATA, headers={"Origin": VIEWER}, timeout=TIMEOUT)
     assert r.status_code == 401 and r.headers.get("Access-Control-Allow-Origin") == "*"
+    # A request without Origin (a PACS, a script) gets no CORS headers, but the same
+    # Vary, so a cache never hands its answer to a cross-origin request.
+    r = requests.get(base + METADATA, headers={"Authorization": f"Bearer {dev_server.token}"}, timeout=TIMEOUT)
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    assert {"origin", "access-control-request-method", "access-control-request-headers"} <= header_list(r, "Vary")
+    with_origin = requests.get(
+        base + METADATA,
+        headers={"Origin": VIEWER, "Authorization": f"Bearer {dev_server.token}"},
+        timeout=TIMEOUT,
+    )
+    assert header_list(with_origin, "Vary") == header_list(r, "Vary")
 
 
 def test_cors_origins_from_the_configuration_allow_only_those(start_server, demo_dir, tmp_path, monkeypatch):

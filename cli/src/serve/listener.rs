@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -73,7 +72,7 @@ pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, St
 /// `limits.shutdown_grace` for open connections to finish their responses.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: super::layers::Front,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -84,7 +83,8 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read)
         .max_buf_size(limits.max_head_bytes)
-        .max_headers(128)
+        // hyper's default of 100 header fields (431 past them): any other number makes
+        // it allocate and fill two arrays of that size for every request it parses.
         .keep_alive(true);
     builder
         .http2()

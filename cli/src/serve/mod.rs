@@ -25,7 +25,6 @@ use axum::routing::get;
 use sia::internal::index::StudyFilter;
 use sia::{Authorizer, PatientPolicy};
 use sia::{Config, Engine};
-use tower_http::compression::CompressionLayer;
 
 use dev::DevEhr;
 use jwks::JwksFetcher;
@@ -74,9 +73,7 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .event_format(logging::RequestLineFormat::new(
-            tracing_subscriber::fmt::time::SystemTime,
-        ))
+        .event_format(logging::RequestLineFormat::new(logging::UtcTimestamp))
         .try_init();
     if let Some(e) = log_error {
         tracing::warn!("cannot start the log thread, lines are written in large batches: {e}");
@@ -244,7 +241,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         let (dirs, bp, dw) = (web_dirs, base_path.clone(), fhir_ctx.dicomweb_base.clone());
         Arc::new(tokio::task::spawn_blocking(move || web::Web::new(&dirs, &bp, &dw)).await??)
     };
-    let engine_paths = Arc::new(web::EnginePaths::new(&fhir_ctx));
+    let engine_paths = web::EnginePaths::new(&fhir_ctx);
     let introspector = match &auth {
         Some(auth) => ehr::Introspector::new(auth.clone(), &issuer_clients)?.map(Arc::new),
         None => None,
@@ -259,7 +256,8 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         .map(Arc::new),
         None => None,
     };
-    let state = EngineState {
+    // One `Arc` for the whole state: axum clones the state for every request.
+    let state = Arc::new(EngineState {
         resolver,
         engine: engine.clone(),
         jwks,
@@ -268,24 +266,18 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         fhir_path: url::Url::parse(&fhir_ctx.fhir_base)
             .map(|u| u.path().trim_end_matches('/').to_string())
             .unwrap_or_else(|_| "/fhir".into()),
-    };
-    let mut app = Router::<EngineState>::new().route(&format!("{base_path}/healthz"), get(healthz));
+        paths: engine_paths,
+    });
+    let mut app =
+        Router::<Arc<EngineState>>::new().route(&format!("{base_path}/healthz"), get(healthz));
     if let Some(d) = &dev {
         app = app.nest_service(&format!("{base_path}/dev"), d.clone().router());
     }
     let app = web.clone().routes(app);
-    let mut app = app
-        .fallback(engine_route)
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            engine_paths,
-            web::cache_headers,
-        ))
-        .layer(CompressionLayer::new().compress_when(layers::JsonOnly));
-    if let Some(c) = layers::cors(&cors) {
-        app = app.layer(c);
-    }
-    let app = app.layer(axum::middleware::from_fn(layers::log_line));
+    let app = layers::Front::new(
+        app.fallback(engine_route).with_state(state),
+        layers::cors(&cors),
+    );
 
     print_banner(&base_url, &engine, dev.as_deref(), tls.is_some(), &web);
     let mut limits = listener::Limits::default();

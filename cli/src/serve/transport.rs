@@ -19,7 +19,6 @@ use super::ehr::{Introspector, Outcome};
 use super::jwks::JwksFetcher;
 
 /// What the engine route needs.
-#[derive(Clone)]
 pub struct EngineState {
     /// The engine every request goes through.
     pub engine: Arc<Engine>,
@@ -33,16 +32,26 @@ pub struct EngineState {
     pub dev: Option<Arc<super::dev::DevEhr>>,
     /// The path of the FHIR base (`/fhir`), for the shape of a `503`.
     pub fhir_path: String,
+    /// The engine's base paths, for browser caching of its answers.
+    pub paths: super::web::EnginePaths,
 }
 
 /// Every request the server does not answer itself (FHIR, DICOMweb, WADO-URI and
 /// anything unknown) goes to `Engine::handle`, on the blocking pool: the engine reads
 /// files and SQLite synchronously.
 pub async fn engine_route(
-    State(state): State<EngineState>,
+    State(state): State<Arc<EngineState>>,
     req: axum::extract::Request,
 ) -> Response {
     let (parts, _body) = req.into_parts();
+    let get = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+    let mut resp = answer(&state, &parts).await;
+    super::web::apply_cache_policy(&state.paths, get, parts.uri.path(), &mut resp);
+    resp
+}
+
+/// The answer to a request (see [`engine_route`]).
+async fn answer(state: &EngineState, parts: &axum::http::request::Parts) -> Response {
     let mut request = sia::Request {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),

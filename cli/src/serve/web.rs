@@ -21,7 +21,6 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -497,16 +496,13 @@ impl EnginePaths {
 /// a study's frames, metadata and bulk data never change under one URL, so a 200 may be
 /// kept privately for a day, varying by `Authorization` (another user's token is a
 /// different entry); DICOMweb searches are revalidated; FHIR answers are not stored.
-pub async fn cache_headers(
-    axum::extract::State(paths): axum::extract::State<Arc<EnginePaths>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let path = req.uri().path().to_string();
-    let get = req.method() == Method::GET || req.method() == Method::HEAD;
-    let mut resp = next.run(req).await;
+/// `get`: whether the request was a GET or HEAD (nothing else is cached).
+///
+/// Called by the engine route on its answers rather than layered as middleware: a layer
+/// costs every request of the server a boxed future and a service clone.
+pub fn apply_cache_policy(paths: &EnginePaths, get: bool, path: &str, resp: &mut Response) {
     if !get || resp.headers().contains_key(header::CACHE_CONTROL) {
-        return resp;
+        return;
     }
     let policy = if let Some(rest) = path.strip_prefix(paths.dicomweb.as_str()) {
         let immutable =
@@ -518,14 +514,16 @@ pub async fn cache_headers(
         } else {
             "no-cache"
         }
-    } else if path == paths.fhir || path.starts_with(&format!("{}/", paths.fhir)) {
+    } else if path
+        .strip_prefix(paths.fhir.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    {
         "no-store"
     } else {
-        return resp;
+        return;
     };
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
-    resp
 }
 
 #[cfg(test)]

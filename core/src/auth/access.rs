@@ -151,8 +151,8 @@ enum Scope {
     Local,
     /// A verified token's grants for reading and for searching, where it has them.
     Token {
-        read: Option<Box<TokenGrant>>,
-        search: Option<Box<TokenGrant>>,
+        read: Option<Arc<TokenGrant>>,
+        search: Option<Arc<TokenGrant>>,
     },
     /// A capability URL: one study.
     Capability { study: String },
@@ -274,12 +274,12 @@ impl Engine {
         };
         match &access.0 {
             AccessKind::Study(study) => {
-                let g = auth.authorize_credentials(credentials, Interaction::Read)?;
+                let g = auth.shared_grant(credentials, Interaction::Read)?;
                 let found = self.check_study_token(&g, study)?;
                 let valid_until = auth.valid_until(&g.token);
                 Ok(Grant {
                     scope: Scope::Token {
-                        read: Some(Box::new(g)),
+                        read: Some(g),
                         search: None,
                     },
                     checked: found.then(|| (study.as_str().into(), Instant::now())),
@@ -287,13 +287,11 @@ impl Engine {
                 })
             }
             AccessKind::Search => {
-                let search = auth.authorize_credentials(credentials, Interaction::Search)?;
+                let search = auth.shared_grant(credentials, Interaction::Search)?;
                 // The read grant too, where the token has one: capability URLs are
                 // issued only for studies the token could read itself.
                 let read = if self.capabilities.is_some() {
-                    auth.authorize_credentials(credentials, Interaction::Read)
-                        .ok()
-                        .map(Box::new)
+                    auth.shared_grant(credentials, Interaction::Read).ok()
                 } else {
                     None
                 };
@@ -301,18 +299,18 @@ impl Engine {
                 Ok(Grant {
                     scope: Scope::Token {
                         read,
-                        search: Some(Box::new(search)),
+                        search: Some(search),
                     },
                     checked: None,
                     valid_until: Some(valid_until),
                 })
             }
             AccessKind::Read => {
-                let g = auth.authorize_credentials(credentials, Interaction::Read)?;
+                let g = auth.shared_grant(credentials, Interaction::Read)?;
                 let valid_until = auth.valid_until(&g.token);
                 Ok(Grant {
                     scope: Scope::Token {
-                        read: Some(Box::new(g)),
+                        read: Some(g),
                         search: None,
                     },
                     checked: None,

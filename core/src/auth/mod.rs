@@ -18,7 +18,7 @@ pub use access::{Access, Credentials, GRANT_RECHECK_AFTER, Grant, ResourceKind};
 pub(crate) use compartment::AskedPatient;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub use jws::JwsAlgorithm;
 pub use scope::{Interaction, Restriction, ScopeSet};
@@ -142,6 +142,24 @@ pub struct TokenGrant {
 /// Most verified tokens remembered.
 const TOKEN_CACHE: usize = 10_000;
 
+/// A verified token as the cache keeps it, with its grants for reading and for
+/// searching once evaluated: they follow from the token's claims and this authorizer's
+/// Backend Services policies alone (fixed when it is made), so the requests of one token
+/// parse and evaluate its scopes once, and share the result instead of copying it.
+struct CachedToken {
+    token: VerifiedToken,
+    /// Indexed by [`grant_slot`].
+    grants: [OnceLock<Result<Arc<TokenGrant>, Denial>>; 2],
+}
+
+/// The [`CachedToken::grants`] slot of an interaction.
+fn grant_slot(interaction: Interaction) -> usize {
+    match interaction {
+        Interaction::Read => 0,
+        Interaction::Search => 1,
+    }
+}
+
 /// Least time between two JWKS refreshes of one issuer asked for by unknown `kid`s, so
 /// tokens with random `kid`s cannot make the host fetch keys in a loop.
 pub const JWKS_REFRESH_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(60);
@@ -152,7 +170,10 @@ pub struct Authorizer {
     refreshed: Mutex<HashMap<String, std::time::Instant>>,
     /// How FHIR Patient ids map to DICOM patients.
     pub patients: PatientPolicy,
-    cache: Mutex<HashMap<String, VerifiedToken>>,
+    /// Verified tokens by their text. Hashed with foldhash rather than SipHash (a third
+    /// of the cost over a 600-byte token): only tokens that verified become keys, so no
+    /// one can fill the map with colliding ones.
+    cache: Mutex<HashMap<String, Arc<CachedToken>, foldhash::quality::RandomState>>,
     /// The issuer that links made without one ("unassigned") serve: the only issuer
     /// configured when this authorizer was made, if there was exactly one (issuers
     /// added later do not change it).
@@ -214,7 +235,7 @@ impl Authorizer {
             issuers: std::sync::RwLock::new(issuers),
             refreshed: Mutex::new(HashMap::new()),
             patients,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
             backend_clients: Vec::new(),
         }
     }
@@ -411,29 +432,38 @@ impl Authorizer {
 
     /// Verifies a bearer token (cached until it expires).
     pub fn verify(&self, bearer: &str) -> Result<VerifiedToken, Denial> {
+        self.verified(bearer).map(|c| c.token.clone())
+    }
+
+    /// The cache entry of a verified bearer token: found, or verified and added.
+    fn verified(&self, bearer: &str) -> Result<Arc<CachedToken>, Denial> {
         let t = now();
         if let Some(v) = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(bearer)
-            && v.exp > t
+            && v.token.exp > t
         {
             return Ok(v.clone());
         }
-        let v = {
+        let token = {
             let issuers = self.issuers.read().unwrap_or_else(|e| e.into_inner());
             token::verify(bearer, &issuers, t).map_err(Denial::unauthorized)?
         };
+        let entry = Arc::new(CachedToken {
+            token,
+            grants: Default::default(),
+        });
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= TOKEN_CACHE {
-            cache.retain(|_, v| v.exp > t);
+            cache.retain(|_, v| v.token.exp > t);
             if cache.len() >= TOKEN_CACHE {
                 cache.clear();
             }
         }
-        cache.insert(bearer.to_string(), v.clone());
-        Ok(v)
+        cache.insert(bearer.to_string(), entry.clone());
+        Ok(entry)
     }
 
     /// The time (seconds since the epoch) from which a grant made from `token` no
@@ -460,8 +490,30 @@ impl Authorizer {
         credentials: &Credentials,
         interaction: Interaction,
     ) -> Result<TokenGrant, Denial> {
-        let token = self.credentials_token(credentials)?;
-        self.grant_for(token, interaction)
+        self.shared_grant(credentials, interaction)
+            .map(|g| TokenGrant::clone(&g))
+    }
+
+    /// [`Authorizer::authorize_credentials`] without copying: a bearer token's grants
+    /// are evaluated once per cached token and shared; an introspection response's are
+    /// evaluated anew (the host hands a fresh response with each request).
+    pub(crate) fn shared_grant(
+        &self,
+        credentials: &Credentials,
+        interaction: Interaction,
+    ) -> Result<Arc<TokenGrant>, Denial> {
+        if let Some(introspection) = credentials.introspection() {
+            let token = self.introspected_token(introspection)?;
+            return self.grant_for(token, interaction).map(Arc::new);
+        }
+        let bearer = bearer_of(credentials.authorization().iter().map(String::as_str))?;
+        let entry = self.verified(bearer)?;
+        entry.grants[grant_slot(interaction)]
+            .get_or_init(|| {
+                self.grant_for(entry.token.clone(), interaction)
+                    .map(Arc::new)
+            })
+            .clone()
     }
 
     /// The request's token, checked (its introspection response when the host put one
@@ -486,29 +538,9 @@ impl Authorizer {
     /// The verified token of `Authorization` field values (exactly one, `Bearer`).
     fn authorization_token<'a>(
         &self,
-        mut values: impl Iterator<Item = &'a str>,
+        values: impl Iterator<Item = &'a str>,
     ) -> Result<VerifiedToken, Denial> {
-        let Some(value) = values.next() else {
-            return Err(Denial {
-                status: 401,
-                error: None,
-                reason: "a bearer token is required".into(),
-            });
-        };
-        if values.next().is_some() {
-            return Err(Denial::unauthorized("more than one Authorization header"));
-        }
-        let bearer = match value.trim().split_once(' ') {
-            Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
-                t.trim()
-            }
-            _ => {
-                return Err(Denial::unauthorized(
-                    "the Authorization header is not `Bearer <token>`",
-                ));
-            }
-        };
-        self.verify(bearer)
+        self.verify(bearer_of(values)?)
     }
 
     /// Scopes and patient context of a verified token, for `interaction`.
@@ -562,6 +594,29 @@ impl Authorizer {
     }
 }
 
+/// The bearer token of `Authorization` field values: exactly one field, `Bearer <token>`
+/// (RFC 6750 §2.1).
+fn bearer_of<'a>(mut values: impl Iterator<Item = &'a str>) -> Result<&'a str, Denial> {
+    let Some(value) = values.next() else {
+        return Err(Denial {
+            status: 401,
+            error: None,
+            reason: "a bearer token is required".into(),
+        });
+    };
+    if values.next().is_some() {
+        return Err(Denial::unauthorized("more than one Authorization header"));
+    }
+    match value.trim().split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+            Ok(t.trim())
+        }
+        _ => Err(Denial::unauthorized(
+            "the Authorization header is not `Bearer <token>`",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,6 +657,48 @@ mod tests {
     fn valid() -> serde_json::Value {
         json!({"iss": "https://hs", "aud": "https://ehr/fhir", "exp": now() + 300, "scope": "patient/ImagingStudy.rs",
                "patient": "123", "client_id": "app", "sub": "u1"})
+    }
+
+    #[test]
+    fn a_cached_tokens_grants_are_evaluated_once_and_shared() {
+        let a = authorizer();
+        let creds = Credentials::bearer(&token(valid()));
+        let read = a.shared_grant(&creds, Interaction::Read).unwrap();
+        let again = a.shared_grant(&creds, Interaction::Read).unwrap();
+        assert!(
+            Arc::ptr_eq(&read, &again),
+            "the second request reuses the grant"
+        );
+        let search = a.shared_grant(&creds, Interaction::Search).unwrap();
+        assert!(!Arc::ptr_eq(&read, &search), "one grant per interaction");
+        assert_eq!(
+            (read.patient.as_str(), read.token.sub.as_deref()),
+            ("123", Some("u1"))
+        );
+        // What the shared grant says is what a fresh evaluation says, denials included.
+        let fresh = |t: &str, i| a.grant_for(a.verify(t).unwrap(), i);
+        assert_eq!(*read, fresh(&token(valid()), Interaction::Read).unwrap());
+        let mut search_only = valid();
+        search_only["scope"] = json!("patient/ImagingStudy.s");
+        let creds = Credentials::bearer(&token(search_only.clone()));
+        for _ in 0..2 {
+            let denied = a.shared_grant(&creds, Interaction::Read).unwrap_err();
+            assert_eq!(
+                denied,
+                fresh(&token(search_only.clone()), Interaction::Read).unwrap_err()
+            );
+            assert_eq!(denied.status, 403);
+        }
+        // An introspection response is evaluated anew each time (nothing keyed by it).
+        let mut active = valid();
+        active["active"] = json!(true);
+        let introspected = Credentials::introspected(active);
+        let (x, y) = (
+            a.shared_grant(&introspected, Interaction::Read).unwrap(),
+            a.shared_grant(&introspected, Interaction::Read).unwrap(),
+        );
+        assert!(!Arc::ptr_eq(&x, &y));
+        assert_eq!(x, y);
     }
 
     #[test]

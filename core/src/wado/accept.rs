@@ -1,7 +1,14 @@
 //! The `Accept` header: an RFC 7231 media-range parser (several ranges, q-values,
 //! quoted and unquoted parameters), with DICOMweb's legacy type names normalised.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::rc::Rc;
+
+/// Longest `Accept` value [`AcceptHeader::parse_fields_remembered`] keeps.
+pub(crate) const REMEMBERED_VALUE_BYTES: usize = 1024;
+/// `Accept` values [`AcceptHeader::parse_fields_remembered`] keeps per thread.
+pub(crate) const REMEMBERED_VALUES: usize = 4;
 
 /// One media range of an `Accept` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,14 +34,20 @@ impl MediaRange {
 
     /// Whether this range matches the concrete media type `t` (`type/subtype`).
     pub fn matches(&self, t: &str) -> bool {
-        let (k, s) = t.split_once('/').unwrap_or((t, ""));
-        (self.kind == "*" || self.kind == k) && (self.subtype == "*" || self.subtype == s)
+        type_matches(&self.kind, &self.subtype, t)
     }
 
     /// `type/subtype`.
     pub fn essence(&self) -> String {
         format!("{}/{}", self.kind, self.subtype)
     }
+}
+
+/// Whether the range `kind/subtype` (either may be `*`) matches the concrete media type
+/// `t` (`type/subtype`).
+pub(crate) fn type_matches(kind: &str, subtype: &str, t: &str) -> bool {
+    let (k, s) = t.split_once('/').unwrap_or((t, ""));
+    (kind == "*" || kind == k) && (subtype == "*" || subtype == s)
 }
 
 /// A parsed `Accept` header (all `Accept` fields of a request, in order).
@@ -54,8 +67,41 @@ impl fmt::Display for AcceptError {
     }
 }
 
+/// An RFC 9110 §5.6.2 `tchar`.
 fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '!' | '#'
+                | '$'
+                | '%'
+                | '&'
+                | '\''
+                | '*'
+                | '+'
+                | '-'
+                | '.'
+                | '^'
+                | '_'
+                | '`'
+                | '|'
+                | '~'
+        )
+}
+
+/// The media type `kind/subtype` lower-cased, older names replaced (see
+/// [`normalise_media_type`]), as its two halves.
+fn normalised_halves(kind: &str, subtype: &str) -> (String, String) {
+    let kind = kind.to_ascii_lowercase();
+    let mut subtype = subtype.to_ascii_lowercase();
+    if kind == "image" {
+        match subtype.as_str() {
+            "x-dicom-rle" => subtype = "dicom-rle".into(),
+            "x-jls" => subtype = "jls".into(),
+            _ => {}
+        }
+    }
+    (kind, subtype)
 }
 
 /// Older names that clients still send (PS3.18 2017 Table 6.1.1.8-3b).
@@ -97,6 +143,45 @@ impl AcceptHeader {
         Ok(AcceptHeader { ranges })
     }
 
+    /// [`AcceptHeader::parse_fields`], remembered per thread for the last few values
+    /// seen: a client sends the same `Accept` with every request (a viewer's frames, a
+    /// pipeline's loop), and parsing it anew was a tenth of the instructions of a frame
+    /// request. Only single fields of at most [`REMEMBERED_VALUE_BYTES`] are kept, at
+    /// most [`REMEMBERED_VALUES`] per thread; malformed ones are parsed (and refused)
+    /// every time.
+    pub(crate) fn parse_fields_remembered<'a>(
+        fields: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Rc<AcceptHeader>, AcceptError> {
+        let mut fields = fields.into_iter();
+        let value = match (fields.next(), fields.next()) {
+            (Some(only), None) => only,
+            (None, _) => return Ok(Rc::new(AcceptHeader::any())),
+            // Several fields: rare, not worth remembering.
+            (Some(a), Some(b)) => {
+                return AcceptHeader::parse_fields([a, b].into_iter().chain(fields)).map(Rc::new);
+            }
+        };
+        thread_local! {
+            static RECENT: RefCell<Vec<(String, Rc<AcceptHeader>)>> = const { RefCell::new(Vec::new()) };
+        }
+        if value.len() > REMEMBERED_VALUE_BYTES {
+            return AcceptHeader::parse(value).map(Rc::new);
+        }
+        if let Some(hit) = RECENT.with(|r| {
+            let r = r.borrow();
+            r.iter().find(|(v, _)| v == value).map(|(_, a)| a.clone())
+        }) {
+            return Ok(hit);
+        }
+        let parsed = Rc::new(AcceptHeader::parse(value)?);
+        RECENT.with(|r| {
+            let mut r = r.borrow_mut();
+            r.truncate(REMEMBERED_VALUES - 1);
+            r.insert(0, (value.to_string(), parsed.clone()));
+        });
+        Ok(parsed)
+    }
+
     /// Parses one `Accept` value. An empty value accepts nothing (RFC 7231 5.3.2).
     pub fn parse(value: &str) -> Result<AcceptHeader, AcceptError> {
         let mut ranges = Vec::new();
@@ -106,11 +191,7 @@ impl AcceptHeader {
                 continue; // "#rule" allows empty list elements
             }
             let mut parts = split_unquoted(element, ';')?.into_iter();
-            let essence = parts
-                .next()
-                .unwrap_or_default()
-                .trim_matches([' ', '\t'])
-                .to_string();
+            let essence = parts.next().unwrap_or_default().trim_matches([' ', '\t']);
             let (kind, subtype) = essence
                 .split_once('/')
                 .ok_or_else(|| AcceptError(format!("{essence:?} is not type/subtype")))?;
@@ -126,11 +207,10 @@ impl AcceptHeader {
                     "{essence:?}: a wildcard type needs a wildcard subtype"
                 )));
             }
-            let normalised = normalise_media_type(&essence);
-            let (kind, subtype) = normalised.split_once('/').expect("checked above");
+            let (kind, subtype) = normalised_halves(kind, subtype);
             let mut range = MediaRange {
-                kind: kind.into(),
-                subtype: subtype.into(),
+                kind,
+                subtype,
                 params: Vec::new(),
                 q: 1000,
             };
@@ -167,21 +247,25 @@ impl AcceptHeader {
 /// Splits on `sep` outside quoted strings; the pieces are the text between separators,
 /// as written (quotes and escapes kept).
 fn split_unquoted(s: &str, sep: char) -> Result<Vec<&str>, AcceptError> {
+    // Bytes, not chars: the separators, quote and backslash are ASCII, which no byte of
+    // a multi-byte UTF-8 character equals, so every split falls on a char boundary (and
+    // an escaped multi-byte character's remaining bytes are ordinary bytes here).
+    let sep = u8::try_from(sep).expect("an ASCII separator");
     let mut out = Vec::new();
     let mut start = 0;
     let mut quoted = false;
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => quoted = !quoted,
-            // The guard steps over the escaped character (or finds none).
-            '\\' if quoted && chars.next().is_none() => {
+    let mut bytes = s.bytes().enumerate();
+    while let Some((i, b)) = bytes.next() {
+        match b {
+            b'"' => quoted = !quoted,
+            // The guard steps over the escaped byte (or finds none).
+            b'\\' if quoted && bytes.next().is_none() => {
                 return Err(AcceptError("dangling escape".into()));
             }
-            '\\' if quoted => {}
-            c if c == sep && !quoted => {
+            b'\\' if quoted => {}
+            b if b == sep && !quoted => {
                 out.push(&s[start..i]);
-                start = i + c.len_utf8();
+                start = i + 1;
             }
             _ => {}
         }
@@ -276,6 +360,46 @@ mod tests {
             "a b/c",
         ] {
             assert!(AcceptHeader::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn remembered_values_parse_as_fresh_ones() {
+        let jpeg = "multipart/related; type=\"image/jpeg\"; transfer-syntax=1.2.840.10008.1.2.4.50";
+        let first = AcceptHeader::parse_fields_remembered([jpeg]).unwrap();
+        let again = AcceptHeader::parse_fields_remembered([jpeg]).unwrap();
+        assert!(
+            Rc::ptr_eq(&first, &again),
+            "the second request reuses the parse"
+        );
+        assert_eq!(*first, AcceptHeader::parse(jpeg).unwrap());
+        // Older values make way for newer ones; each still parses as itself.
+        let values: Vec<String> = (0..REMEMBERED_VALUES + 2)
+            .map(|i| format!("application/dicom+json, image/x-jls;q=0.{i}"))
+            .collect();
+        for v in &values {
+            assert_eq!(
+                *AcceptHeader::parse_fields_remembered([v.as_str()]).unwrap(),
+                AcceptHeader::parse(v).unwrap()
+            );
+        }
+        let refreshed = AcceptHeader::parse_fields_remembered([jpeg]).unwrap();
+        assert!(!Rc::ptr_eq(&first, &refreshed), "{jpeg} was pushed out");
+        assert_eq!(*refreshed, *first);
+        // No field, several fields, a long one, a malformed one: as parse_fields says.
+        let fields = |f: &[&str]| AcceptHeader::parse_fields_remembered(f.iter().copied());
+        assert_eq!(*fields(&[]).unwrap(), AcceptHeader::any());
+        assert_eq!(
+            *fields(&["image/jpeg", "image/jls;q=0.5"]).unwrap(),
+            AcceptHeader::parse_fields(["image/jpeg", "image/jls;q=0.5"]).unwrap()
+        );
+        let long = format!("image/jpeg; x=\"{}\"", "a".repeat(REMEMBERED_VALUE_BYTES));
+        assert_eq!(
+            *fields(&[&long]).unwrap(),
+            AcceptHeader::parse(&long).unwrap()
+        );
+        for _ in 0..2 {
+            assert!(fields(&["a b/c"]).is_err());
         }
     }
 

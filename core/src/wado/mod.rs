@@ -103,9 +103,9 @@ pub fn is_uid(s: &str) -> bool {
     crate::dicom::is_safe_uid(s)
 }
 
-fn uid(s: &str, what: &str) -> Result<String, RouteError> {
+fn uid(s: &str, what: &str) -> Result<(), RouteError> {
     if is_uid(s) {
-        Ok(s.to_string())
+        Ok(())
     } else {
         Err(bad(format!("{what} {s:?} is not a valid UID")))
     }
@@ -113,7 +113,11 @@ fn uid(s: &str, what: &str) -> Result<String, RouteError> {
 
 /// Parses a frame list (`1,3,2` or `1%2C3`): numbers from 1, no duplicates.
 pub fn parse_frame_list(s: &str) -> Result<Vec<u32>, RouteError> {
-    let normalised = s.replace("%2C", ",").replace("%2c", ",");
+    let normalised = if s.contains('%') {
+        std::borrow::Cow::Owned(s.replace("%2C", ",").replace("%2c", ","))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     let mut out: Vec<u32> = Vec::new();
     for part in normalised.split(',') {
         if part.is_empty() || part.len() > 10 || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -364,29 +368,23 @@ pub fn negotiate_frames(
             range.kind == "multipart" && (range.subtype == "related" || range.subtype == "*");
         let any = range.kind == "*";
         for (rank, &(media, ts_uid)) in candidates.iter().enumerate() {
-            let (wanted_type, multipart) = if is_multipart {
+            let (wanted_kind, wanted_subtype, multipart) = if is_multipart {
+                let t = range.param("type").unwrap_or("application/octet-stream");
+                let mut halves = t.split('/');
                 (
-                    range
-                        .param("type")
-                        .unwrap_or("application/octet-stream")
-                        .to_string(),
+                    halves.next().unwrap_or(""),
+                    halves.next().unwrap_or(""),
                     true,
                 )
             } else if any {
-                ("*/*".to_string(), true)
+                ("*", "*", true)
             } else {
-                (range.essence(), false)
+                (range.kind.as_str(), range.subtype.as_str(), false)
             };
             if !multipart && frames != 1 {
                 continue;
             }
-            let wanted = MediaRange {
-                kind: wanted_type.split('/').next().unwrap_or("").into(),
-                subtype: wanted_type.split('/').nth(1).unwrap_or("").into(),
-                params: Vec::new(),
-                q: 0,
-            };
-            if !wanted.matches(media) {
+            if !accept::type_matches(wanted_kind, wanted_subtype, media) {
                 continue;
             }
             let ts_ok = match range.param("transfer-syntax") {

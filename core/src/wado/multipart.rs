@@ -24,8 +24,16 @@ impl Multipart {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mix =
             nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.rotate_left(32) ^ 0x5DEE_CE66_D1CE_4E5B;
+        let mut boundary = String::with_capacity(36);
+        boundary.push_str("sia-");
+        for word in [nanos, mix] {
+            for shift in (0..16).rev() {
+                let digit = ((word >> (shift * 4)) & 0xF) as u8;
+                boundary.push(char::from(b"0123456789abcdef"[usize::from(digit)]));
+            }
+        }
         Multipart {
-            boundary: format!("sia-{nanos:016x}{mix:016x}"),
+            boundary,
             body: Body::new(),
         }
     }
@@ -37,7 +45,14 @@ impl Multipart {
 
     /// Adds a part with the given header fields and content chunks.
     pub fn part(&mut self, headers: &[(&str, &str)], content: impl IntoIterator<Item = Chunk>) {
-        let mut head = format!("--{}\r\n", self.boundary);
+        let len = headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>();
+        let mut head = String::with_capacity(self.boundary.len() + len + 6);
+        head.push_str("--");
+        head.push_str(&self.boundary);
+        head.push_str("\r\n");
         for (name, value) in headers {
             head.push_str(name);
             head.push_str(": ");
@@ -64,5 +79,38 @@ impl Multipart {
 impl Default for Multipart {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Multipart;
+
+    #[test]
+    fn boundaries_are_fresh_hex_after_a_prefix() {
+        let (a, b) = (Multipart::new(), Multipart::new());
+        for m in [&a, &b] {
+            let hex = m.boundary().strip_prefix("sia-").unwrap();
+            assert_eq!(hex.len(), 32);
+            assert!(
+                hex.bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+        assert_ne!(a.boundary(), b.boundary());
+        let (boundary, body) = {
+            let mut m = a;
+            m.part(&[("Content-Type", "image/jpeg")], []);
+            m.finish()
+        };
+        let bytes: Vec<u8> = body
+            .into_chunks()
+            .iter()
+            .flat_map(|c| c.as_bytes().to_vec())
+            .collect();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            format!("--{boundary}\r\nContent-Type: image/jpeg\r\n\r\n\r\n--{boundary}--\r\n")
+        );
     }
 }
