@@ -7,7 +7,9 @@
 //! was half of what `/healthz` cost (38,153 instructions a request with the layers,
 //! 18,773 without). CORS's response headers only mean something to a request that
 //! carries `Origin` (Fetch §3.2), so tower-http's CORS service is built for those
-//! requests and preflights; other answers get its `Vary` header alone.
+//! requests and preflights; other answers get its `Vary` header alone. Requests under
+//! the FHIR and DICOMweb bases go to the engine route directly: axum's router would
+//! only have matched them to its fallback.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,6 +26,9 @@ use tower::{Layer, Service, ServiceExt};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::{Compression, CompressionLayer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::transport::EngineService;
+use super::web::EnginePaths;
 
 /// Longest request target (path and query) served; longer ones are 414 (RFC 9110 §15.5.15).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -42,17 +47,29 @@ const CORS_VARY: HeaderValue = HeaderValue::from_static(
 /// §15.5.15; hyper bounds only the whole head), and logged.
 #[derive(Clone)]
 pub struct Front {
-    inner: Compression<Router, JsonOnly>,
+    router: Compression<Router, JsonOnly>,
+    /// The engine's route for the paths only it answers, without the router's matching
+    /// (a request would only reach its fallback).
+    engine: Compression<EngineService, JsonOnly>,
+    engine_paths: Arc<EnginePaths>,
     cors: Option<Arc<CorsLayer>>,
 }
 
 impl Front {
-    /// `router` behind gzip for JSON and, when `cors` is given, CORS.
-    pub fn new(router: Router, cors: Option<CorsLayer>) -> Front {
+    /// `router` (whose fallback is the engine route) and `engine` (that route as a
+    /// service, for the paths `engine_paths` names) behind gzip for JSON and, when `cors`
+    /// is given, CORS.
+    pub fn new(
+        router: Router,
+        engine: EngineService,
+        engine_paths: EnginePaths,
+        cors: Option<CorsLayer>,
+    ) -> Front {
+        let gzip = CompressionLayer::new().compress_when(JsonOnly);
         Front {
-            inner: CompressionLayer::new()
-                .compress_when(JsonOnly)
-                .layer(router),
+            router: gzip.layer(router),
+            engine: gzip.layer(engine),
+            engine_paths: Arc::new(engine_paths),
             cors: cors.map(Arc::new),
         }
     }
@@ -67,16 +84,39 @@ impl Front {
             )
                 .into_response();
         }
-        let Some(cors) = self.cors else {
-            return into_response(self.inner.oneshot(req).await);
-        };
-        if req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN) {
-            return into_response(cors.layer(self.inner).oneshot(req).await);
+        if self.engine_paths.engine_serves(req.uri().path()) {
+            with_cors(self.engine, self.cors, req).await
+        } else {
+            with_cors(self.router, self.cors, req).await
         }
-        let mut resp = into_response(self.inner.oneshot(req).await);
-        resp.headers_mut().append(header::VARY, CORS_VARY);
-        resp
     }
+}
+
+/// `inner`'s answer to `req`, through tower-http's CORS service when `cors` is configured
+/// and the request is a preflight or carries `Origin`; other answers get its `Vary`.
+async fn with_cors<S, B>(
+    inner: S,
+    cors: Option<Arc<CorsLayer>>,
+    req: axum::extract::Request,
+) -> Response
+where
+    S: Service<axum::extract::Request, Response = axum::http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = bytes::Bytes> + Default + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let Some(cors) = cors else {
+        return into_response(inner.oneshot(req).await);
+    };
+    if req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN) {
+        return into_response(cors.layer(inner).oneshot(req).await);
+    }
+    let mut resp = into_response(inner.oneshot(req).await);
+    resp.headers_mut().append(header::VARY, CORS_VARY);
+    resp
 }
 
 /// A response of any body, as axum's.

@@ -266,7 +266,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         fhir_path: url::Url::parse(&fhir_ctx.fhir_base)
             .map(|u| u.path().trim_end_matches('/').to_string())
             .unwrap_or_else(|_| "/fhir".into()),
-        paths: engine_paths,
+        paths: engine_paths.clone(),
     });
     let mut app =
         Router::<Arc<EngineState>>::new().route(&format!("{base_path}/healthz"), get(healthz));
@@ -275,7 +275,9 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     }
     let app = web.clone().routes(app);
     let app = layers::Front::new(
-        app.fallback(engine_route).with_state(state),
+        app.fallback(engine_route).with_state(state.clone()),
+        transport::EngineService(state),
+        engine_paths,
         layers::cors(&cors),
     );
 

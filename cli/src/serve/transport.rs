@@ -50,6 +50,28 @@ pub async fn engine_route(
     resp
 }
 
+/// [`engine_route`] as a tower service, for requests [`super::layers::Front`] sends to
+/// the engine without axum's router (which would only match them to its fallback).
+#[derive(Clone)]
+pub struct EngineService(pub Arc<EngineState>);
+
+impl tower::Service<axum::extract::Request> for EngineService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let state = self.0.clone();
+        Box::pin(async move { Ok(engine_route(State(state), req).await) })
+    }
+}
+
 /// The answer to a request (see [`engine_route`]).
 async fn answer(state: &EngineState, parts: &axum::http::request::Parts) -> Response {
     let mut request = sia::Request {
@@ -76,6 +98,7 @@ async fn answer(state: &EngineState, parts: &axum::http::request::Parts) -> Resp
         jwks.refresh_for(&request).await;
     }
     if let Some(dev) = &state.dev
+        && dev.issues_opaque_tokens()
         && let Some(bearer) = super::ehr::bearer(&request)
         && let Some(answer) = dev.opaque_introspection(bearer)
     {

@@ -490,6 +490,16 @@ impl EnginePaths {
             fhir: path(&ctx.fhir_base),
         }
     }
+
+    /// Whether `path` is under the DICOMweb or the FHIR base, which only the engine
+    /// answers (no route of the server's own lies under them).
+    pub fn engine_serves(&self, path: &str) -> bool {
+        (self.dicomweb.len() > 1 && path.starts_with(self.dicomweb.as_str()))
+            || (!self.fhir.is_empty()
+                && path
+                    .strip_prefix(self.fhir.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+    }
 }
 
 /// Browser caching of the engine's answers (unless the engine set `Cache-Control`):

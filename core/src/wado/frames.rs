@@ -396,10 +396,15 @@ pub(crate) fn frames_response(frames: Frames, base: &str, instance: &DicomRef) -
             );
         }
         let (boundary, body) = mp.finish();
-        let ct = format!(
-            "multipart/related; type=\"{}\"; boundary={boundary}",
-            info.media_type
-        );
+        let mut ct = String::with_capacity(48 + info.media_type.len() + boundary.len());
+        for part in [
+            "multipart/related; type=\"",
+            info.media_type,
+            "\"; boundary=",
+            &boundary,
+        ] {
+            ct.push_str(part);
+        }
         Response::with_body(200, &ct, body)
     } else {
         let mut body = Body::new();

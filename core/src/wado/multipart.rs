@@ -69,9 +69,11 @@ impl Multipart {
 
     /// Closes the body; returns it with the boundary.
     pub fn finish(mut self) -> (String, Body) {
-        self.body.push(Chunk::from_vec(
-            format!("--{}--\r\n", self.boundary).into_bytes(),
-        ));
+        let mut close = Vec::with_capacity(self.boundary.len() + 6);
+        close.extend_from_slice(b"--");
+        close.extend_from_slice(self.boundary.as_bytes());
+        close.extend_from_slice(b"--\r\n");
+        self.body.push(Chunk::from_vec(close));
         (self.boundary, self.body)
     }
 }

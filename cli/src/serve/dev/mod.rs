@@ -138,6 +138,11 @@ impl DevEhr {
         Ok(self)
     }
 
+    /// Whether this EHR issues opaque access tokens (`--dev-opaque-tokens`).
+    pub fn issues_opaque_tokens(&self) -> bool {
+        self.opaque.is_some()
+    }
+
     /// The RFC 7662 answer for one of this EHR's opaque tokens; `None` when `bearer` is
     /// not one (a JWT, or tokens are not opaque).
     pub fn opaque_introspection(&self, bearer: &str) -> Option<Value> {
