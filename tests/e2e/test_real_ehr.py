@@ -147,6 +147,14 @@ def test_ehr_down_is_503_with_retry_after_and_service_resumes(sia, demo_dir, tmp
             assert int(r.headers["Retry-After"]) > 0
             assert STUDY_1 not in r.text and "DEMO-001" not in r.text
         validate(r.json(), "OperationOutcome")
+        # HEAD over HTTP/2 (prior knowledge): this 503 is made by the server, not the
+        # engine, and must carry no body either (nghttp2 resets a HEAD stream with DATA).
+        out = subprocess.run(
+            ["curl", "-sS", "--http2-prior-knowledge", "-I", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+             "-H", f"Authorization: Bearer {fresh['access_token']}", f"{img.base}/dicom-web/studies/{STUDY_1}/metadata"],
+            capture_output=True, text=True, timeout=TIMEOUT,
+        )
+        assert (out.returncode, out.stdout) == (0, "2 503"), (out.returncode, out.stdout, out.stderr)
         ehr = PortServer(sia, ehr_dir, ehr_args, port=ehr_port)
         r = img.get(f"/dicom-web/studies/{STUDY_1}/metadata", fresh["access_token"])
         assert r.status_code == 200, r.text[:300]

@@ -68,7 +68,17 @@ impl tower::Service<axum::extract::Request> for EngineService {
 
     fn call(&mut self, req: axum::extract::Request) -> Self::Future {
         let state = self.0.clone();
-        Box::pin(async move { Ok(engine_route(State(state), req).await) })
+        let head = req.method() == axum::http::Method::HEAD;
+        Box::pin(async move {
+            let mut resp = engine_route(State(state), req).await;
+            // The engine empties HEAD answers itself, but not the ones made here (an EHR
+            // that is down, the blocking pool's failure); axum's router, which this
+            // service bypasses, emptied every one (hyper does not over HTTP/2).
+            if head {
+                *resp.body_mut() = axum::body::Body::empty();
+            }
+            Ok(resp)
+        })
     }
 }
 
