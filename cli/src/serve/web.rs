@@ -495,10 +495,13 @@ impl EnginePaths {
     /// answers (no route of the server's own lies under them).
     pub fn engine_serves(&self, path: &str) -> bool {
         (self.dicomweb.len() > 1 && path.starts_with(self.dicomweb.as_str()))
-            || (!self.fhir.is_empty()
-                && path
-                    .strip_prefix(self.fhir.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+            || (!self.fhir.is_empty() && self.under_fhir(path))
+    }
+
+    /// Whether `path` is the FHIR base or under it.
+    fn under_fhir(&self, path: &str) -> bool {
+        path.strip_prefix(self.fhir.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 
@@ -524,10 +527,7 @@ pub fn apply_cache_policy(paths: &EnginePaths, get: bool, path: &str, resp: &mut
         } else {
             "no-cache"
         }
-    } else if path
-        .strip_prefix(paths.fhir.as_str())
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    {
+    } else if paths.under_fhir(path) {
         "no-store"
     } else {
         return;

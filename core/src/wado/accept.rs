@@ -106,11 +106,12 @@ fn normalised_halves(kind: &str, subtype: &str) -> (String, String) {
 
 /// Older names that clients still send (PS3.18 2017 Table 6.1.1.8-3b).
 pub fn normalise_media_type(t: &str) -> String {
-    let t = t.to_ascii_lowercase();
-    match t.as_str() {
-        "image/x-dicom-rle" => "image/dicom-rle".into(),
-        "image/x-jls" => "image/jls".into(),
-        _ => t,
+    match t.split_once('/') {
+        Some((kind, subtype)) => {
+            let (kind, subtype) = normalised_halves(kind, subtype);
+            format!("{kind}/{subtype}")
+        }
+        None => t.to_ascii_lowercase(),
     }
 }
 
