@@ -378,13 +378,17 @@ impl Drop for Landed<'_> {
 
 /// The `503` for a request whose token could not be introspected: no data, a
 /// `Retry-After`, an OperationOutcome on FHIR routes.
-pub fn unavailable(req: &sia::Request, fhir_path: &str, why: &str) -> sia::Response {
+pub fn unavailable(
+    req: &sia::Request,
+    paths: &super::web::EnginePaths,
+    why: &str,
+) -> sia::Response {
     let text = "the EHR that issued the token cannot be reached to check the token or its patient now; try again later";
     tracing::warn!(
         "503 for {}: {why}",
         req.path.chars().take(200).collect::<String>()
     );
-    let mut r = if req.path == fhir_path || req.path.starts_with(&format!("{fhir_path}/")) {
+    let mut r = if paths.under_fhir(&req.path) {
         sia::Response::with_body(
             503,
             "application/fhir+json",

@@ -263,9 +263,6 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         jwks,
         introspector,
         dev: dev.clone(),
-        fhir_path: url::Url::parse(&fhir_ctx.fhir_base)
-            .map(|u| u.path().trim_end_matches('/').to_string())
-            .unwrap_or_else(|_| "/fhir".into()),
         paths: engine_paths.clone(),
     });
     let mut app =

@@ -336,8 +336,8 @@ fn unmatched_text(iss: &str, patient: &str) -> String {
 }
 
 /// The `403` for a patient that matches nothing: an OperationOutcome on FHIR routes.
-pub fn unmatched(req: &sia::Request, fhir_path: &str, text: &str) -> sia::Response {
-    if req.path == fhir_path || req.path.starts_with(&format!("{fhir_path}/")) {
+pub fn unmatched(req: &sia::Request, paths: &super::web::EnginePaths, text: &str) -> sia::Response {
+    if paths.under_fhir(&req.path) {
         sia::Response::with_body(
             403,
             "application/fhir+json",

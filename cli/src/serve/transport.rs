@@ -30,9 +30,8 @@ pub struct EngineState {
     pub resolver: Option<Arc<super::resolve::Resolver>>,
     /// The development EHR, whose opaque tokens are introspected in-process.
     pub dev: Option<Arc<super::dev::DevEhr>>,
-    /// The path of the FHIR base (`/fhir`), for the shape of a `503`.
-    pub fhir_path: String,
-    /// The engine's base paths, for browser caching of its answers.
+    /// The engine's base paths: browser caching of its answers, and the shape of the
+    /// `503` and `403` made here (an OperationOutcome under the FHIR base).
     pub paths: super::web::EnginePaths,
 }
 
@@ -118,7 +117,7 @@ async fn answer(state: &EngineState, parts: &axum::http::request::Parts) -> Resp
             Outcome::NotNeeded => {}
             Outcome::Response(v) => request.introspection = Some(v),
             Outcome::Unavailable(why) => {
-                return into_http(super::ehr::unavailable(&request, &state.fhir_path, &why));
+                return into_http(super::ehr::unavailable(&request, &state.paths, &why));
             }
         }
     }
@@ -127,10 +126,10 @@ async fn answer(state: &EngineState, parts: &axum::http::request::Parts) -> Resp
         match resolver.for_request(&request).await {
             Resolution::NotNeeded | Resolution::Linked => {}
             Resolution::Unmatched(text) => {
-                return into_http(super::resolve::unmatched(&request, &state.fhir_path, &text));
+                return into_http(super::resolve::unmatched(&request, &state.paths, &text));
             }
             Resolution::Unavailable(why) => {
-                return into_http(super::ehr::unavailable(&request, &state.fhir_path, &why));
+                return into_http(super::ehr::unavailable(&request, &state.paths, &why));
             }
         }
     }

@@ -499,7 +499,7 @@ impl EnginePaths {
     }
 
     /// Whether `path` is the FHIR base or under it.
-    fn under_fhir(&self, path: &str) -> bool {
+    pub fn under_fhir(&self, path: &str) -> bool {
         path.strip_prefix(self.fhir.as_str())
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
