@@ -1,6 +1,7 @@
 //! The accept loop: plain TCP or rustls, HTTP/1.1 (keep-alive) and HTTP/2 through
 //! hyper-util's auto builder, a bound on connections, timeouts for slow clients, and a
-//! graceful shutdown that lets running responses finish for a while.
+//! graceful shutdown that lets running responses finish for a while. Accepted
+//! connections are served on [`super::workers::ConnectionWorkers`], in turn.
 
 use std::future::Future;
 use std::path::Path;
@@ -69,9 +70,11 @@ pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, St
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then waits up to
-/// `limits.shutdown_grace` for open connections to finish their responses.
+/// `limits.shutdown_grace` for open connections to finish their responses. Each
+/// connection runs on the next of `workers`' threads.
 pub async fn serve(
     listener: TcpListener,
+    workers: &super::workers::ConnectionWorkers,
     app: super::layers::Front,
     tls: Option<TlsAcceptor>,
     limits: Limits,
@@ -117,12 +120,23 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // The socket leaves this runtime's reactor for the worker's.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accepted connection: {e}");
+                continue;
+            }
+        };
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        workers.next().spawn(async move {
             let _permit = permit;
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                return;
+            };
             // Silent clients are closed after `header_read` (hyper's header timeout starts
             // only once the HTTP version is known). No read timeout on the stream: a client
             // receiving a long download sends nothing, and must not be cut off for it.

@@ -14,6 +14,7 @@ mod resolve;
 mod transport;
 mod watch;
 mod web;
+mod workers;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -283,7 +284,17 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     if let Some(n) = max_connections {
         limits.max_connections = n.max(1);
     }
-    listener::serve(listener, app, tls, limits, listener::shutdown_signal()).await;
+    let workers = workers::ConnectionWorkers::start(workers::ConnectionWorkers::default_count())?;
+    listener::serve(
+        listener,
+        &workers,
+        app,
+        tls,
+        limits,
+        listener::shutdown_signal(),
+    )
+    .await;
+    tokio::task::spawn_blocking(move || workers.stop()).await?;
     Ok(())
 }
 
