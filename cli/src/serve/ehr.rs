@@ -140,41 +140,13 @@ pub async fn post_form(
         #[allow(unreachable_patterns)]
         _ => return Err("unsupported client authentication".into()),
     }
-    let mut resp = req
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {}", without_url(&e)))?;
-    let status = resp.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("{url}: {}", without_url(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE {
-            return Err(format!("{url}: answer larger than {MAX_RESPONSE} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    if !status.is_success() {
-        let text = String::from_utf8_lossy(&body);
+    let answer = super::outbound::fetch(req.form(&form), url, MAX_RESPONSE).await?;
+    if !answer.status.is_success() {
+        let text = String::from_utf8_lossy(&answer.body);
         let text: String = text.chars().take(200).collect();
-        return Err(format!("{url}: HTTP {status}: {text}"));
+        return Err(format!("{url}: HTTP {}: {text}", answer.status));
     }
-    serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
-}
-
-/// A reqwest error without the URL (which the caller names once).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s.replace(&format!(" ({u})"), "").replace(u.as_str(), "");
-    }
-    if e.is_timeout() {
-        s = format!("no answer within {} s", TIMEOUT.as_secs());
-    }
-    s
+    serde_json::from_slice(&answer.body).map_err(|e| format!("{url}: not JSON: {e}"))
 }
 
 impl Introspector {

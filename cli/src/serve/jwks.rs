@@ -161,30 +161,19 @@ impl JwksFetcher {
 
     /// GETs `url`: the body (bounded) and how long it may be cached.
     async fn get(&self, url: &str) -> Result<(String, Duration), String> {
-        let mut resp = self
-            .client
-            .get(url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url}: HTTP {}", resp.status()));
+        let req = self.client.get(url).header("Accept", "application/json");
+        let answer = super::outbound::fetch(req, url, MAX_DOCUMENT).await?;
+        if !answer.status.is_success() {
+            return Err(format!("{url}: HTTP {}", answer.status));
         }
-        let max_age = resp
-            .headers()
+        let max_age = answer
+            .headers
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(max_age)
             .unwrap_or(DEFAULT_MAX_AGE)
             .clamp(MIN_MAX_AGE, MAX_MAX_AGE);
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
-            if body.len() + chunk.len() > MAX_DOCUMENT {
-                return Err(format!("{url}: larger than {MAX_DOCUMENT} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = answer.body;
         let text = String::from_utf8(body).map_err(|_| format!("{url}: not UTF-8"))?;
         Ok((text, max_age))
     }

@@ -10,6 +10,7 @@ mod jwks;
 mod layers;
 mod listener;
 mod logging;
+mod outbound;
 mod resolve;
 mod transport;
 mod watch;
@@ -93,6 +94,8 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), BoxError> {
+    // Requests to EHRs and issuers go out from this runtime, whichever thread asks.
+    outbound::set_main_runtime();
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -265,6 +268,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         introspector,
         dev: dev.clone(),
         paths: engine_paths.clone(),
+        blocking: tokio::runtime::Handle::current(),
     });
     let mut app =
         Router::<Arc<EngineState>>::new().route(&format!("{base_path}/healthz"), get(healthz));

@@ -23,6 +23,8 @@ pub const RESOLVE_SCOPE: &str = "system/Patient.rs";
 const UNMATCHED_SECONDS: i64 = 60;
 /// Most remembered unmatched patients.
 const MAX_UNMATCHED: usize = 10_000;
+/// Largest Patient resource or SMART configuration read from an EHR.
+const MAX_ANSWER: usize = 1024 * 1024;
 
 /// What the server must do with a request's patient.
 pub enum Resolution {
@@ -215,15 +217,13 @@ impl Resolver {
     ) -> Result<Option<sia::internal::index::PatientResolution>, String> {
         let token = self.backend_token(c).await?;
         let url = format!("{}/Patient/{patient}", c.fhir_base);
-        let resp = self
+        let req = self
             .http
             .get(&url)
             .bearer_auth(&token)
-            .header("Accept", "application/fhir+json")
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        let status = resp.status();
+            .header("Accept", "application/fhir+json");
+        let answer = super::outbound::fetch(req, &url, MAX_ANSWER).await?;
+        let status = answer.status;
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Ok(None);
         }
@@ -234,10 +234,7 @@ impl Resolver {
         if !status.is_success() {
             return Err(format!("{url}: HTTP {status}"));
         }
-        let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        if body.len() > 1024 * 1024 {
-            return Err(format!("{url}: answer too large"));
-        }
+        let body = answer.body;
         let resource: Value =
             serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
         if resource["resourceType"] != "Patient" || resource["id"] != patient {
@@ -304,17 +301,13 @@ impl Resolver {
             "{}/.well-known/smart-configuration",
             c.iss.trim_end_matches('/')
         );
-        let resp = self
-            .http
-            .get(&url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("{url}: HTTP {}", resp.status()));
+        let req = self.http.get(&url).header("Accept", "application/json");
+        let answer = super::outbound::fetch(req, &url, MAX_ANSWER).await?;
+        if !answer.status.is_success() {
+            return Err(format!("{url}: HTTP {}", answer.status));
         }
-        let doc: Value = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
+        let doc: Value =
+            serde_json::from_slice(&answer.body).map_err(|e| format!("{url}: not JSON: {e}"))?;
         let t = doc["token_endpoint"]
             .as_str()
             .ok_or_else(|| format!("{url}: no token_endpoint"))?

@@ -33,6 +33,10 @@ pub struct EngineState {
     /// The engine's base paths: browser caching of its answers, and the shape of the
     /// `503` and `403` made here (an OperationOutcome under the FHIR base).
     pub paths: super::web::EnginePaths,
+    /// The runtime whose blocking pool runs the engine's slower answers: the main one,
+    /// whose pool every connection thread shares (each connection thread's runtime has
+    /// a small pool of its own).
+    pub blocking: tokio::runtime::Handle,
 }
 
 /// Every request the server does not answer itself (FHIR, DICOMweb, WADO-URI and
@@ -146,20 +150,22 @@ async fn answer(state: &EngineState, parts: &axum::http::request::Parts) -> Resp
         }
     }
     let engine = state.engine.clone();
-    match tokio::task::spawn_blocking(move || {
-        let resp = engine.handle(&request);
-        // What the client is not told (a file path, an index error) goes to the log.
-        if let Some(detail) = resp.detail() {
-            tracing::warn!(
-                "{} {}: {}: {detail}",
-                request.method,
-                request.path,
-                resp.status
-            );
-        }
-        resp
-    })
-    .await
+    match state
+        .blocking
+        .spawn_blocking(move || {
+            let resp = engine.handle(&request);
+            // What the client is not told (a file path, an index error) goes to the log.
+            if let Some(detail) = resp.detail() {
+                tracing::warn!(
+                    "{} {}: {}: {detail}",
+                    request.method,
+                    request.path,
+                    resp.status
+                );
+            }
+            resp
+        })
+        .await
     {
         Ok(resp) => into_http(resp),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),

@@ -7,8 +7,10 @@
 //! A frame costs a few microseconds of work; those hand-offs cost as much. A runtime per
 //! thread owns its connections' sockets in its own `epoll`, so a request is read,
 //! answered and written by one thread with no hand-off. What may block for long still
-//! goes to a blocking pool (each runtime has its own), so a decode or a whole-study
-//! retrieve never holds a connection thread. An HTTP/2 connection's streams all run on
+//! goes to a blocking pool (the engine's slower answers to the main runtime's, shared by
+//! every connection thread; what handlers block on themselves to the runtime's own), so
+//! a decode or a whole-study retrieve never holds a connection thread. Requests the
+//! server makes to EHRs and issuers go out on the main runtime too (`outbound.rs`). An HTTP/2 connection's streams all run on
 //! its thread; a client that wants more than one core opens more connections, as
 //! browsers and `wrk` do.
 
@@ -42,8 +44,10 @@ impl ConnectionWorkers {
         for i in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                // tokio's default for a whole runtime (512), shared out.
-                .max_blocking_threads((512 / count).max(1))
+                // The engine's slow answers go to the main runtime's pool
+                // (`EngineState::blocking`); this one has what handlers block on
+                // themselves (static files, index writes of patient resolution).
+                .max_blocking_threads((512 / count).max(64))
                 .thread_name(format!("sia-conn-{i}-blocking"))
                 .build()?;
             let (stop, stopped) = oneshot::channel::<()>();
