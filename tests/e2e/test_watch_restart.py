@@ -273,3 +273,21 @@ def test_restart_on_the_same_db_reuses_the_index(start_server, data, tmp_path):
     third = start_server(data, "--dev", "--db", db)
     report = index_report(third.log())
     assert report == {"indexed": 1, "unchanged": files - 1, "removed": 1}, report
+
+
+def test_dev_tokens_outlive_a_restart_on_the_same_db(start_server, data, tmp_path):
+    """`--dev` keeps its signing key beside the db: a token issued before a restart is
+    still accepted after it (same public base URL, so the same issuer and audience), and
+    a server on another db, with a key of its own, refuses it."""
+    db = tmp_path / "sia.db"
+    base = ["--base-url", "http://imaging.example"]
+    first = start_server(data, "--dev", "--db", db, *base)
+    token = first.token
+    assert first.stop() == 0
+    second = start_server(data, "--dev", "--db", db, *base)
+    assert second.token != token
+    r = second.get("/fhir/ImagingStudy?patient=Patient/DEMO-001", token=token)
+    assert r.status_code == 200 and r.json()["total"] >= 1, r.text
+    other = start_server(data, "--dev", "--db", tmp_path / "other.db", *base)
+    r = other.get("/fhir/ImagingStudy?patient=Patient/DEMO-001", token=token)
+    assert r.status_code == 401 and "invalid_token" in r.headers["WWW-Authenticate"], r.text
