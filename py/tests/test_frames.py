@@ -130,6 +130,40 @@ def test_frame_is_a_read_only_view_that_outlives_close(ct_dir: pathlib.Path, tmp
         gc.collect()
 
 
+def mapped_files_at(address: int) -> list[str]:
+    """The files mapped into this process at `address` (/proc/self/maps)."""
+    found = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(maxsplit=5)
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if start <= address < end and len(fields) == 6:
+                found.append(fields[5].strip())
+    return found
+
+
+def test_mmap_frames_point_into_the_files_mapping_pread_ones_do_not(
+    ct_dir: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """Zero-copy, shown rather than assumed: in `mmap` mode the memoryview's bytes are
+    the file's mapped pages (its address lies in a mapping of that .dcm file); in `pread`
+    mode they are a buffer of the process's own (no file mapped there)."""
+    for mode in ("mmap", "pread"):
+        with sia.Engine(tmp_path / f"{mode}-zc.db", read_mode=mode) as e:
+            e.index(ct_dir, progress=False)
+            study, series, sop = sorted(instances(e))[0]
+            view = e.frame(study, series, sop, 1)
+            address = np.frombuffer(view, dtype=np.uint8).ctypes.data
+            files = [f for f in mapped_files_at(address) if f.endswith(".dcm")]
+            if mode == "mmap":
+                assert len(files) == 1 and pathlib.Path(files[0]).parent == ct_dir.resolve(), files
+                last = np.frombuffer(view, dtype=np.uint8).ctypes.data + len(view) - 1
+                assert mapped_files_at(last) == [files[0]]
+            else:
+                assert files == [], files
+            del view
+
+
 def test_frame_errors(ct_engine: sia.Engine) -> None:
     study, series, sop = instances(ct_engine)[0]
     with pytest.raises(sia.NotFound):
