@@ -136,8 +136,10 @@ def test_sigint_cancels_and_the_index_stays_usable(many_files: tuple[pathlib.Pat
         kept = e.studies()
         report = e.index(root, progress=False)
         assert report.indexed + len(report.duplicates) + report.unchanged == total
-        # The interrupted run stopped early: this one had most of the work left.
-        assert report.unchanged < total / 2, report
+        # The interrupted run stopped before the end: this one had work left. (How much
+        # depends on the machine: the signal follows the first progress call, about
+        # 0.1 s in, by which a fast machine has indexed half of these 4,000 files.)
+        assert report.unchanged < total, report
         again = e.index(root, progress=False)
         assert again.indexed == 0 and again.unchanged + len(again.duplicates) == total
         assert len(e.studies()) == 4 and len(kept) <= 4
