@@ -466,3 +466,48 @@ def test_disconnect_mid_download_leaks_no_descriptors_or_mappings(sia, tmp_path,
     finally:
         server.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_a_client_that_stops_reading_is_closed_after_the_write_timeout(sia, tmp_path):
+    """`write_timeout_seconds`: a download whose client stops reading is given up once a
+    write has made no progress that long; its descriptors are released while the client
+    still holds its end, and the client never gets the whole instance."""
+    data = tmp_path / "data"
+    info = write_large_instance(data / "stall.dcm")
+    (tmp_path / "sia.toml").write_text(
+        '[server]\nbase_url = "http://127.0.0.1:8080"\ndb = "sia.db"\nwrite_timeout_seconds = 2\n'
+        '[patients]\npolicy = "identity"\n'
+    )
+    server = Server(sia, tmp_path, [data, "--dev", "--db", tmp_path / "sia.db", "--config", tmp_path / "sia.toml"])
+    s = None
+    try:
+        token = server.token
+        url = instance_url(info)
+        whole = info["path"].stat().st_size
+        # Warm (the file's kept descriptor), on a connection that is closed after it.
+        r = server.get(url, token=token, headers={"Accept": "application/dicom", "Connection": "close"})
+        assert r.status_code == 200 and len(r.content) == whole
+        time.sleep(0.5)
+        before = server.fds()
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(get_line(url, token, b"Accept: application/dicom\r\n"))
+        assert s.recv(1 << 16).startswith(b"HTTP/1.1 200")
+        assert server.fds() > before, "the stalled connection holds a descriptor"
+        # ...and read nothing more: within the timeout plus a margin the server lets go.
+        deadline = time.monotonic() + 20
+        while server.fds() > before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.fds() <= before, "the stalled connection was not closed"
+        got = 0
+        s.settimeout(10)
+        try:
+            while chunk := s.recv(1 << 20):
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert got < whole, "the whole instance arrived though the client had stalled"
+    finally:
+        if s is not None:
+            s.close()
+        server.stop()

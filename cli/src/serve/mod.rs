@@ -190,6 +190,7 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
         cors = vec!["*".into()];
     }
     let max_connections = config.server.max_connections;
+    let write_timeout = config.server.write_timeout_seconds;
     let auth = config.auth.clone();
     let jwks_sources = config.jwks_sources.clone();
     let issuer_clients = config.issuer_clients.clone();
@@ -287,6 +288,9 @@ async fn serve(args: ServeArgs) -> Result<(), BoxError> {
     let mut limits = listener::Limits::default();
     if let Some(n) = max_connections {
         limits.max_connections = n.max(1);
+    }
+    if let Some(s) = write_timeout {
+        limits.write_stall = std::time::Duration::from_secs(s.max(1));
     }
     let workers = workers::ConnectionWorkers::start(workers::ConnectionWorkers::default_count())?;
     listener::serve(

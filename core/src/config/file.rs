@@ -90,6 +90,8 @@ struct Server {
     #[serde(default)]
     max_connections: Option<usize>,
     #[serde(default)]
+    write_timeout_seconds: Option<u64>,
+    #[serde(default)]
     app_dir: Option<PathBuf>,
     #[serde(default)]
     app_lib_dir: Option<PathBuf>,
@@ -465,6 +467,7 @@ impl Config {
                     key_file: resolve(&t.key_file),
                 }),
                 max_connections: file.server.max_connections,
+                write_timeout_seconds: file.server.write_timeout_seconds,
                 app_dir: file.server.app_dir.as_deref().map(resolve),
                 app_lib_dir: file.server.app_lib_dir.as_deref().map(resolve),
                 viewer_dir: file.server.viewer_dir.as_deref().map(resolve),

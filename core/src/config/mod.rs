@@ -72,6 +72,9 @@ pub struct ServerSettings {
     pub tls: Option<TlsFiles>,
     /// `max_connections`: most connections served at once.
     pub max_connections: Option<usize>,
+    /// `write_timeout_seconds`: how long a response's write may make no progress (a
+    /// client that stops reading) before the connection is closed; at least 1.
+    pub write_timeout_seconds: Option<u64>,
     /// `app_dir`: the imaging app's static files, served at `/app/`.
     pub app_dir: Option<PathBuf>,
     /// `app_lib_dir`: fhirclient's browser build, served at `/app/lib/`.
