@@ -153,24 +153,21 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let url = serve_once(answer(b"ok"));
-        let got = conn.block_on(fetch_on(
-            Some(&handle),
-            reqwest::Client::new().get(&url),
-            &url,
-            16,
-        ));
-        assert_eq!(got.unwrap().body, b"ok");
+        let ask = || {
+            let url = serve_once(answer(b"ok"));
+            let got = conn.block_on(fetch_on(
+                Some(&handle),
+                reqwest::Client::new().get(&url),
+                &url,
+                16,
+            ));
+            (url, got)
+        };
+        assert_eq!(ask().1.unwrap().body, b"ok");
         // Once the main runtime is gone nothing goes out, though the asking runtime runs:
         // the request was the main runtime's to make.
         drop(main);
-        let url = serve_once(answer(b"ok"));
-        let got = conn.block_on(fetch_on(
-            Some(&handle),
-            reqwest::Client::new().get(&url),
-            &url,
-            16,
-        ));
+        let (url, got) = ask();
         assert_eq!(
             got.err().unwrap(),
             format!("{url}: the server is shutting down")
