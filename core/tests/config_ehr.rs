@@ -233,3 +233,22 @@ fn the_engine_signs_client_assertions_with_the_configured_key() {
         .unwrap_err();
     assert_eq!(err.kind(), sia::ErrorKind::InvalidInput);
 }
+
+#[test]
+fn a_toml_syntax_error_reads_on_one_line_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sia.toml");
+    std::fs::write(&p, "[[issuers]]\niss = \"x\"\n").unwrap();
+    let e = Config::from_file(&p).unwrap_err();
+    let m = e.message();
+    assert_eq!(e.kind(), sia::ErrorKind::Config, "{m}");
+    // The parser draws the line at fault over several lines; an error message replaces
+    // control characters, so those breaks must not reach it.
+    assert!(!m.contains('\u{FFFD}') && !m.contains('\n'), "{m}");
+    assert!(
+        m.contains("line 1")
+            && m.contains("[[issuers]]")
+            && m.contains("missing field `audiences`"),
+        "{m}"
+    );
+}

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import pydicom
         except ImportError:
+            print("pydicom is not installed: no comparison (pip install pydicom)", file=sys.stderr)
             return 0
         files = [f for f in sorted(args.folder.rglob("*")) if f.is_file()]
         t0 = time.perf_counter()

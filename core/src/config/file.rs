@@ -152,6 +152,16 @@ struct Patients {
     identifier_systems: std::collections::HashMap<String, String>,
 }
 
+/// A multi-line message (the TOML parser's, which draws the line at fault) on one line:
+/// error messages replace control characters, so its line breaks would come out as U+FFFD.
+fn one_line(m: &str) -> String {
+    m.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn invalid(path: &Path, m: impl std::fmt::Display) -> Error {
     Error::new(crate::ErrorKind::Config, format!("{}: {m}", path.display()))
 }
@@ -180,7 +190,8 @@ impl Config {
 
     /// Parses `text`; `path` names it in messages, `dir` resolves relative paths.
     fn parse_toml(text: &str, path: &Path, dir: &Path) -> Result<Config> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| invalid(path, e))?;
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| invalid(path, one_line(&e.to_string())))?;
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_path_buf()
